@@ -1,0 +1,307 @@
+/*
+ * ct_config: the settings table. To add a setting: add the field to
+ * ct_config, one row here, and (if it relates to another) a check in
+ * config_finalize(). `concert help config` and the docs follow from the row.
+ */
+#include "ct_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern char **environ;
+
+typedef enum { SET_STR, SET_INT, SET_LOGLEVEL } setting_type;
+
+enum { SET_SECRET = 1 };
+
+typedef struct setting {
+    const char *name;
+    setting_type type;
+    size_t offset;
+    size_t size; /* SET_STR: capacity of the field */
+    long min, max;
+    const char *def;
+    int flags;
+    const char *doc;
+} setting;
+
+#define STR(field) SET_STR, offsetof(ct_config, field), sizeof(((ct_config *)0)->field), 0, 0
+#define INT(field, lo, hi) SET_INT, offsetof(ct_config, field), sizeof(int), (lo), (hi)
+
+static const setting settings[] = {
+    {"CONCERT_DATA_DIR", STR(data_dir), ".concert", 0,
+     "Directory for local state: the local Kafka cluster, the local Postgres cluster, processor stores."},
+    {"CONCERT_LOG_LEVEL", SET_LOGLEVEL, offsetof(ct_config, log_level), sizeof(int), 0, 0, "info", 0,
+     "Minimum log level: debug, info, warn or error."},
+    {"CONCERT_KAFKA_BROKERS", STR(kafka_brokers), "", 0,
+     "Bootstrap brokers host:port[,host:port...] of an existing cluster. Empty: run the local 3-broker cluster."},
+    {"CONCERT_KAFKA_BASE_PORT", INT(kafka_base_port, 1024, 65000), "19092", 0,
+     "Local cluster: broker N (1..3) listens on base+N-1, its controller on base+10+N-1, all on 127.0.0.1."},
+    {"CONCERT_KAFKA_HEAP_MB", INT(kafka_heap_mb, 128, 16384), "512", 0,
+     "Local cluster: JVM heap of each broker, in MiB."},
+    {"CONCERT_KAFKA_PARTITIONS", INT(kafka_partitions, 1, 1024), "6", 0,
+     "Partitions of each topic the system creates."},
+    {"CONCERT_KAFKA_REPLICATION", INT(kafka_replication, 1, 32), "3", 0,
+     "Replication factor of each topic the system creates."},
+    {"CONCERT_KAFKA_MIN_ISR", INT(kafka_min_isr, 1, 32), "2", 0,
+     "min.insync.replicas of each topic the system creates (at most the replication factor)."},
+    {"CONCERT_KAFKA_TIMEOUT_MS", INT(kafka_timeout_ms, 100, 600000), "30000", 0,
+     "Timeout of Kafka admin and metadata operations, in ms."},
+    {"CONCERT_KAFKA_START_TIMEOUT_MS", INT(kafka_start_timeout_ms, 1000, 900000), "120000", 0,
+     "Local cluster: how long to wait for all brokers to answer metadata requests, in ms."},
+    {"CONCERT_KAFKA_LIBS_DIR", STR(kafka_libs_dir), "", 0,
+     "Local cluster: directory of the broker's jars. Empty: <data dir>/kafka/libs (fetched once with Maven)."},
+    {"CONCERT_JAVA", STR(java), "java", 0, "Local cluster: the java executable."},
+    {"CONCERT_MAVEN", STR(maven), "mvn", 0, "Local cluster: the mvn executable used to fetch the broker's jars."},
+    {"CONCERT_PG_URL", STR(pg_url), "", SET_SECRET,
+     "libpq connection string or URL of an existing database. Empty: run the local Postgres cluster."},
+    {"CONCERT_PG_PORT", INT(pg_port, 1024, 65535), "15432", 0,
+     "Local Postgres: TCP port on 127.0.0.1 (its unix socket lives under the data dir)."},
+    {"CONCERT_PG_BINDIR", STR(pg_bindir), "", 0,
+     "Local Postgres: directory of initdb/pg_ctl/postgres. Empty: newest /usr/lib/postgresql/<v>/bin."},
+    {"CONCERT_HTTP_ADDR", STR(http_addr), "127.0.0.1", 0, "Ingress: IPv4 address to listen on."},
+    {"CONCERT_HTTP_PORT", INT(http_port, 0, 65535), "8080", 0, "Ingress: TCP port to listen on (0: any free port)."},
+    {"CONCERT_HTTP_CONNECTIONS_MAX", INT(http_connections_max, 1, 65536), "1024", 0,
+     "Ingress: concurrent connections accepted; more are refused at accept."},
+    {"CONCERT_UP_READY_TIMEOUT_MS", INT(up_ready_timeout_ms, 1000, 900000), "180000", 0,
+     "concert up: how long to wait for everything to be ready before giving up, in ms."},
+    {"CONCERT_UP_RESTART_BACKOFF_MAX_MS", INT(up_restart_backoff_max_ms, 100, 600000), "30000", 0,
+     "concert up: ceiling of the exponential restart backoff of a crashed component, in ms."},
+};
+#define SETTINGS_COUNT (sizeof settings / sizeof settings[0])
+#define PASSTHROUGH_PREFIX "CONCERT_KAFKA_CONF_"
+
+static int set_value(ct_config *cfg, const setting *s, const char *value, ct_error *err) {
+    char *field = (char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_STR: {
+        size_t len = strlen(value);
+        if (len >= s->size) {
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: value is too long (%zu bytes, at most %zu)", s->name, len,
+                   s->size - 1);
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (iscntrl((unsigned char)value[i])) {
+                CT_ERR(err, CT_ERR_PERMANENT, "%s: value contains a control character", s->name);
+                return -1;
+            }
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    case SET_INT: {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (value[0] == '\0' || isspace((unsigned char)value[0]) || *end != '\0' || errno == ERANGE) {
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: '%s' is not an integer", s->name, value);
+            return -1;
+        }
+        if (v < s->min || v > s->max) {
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: %ld is out of range [%ld, %ld]", s->name, v, s->min, s->max);
+            return -1;
+        }
+        *(int *)field = (int)v;
+        return 0;
+    }
+    case SET_LOGLEVEL: {
+        ct_log_level lvl;
+        if (ct_log_level_parse(value, &lvl) != 0) {
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: '%s' is not one of debug, info, warn, error", s->name, value);
+            return -1;
+        }
+        *(ct_log_level *)field = lvl;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static const setting *find_setting(const char *name, size_t name_len) {
+    for (size_t i = 0; i < SETTINGS_COUNT; i++)
+        if (strlen(settings[i].name) == name_len && memcmp(settings[i].name, name, name_len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int is_secret_property(const char *prop) {
+    return strstr(prop, "password") || strstr(prop, "secret") || strstr(prop, "key") ||
+           strstr(prop, "token");
+}
+
+static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value,
+                           ct_error *err) {
+    if (cfg->kafka_conf_count >= CT_CONFIG_PASSTHROUGH_MAX) {
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: more than %d Kafka pass-through properties", var,
+               CT_CONFIG_PASSTHROUGH_MAX);
+        return -1;
+    }
+    ct_config_kv *kv = &cfg->kafka_conf[cfg->kafka_conf_count];
+    size_t n = strlen(suffix);
+    if (n == 0 || n >= sizeof kv->name || strlen(value) >= sizeof kv->value) {
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: property name or value is empty or too long", var);
+        return -1;
+    }
+    for (size_t i = 0; i <= n; i++) kv->name[i] = suffix[i] == '_' ? '.' : (char)tolower((unsigned char)suffix[i]);
+    snprintf(kv->value, sizeof kv->value, "%s", value);
+    kv->secret = is_secret_property(kv->name);
+    /* Validate against librdkafka now, so a typo is a startup error. */
+    char errstr[256];
+    rd_kafka_conf_t *probe = rd_kafka_conf_new();
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(probe, kv->name, kv->value, errstr, sizeof errstr);
+    rd_kafka_conf_destroy(probe);
+    if (res != RD_KAFKA_CONF_OK) {
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: librdkafka rejects %s: %s", var, kv->name, errstr);
+        return -1;
+    }
+    cfg->kafka_conf_count++;
+    return 0;
+}
+
+static int validate_brokers(const char *list, ct_error *err) {
+    if (list[0] == '\0') return 0;
+    const char *p = list;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = memrchr(p, ':', len);
+        if (len == 0 || !colon || colon == p || colon == p + len - 1) {
+            CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_BROKERS: '%.*s' is not host:port", (int)len, p);
+            return -1;
+        }
+        long port = 0;
+        for (const char *d = colon + 1; d < p + len; d++) {
+            if (!isdigit((unsigned char)*d) || (port = port * 10 + (*d - '0')) > 65535) {
+                CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_BROKERS: '%.*s' has an invalid port", (int)len, p);
+                return -1;
+            }
+        }
+        if (port == 0) {
+            CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_BROKERS: '%.*s' has an invalid port", (int)len, p);
+            return -1;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+static int config_finalize(ct_config *cfg, ct_error *err) {
+    if (cfg->kafka_min_isr > cfg->kafka_replication) {
+        CT_ERR(err, CT_ERR_PERMANENT,
+               "CONCERT_KAFKA_MIN_ISR: %d exceeds CONCERT_KAFKA_REPLICATION (%d)", cfg->kafka_min_isr,
+               cfg->kafka_replication);
+        return -1;
+    }
+    if (cfg->kafka_brokers[0] == '\0' && cfg->kafka_replication > 3) {
+        CT_ERR(err, CT_ERR_PERMANENT,
+               "CONCERT_KAFKA_REPLICATION: %d exceeds the 3 brokers of the local cluster", cfg->kafka_replication);
+        return -1;
+    }
+    if (validate_brokers(cfg->kafka_brokers, err) != 0) return -1;
+    if (cfg->pg_url[0] != '\0') {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(cfg->pg_url, &perr);
+        if (!opts) {
+            CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_PG_URL: not a valid connection string");
+            if (perr) ct_error_detail(err, "%s", perr);
+            PQfreemem(perr);
+            return -1;
+        }
+        PQconninfoFree(opts);
+    }
+    if (cfg->data_dir[0] == '\0') {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_DATA_DIR: must not be empty");
+        return -1;
+    }
+    if (cfg->data_dir[0] != '/') {
+        char cwd[CT_CONFIG_PATH_MAX];
+        char abs[CT_CONFIG_PATH_MAX * 2];
+        if (!getcwd(cwd, sizeof cwd)) {
+            CT_ERR(err, CT_ERR_FATAL, "CONCERT_DATA_DIR: cannot resolve relative path: %s", strerror(errno));
+            return -1;
+        }
+        int n = snprintf(abs, sizeof abs, "%s/%s", cwd, cfg->data_dir);
+        if (n < 0 || (size_t)n >= sizeof cfg->data_dir) {
+            CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_DATA_DIR: absolute path is too long");
+            return -1;
+        }
+        memcpy(cfg->data_dir, abs, (size_t)n + 1);
+    }
+    size_t dl = strlen(cfg->data_dir);
+    while (dl > 1 && cfg->data_dir[dl - 1] == '/') cfg->data_dir[--dl] = '\0';
+    return 0;
+}
+
+int ct_config_load(ct_config *cfg, char *const *env, ct_error *err) {
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < SETTINGS_COUNT; i++)
+        if (set_value(cfg, &settings[i], settings[i].def, err) != 0) return -1; /* a bad default is a bug */
+    for (char *const *e = env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (!eq || strncmp(*e, "CONCERT_", 8) != 0) continue;
+        size_t name_len = (size_t)(eq - *e);
+        const char *value = eq + 1;
+        if (strncmp(*e, PASSTHROUGH_PREFIX, strlen(PASSTHROUGH_PREFIX)) == 0) {
+            char var[160], suffix[160];
+            snprintf(var, sizeof var, "%.*s", (int)name_len, *e);
+            snprintf(suffix, sizeof suffix, "%s", var + strlen(PASSTHROUGH_PREFIX));
+            if (add_passthrough(cfg, var, suffix, value, err) != 0) return -1;
+            continue;
+        }
+        const setting *s = find_setting(*e, name_len);
+        if (!s) continue; /* other CONCERT_* variables belong to scripts and tests */
+        if (set_value(cfg, s, value, err) != 0) return -1;
+    }
+    return config_finalize(cfg, err);
+}
+
+int ct_config_load_env(ct_config *cfg, ct_error *err) { return ct_config_load(cfg, environ, err); }
+
+void ct_config_print_help(FILE *out) {
+    fprintf(out, "Configuration (environment variables):\n\n");
+    for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+        const setting *s = &settings[i];
+        fprintf(out, "  %-34s default: %s%s\n", s->name, s->def[0] ? s->def : "(empty)",
+                s->flags & SET_SECRET ? "  [secret: never logged]" : "");
+        if (s->type == SET_INT) fprintf(out, "  %-34s range: %ld..%ld\n", "", s->min, s->max);
+        fprintf(out, "      %s\n", s->doc);
+    }
+    fprintf(out, "  %-34s\n      %s\n", PASSTHROUGH_PREFIX "<NAME>",
+            "Any librdkafka property, NAME upper-cased with '.' as '_' (e.g. CONCERT_KAFKA_CONF_SECURITY_PROTOCOL). "
+            "Properties named like password/secret/key/token are never logged.");
+}
+
+void ct_config_log_effective(const ct_config *cfg) {
+    char line[1536];
+    for (size_t i = 0; i < SETTINGS_COUNT; i++) {
+        const setting *s = &settings[i];
+        const char *field = (const char *)cfg + s->offset;
+        switch (s->type) {
+        case SET_STR:
+            if (s->flags & SET_SECRET) ct_log_redact_url(field, line, sizeof line);
+            else snprintf(line, sizeof line, "%s", field);
+            break;
+        case SET_INT: snprintf(line, sizeof line, "%d", *(const int *)field); break;
+        case SET_LOGLEVEL: snprintf(line, sizeof line, "%s", ct_log_level_name(*(const ct_log_level *)field)); break;
+        }
+        CT_LOG_DEBUG("config", "%s=%s", s->name, line);
+    }
+    for (int i = 0; i < cfg->kafka_conf_count; i++)
+        CT_LOG_DEBUG("config", "kafka.%s=%s", cfg->kafka_conf[i].name,
+                     cfg->kafka_conf[i].secret ? "***" : cfg->kafka_conf[i].value);
+}
+
+const char *ct_config_path(const ct_config *cfg, const char *relative, char *out, size_t out_bytes) {
+    snprintf(out, out_bytes, "%s/%s", cfg->data_dir, relative);
+    return out;
+}

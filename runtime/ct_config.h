@@ -1,0 +1,78 @@
+/*
+ * ct_config: every setting of the system, read from CONCERT_* environment
+ * variables through one declarative table (name, type, range, default, doc).
+ *
+ * ct_config is a plain value: filled once by ct_config_load() in main,
+ * read-only afterwards, passed by pointer to whatever needs it (no global).
+ * A bad value is an error naming the variable; main exits with code 2.
+ *
+ * Kafka client properties pass through as CONCERT_KAFKA_CONF_<NAME>, where
+ * <NAME> is the librdkafka property upper-cased with '.' written as '_'
+ * (CONCERT_KAFKA_CONF_SECURITY_PROTOCOL=sasl_ssl -> security.protocol).
+ */
+#ifndef CT_CONFIG_H
+#define CT_CONFIG_H
+
+#include <stdio.h>
+
+#include "ct_error.h"
+#include "ct_log.h"
+
+#define CT_CONFIG_PATH_MAX 512
+#define CT_CONFIG_URL_MAX 1024
+#define CT_CONFIG_PASSTHROUGH_MAX 32
+
+typedef struct ct_config_kv {
+    char name[128];  /* librdkafka property name */
+    char value[512];
+    int secret;      /* never logged */
+} ct_config_kv;
+
+typedef struct ct_config {
+    char data_dir[CT_CONFIG_PATH_MAX]; /* absolute after load */
+    ct_log_level log_level;
+
+    char kafka_brokers[CT_CONFIG_URL_MAX]; /* empty: the local cluster */
+    int kafka_base_port;
+    int kafka_heap_mb;
+    int kafka_partitions;
+    int kafka_replication;
+    int kafka_min_isr;
+    int kafka_timeout_ms;
+    int kafka_start_timeout_ms;
+    char kafka_libs_dir[CT_CONFIG_PATH_MAX]; /* empty: <data_dir>/kafka/libs */
+    char java[CT_CONFIG_PATH_MAX];
+    char maven[CT_CONFIG_PATH_MAX];
+    ct_config_kv kafka_conf[CT_CONFIG_PASSTHROUGH_MAX];
+    int kafka_conf_count;
+
+    char pg_url[CT_CONFIG_URL_MAX]; /* empty: the local cluster */
+    int pg_port;
+    char pg_bindir[CT_CONFIG_PATH_MAX]; /* empty: newest /usr/lib/postgresql/N/bin */
+
+    char http_addr[64];
+    int http_port;
+    int http_connections_max;
+
+    int up_ready_timeout_ms;
+    int up_restart_backoff_max_ms;
+} ct_config;
+
+/* Fills cfg from an environ-style array ("NAME=VALUE", NULL-terminated):
+ * defaults first, then every CONCERT_* variable validated, then the cross
+ * checks. Returns 0, or -1 with err naming the variable and the problem.
+ * Unknown CONCERT_* variables are reported through *unknown (first one), so
+ * main can warn about a likely typo. */
+int ct_config_load(ct_config *cfg, char *const *env, ct_error *err);
+/* ct_config_load over the process environment. */
+int ct_config_load_env(ct_config *cfg, ct_error *err);
+
+/* `concert help config`: every variable, its default and meaning. */
+void ct_config_print_help(FILE *out);
+/* Logs the effective configuration once, secrets redacted. */
+void ct_config_log_effective(const ct_config *cfg);
+
+/* Derived paths (into out; returns out). */
+const char *ct_config_path(const ct_config *cfg, const char *relative, char *out, size_t out_bytes);
+
+#endif
