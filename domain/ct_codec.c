@@ -1,0 +1,572 @@
+/* ct_codec: see ct_codec.h. Decoding is table-driven (one row per data
+ * field of each command type); encoding is one fixed field list per output
+ * type. */
+#include "ct_codec.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <string.h>
+
+/* ---- decoding -------------------------------------------------------- */
+
+typedef enum fkind { F_ID, F_I64, F_U32, F_BOOL, F_REASON, F_TITLE, F_SCHEDULES } fkind;
+
+typedef struct field {
+    const char *name;
+    fkind kind;
+    size_t off; /* within the ct_cmd */
+    bool required;
+    int64_t lo, hi, dflt; /* integers: range and default when optional */
+} field;
+
+#define U(m) offsetof(ct_cmd, u.m)
+#define ID_(n, m) {n, F_ID, U(m), true, 0, 0, 0}
+#define INT_(n, m, lo, hi) {n, F_I64, U(m), true, lo, hi, 0}
+#define END_ {NULL, F_ID, 0, false, 0, 0, 0}
+
+static const field f_create_concert[] = {
+    ID_("concert_id", create_concert.concert_id),
+    {"title", F_TITLE, U(create_concert.title), true, 0, 0, 0},
+    {"schedules", F_SCHEDULES, U(create_concert.schedules), true, 0, 0, 0},
+    {"max_active", F_U32, U(create_concert.max_active), false, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX,
+     CT_MAX_ACTIVE_DEFAULT},
+    {"active_ttl_ms", F_I64, U(create_concert.active_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX,
+     CT_ACTIVE_TTL_MS_DEFAULT},
+    {"hold_ttl_ms", F_I64, U(create_concert.hold_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX,
+     CT_HOLD_TTL_MS_DEFAULT},
+    END_};
+static const field f_issue_token[] = {ID_("token", issue_token.token), ID_("user_id", issue_token.user_id),
+                                      ID_("concert_id", issue_token.concert_id), END_};
+static const field f_hold_seat[] = {ID_("reservation_id", hold_seat.reservation_id),
+                                    ID_("token", hold_seat.token),
+                                    ID_("user_id", hold_seat.user_id),
+                                    ID_("concert_id", hold_seat.concert_id),
+                                    ID_("schedule_id", hold_seat.schedule_id),
+                                    {"seat_no", F_U32, U(hold_seat.seat_no), true, 1, CT_SEATS_PER_SCHEDULE_MAX, 0},
+                                    END_};
+static const field f_request_payment[] = {
+    ID_("payment_id", request_payment.payment_id), ID_("reservation_id", request_payment.reservation_id),
+    ID_("token", request_payment.token),           ID_("user_id", request_payment.user_id),
+    ID_("concert_id", request_payment.concert_id), END_};
+static const field f_payment_settled[] = {ID_("payment_id", payment_settled.payment_id),
+                                          ID_("reservation_id", payment_settled.reservation_id),
+                                          ID_("user_id", payment_settled.user_id),
+                                          INT_("amount", payment_settled.amount_won, 0, CT_PRICE_WON_MAX),
+                                          {"ok", F_BOOL, U(payment_settled.ok), true, 0, 0, 0},
+                                          {"reason", F_REASON, U(payment_settled.reason), false, 0, 0, 0},
+                                          END_};
+static const field f_tick[] = {END_};
+static const field f_charge_balance[] = {
+    ID_("user_id", charge_balance.user_id),
+    INT_("amount", charge_balance.amount_won, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX), END_};
+static const field f_debit_requested[] = {ID_("payment_id", debit_requested.payment_id),
+                                          ID_("reservation_id", debit_requested.reservation_id),
+                                          ID_("user_id", debit_requested.user_id),
+                                          ID_("concert_id", debit_requested.concert_id),
+                                          INT_("amount", debit_requested.amount_won, 0, CT_PRICE_WON_MAX),
+                                          END_};
+static const field f_refund_requested[] = {ID_("payment_id", refund_requested.payment_id),
+                                           ID_("user_id", refund_requested.user_id),
+                                           INT_("amount", refund_requested.amount_won, 0, CT_PRICE_WON_MAX),
+                                           {"reason", F_REASON, U(refund_requested.reason), true, 0, 0, 0},
+                                           END_};
+
+static const field *const fields_of[CT_CMD_TYPE_COUNT_] = {
+    [CT_CMD_CREATE_CONCERT] = f_create_concert,   [CT_CMD_ISSUE_TOKEN] = f_issue_token,
+    [CT_CMD_HOLD_SEAT] = f_hold_seat,             [CT_CMD_REQUEST_PAYMENT] = f_request_payment,
+    [CT_CMD_PAYMENT_SETTLED] = f_payment_settled, [CT_CMD_TICK] = f_tick,
+    [CT_CMD_CHARGE_BALANCE] = f_charge_balance,   [CT_CMD_DEBIT_REQUESTED] = f_debit_requested,
+    [CT_CMD_REFUND_REQUESTED] = f_refund_requested,
+};
+
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__);                                                \
+        return -1;                                                                                 \
+    } while (0)
+
+static int get_id(json_t *j, const char *where, ct_id *id, bool empty_ok, ct_error *err) {
+    if (!json_is_string(j)) BAD("field %s: expected a string", where);
+    const char *s = json_string_value(j);
+    size_t n = json_string_length(j);
+    if (n == 0 && empty_ok) {
+        id->len = 0;
+        id->s[0] = '\0';
+        return 0;
+    }
+    if (ct_id_setn(id, s, n) != 0)
+        BAD("field %s: must be 1..%d characters of [A-Za-z0-9_-]", where, CT_ID_BYTES_MAX);
+    return 0;
+}
+
+static int get_int(json_t *j, const char *where, int64_t lo, int64_t hi, int64_t *out, ct_error *err) {
+    if (!json_is_integer(j)) BAD("field %s: expected an integer", where);
+    json_int_t v = json_integer_value(j);
+    if (v < lo || v > hi) BAD("field %s: %lld is out of range %lld..%lld", where, (long long)v, (long long)lo, (long long)hi);
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int decode_schedules(json_t *arr, ct_cmd *c, ct_error *err) {
+    if (!json_is_array(arr)) BAD("field data.schedules: expected an array");
+    size_t n = json_array_size(arr);
+    if (n < 1 || n > CT_SCHEDULES_PER_CONCERT_MAX)
+        BAD("field data.schedules: must hold 1..%d schedules, not %zu", CT_SCHEDULES_PER_CONCERT_MAX, n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_array_get(arr, i);
+        ct_schedule_spec *sp = &c->u.create_concert.schedules[i];
+        if (!json_is_object(s)) BAD("field data.schedules[%zu]: expected an object", i);
+        const char *k;
+        json_t *v;
+        json_object_foreach(s, k, v) {
+            if (strcmp(k, "schedule_id") && strcmp(k, "starts_at") && strcmp(k, "seats") && strcmp(k, "price"))
+                BAD("field data.schedules[%zu].%s: unknown field", i, k);
+        }
+        static const char *const req[] = {"schedule_id", "starts_at", "seats", "price"};
+        for (int r = 0; r < 4; r++)
+            if (!json_object_get(s, req[r])) BAD("field data.schedules[%zu].%s: missing", i, req[r]);
+        char where[64];
+        int64_t x;
+        snprintf(where, sizeof where, "data.schedules[%zu].schedule_id", i);
+        if (get_id(json_object_get(s, "schedule_id"), where, &sp->schedule_id, false, err)) return -1;
+        snprintf(where, sizeof where, "data.schedules[%zu].starts_at", i);
+        if (get_int(json_object_get(s, "starts_at"), where, 0, CT_TS_MS_MAX, &sp->starts_at_ms, err)) return -1;
+        snprintf(where, sizeof where, "data.schedules[%zu].seats", i);
+        if (get_int(json_object_get(s, "seats"), where, 1, CT_SEATS_PER_SCHEDULE_MAX, &x, err)) return -1;
+        sp->seats = (uint32_t)x;
+        snprintf(where, sizeof where, "data.schedules[%zu].price", i);
+        if (get_int(json_object_get(s, "price"), where, 0, CT_PRICE_WON_MAX, &sp->price_won, err)) return -1;
+    }
+    c->u.create_concert.schedule_count = (uint32_t)n;
+    return 0;
+}
+
+static int decode_field(const field *f, json_t *j, ct_cmd *c, ct_error *err) {
+    char *p = (char *)c + f->off;
+    char where[64];
+    snprintf(where, sizeof where, "data.%s", f->name);
+    int64_t x;
+    switch (f->kind) {
+    case F_ID: return get_id(j, where, (ct_id *)(void *)p, false, err);
+    case F_I64:
+        if (get_int(j, where, f->lo, f->hi, &x, err)) return -1;
+        memcpy(p, &x, sizeof x);
+        return 0;
+    case F_U32: {
+        if (get_int(j, where, f->lo, f->hi, &x, err)) return -1;
+        uint32_t u = (uint32_t)x;
+        memcpy(p, &u, sizeof u);
+        return 0;
+    }
+    case F_BOOL: {
+        if (!json_is_boolean(j)) BAD("field %s: expected true or false", where);
+        bool b = json_is_true(j);
+        memcpy(p, &b, sizeof b);
+        return 0;
+    }
+    case F_REASON: {
+        if (!json_is_string(j)) BAD("field %s: expected a reason code string", where);
+        ct_reason r = ct_reason_from_name(json_string_value(j));
+        if (r == CT_REASON_NONE) BAD("field %s: unknown reason code '%.64s'", where, json_string_value(j));
+        memcpy(p, &r, sizeof r);
+        return 0;
+    }
+    case F_TITLE: {
+        if (!json_is_string(j)) BAD("field %s: expected a string", where);
+        size_t n = json_string_length(j);
+        const char *s = json_string_value(j);
+        if (n == 0 || n > CT_TITLE_BYTES_MAX || memchr(s, 0, n))
+            BAD("field %s: must be 1..%d bytes of UTF-8 without NUL", where, CT_TITLE_BYTES_MAX);
+        memcpy(c->u.create_concert.title, s, n);
+        c->u.create_concert.title[n] = '\0';
+        c->u.create_concert.title_len = (uint16_t)n;
+        return 0;
+    }
+    case F_SCHEDULES: return decode_schedules(j, c, err);
+    }
+    BAD("field %s: bad field kind", where);
+}
+
+static int decode_data(json_t *data, ct_cmd *c, ct_error *err) {
+    const field *fs = fields_of[c->type];
+    const char *k;
+    json_t *v;
+    json_object_foreach(data, k, v) {
+        const field *f = fs;
+        while (f->name && strcmp(f->name, k)) f++;
+        if (!f->name) BAD("field data.%.64s: unknown field for %s", k, ct_cmd_type_name(c->type));
+    }
+    for (const field *f = fs; f->name; f++) {
+        json_t *j = json_object_get(data, f->name);
+        if (!j) {
+            if (f->required) BAD("field data.%s: missing", f->name);
+            char *p = (char *)c + f->off;
+            if (f->kind == F_I64) memcpy(p, &f->dflt, sizeof f->dflt);
+            if (f->kind == F_U32) {
+                uint32_t u = (uint32_t)f->dflt;
+                memcpy(p, &u, sizeof u);
+            }
+            continue; /* F_REASON: stays NONE */
+        }
+        if (decode_field(f, j, c, err)) return -1;
+    }
+    return 0;
+}
+
+static int decode_root(json_t *root, ct_cmd *c, ct_error *err) {
+    static const char *const env[] = {"id", "type", "v", "ts", "command_id", "key", "data"};
+    if (!json_is_object(root)) BAD("record: expected a JSON object");
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        int i = 0;
+        while (i < 7 && strcmp(env[i], k)) i++;
+        if (i == 7) BAD("field %.64s: unknown envelope field", k);
+    }
+    for (int i = 0; i < 7; i++)
+        if (!json_object_get(root, env[i])) BAD("field %s: missing", env[i]);
+
+    json_t *j = json_object_get(root, "type");
+    if (!json_is_string(j)) BAD("field type: expected a string");
+    c->type = ct_cmd_type_from_name(json_string_value(j));
+    if (c->type == CT_CMD_NONE) BAD("field type: unknown record type '%.64s'", json_string_value(j));
+
+    j = json_object_get(root, "id");
+    if (!json_is_string(j)) BAD("field id: expected a string");
+    size_t n = json_string_length(j);
+    if (!ct_record_id_valid(json_string_value(j), n))
+        BAD("field id: must be 1..%d characters of [A-Za-z0-9_:.-]", CT_RECORD_ID_BYTES_MAX);
+    memcpy(c->id, json_string_value(j), n + 1);
+    c->id_len = (uint8_t)n;
+
+    int64_t x;
+    if (get_int(json_object_get(root, "v"), "v", CT_CODEC_VERSION, CT_CODEC_VERSION, &x, err)) return -1;
+    if (get_int(json_object_get(root, "ts"), "ts", 0, CT_TS_MS_MAX, &c->ts_ms, err)) return -1;
+    bool tick = c->type == CT_CMD_TICK;
+    if (get_id(json_object_get(root, "command_id"), "command_id", &c->command_id, tick, err)) return -1;
+    if (get_id(json_object_get(root, "key"), "key", &c->key, tick, err)) return -1;
+    j = json_object_get(root, "data");
+    if (!json_is_object(j)) BAD("field data: expected an object");
+    return decode_data(j, c, err);
+}
+
+int ct_codec_decode(const char *buf, size_t len, ct_cmd *out, ct_error *err) {
+    if (len > CT_INPUT_RECORD_BYTES_MAX)
+        BAD("record: %zu bytes exceed the limit of %d", len, CT_INPUT_RECORD_BYTES_MAX);
+    memset(out, 0, sizeof *out);
+    json_error_t jerr;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        CT_ERR(err, CT_ERR_PERMANENT, "record: not valid JSON");
+        ct_error_detail(err, "%s at byte %d", jerr.text, jerr.position);
+        return -1;
+    }
+    int rc = decode_root(root, out, err);
+    json_decref(root);
+    if (rc) return -1;
+    return ct_cmd_validate(out, err);
+}
+
+/* ---- encoding -------------------------------------------------------- */
+
+typedef struct jw {
+    char *b;
+    size_t cap, n;
+    bool full;
+    bool first; /* no field yet in the current object */
+} jw;
+
+static void raw(jw *w, const char *s, size_t n) {
+    if (w->full || w->cap - w->n < n) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->b + w->n, s, n);
+    w->n += n;
+}
+static void lit(jw *w, const char *s) { raw(w, s, strlen(s)); }
+
+static void i64(jw *w, int64_t v) {
+    char t[24];
+    int i = sizeof t;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) t[--i] = '-';
+    raw(w, t + i, sizeof t - (size_t)i);
+}
+
+static void str(jw *w, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    raw(w, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+        raw(w, s + run, i - run);
+        run = i + 1;
+        char e[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        if (ch == '"' || ch == '\\') {
+            e[1] = (char)ch;
+            raw(w, e, 2);
+        } else if (ch == '\n') {
+            raw(w, "\\n", 2);
+        } else if (ch == '\t') {
+            raw(w, "\\t", 2);
+        } else if (ch == '\r') {
+            raw(w, "\\r", 2);
+        } else {
+            raw(w, e, 6);
+        }
+    }
+    raw(w, s + run, n - run);
+    raw(w, "\"", 1);
+}
+
+static void key(jw *w, const char *k) {
+    if (!w->first) raw(w, ",", 1);
+    w->first = false;
+    raw(w, "\"", 1);
+    lit(w, k);
+    raw(w, "\":", 2);
+}
+static void f_str(jw *w, const char *k, const char *s) {
+    key(w, k);
+    str(w, s, strlen(s));
+}
+static void f_id(jw *w, const char *k, const ct_id *id) {
+    key(w, k);
+    str(w, id->s, id->len);
+}
+static void f_int(jw *w, const char *k, int64_t v) {
+    key(w, k);
+    i64(w, v);
+}
+static void f_bool(jw *w, const char *k, bool v) {
+    key(w, k);
+    lit(w, v ? "true" : "false");
+}
+static void f_reason(jw *w, const char *k, ct_reason r) {
+    key(w, k);
+    const char *s = ct_reason_name(r);
+    if (s)
+        str(w, s, strlen(s));
+    else
+        lit(w, "null");
+}
+
+size_t ct_codec_output_id(const char *input_id, uint32_t index, char *buf) {
+    jw w = {.b = buf, .cap = CT_OUTPUT_ID_BYTES_MAX};
+    size_t n = strlen(input_id);
+    raw(&w, input_id, n > CT_RECORD_ID_BYTES_MAX ? CT_RECORD_ID_BYTES_MAX : n);
+    raw(&w, ":", 1);
+    i64(&w, index);
+    buf[w.n] = '\0';
+    return w.n;
+}
+
+/* The ids of a rejected command, by its type (as in its own data). */
+static void rejected_fields(jw *w, const ct_out *o) {
+    switch (o->rejected_type) {
+    case CT_CMD_CREATE_CONCERT: f_id(w, "concert_id", &o->concert_id); break;
+    case CT_CMD_ISSUE_TOKEN:
+        f_id(w, "token", &o->token);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        break;
+    case CT_CMD_HOLD_SEAT:
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "token", &o->token);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_id(w, "schedule_id", &o->schedule_id);
+        f_int(w, "seat_no", o->seat_no);
+        break;
+    case CT_CMD_REQUEST_PAYMENT:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "token", &o->token);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        break;
+    case CT_CMD_CHARGE_BALANCE:
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        break;
+    default: break;
+    }
+}
+
+static int data(jw *w, const ct_out *o) {
+    switch (o->type) {
+    case CT_OUT_CONCERT_CREATED:
+        f_id(w, "concert_id", &o->concert_id);
+        key(w, "title");
+        str(w, o->title, o->title_len);
+        f_int(w, "max_active", o->max_active);
+        f_int(w, "active_ttl_ms", o->active_ttl_ms);
+        f_int(w, "hold_ttl_ms", o->hold_ttl_ms);
+        f_int(w, "schedule_count", o->schedule_count);
+        break;
+    case CT_OUT_SCHEDULE_CREATED:
+        f_id(w, "concert_id", &o->concert_id);
+        f_id(w, "schedule_id", &o->schedule_id);
+        f_int(w, "starts_at", o->starts_at_ms);
+        f_int(w, "seats", o->seats);
+        f_int(w, "price", o->amount_won);
+        break;
+    case CT_OUT_TOKEN_ISSUED:
+    case CT_OUT_TOKEN_ACTIVATED:
+    case CT_OUT_TOKEN_EXPIRED:
+    case CT_OUT_TOKEN_DONE:
+        f_id(w, "token", &o->token);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_int(w, "seq", (int64_t)o->seq);
+        f_str(w, "status", ct_token_status_name(o->token_status) ? ct_token_status_name(o->token_status) : "");
+        if (o->type == CT_OUT_TOKEN_ISSUED) f_int(w, "position", (int64_t)o->position);
+        if (o->type == CT_OUT_TOKEN_ISSUED || o->type == CT_OUT_TOKEN_ACTIVATED) {
+            key(w, "active_until");
+            if (o->token_status == CT_TOKEN_ACTIVE)
+                i64(w, o->until_ms);
+            else
+                lit(w, "null");
+        }
+        break;
+    case CT_OUT_SEAT_HELD:
+    case CT_OUT_SEAT_HOLD_EXPIRED:
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_id(w, "schedule_id", &o->schedule_id);
+        f_int(w, "seat_no", o->seat_no);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "token", &o->token);
+        f_int(w, "hold_until", o->until_ms);
+        if (o->type == CT_OUT_SEAT_HELD) f_int(w, "price", o->amount_won);
+        break;
+    case CT_OUT_PAYMENT_REQUESTED:
+    case CT_OUT_DEBIT_REQUESTED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_int(w, "amount", o->amount_won);
+        break;
+    case CT_OUT_SEAT_SOLD:
+    case CT_OUT_RESERVATION_CONFIRMED:
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_id(w, "schedule_id", &o->schedule_id);
+        f_int(w, "seat_no", o->seat_no);
+        f_id(w, "user_id", &o->user_id);
+        if (o->type == CT_OUT_RESERVATION_CONFIRMED) f_id(w, "token", &o->token);
+        f_int(w, "amount", o->amount_won);
+        break;
+    case CT_OUT_PAYMENT_FAILED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_reason(w, "reason", o->reason);
+        f_int(w, "hold_until", o->until_ms);
+        break;
+    case CT_OUT_SETTLEMENT_REJECTED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_bool(w, "ok", o->ok);
+        f_reason(w, "reason", o->reason);
+        break;
+    case CT_OUT_COMMAND_REJECTED:
+        if (!ct_cmd_type_name(o->rejected_type)) return -1;
+        f_str(w, "command_type", ct_cmd_type_name(o->rejected_type));
+        f_reason(w, "reason", o->reason);
+        rejected_fields(w, o);
+        break;
+    case CT_OUT_BALANCE_CHARGED:
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_int(w, "balance", o->balance_won);
+        break;
+    case CT_OUT_BALANCE_DEBITED:
+    case CT_OUT_DEBIT_REJECTED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "user_id", &o->user_id);
+        f_id(w, "concert_id", &o->concert_id);
+        f_int(w, "amount", o->amount_won);
+        f_int(w, "balance", o->balance_won);
+        if (o->type == CT_OUT_DEBIT_REJECTED) f_reason(w, "reason", o->reason);
+        break;
+    case CT_OUT_BALANCE_REFUNDED:
+    case CT_OUT_REFUND_REJECTED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_int(w, "balance", o->balance_won);
+        f_reason(w, "reason", o->reason);
+        break;
+    case CT_OUT_PAYMENT_SETTLED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "reservation_id", &o->reservation_id);
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_bool(w, "ok", o->ok);
+        if (!o->ok) f_reason(w, "reason", o->reason);
+        break;
+    case CT_OUT_REFUND_REQUESTED:
+        f_id(w, "payment_id", &o->payment_id);
+        f_id(w, "user_id", &o->user_id);
+        f_int(w, "amount", o->amount_won);
+        f_reason(w, "reason", o->reason);
+        break;
+    default: return -1;
+    }
+    /* Events say whether they end their command; commands to the other
+     * role never do and keep exactly their command's fields. */
+    if (o->topic == CT_TOPIC_CONCERT_EVENTS || o->topic == CT_TOPIC_WALLET_EVENTS) f_bool(w, "terminal", o->terminal);
+    return 0;
+}
+
+int ct_codec_encode_out(const ct_out *o, const char *input_id, char *buf, size_t cap, size_t *len, ct_error *err) {
+    const char *type = ct_out_type_name(o->type);
+    if (!type || !ct_topic_name(o->topic)) {
+        CT_ERR(err, CT_ERR_FATAL, "encode: invalid output type %d or topic %d", (int)o->type, (int)o->topic);
+        return -1;
+    }
+    jw w = {.b = buf, .cap = cap, .first = true};
+    char id[CT_OUTPUT_ID_BYTES_MAX + 1];
+    size_t idn = ct_codec_output_id(input_id, o->index, id);
+    raw(&w, "{", 1);
+    key(&w, "id");
+    str(&w, id, idn);
+    f_str(&w, "type", type);
+    f_int(&w, "v", CT_CODEC_VERSION);
+    f_int(&w, "ts", o->ts_ms);
+    f_id(&w, "command_id", &o->command_id);
+    f_id(&w, "key", &o->key);
+    key(&w, "data");
+    raw(&w, "{", 1);
+    w.first = true;
+    if (data(&w, o)) {
+        CT_ERR(err, CT_ERR_FATAL, "encode: output type %s has no encoding", type);
+        return -1;
+    }
+    raw(&w, "}}", 2);
+    if (w.full) {
+        CT_ERR(err, CT_ERR_FATAL, "encode: %s does not fit %zu bytes", type, cap);
+        return -1;
+    }
+    if (w.n < cap) buf[w.n] = '\0';
+    *len = w.n;
+    return 0;
+}
+
+int ct_codec_encode_effect(const ct_effects *fx, size_t i, char *buf, size_t cap, size_t *len, ct_error *err) {
+    return ct_codec_encode_out(ct_effects_output_at(fx, i), ct_effects_input_id(fx), buf, cap, len, err);
+}

@@ -1,0 +1,284 @@
+/* ct_record: names of the typed records and validation of commands.
+ * See ct_record.h. Pure; no allocation. */
+#include "ct_record.h"
+
+#include <string.h>
+
+static bool id_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+bool ct_id_valid(const char *s, size_t n) {
+    if (n == 0 || n > CT_ID_BYTES_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!id_char((unsigned char)s[i])) return false;
+    return true;
+}
+
+bool ct_record_id_valid(const char *s, size_t n) {
+    if (n == 0 || n > CT_RECORD_ID_BYTES_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!id_char(c) && c != ':' && c != '.') return false;
+    }
+    return true;
+}
+
+int ct_id_setn(ct_id *id, const char *s, size_t n) {
+    if (!ct_id_valid(s, n)) return -1;
+    memcpy(id->s, s, n);
+    id->s[n] = '\0';
+    id->len = (uint8_t)n;
+    return 0;
+}
+
+int ct_id_set(ct_id *id, const char *s) { return ct_id_setn(id, s, strlen(s)); }
+
+bool ct_id_eq(const ct_id *a, const ct_id *b) {
+    return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+}
+
+static const char *const cmd_names[CT_CMD_TYPE_COUNT_] = {
+    [CT_CMD_CREATE_CONCERT] = "CreateConcert",   [CT_CMD_ISSUE_TOKEN] = "IssueToken",
+    [CT_CMD_HOLD_SEAT] = "HoldSeat",             [CT_CMD_REQUEST_PAYMENT] = "RequestPayment",
+    [CT_CMD_PAYMENT_SETTLED] = "PaymentSettled", [CT_CMD_TICK] = "Tick",
+    [CT_CMD_CHARGE_BALANCE] = "ChargeBalance",   [CT_CMD_DEBIT_REQUESTED] = "DebitRequested",
+    [CT_CMD_REFUND_REQUESTED] = "RefundRequested",
+};
+
+const char *ct_cmd_type_name(ct_cmd_type t) {
+    if ((int)t <= 0 || t >= CT_CMD_TYPE_COUNT_) return NULL;
+    return cmd_names[t];
+}
+
+ct_cmd_type ct_cmd_type_from_name(const char *s) {
+    for (int t = 1; t < CT_CMD_TYPE_COUNT_; t++)
+        if (strcmp(cmd_names[t], s) == 0) return (ct_cmd_type)t;
+    return CT_CMD_NONE;
+}
+
+ct_role ct_cmd_type_role(ct_cmd_type t) {
+    switch (t) {
+    case CT_CMD_CREATE_CONCERT:
+    case CT_CMD_ISSUE_TOKEN:
+    case CT_CMD_HOLD_SEAT:
+    case CT_CMD_REQUEST_PAYMENT:
+    case CT_CMD_PAYMENT_SETTLED:
+    case CT_CMD_TICK: return CT_ROLE_CONCERT;
+    case CT_CMD_CHARGE_BALANCE:
+    case CT_CMD_DEBIT_REQUESTED:
+    case CT_CMD_REFUND_REQUESTED: return CT_ROLE_WALLET;
+    default: return (ct_role)0;
+    }
+}
+
+static const char *const reason_names[CT_REASON_COUNT_] = {
+    [CT_REASON_TOKEN_NOT_ACTIVE] = "TOKEN_NOT_ACTIVE",
+    [CT_REASON_SEAT_TAKEN] = "SEAT_TAKEN",
+    [CT_REASON_HOLD_EXPIRED] = "HOLD_EXPIRED",
+    [CT_REASON_INSUFFICIENT_BALANCE] = "INSUFFICIENT_BALANCE",
+    [CT_REASON_LIMIT_EXCEEDED] = "LIMIT_EXCEEDED",
+    [CT_REASON_UNKNOWN_SCHEDULE] = "UNKNOWN_SCHEDULE",
+    [CT_REASON_UNKNOWN_CONCERT] = "UNKNOWN_CONCERT",
+    [CT_REASON_UNKNOWN_TOKEN] = "UNKNOWN_TOKEN",
+    [CT_REASON_UNKNOWN_RESERVATION] = "UNKNOWN_RESERVATION",
+    [CT_REASON_UNKNOWN_PAYMENT] = "UNKNOWN_PAYMENT",
+    [CT_REASON_DUPLICATE] = "DUPLICATE",
+    [CT_REASON_INVALID_SEAT] = "INVALID_SEAT",
+    [CT_REASON_BALANCE_LIMIT] = "BALANCE_LIMIT",
+    [CT_REASON_TOKEN_MISMATCH] = "TOKEN_MISMATCH",
+    [CT_REASON_NOT_OWNER] = "NOT_OWNER",
+    [CT_REASON_RESERVATION_NOT_HELD] = "RESERVATION_NOT_HELD",
+    [CT_REASON_PAYMENT_NOT_PENDING] = "PAYMENT_NOT_PENDING",
+};
+
+const char *ct_reason_name(ct_reason r) {
+    if ((int)r <= 0 || r >= CT_REASON_COUNT_) return NULL;
+    return reason_names[r];
+}
+
+ct_reason ct_reason_from_name(const char *s) {
+    for (int r = 1; r < CT_REASON_COUNT_; r++)
+        if (strcmp(reason_names[r], s) == 0) return (ct_reason)r;
+    return CT_REASON_NONE;
+}
+
+static const char *const out_names[CT_OUT_TYPE_COUNT_] = {
+    [CT_OUT_CONCERT_CREATED] = "ConcertCreated",
+    [CT_OUT_SCHEDULE_CREATED] = "ScheduleCreated",
+    [CT_OUT_TOKEN_ISSUED] = "TokenIssued",
+    [CT_OUT_TOKEN_ACTIVATED] = "TokenActivated",
+    [CT_OUT_TOKEN_EXPIRED] = "TokenExpired",
+    [CT_OUT_TOKEN_DONE] = "TokenDone",
+    [CT_OUT_SEAT_HELD] = "SeatHeld",
+    [CT_OUT_SEAT_HOLD_EXPIRED] = "SeatHoldExpired",
+    [CT_OUT_PAYMENT_REQUESTED] = "PaymentRequested",
+    [CT_OUT_SEAT_SOLD] = "SeatSold",
+    [CT_OUT_RESERVATION_CONFIRMED] = "ReservationConfirmed",
+    [CT_OUT_PAYMENT_FAILED] = "PaymentFailed",
+    [CT_OUT_SETTLEMENT_REJECTED] = "SettlementRejected",
+    [CT_OUT_COMMAND_REJECTED] = "CommandRejected",
+    [CT_OUT_BALANCE_CHARGED] = "BalanceCharged",
+    [CT_OUT_BALANCE_DEBITED] = "BalanceDebited",
+    [CT_OUT_DEBIT_REJECTED] = "DebitRejected",
+    [CT_OUT_BALANCE_REFUNDED] = "BalanceRefunded",
+    [CT_OUT_REFUND_REJECTED] = "RefundRejected",
+    [CT_OUT_DEBIT_REQUESTED] = "DebitRequested",
+    [CT_OUT_PAYMENT_SETTLED] = "PaymentSettled",
+    [CT_OUT_REFUND_REQUESTED] = "RefundRequested",
+};
+
+const char *ct_out_type_name(ct_out_type t) {
+    if ((int)t <= 0 || t >= CT_OUT_TYPE_COUNT_) return NULL;
+    return out_names[t];
+}
+
+const char *ct_topic_name(ct_topic t) {
+    switch (t) {
+    case CT_TOPIC_CONCERT_EVENTS: return "concert.events";
+    case CT_TOPIC_WALLET_EVENTS: return "wallet.events";
+    case CT_TOPIC_CONCERT_COMMANDS: return "concert.commands";
+    case CT_TOPIC_WALLET_COMMANDS: return "wallet.commands";
+    default: return NULL;
+    }
+}
+
+const char *ct_token_status_name(ct_token_status s) {
+    switch (s) {
+    case CT_TOKEN_WAITING: return "WAITING";
+    case CT_TOKEN_ACTIVE: return "ACTIVE";
+    case CT_TOKEN_EXPIRED: return "EXPIRED";
+    case CT_TOKEN_DONE: return "DONE";
+    default: return NULL;
+    }
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__);                                                \
+        return -1;                                                                                 \
+    } while (0)
+
+static int need_id(const ct_id *id, const char *field, ct_error *err) {
+    if (!ct_id_valid(id->s, id->len) || id->s[id->len] != '\0')
+        BAD("field data.%s: must be 1..%d characters of [A-Za-z0-9_-]", field, CT_ID_BYTES_MAX);
+    return 0;
+}
+
+static int need_range(int64_t v, int64_t lo, int64_t hi, const char *field, ct_error *err) {
+    if (v < lo || v > hi)
+        BAD("field data.%s: %lld is out of range %lld..%lld", field, (long long)v, (long long)lo,
+            (long long)hi);
+    return 0;
+}
+
+static int need_key(const ct_cmd *c, const ct_id *want, const char *field, ct_error *err) {
+    if (!ct_id_eq(&c->key, want)) BAD("field key: must equal data.%s", field);
+    return 0;
+}
+
+#define ID(f, name)                                                                                \
+    do {                                                                                           \
+        if (need_id(&(f), name, err)) return -1;                                                   \
+    } while (0)
+#define RANGE(v, lo, hi, name)                                                                     \
+    do {                                                                                           \
+        if (need_range((v), (lo), (hi), name, err)) return -1;                                     \
+    } while (0)
+
+int ct_cmd_validate(const ct_cmd *c, ct_error *err) {
+    if (!ct_cmd_type_name(c->type)) BAD("field type: unknown command type");
+    if (!ct_record_id_valid(c->id, c->id_len) || c->id[c->id_len] != '\0')
+        BAD("field id: must be 1..%d characters of [A-Za-z0-9_:.-]", CT_RECORD_ID_BYTES_MAX);
+    if (c->ts_ms < 0 || c->ts_ms > CT_TS_MS_MAX)
+        BAD("field ts: %lld is out of range 0..%lld ms", (long long)c->ts_ms, (long long)CT_TS_MS_MAX);
+    if (c->type == CT_CMD_TICK) {
+        /* Ticks come from the relay's ticker: no HTTP command, no key. */
+        if (c->command_id.len && !ct_id_valid(c->command_id.s, c->command_id.len))
+            BAD("field command_id: must be empty or 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+        if (c->key.len && !ct_id_valid(c->key.s, c->key.len))
+            BAD("field key: must be empty or 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+        return 0;
+    }
+    if (!ct_id_valid(c->command_id.s, c->command_id.len))
+        BAD("field command_id: must be 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+    if (!ct_id_valid(c->key.s, c->key.len))
+        BAD("field key: must be 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+
+    switch (c->type) {
+    case CT_CMD_CREATE_CONCERT: {
+        const ct_create_concert *x = &c->u.create_concert;
+        ID(x->concert_id, "concert_id");
+        if (need_key(c, &x->concert_id, "concert_id", err)) return -1;
+        if (x->title_len == 0 || x->title_len > CT_TITLE_BYTES_MAX || strlen(x->title) != x->title_len)
+            BAD("field data.title: must be 1..%d bytes without NUL", CT_TITLE_BYTES_MAX);
+        RANGE(x->max_active, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX, "max_active");
+        RANGE(x->active_ttl_ms, CT_TTL_MS_MIN, CT_TTL_MS_MAX, "active_ttl_ms");
+        RANGE(x->hold_ttl_ms, CT_TTL_MS_MIN, CT_TTL_MS_MAX, "hold_ttl_ms");
+        if (x->schedule_count < 1 || x->schedule_count > CT_SCHEDULES_PER_CONCERT_MAX)
+            BAD("field data.schedules: must hold 1..%d schedules", CT_SCHEDULES_PER_CONCERT_MAX);
+        for (uint32_t i = 0; i < x->schedule_count; i++) {
+            const ct_schedule_spec *s = &x->schedules[i];
+            ID(s->schedule_id, "schedules[].schedule_id");
+            RANGE(s->starts_at_ms, 0, CT_TS_MS_MAX, "schedules[].starts_at");
+            RANGE(s->seats, 1, CT_SEATS_PER_SCHEDULE_MAX, "schedules[].seats");
+            RANGE(s->price_won, 0, CT_PRICE_WON_MAX, "schedules[].price");
+            for (uint32_t j = 0; j < i; j++)
+                if (ct_id_eq(&x->schedules[j].schedule_id, &s->schedule_id))
+                    BAD("field data.schedules: schedule_id '%s' appears twice", s->schedule_id.s);
+        }
+        return 0;
+    }
+    case CT_CMD_ISSUE_TOKEN:
+        ID(c->u.issue_token.token, "token");
+        ID(c->u.issue_token.user_id, "user_id");
+        ID(c->u.issue_token.concert_id, "concert_id");
+        return need_key(c, &c->u.issue_token.concert_id, "concert_id", err);
+    case CT_CMD_HOLD_SEAT:
+        ID(c->u.hold_seat.reservation_id, "reservation_id");
+        ID(c->u.hold_seat.token, "token");
+        ID(c->u.hold_seat.user_id, "user_id");
+        ID(c->u.hold_seat.concert_id, "concert_id");
+        ID(c->u.hold_seat.schedule_id, "schedule_id");
+        RANGE(c->u.hold_seat.seat_no, 1, CT_SEATS_PER_SCHEDULE_MAX, "seat_no");
+        return need_key(c, &c->u.hold_seat.concert_id, "concert_id", err);
+    case CT_CMD_REQUEST_PAYMENT:
+        ID(c->u.request_payment.payment_id, "payment_id");
+        ID(c->u.request_payment.reservation_id, "reservation_id");
+        ID(c->u.request_payment.token, "token");
+        ID(c->u.request_payment.user_id, "user_id");
+        ID(c->u.request_payment.concert_id, "concert_id");
+        return need_key(c, &c->u.request_payment.concert_id, "concert_id", err);
+    case CT_CMD_PAYMENT_SETTLED: {
+        const ct_payment_settled *x = &c->u.payment_settled;
+        ID(x->payment_id, "payment_id");
+        ID(x->reservation_id, "reservation_id");
+        ID(x->user_id, "user_id");
+        RANGE(x->amount_won, 0, CT_PRICE_WON_MAX, "amount");
+        if (x->ok && x->reason != CT_REASON_NONE) BAD("field data.reason: must be absent when ok is true");
+        if (!x->ok && !ct_reason_name(x->reason)) BAD("field data.reason: required when ok is false");
+        return 0; /* key: the concert id, checked above as an id */
+    }
+    case CT_CMD_CHARGE_BALANCE:
+        ID(c->u.charge_balance.user_id, "user_id");
+        RANGE(c->u.charge_balance.amount_won, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX, "amount");
+        return need_key(c, &c->u.charge_balance.user_id, "user_id", err);
+    case CT_CMD_DEBIT_REQUESTED:
+        ID(c->u.debit_requested.payment_id, "payment_id");
+        ID(c->u.debit_requested.reservation_id, "reservation_id");
+        ID(c->u.debit_requested.user_id, "user_id");
+        ID(c->u.debit_requested.concert_id, "concert_id");
+        RANGE(c->u.debit_requested.amount_won, 0, CT_PRICE_WON_MAX, "amount");
+        return need_key(c, &c->u.debit_requested.user_id, "user_id", err);
+    case CT_CMD_REFUND_REQUESTED:
+        ID(c->u.refund_requested.payment_id, "payment_id");
+        ID(c->u.refund_requested.user_id, "user_id");
+        RANGE(c->u.refund_requested.amount_won, 0, CT_PRICE_WON_MAX, "amount");
+        if (!ct_reason_name(c->u.refund_requested.reason)) BAD("field data.reason: required");
+        return need_key(c, &c->u.refund_requested.user_id, "user_id", err);
+    default: BAD("field type: unknown command type");
+    }
+}

@@ -1,0 +1,262 @@
+/*
+ * ct_record: the typed records of the domain.
+ *
+ * Inputs are commands (ct_cmd): what the concert and wallet processors
+ * consume. Outputs (ct_out) are events for the projector and the cross-role
+ * commands one processor sends the other (DebitRequested, PaymentSettled,
+ * RefundRequested). The core works on these structs only; ct_codec turns
+ * JSON envelopes into ct_cmd and ct_out into JSON envelopes.
+ *
+ * Every struct here is plain data the caller owns (no pointers inside), so
+ * it can be copied, zeroed and compared. Strings are fixed arrays,
+ * NUL-terminated, with their length alongside.
+ */
+#ifndef CT_RECORD_H
+#define CT_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ct_domain_limits.h"
+#include "ct_error.h"
+
+/* An id of [A-Za-z0-9_-], 1..CT_ID_BYTES_MAX bytes (0 = absent). */
+typedef struct ct_id {
+    uint8_t len;
+    char s[CT_ID_BYTES_MAX + 1];
+} ct_id;
+
+/* Sets *id from a C string; returns 0, or -1 if it is not a valid id. */
+int ct_id_set(ct_id *id, const char *s);
+/* Same from bytes. */
+int ct_id_setn(ct_id *id, const char *s, size_t n);
+bool ct_id_eq(const ct_id *a, const ct_id *b);
+/* True if n bytes form a valid id (1..CT_ID_BYTES_MAX of [A-Za-z0-9_-]). */
+bool ct_id_valid(const char *s, size_t n);
+/* True if n bytes form a valid record id (1..CT_RECORD_ID_BYTES_MAX of
+ * [A-Za-z0-9_:.-]). */
+bool ct_record_id_valid(const char *s, size_t n);
+
+/* Which processor a record is for. */
+typedef enum ct_role {
+    CT_ROLE_CONCERT = 1, /* concert.commands, key concert_id */
+    CT_ROLE_WALLET = 2,  /* wallet.commands, key user_id */
+} ct_role;
+
+typedef enum ct_cmd_type {
+    CT_CMD_NONE = 0,
+    CT_CMD_CREATE_CONCERT,
+    CT_CMD_ISSUE_TOKEN,
+    CT_CMD_HOLD_SEAT,
+    CT_CMD_REQUEST_PAYMENT,
+    CT_CMD_PAYMENT_SETTLED,
+    CT_CMD_TICK,
+    CT_CMD_CHARGE_BALANCE,
+    CT_CMD_DEBIT_REQUESTED,
+    CT_CMD_REFUND_REQUESTED,
+    CT_CMD_TYPE_COUNT_
+} ct_cmd_type;
+
+/* Rejection reasons: a fixed set, in this order forever (the numeric value
+ * is not on the wire, the name is). */
+typedef enum ct_reason {
+    CT_REASON_NONE = 0,
+    CT_REASON_TOKEN_NOT_ACTIVE,
+    CT_REASON_SEAT_TAKEN,
+    CT_REASON_HOLD_EXPIRED,
+    CT_REASON_INSUFFICIENT_BALANCE,
+    CT_REASON_LIMIT_EXCEEDED,
+    CT_REASON_UNKNOWN_SCHEDULE,
+    CT_REASON_UNKNOWN_CONCERT,
+    CT_REASON_UNKNOWN_TOKEN,
+    CT_REASON_UNKNOWN_RESERVATION,
+    CT_REASON_UNKNOWN_PAYMENT,
+    CT_REASON_DUPLICATE,
+    CT_REASON_INVALID_SEAT,
+    CT_REASON_BALANCE_LIMIT,
+    CT_REASON_TOKEN_MISMATCH,      /* the token belongs to another user or concert */
+    CT_REASON_NOT_OWNER,           /* the reservation belongs to another user or token */
+    CT_REASON_RESERVATION_NOT_HELD,/* already paying, paid or expired otherwise */
+    CT_REASON_PAYMENT_NOT_PENDING, /* a settlement for a payment already settled */
+    CT_REASON_COUNT_
+} ct_reason;
+
+typedef struct ct_schedule_spec {
+    ct_id schedule_id;
+    int64_t starts_at_ms;
+    uint32_t seats;
+    int64_t price_won;
+} ct_schedule_spec;
+
+/* Payloads of the command types. */
+typedef struct ct_create_concert {
+    ct_id concert_id;
+    uint16_t title_len;
+    char title[CT_TITLE_BYTES_MAX + 1];
+    uint32_t max_active;
+    int64_t active_ttl_ms;
+    int64_t hold_ttl_ms;
+    uint32_t schedule_count;
+    ct_schedule_spec schedules[CT_SCHEDULES_PER_CONCERT_MAX];
+} ct_create_concert;
+
+typedef struct ct_issue_token {
+    ct_id token, user_id, concert_id;
+} ct_issue_token;
+
+typedef struct ct_hold_seat {
+    ct_id reservation_id, token, user_id, concert_id, schedule_id;
+    uint32_t seat_no;
+} ct_hold_seat;
+
+typedef struct ct_request_payment {
+    ct_id payment_id, reservation_id, token, user_id, concert_id;
+} ct_request_payment;
+
+/* From the wallet. user_id and amount_won let the concert processor refund a
+ * settlement it cannot honour even if it never saw the payment. */
+typedef struct ct_payment_settled {
+    ct_id payment_id, reservation_id, user_id;
+    int64_t amount_won;
+    bool ok;
+    ct_reason reason; /* NONE iff ok */
+} ct_payment_settled;
+
+typedef struct ct_charge_balance {
+    ct_id user_id;
+    int64_t amount_won;
+} ct_charge_balance;
+
+typedef struct ct_debit_requested {
+    ct_id payment_id, reservation_id, user_id, concert_id;
+    int64_t amount_won;
+} ct_debit_requested;
+
+typedef struct ct_refund_requested {
+    ct_id payment_id, user_id;
+    int64_t amount_won;
+    ct_reason reason; /* why the settlement was not honoured */
+} ct_refund_requested;
+
+/* A decoded, validated input record. For Tick, command_id and key may be
+ * empty. Optional JSON fields are filled with their defaults by the
+ * decoder, so the core sees no optionality. */
+typedef struct ct_cmd {
+    ct_cmd_type type;
+    int64_t ts_ms;
+    uint8_t id_len;
+    char id[CT_RECORD_ID_BYTES_MAX + 1];
+    ct_id command_id;
+    ct_id key;
+    union {
+        ct_create_concert create_concert;
+        ct_issue_token issue_token;
+        ct_hold_seat hold_seat;
+        ct_request_payment request_payment;
+        ct_payment_settled payment_settled;
+        ct_charge_balance charge_balance;
+        ct_debit_requested debit_requested;
+        ct_refund_requested refund_requested;
+    } u;
+} ct_cmd;
+
+/* Output record types. */
+typedef enum ct_out_type {
+    CT_OUT_NONE = 0,
+    /* concert.events */
+    CT_OUT_CONCERT_CREATED,
+    CT_OUT_SCHEDULE_CREATED,
+    CT_OUT_TOKEN_ISSUED,
+    CT_OUT_TOKEN_ACTIVATED,
+    CT_OUT_TOKEN_EXPIRED,
+    CT_OUT_TOKEN_DONE,
+    CT_OUT_SEAT_HELD,
+    CT_OUT_SEAT_HOLD_EXPIRED,
+    CT_OUT_PAYMENT_REQUESTED,
+    CT_OUT_SEAT_SOLD,
+    CT_OUT_RESERVATION_CONFIRMED,
+    CT_OUT_PAYMENT_FAILED,
+    CT_OUT_SETTLEMENT_REJECTED,
+    CT_OUT_COMMAND_REJECTED, /* on concert.events or wallet.events by topic */
+    /* wallet.events */
+    CT_OUT_BALANCE_CHARGED,
+    CT_OUT_BALANCE_DEBITED,
+    CT_OUT_DEBIT_REJECTED,
+    CT_OUT_BALANCE_REFUNDED,
+    CT_OUT_REFUND_REJECTED,
+    /* cross-role commands */
+    CT_OUT_DEBIT_REQUESTED,  /* -> wallet.commands, key user_id */
+    CT_OUT_PAYMENT_SETTLED,  /* -> concert.commands, key concert_id */
+    CT_OUT_REFUND_REQUESTED, /* -> wallet.commands, key user_id */
+    CT_OUT_TYPE_COUNT_
+} ct_out_type;
+
+typedef enum ct_topic {
+    CT_TOPIC_NONE = 0,
+    CT_TOPIC_CONCERT_EVENTS,
+    CT_TOPIC_WALLET_EVENTS,
+    CT_TOPIC_CONCERT_COMMANDS,
+    CT_TOPIC_WALLET_COMMANDS,
+    CT_TOPIC_COUNT_
+} ct_topic;
+
+typedef enum ct_token_status {
+    CT_TOKEN_NONE = 0,
+    CT_TOKEN_WAITING,
+    CT_TOKEN_ACTIVE,
+    CT_TOKEN_EXPIRED,
+    CT_TOKEN_DONE,
+} ct_token_status;
+
+/* One output. Which payload fields are meaningful depends on the type (see
+ * domain/README.md, "Outputs"); the others are zero. `index` is the output's
+ * position among its input's outputs: its record id is "<input id>:<index>".
+ * `terminal` marks the one outcome of the command named by command_id. */
+typedef struct ct_out {
+    ct_out_type type;
+    ct_topic topic;
+    bool terminal;
+    uint32_t index;
+    int64_t ts_ms;
+    ct_id key;
+    ct_id command_id;
+    /* payload */
+    ct_cmd_type rejected_type; /* CommandRejected: the command's type */
+    ct_reason reason;
+    ct_token_status token_status;
+    bool ok;
+    uint32_t seat_no;
+    uint32_t seats;
+    uint32_t max_active;
+    uint32_t schedule_count;
+    int64_t amount_won;
+    int64_t balance_won;
+    int64_t until_ms; /* active_until / hold_until */
+    int64_t starts_at_ms;
+    int64_t active_ttl_ms;
+    int64_t hold_ttl_ms;
+    uint64_t seq;
+    uint64_t position;
+    ct_id concert_id, schedule_id, token, user_id, reservation_id, payment_id;
+    uint16_t title_len;
+    char title[CT_TITLE_BYTES_MAX + 1]; /* ConcertCreated only */
+} ct_out;
+
+const char *ct_cmd_type_name(ct_cmd_type t);       /* "HoldSeat"; NULL if invalid */
+ct_cmd_type ct_cmd_type_from_name(const char *s);  /* CT_CMD_NONE if unknown */
+ct_role ct_cmd_type_role(ct_cmd_type t);           /* 0 if invalid */
+const char *ct_reason_name(ct_reason r);           /* "SEAT_TAKEN"; NULL if invalid/NONE */
+ct_reason ct_reason_from_name(const char *s);      /* CT_REASON_NONE if unknown */
+const char *ct_out_type_name(ct_out_type t);       /* "SeatHeld"; NULL if invalid */
+const char *ct_topic_name(ct_topic t);             /* "concert.events"; NULL if invalid */
+const char *ct_token_status_name(ct_token_status s);
+
+/* Checks every field of a typed command against the rules of the wire
+ * format and the limits (ids, ranges, required fields, key = the
+ * partition id). Returns 0, or -1 with a PERMANENT error naming the field.
+ * The decoder calls it; the core calls it again, so a typed command built
+ * in C is held to the same rules. */
+int ct_cmd_validate(const ct_cmd *cmd, ct_error *err);
+
+#endif

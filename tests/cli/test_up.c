@@ -1,0 +1,175 @@
+/* `concert up` from nothing: its own data directory and ports, so it starts
+ * its own local Postgres and three Kafka brokers next to the test cluster.
+ * It must print its ready line, answer /healthz, restart a component killed
+ * under it, and on SIGTERM stop every process it started: afterwards no
+ * process carries the marker variable all its descendants inherit. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ct_log.h"
+#include "ct_proc.h"
+
+#define HTTP_PORT 38080
+#define READY_WAIT_MS 240000
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int http_get(int port, const char *path, char *body, size_t n) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int status = -1;
+    char req[128], resp[2048];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)len) == len) {
+        size_t got = 0;
+        ssize_t r;
+        while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0) got += (size_t)r;
+        resp[got] = '\0';
+        if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1) status = -1;
+        const char *b = strstr(resp, "\r\n\r\n");
+        snprintf(body, n, "%s", b ? b + 4 : "");
+    }
+    close(fd);
+    return status;
+}
+
+/* pids of live processes whose environment holds marker (optionally whose
+ * command line contains `cmd`). */
+static int find_marked(const char *marker, const char *cmd, pid_t *pids, int max) {
+    int n = 0;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0 || pid == getpid() || !ct_proc_alive(pid)) continue;
+        char path[64], buf[65536];
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        bool marked = memmem(buf, len, marker, strlen(marker)) != NULL;
+        if (marked && cmd) {
+            snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+            f = fopen(path, "r");
+            len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f) fclose(f);
+            marked = memmem(buf, len, cmd, strlen(cmd) + 1) != NULL;
+        }
+        if (marked && n < max) pids[n++] = pid;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .timeout = 600) {
+    char dir[] = "/tmp/ct-test-up-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    chmod(dir, 0755); /* the local Postgres runs as the postgres user */
+    char marker[80], data_env[128], libs_env[700], log_path[128];
+    snprintf(marker, sizeof marker, "CONCERT_TEST_MARKER=%s", dir + 5);
+    snprintf(data_env, sizeof data_env, "CONCERT_DATA_DIR=%s/data", dir);
+    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
+    /* Reuse the test cluster's jars instead of fetching them again. */
+    const char *test_data = getenv("CONCERT_DATA_DIR");
+    snprintf(libs_env, sizeof libs_env, "CONCERT_KAFKA_LIBS_DIR=%s/kafka/libs", test_data ? test_data : ".concert");
+
+    int out[2];
+    cr_assert_eq(pipe(out), 0);
+    pid_t up = fork();
+    cr_assert_geq(up, 0);
+    if (up == 0) {
+        unsetenv("CONCERT_KAFKA_BROKERS");
+        unsetenv("CONCERT_PG_URL");
+        putenv(marker);
+        putenv(data_env);
+        putenv(libs_env);
+        putenv("CONCERT_KAFKA_BASE_PORT=39092");
+        putenv("CONCERT_PG_PORT=35432");
+        putenv("CONCERT_HTTP_PORT=38080");
+        putenv("CONCERT_KAFKA_HEAP_MB=384");
+        putenv("CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000");
+        dup2(out[1], STDOUT_FILENO);
+        FILE *log = fopen(log_path, "w");
+        if (log) dup2(fileno(log), STDERR_FILENO);
+        close(out[0]);
+        execl(CT_CONCERT_BIN, "concert", "up", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+
+    /* The ready line, within the time limit. */
+    FILE *f = fdopen(out[0], "r");
+    char line[256] = "";
+    int64_t t0 = ct_clock_mono_ms();
+    bool ready = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "ready: http://127.0.0.1:38080", 29) == 0) {
+            ready = true;
+            break;
+        }
+    }
+    int64_t ready_ms = ct_clock_mono_ms() - t0;
+    if (!ready) kill(up, SIGKILL);
+    cr_assert(ready, "no ready line (see %s); last stdout: %s", log_path, line);
+    cr_log_info("concert up ready after %lld ms", (long long)ready_ms);
+
+    char body[1024];
+    cr_assert_eq(http_get(HTTP_PORT, "/healthz", body, sizeof body), 200);
+    cr_assert(strstr(body, "\"ok\"") != NULL, "%s", body);
+    cr_assert_eq(http_get(HTTP_PORT, "/readyz", body, sizeof body), 200, "%s", body);
+    cr_assert_eq(http_get(HTTP_PORT, "/nope", body, sizeof body), 404);
+
+    /* Every part runs under up: brokers, postgres, ingress. */
+    pid_t pids[64];
+    cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 3, "three brokers");
+    cr_assert_geq(find_marked(marker, NULL, pids, 64), 5, "postgres and ingress too");
+
+    /* A component killed under the supervisor comes back. */
+    cr_assert_eq(find_marked(marker, "ingress", pids, 64), 1);
+    kill(pids[0], SIGKILL);
+    int64_t deadline = ct_clock_mono_ms() + 30000;
+    int code = -1;
+    sleep_ms(200);
+    while (ct_clock_mono_ms() < deadline && (code = http_get(HTTP_PORT, "/healthz", body, sizeof body)) != 200)
+        sleep_ms(200);
+    cr_assert_eq(code, 200, "ingress was not restarted");
+    pid_t again[4];
+    cr_assert_eq(find_marked(marker, "ingress", again, 4), 1);
+    cr_assert_neq(again[0], pids[0], "a new ingress process");
+
+    /* SIGTERM: everything stops, up exits 0, nothing is left behind. */
+    cr_assert_eq(kill(up, SIGTERM), 0);
+    int status = 0;
+    int exited = ct_proc_wait(up, 120000, &status);
+    if (!exited) kill(up, SIGKILL);
+    cr_assert(exited, "concert up did not stop within 120 s");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    int left = 0;
+    deadline = ct_clock_mono_ms() + 10000;
+    while ((left = find_marked(marker, NULL, pids, 64)) > 0 && ct_clock_mono_ms() < deadline) sleep_ms(200);
+    for (int i = 0; i < left; i++) kill(pids[i], SIGKILL);
+    cr_assert_eq(left, 0, "%d processes left behind", left);
+    fclose(f);
+
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

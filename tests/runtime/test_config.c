@@ -1,0 +1,150 @@
+/* Configuration: defaults, overrides, and every invalid value rejected with
+ * a message that names the variable. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ct_config.h"
+#include "ct_log.h"
+
+static int load(ct_config *cfg, ct_error *err, const char *a, const char *b) {
+    char *env[3] = {(char *)a, (char *)b, NULL};
+    if (!a) env[0] = NULL;
+    return ct_config_load(cfg, env, err);
+}
+
+Test(config, defaults_apply_when_nothing_is_set) {
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(load(&cfg, &err, NULL, NULL), 0, "%s", err.msg);
+    cr_assert_eq(cfg.data_dir[0], '/', "data dir is made absolute");
+    cr_assert(strstr(cfg.data_dir, "/.concert") != NULL);
+    cr_assert_str_empty(cfg.kafka_brokers);
+    cr_assert_str_empty(cfg.pg_url);
+    cr_assert_eq(cfg.kafka_base_port, 19092);
+    cr_assert_eq(cfg.kafka_partitions, 6);
+    cr_assert_eq(cfg.kafka_replication, 3);
+    cr_assert_eq(cfg.kafka_min_isr, 2);
+    cr_assert_eq(cfg.kafka_heap_mb, 512);
+    cr_assert_eq(cfg.pg_port, 15432);
+    cr_assert_eq(cfg.http_port, 8080);
+    cr_assert_str_eq(cfg.http_addr, "127.0.0.1");
+    cr_assert_eq(cfg.log_level, CT_LOG_INFO);
+    cr_assert_eq(cfg.kafka_conf_count, 0);
+}
+
+Test(config, overrides_replace_defaults) {
+    char *env[] = {"CONCERT_DATA_DIR=/var/lib/concert/", "CONCERT_KAFKA_BROKERS=k1:9092,k2:9094",
+                   "CONCERT_PG_URL=postgresql://u:p@db:5432/c", "CONCERT_KAFKA_PARTITIONS=12",
+                   "CONCERT_KAFKA_REPLICATION=5", "CONCERT_KAFKA_MIN_ISR=3", "CONCERT_LOG_LEVEL=DEBUG",
+                   "CONCERT_HTTP_PORT=0", "PATH=/bin", "CONCERT_SOMETHING_ELSE=ignored", NULL};
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(ct_config_load(&cfg, env, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(cfg.data_dir, "/var/lib/concert", "trailing slash trimmed");
+    cr_assert_str_eq(cfg.kafka_brokers, "k1:9092,k2:9094");
+    cr_assert_str_eq(cfg.pg_url, "postgresql://u:p@db:5432/c");
+    cr_assert_eq(cfg.kafka_partitions, 12);
+    cr_assert_eq(cfg.kafka_replication, 5, "an external cluster may have more than 3 brokers");
+    cr_assert_eq(cfg.kafka_min_isr, 3);
+    cr_assert_eq(cfg.log_level, CT_LOG_DEBUG);
+    cr_assert_eq(cfg.http_port, 0);
+}
+
+Test(config, kafka_properties_pass_through) {
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(load(&cfg, &err, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=5000", "CONCERT_KAFKA_CONF_SASL_PASSWORD=pw"), 0,
+                 "%s", err.msg);
+    cr_assert_eq(cfg.kafka_conf_count, 2);
+    cr_assert_str_eq(cfg.kafka_conf[0].name, "socket.timeout.ms");
+    cr_assert_str_eq(cfg.kafka_conf[0].value, "5000");
+    cr_assert_eq(cfg.kafka_conf[0].secret, 0);
+    cr_assert_str_eq(cfg.kafka_conf[1].name, "sasl.password");
+    cr_assert_eq(cfg.kafka_conf[1].secret, 1, "passwords are never logged");
+}
+
+typedef struct bad_case {
+    const char *a, *b;
+    const char *var;     /* the message must name it */
+    const char *problem; /* and say what is wrong */
+} bad_case;
+
+static const bad_case bad_cases[] = {
+    {"CONCERT_KAFKA_BASE_PORT=abc", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
+    {"CONCERT_KAFKA_BASE_PORT=", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
+    {"CONCERT_KAFKA_BASE_PORT=12x", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
+    {"CONCERT_KAFKA_BASE_PORT= 19092", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
+    {"CONCERT_KAFKA_BASE_PORT=99999999999999999999", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
+    {"CONCERT_KAFKA_BASE_PORT=80", NULL, "CONCERT_KAFKA_BASE_PORT", "out of range"},
+    {"CONCERT_KAFKA_HEAP_MB=64", NULL, "CONCERT_KAFKA_HEAP_MB", "out of range"},
+    {"CONCERT_KAFKA_PARTITIONS=0", NULL, "CONCERT_KAFKA_PARTITIONS", "out of range"},
+    {"CONCERT_KAFKA_REPLICATION=0", NULL, "CONCERT_KAFKA_REPLICATION", "out of range"},
+    {"CONCERT_KAFKA_REPLICATION=4", NULL, "CONCERT_KAFKA_REPLICATION", "3 brokers of the local cluster"},
+    {"CONCERT_KAFKA_MIN_ISR=3", "CONCERT_KAFKA_REPLICATION=2", "CONCERT_KAFKA_MIN_ISR", "exceeds"},
+    {"CONCERT_KAFKA_TIMEOUT_MS=-5", NULL, "CONCERT_KAFKA_TIMEOUT_MS", "out of range"},
+    {"CONCERT_PG_PORT=70000", NULL, "CONCERT_PG_PORT", "out of range"},
+    {"CONCERT_HTTP_PORT=65536", NULL, "CONCERT_HTTP_PORT", "out of range"},
+    {"CONCERT_HTTP_CONNECTIONS_MAX=0", NULL, "CONCERT_HTTP_CONNECTIONS_MAX", "out of range"},
+    {"CONCERT_UP_READY_TIMEOUT_MS=10", NULL, "CONCERT_UP_READY_TIMEOUT_MS", "out of range"},
+    {"CONCERT_LOG_LEVEL=loud", NULL, "CONCERT_LOG_LEVEL", "not one of"},
+    {"CONCERT_KAFKA_BROKERS=nohost", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},
+    {"CONCERT_KAFKA_BROKERS=h:9092,,h2:9092", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},
+    {"CONCERT_KAFKA_BROKERS=h:", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},
+    {"CONCERT_KAFKA_BROKERS=h:0", NULL, "CONCERT_KAFKA_BROKERS", "invalid port"},
+    {"CONCERT_KAFKA_BROKERS=h:70000", NULL, "CONCERT_KAFKA_BROKERS", "invalid port"},
+    {"CONCERT_KAFKA_BROKERS=h:90a", NULL, "CONCERT_KAFKA_BROKERS", "invalid port"},
+    {"CONCERT_PG_URL=host=db port", NULL, "CONCERT_PG_URL", "not a valid connection string"},
+    {"CONCERT_PG_URL=postgresql://db:5432/c?nosuchoption=1", NULL, "CONCERT_PG_URL", "not a valid connection string"},
+    {"CONCERT_DATA_DIR=", NULL, "CONCERT_DATA_DIR", "must not be empty"},
+    {"CONCERT_DATA_DIR=/tmp/\x01x", NULL, "CONCERT_DATA_DIR", "control character"},
+    {"CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY=1", NULL, "CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY", "librdkafka rejects"},
+    {"CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=soon", NULL, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS", "librdkafka rejects"},
+};
+
+Test(config, every_invalid_value_is_rejected_naming_the_variable) {
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const bad_case *c = &bad_cases[i];
+        ct_config cfg;
+        ct_error err = {0};
+        cr_assert_eq(load(&cfg, &err, c->a, c->b), -1, "%s accepted", c->a);
+        cr_assert_eq(err.klass, CT_ERR_PERMANENT);
+        cr_assert(strstr(err.msg, c->var) != NULL, "'%s' does not name %s", err.msg, c->var);
+        cr_assert(strstr(err.msg, c->problem) != NULL, "'%s' does not say '%s'", err.msg, c->problem);
+    }
+}
+
+Test(config, overlong_path_is_rejected) {
+    char var[CT_CONFIG_PATH_MAX + 64];
+    snprintf(var, sizeof var, "CONCERT_DATA_DIR=/%0*d", CT_CONFIG_PATH_MAX, 0);
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(load(&cfg, &err, var, NULL), -1);
+    cr_assert(strstr(err.msg, "CONCERT_DATA_DIR") && strstr(err.msg, "too long"), "%s", err.msg);
+}
+
+Test(config, help_lists_every_variable_with_its_default) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ct_config_print_help(f);
+    fclose(f);
+    const char *names[] = {"CONCERT_DATA_DIR", "CONCERT_KAFKA_BROKERS", "CONCERT_PG_URL", "CONCERT_HTTP_PORT",
+                           "CONCERT_KAFKA_BASE_PORT", "CONCERT_LOG_LEVEL", "CONCERT_KAFKA_CONF_"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        cr_assert(strstr(buf, names[i]) != NULL, "%s missing from help", names[i]);
+    cr_assert(strstr(buf, "default: 19092") != NULL);
+    free(buf);
+}
+
+Test(log, urls_are_redacted) {
+    char out[256];
+    ct_log_redact_url("postgresql://alice:s3cret@db:5432/concert", out, sizeof out);
+    cr_assert_str_eq(out, "postgresql://alice:***@db:5432/concert");
+    ct_log_redact_url("host=db password=s3cret user=alice", out, sizeof out);
+    cr_assert_str_eq(out, "host=db password=*** user=alice");
+    ct_log_redact_url("host=db password='s3 cret' user=alice", out, sizeof out);
+    cr_assert_str_eq(out, "host=db password=*** user=alice");
+    ct_log_redact_url("postgresql://alice@db/concert", out, sizeof out);
+    cr_assert_str_eq(out, "postgresql://alice@db/concert", "nothing to hide");
+}
