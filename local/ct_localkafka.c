@@ -84,26 +84,30 @@ static int ensure_cluster_id(const ct_config *cfg, char *id, size_t n, ct_error 
     if (f) {
         int ok = fscanf(f, "%63s", id) == 1;
         fclose(f);
-        if (ok && strlen(id) == 22) return 0;
+        if (ok && strlen(id) == 22 && id[0] != '-') return 0;
     }
-    /* A Kafka cluster id is a UUID in URL-safe base64 without padding. */
+    /* A Kafka cluster id is a UUID in URL-safe base64 without padding. Like
+     * Kafka's own generator, never start with '-': the storage tool's
+     * argument parser would take the id for an option. */
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char raw[16];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        CT_ERR(err, CT_ERR_FATAL, "getrandom failed: %s", strerror(errno));
-        return -1;
-    }
-    raw[6] = (raw[6] & 0x0f) | 0x40; /* version 4 */
-    raw[8] = (raw[8] & 0x3f) | 0x80;
-    size_t o = 0;
-    unsigned bits = 0, acc = 0;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        acc = (acc << 8) | raw[i];
-        bits += 8;
-        while (bits >= 6) id[o++] = b64[(acc >> (bits -= 6)) & 63];
-    }
-    if (bits) id[o++] = b64[(acc << (6 - bits)) & 63];
-    id[o] = '\0';
+    do {
+        unsigned char raw[16];
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+            CT_ERR(err, CT_ERR_FATAL, "getrandom failed: %s", strerror(errno));
+            return -1;
+        }
+        raw[6] = (raw[6] & 0x0f) | 0x40; /* version 4 */
+        raw[8] = (raw[8] & 0x3f) | 0x80;
+        size_t o = 0;
+        unsigned bits = 0, acc = 0;
+        for (size_t i = 0; i < sizeof raw; i++) {
+            acc = (acc << 8) | raw[i];
+            bits += 8;
+            while (bits >= 6) id[o++] = b64[(acc >> (bits -= 6)) & 63];
+        }
+        if (bits) id[o++] = b64[(acc << (6 - bits)) & 63];
+        id[o] = '\0';
+    } while (id[0] == '-');
     (void)n;
     char line[64];
     int len = snprintf(line, sizeof line, "%s\n", id);
@@ -157,7 +161,9 @@ static int format_node(const ct_config *cfg, int node, const char *cluster_id, c
     node_dir(cfg, node, "server.properties", props, sizeof props);
     node_dir(cfg, node, "logs/format.log", log, sizeof log);
     classpath(cfg, cp, sizeof cp);
-    const char *argv[] = {cfg->java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", props,
+    char id_arg[80];
+    snprintf(id_arg, sizeof id_arg, "--cluster-id=%s", cluster_id);
+    const char *argv[] = {cfg->java, "-cp", cp, "kafka.tools.StorageTool", "format", id_arg, "-c", props,
                           "--ignore-formatted", NULL};
     ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .null_stdin = true};
     CT_LOG_INFO("kafka", "formatting KRaft storage node=%d", node);
