@@ -71,6 +71,28 @@ static const setting settings[] = {
     {"CONCERT_HTTP_PORT", INT(http_port, 0, 65535), "8080", 0, "Ingress: TCP port to listen on (0: any free port)."},
     {"CONCERT_HTTP_CONNECTIONS_MAX", INT(http_connections_max, 1, 65536), "1024", 0,
      "Ingress: concurrent connections accepted; more are refused at accept."},
+    {"CONCERT_ADMIN_KEY", STR(admin_key), "", SET_SECRET,
+     "Bearer key of the admin endpoints (Authorization: Bearer <key>). Empty: admin endpoints are disabled."},
+    {"CONCERT_INGRESS_PG_CONNS", INT(ingress_pg_conns, 1, 64), "4", 0,
+     "Ingress: Postgres connections of the group-commit writer (each commits whatever requests are waiting)."},
+    {"CONCERT_INGRESS_QUEUE_MAX", INT(ingress_queue_max, 1, 1000000), "8192", 0,
+     "Ingress: commands waiting for a commit; beyond it requests get 429."},
+    {"CONCERT_INGRESS_BATCH_MAX", INT(ingress_batch_max, 1, 10000), "512", 0,
+     "Ingress: most commands committed in one Postgres transaction."},
+    {"CONCERT_OUTBOX_MAX_ATTEMPTS", INT(outbox_max_attempts, 1, 1000), "10", 0,
+     "Relay: publish attempts of an outbox row before it becomes FAILED (and a Slack alert)."},
+    {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
+     "Relay: most outbox rows claimed and published per round."},
+    {"CONCERT_RELAY_POLL_MS", INT(relay_poll_ms, 10, 60000), "1000", 0,
+     "Relay: polling interval when no NOTIFY arrives (also the standby's leadership retry), in ms."},
+    {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS", INT(relay_publish_timeout_ms, 1000, 600000), "30000", 0,
+     "Relay: how long one publish attempt may take before it counts as failed (message.timeout.ms), in ms."},
+    {"CONCERT_RELAY_BACKOFF_BASE_MS", INT(relay_backoff_base_ms, 1, 600000), "500", 0,
+     "Relay: first retry delay of a failed row; doubles per attempt, with jitter, in ms."},
+    {"CONCERT_RELAY_BACKOFF_MAX_MS", INT(relay_backoff_max_ms, 1, 3600000), "60000", 0,
+     "Relay: ceiling of the retry delay, in ms (at least CONCERT_RELAY_BACKOFF_BASE_MS)."},
+    {"CONCERT_TICK_MS", INT(tick_ms, 10, 3600000), "1000", 0,
+     "Relay leader: interval of the Tick record sent to every partition of concert.commands, in ms."},
     {"CONCERT_UP_READY_TIMEOUT_MS", INT(up_ready_timeout_ms, 1000, 900000), "180000", 0,
      "concert up: how long to wait for everything to be ready before giving up, in ms."},
     {"CONCERT_UP_RESTART_BACKOFF_MAX_MS", INT(up_restart_backoff_max_ms, 100, 600000), "30000", 0,
@@ -205,6 +227,11 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
     if (cfg->kafka_brokers[0] == '\0' && cfg->kafka_replication > 3) {
         CT_ERR(err, CT_ERR_PERMANENT,
                "CONCERT_KAFKA_REPLICATION: %d exceeds the 3 brokers of the local cluster", cfg->kafka_replication);
+        return -1;
+    }
+    if (cfg->relay_backoff_base_ms > cfg->relay_backoff_max_ms) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_RELAY_BACKOFF_MAX_MS: %d is below CONCERT_RELAY_BACKOFF_BASE_MS (%d)",
+               cfg->relay_backoff_max_ms, cfg->relay_backoff_base_ms);
         return -1;
     }
     if (validate_brokers(cfg->kafka_brokers, err) != 0) return -1;

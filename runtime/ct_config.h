@@ -54,6 +54,19 @@ typedef struct ct_config {
     int http_port;
     int http_connections_max;
 
+    char admin_key[256]; /* empty: admin endpoints disabled */
+    int ingress_pg_conns;
+    int ingress_queue_max;
+    int ingress_batch_max;
+
+    int outbox_max_attempts;
+    int relay_batch_max;
+    int relay_poll_ms;
+    int relay_publish_timeout_ms;
+    int relay_backoff_base_ms;
+    int relay_backoff_max_ms;
+    int tick_ms;
+
     int up_ready_timeout_ms;
     int up_restart_backoff_max_ms;
 } ct_config;

@@ -31,6 +31,9 @@ Test(config, defaults_apply_when_nothing_is_set) {
     cr_assert_str_eq(cfg.http_addr, "127.0.0.1");
     cr_assert_eq(cfg.log_level, CT_LOG_INFO);
     cr_assert_eq(cfg.kafka_conf_count, 0);
+    cr_assert_str_empty(cfg.admin_key, "admin endpoints off unless a key is set");
+    cr_assert_eq(cfg.outbox_max_attempts, 10);
+    cr_assert_eq(cfg.tick_ms, 1000);
 }
 
 Test(config, overrides_replace_defaults) {
@@ -87,6 +90,11 @@ static const bad_case bad_cases[] = {
     {"CONCERT_HTTP_PORT=65536", NULL, "CONCERT_HTTP_PORT", "out of range"},
     {"CONCERT_HTTP_CONNECTIONS_MAX=0", NULL, "CONCERT_HTTP_CONNECTIONS_MAX", "out of range"},
     {"CONCERT_UP_READY_TIMEOUT_MS=10", NULL, "CONCERT_UP_READY_TIMEOUT_MS", "out of range"},
+    {"CONCERT_RELAY_BACKOFF_BASE_MS=5000", "CONCERT_RELAY_BACKOFF_MAX_MS=1000", "CONCERT_RELAY_BACKOFF_MAX_MS",
+     "below"},
+    {"CONCERT_OUTBOX_MAX_ATTEMPTS=0", NULL, "CONCERT_OUTBOX_MAX_ATTEMPTS", "out of range"},
+    {"CONCERT_TICK_MS=1", NULL, "CONCERT_TICK_MS", "out of range"},
+    {"CONCERT_INGRESS_PG_CONNS=65", NULL, "CONCERT_INGRESS_PG_CONNS", "out of range"},
     {"CONCERT_LOG_LEVEL=loud", NULL, "CONCERT_LOG_LEVEL", "not one of"},
     {"CONCERT_KAFKA_BROKERS=nohost", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},
     {"CONCERT_KAFKA_BROKERS=h:9092,,h2:9092", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},

@@ -1,0 +1,38 @@
+/*
+ * ct_outbox: every operation on the outbox table (DESIGN.md section 7)
+ * except the ingress's inserts, shared by the relay, `concert outbox` and the
+ * admin HTTP endpoints so each SQL statement exists once.
+ *
+ * Row states: PENDING -> SENT, PENDING -> FAILED (attempt limit), FAILED ->
+ * PENDING (admin retry). No other transition is valid.
+ */
+#ifndef CT_OUTBOX_H
+#define CT_OUTBOX_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ct_error.h"
+
+typedef enum ct_outbox_status { CT_OUTBOX_PENDING, CT_OUTBOX_SENT, CT_OUTBOX_FAILED } ct_outbox_status;
+
+const char *ct_outbox_status_name(ct_outbox_status s);
+/* 0 and *out on success, -1 for an unknown name. */
+int ct_outbox_status_parse(const char *name, ct_outbox_status *out);
+
+/* Puts FAILED rows back to PENDING with attempts reset and due now. id > 0:
+ * that row only (it must exist and be FAILED, else a PERMANENT error whose
+ * message says which); id == 0: every FAILED row. *count gets the number of
+ * rows re-driven. */
+int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err);
+
+/* Rows with the given status (any when status_filter is NULL), id order,
+ * ids > after_id, at most limit (1..1000) rows, as a JSON array string
+ * (caller frees with free()): [{"id","command_id","topic","partition_key",
+ * "type","status","attempts","next_attempt_at","last_error","created_at",
+ * "sent_at","kafka_partition","kafka_offset"}, ...]. */
+int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int64_t after_id, int limit,
+                        char **json_out, ct_error *err);
+
+#endif
