@@ -150,6 +150,7 @@ static int wait_infrastructure(const ct_config *cfg, ct_supervisor *sup, int64_t
         }
         ct_supervisor_poll(sup, 250);
     }
+    rc = 0; /* asked to stop while waiting: not a failure */
 done:
     rd_kafka_destroy(rk);
     return rc;
