@@ -601,8 +601,9 @@ static int request_payment(ctx *c) {
     return 0;
 }
 
-/* A settlement for a payment that is not pending: say so, and give the
- * money back if it was taken. Never dropped. */
+/* A settlement for a payment that is not pending: say so, and ask the
+ * wallet to give the money back if it says it took some (the wallet checks
+ * that against its own debit record). Never dropped. */
 static int settlement_not_honoured(ctx *c, ct_reason reason) {
     const ct_payment_settled *x = &c->cmd->u.payment_settled;
     const ct_cmd *m = c->cmd;
@@ -614,7 +615,7 @@ static int settlement_not_honoured(ctx *c, ct_reason reason) {
     o->amount_won = x->amount_won;
     o->ok = x->ok;
     o->reason = reason;
-    if (!x->ok) return 0;
+    if (!x->ok || reason == CT_REASON_DUPLICATE) return 0;
     o = emit(c, CT_OUT_REFUND_REQUESTED, CT_TOPIC_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
@@ -634,6 +635,9 @@ static int payment_settled(ctx *c) {
     if (r == 0 || !ct_id_eq(&p.reservation_id, &x->reservation_id) || !ct_id_eq(&p.user_id, &x->user_id) ||
         p.amount_won != x->amount_won || !ct_id_eq(&p.concert_id, &c->cmd->key))
         return settlement_not_honoured(c, CT_REASON_UNKNOWN_PAYMENT);
+    /* The wallet decides each payment once, so a second settlement of a
+     * succeeded payment is a copy of the one honoured: nothing to refund. */
+    if (p.status == CT_PAY_SUCCEEDED) return settlement_not_honoured(c, CT_REASON_DUPLICATE);
     if (p.status != CT_PAY_PENDING) return settlement_not_honoured(c, CT_REASON_PAYMENT_NOT_PENDING);
 
     uint8_t rk[CT_KEY_BYTES_MAX], ek[CT_KEY_BYTES_MAX];
@@ -843,20 +847,30 @@ static int debit_requested(ctx *c) {
     return 0;
 }
 
+/* Credits back a debit the concert side could not honour. Only a debit
+ * this wallet made (same payment, user and amount) is refunded, and only
+ * once, so no refund can create money. */
 static int refund_requested(ctx *c) {
     const ct_refund_requested *x = &c->cmd->u.refund_requested;
     const ct_cmd *m = c->cmd;
-    uint8_t k[CT_KEY_BYTES_MAX], fk[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
-    size_t kn, fkn = ct_key_refund(fk, &x->payment_id), vn;
+    uint8_t k[CT_KEY_BYTES_MAX], xk[CT_KEY_BYTES_MAX], fk[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
+    size_t kn, xkn = ct_key_debit(xk, &x->payment_id), fkn = ct_key_refund(fk, &x->payment_id), vn;
     int64_t bal;
     int r;
     TRY(load_balance(c, &x->user_id, k, &kn, &bal));
-    TRY(r = st_get(c, fk, fkn, v, &vn));
+    ct_st_debit d;
+    TRY(r = st_get(c, xk, xkn, v, &vn));
+    if (r == 1 && ct_val_debit_decode(v, vn, &d) != 0) return corrupt(c, "debit", xk, xkn);
     ct_reason why = CT_REASON_NONE;
-    if (r == 1)
-        why = CT_REASON_DUPLICATE;
-    else if (bal > CT_BALANCE_WON_MAX - x->amount_won)
-        why = CT_REASON_BALANCE_LIMIT; /* kept as an event for an operator: never silently lost */
+    if (r == 0 || !d.ok || !ct_id_eq(&d.user_id, &x->user_id) || d.amount_won != x->amount_won) {
+        why = CT_REASON_UNKNOWN_PAYMENT;
+    } else {
+        TRY(r = st_get(c, fk, fkn, v, &vn));
+        if (r == 1)
+            why = CT_REASON_DUPLICATE;
+        else if (bal > CT_BALANCE_WON_MAX - x->amount_won)
+            why = CT_REASON_BALANCE_LIMIT; /* kept as an event for an operator: never silently lost */
+    }
     if (why == CT_REASON_NONE) {
         bal += x->amount_won;
         TRY(store_i64(c, k, kn, bal));

@@ -77,10 +77,11 @@ int ct_fx_lookup(const ct_effects *fx, const uint8_t *key, size_t key_len, const
     return 1;
 }
 
+static int grow_slow(void *pp, size_t *cap, size_t need, size_t elem, size_t first, ct_error *err);
+
 /* Makes room for `need` elements of `elem` bytes in *p (capacity *cap),
  * doubling. Returns 0, or -1 with a FATAL error when memory runs out. */
-static int grow(void *pp, size_t *cap, size_t need, size_t elem, size_t first, ct_error *err) {
-    if (need <= *cap) return 0;
+static int grow_slow(void *pp, size_t *cap, size_t need, size_t elem, size_t first, ct_error *err) {
     size_t c = *cap ? *cap : first;
     while (c < need) c *= 2;
     void *old;
@@ -93,6 +94,10 @@ static int grow(void *pp, size_t *cap, size_t need, size_t elem, size_t first, c
     memcpy(pp, &q, sizeof q);
     *cap = c;
     return 0;
+}
+
+static inline int grow(void *pp, size_t *cap, size_t need, size_t elem, size_t first, ct_error *err) {
+    return need <= *cap ? 0 : grow_slow(pp, cap, need, elem, first, err);
 }
 
 static int arena_add(ct_effects *fx, const uint8_t *b, size_t n, uint32_t *off, ct_error *err) {

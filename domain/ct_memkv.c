@@ -1,5 +1,18 @@
-/* ct_memkv: skip list (order) + open-addressing hash (point reads).
- * See ct_memkv.h. */
+/*
+ * ct_memkv: see ct_memkv.h.
+ *
+ * A hash index (open addressing, linear probing, the hash kept in the slot)
+ * serves point reads and writes. Order is kept per first key byte (the
+ * state layout's tag: 'D' deadlines, 'T' tokens, ...) in a skip list that
+ * exists only for tags that have been seeked: the first seek within a tag
+ * links that tag's keys, and from then on puts and deletes keep its list
+ * up to date. The core seeks only the deadline index, so the large tags
+ * (tokens, reservations, seats) never pay for order; a full ordered walk
+ * (foreach, equal) sorts a snapshot instead.
+ *
+ * Values live inline in the node when they fit the room reserved at
+ * insert (rounded up), else in a separate buffer.
+ */
 #include "ct_memkv.h"
 
 #include <stdlib.h>
@@ -8,27 +21,49 @@
 #include "ct_domain_limits.h"
 
 #define LEVELS 24
+#define TAGS 256
 
 typedef struct node {
-    uint8_t *val;
+    uint8_t *val; /* points at inline room or at a heap buffer */
     uint16_t key_len, val_len, val_cap;
     uint8_t level;
-    uint64_t hash;
+    bool val_heap;
     uint8_t *key;
-    struct node *next[]; /* level entries */
+    struct node *next[]; /* level links, then the key bytes, then inline value room */
 } node;
 
+/* A hash slot: the hash beside the pointer, so a probe touches a node only
+ * when the hashes match. */
+typedef struct slot {
+    uint64_t hash;
+    node *n; /* NULL = empty */
+} slot;
+
+typedef struct order {
+    node *head; /* sentinel with LEVELS links; NULL while the tag is unordered */
+    int level;
+} order;
+
 struct ct_memkv {
-    node *head; /* sentinel with LEVELS links */
-    int level;  /* levels in use */
-    uint64_t rng;
-    node **tab; /* hash index, linear probing, NULL = empty */
+    slot *tab;
     size_t tab_cap, count;
+    uint64_t rng;
+    order ord[TAGS];
 };
 
+/* Eight bytes at a time (keys are 10..200 bytes), then a final mix. */
 static uint64_t hash_key(const uint8_t *k, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix */
-    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ull;
+    uint64_t h = 0x243f6a8885a308d3ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+    }
+    uint64_t w = 0;
+    memcpy(&w, k + i, n - i);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -45,31 +80,26 @@ static int cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
 ct_memkv *ct_memkv_new(void) {
     ct_memkv *kv = calloc(1, sizeof *kv);
     if (!kv) return NULL;
-    kv->head = calloc(1, sizeof(node) + LEVELS * sizeof(node *));
     kv->tab_cap = 1024;
     kv->tab = calloc(kv->tab_cap, sizeof *kv->tab);
-    if (!kv->head || !kv->tab) {
-        free(kv->head);
-        free(kv->tab);
+    if (!kv->tab) {
         free(kv);
         return NULL;
     }
-    kv->head->level = LEVELS;
-    kv->level = 1;
     kv->rng = 0x9e3779b97f4a7c15ull;
     return kv;
 }
 
+static void free_node(node *e) {
+    if (e->val_heap) free(e->val);
+    free(e);
+}
+
 void ct_memkv_destroy(ct_memkv *kv) {
     if (!kv) return;
-    node *n = kv->head->next[0];
-    while (n) {
-        node *nx = n->next[0];
-        free(n->val);
-        free(n);
-        n = nx;
-    }
-    free(kv->head);
+    for (size_t i = 0; i < kv->tab_cap; i++)
+        if (kv->tab[i].n) free_node(kv->tab[i].n);
+    for (int t = 0; t < TAGS; t++) free(kv->ord[t].head);
     free(kv->tab);
     free(kv);
 }
@@ -78,17 +108,17 @@ size_t ct_memkv_count(const ct_memkv *kv) { return kv->count; }
 
 /* ---- hash index ------------------------------------------------------ */
 
-static node *tab_find(const ct_memkv *kv, const uint8_t *k, size_t n, uint64_t h, size_t *slot) {
+static node *tab_find(const ct_memkv *kv, const uint8_t *k, size_t n, uint64_t h, size_t *at) {
     size_t mask = kv->tab_cap - 1, i = h & mask;
     for (;;) {
-        node *e = kv->tab[i];
-        if (!e) {
-            *slot = i;
+        const slot *sl = &kv->tab[i];
+        if (!sl->n) {
+            *at = i;
             return NULL;
         }
-        if (e->hash == h && e->key_len == n && memcmp(e->key, k, n) == 0) {
-            *slot = i;
-            return e;
+        if (sl->hash == h && sl->n->key_len == n && memcmp(sl->n->key, k, n) == 0) {
+            *at = i;
+            return sl->n;
         }
         i = (i + 1) & mask;
     }
@@ -96,14 +126,13 @@ static node *tab_find(const ct_memkv *kv, const uint8_t *k, size_t n, uint64_t h
 
 static int tab_grow(ct_memkv *kv) {
     size_t cap = kv->tab_cap * 2;
-    node **t = calloc(cap, sizeof *t);
+    slot *t = calloc(cap, sizeof *t);
     if (!t) return -1;
     for (size_t i = 0; i < kv->tab_cap; i++) {
-        node *e = kv->tab[i];
-        if (!e) continue;
-        size_t j = e->hash & (cap - 1);
-        while (t[j]) j = (j + 1) & (cap - 1);
-        t[j] = e;
+        if (!kv->tab[i].n) continue;
+        size_t j = kv->tab[i].hash & (cap - 1);
+        while (t[j].n) j = (j + 1) & (cap - 1);
+        t[j] = kv->tab[i];
     }
     free(kv->tab);
     kv->tab = t;
@@ -114,23 +143,22 @@ static int tab_grow(ct_memkv *kv) {
 /* Backward-shift deletion keeps probe chains intact without tombstones. */
 static void tab_remove(ct_memkv *kv, size_t i) {
     size_t mask = kv->tab_cap - 1, j = i;
-    kv->tab[i] = NULL;
+    kv->tab[i].n = NULL;
     for (;;) {
         j = (j + 1) & mask;
-        node *e = kv->tab[j];
-        if (!e) return;
-        size_t home = e->hash & mask;
-        /* move e to i if i lies cyclically in [home, j) */
+        if (!kv->tab[j].n) return;
+        size_t home = kv->tab[j].hash & mask;
+        /* move the entry to i if i lies cyclically in [home, j) */
         bool move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
         if (move) {
-            kv->tab[i] = e;
-            kv->tab[j] = NULL;
+            kv->tab[i] = kv->tab[j];
+            kv->tab[j].n = NULL;
             i = j;
         }
     }
 }
 
-/* ---- skip list ------------------------------------------------------- */
+/* ---- per-tag skip lists ------------------------------------------------ */
 
 static int random_level(ct_memkv *kv) {
     uint64_t x = kv->rng; /* xorshift64: fixed seed, deterministic */
@@ -146,24 +174,61 @@ static int random_level(ct_memkv *kv) {
     return lvl;
 }
 
-/* Fills update[] with the last node < key at each level; returns the first
- * node >= key (or NULL). */
-static node *sl_find(const ct_memkv *kv, const uint8_t *k, size_t n, node **update) {
-    node *x = kv->head;
-    for (int l = kv->level - 1; l >= 0; l--) {
+/* The first node >= key in the tag's list; update[] (if given) gets the
+ * last node < key at each level. */
+static node *sl_find(order *o, const uint8_t *k, size_t n, node **update) {
+    node *x = o->head;
+    for (int l = o->level - 1; l >= 0; l--) {
         while (x->next[l] && cmp(x->next[l]->key, x->next[l]->key_len, k, n) < 0) x = x->next[l];
         if (update) update[l] = x;
     }
     return x->next[0];
 }
 
+static void sl_link(order *o, node *e) {
+    node *update[LEVELS];
+    sl_find(o, e->key, e->key_len, update);
+    for (int l = o->level; l < e->level; l++) update[l] = o->head;
+    if (e->level > o->level) o->level = e->level;
+    for (int l = 0; l < e->level; l++) {
+        e->next[l] = update[l]->next[l];
+        update[l]->next[l] = e;
+    }
+}
+
+static void sl_unlink(order *o, node *e) {
+    node *update[LEVELS];
+    sl_find(o, e->key, e->key_len, update);
+    for (int l = 0; l < e->level && l < o->level; l++)
+        if (update[l]->next[l] == e) update[l]->next[l] = e->next[l];
+    while (o->level > 1 && !o->head->next[o->level - 1]) o->level--;
+}
+
+/* Orders a tag on its first seek: links every key it holds. */
+static int order_tag(ct_memkv *kv, uint8_t tag) {
+    order *o = &kv->ord[tag];
+    if (o->head) return 0;
+    o->head = calloc(1, sizeof(node) + LEVELS * sizeof(node *));
+    if (!o->head) return -1;
+    o->head->level = LEVELS;
+    o->level = 1;
+    for (size_t i = 0; i < kv->tab_cap; i++) {
+        node *e = kv->tab[i].n;
+        if (e && e->key[0] == tag) sl_link(o, e);
+    }
+    return 0;
+}
+
+/* ---- put / del ------------------------------------------------------- */
+
 static int set_val(node *e, const uint8_t *v, size_t n) {
-    if (n > e->val_cap || !e->val) {
-        size_t cap = n ? n : 1;
-        uint8_t *p = realloc(e->val, cap);
+    if (n > e->val_cap) {
+        uint8_t *p = malloc(n);
         if (!p) return -1;
+        if (e->val_heap) free(e->val);
         e->val = p;
-        e->val_cap = (uint16_t)cap;
+        e->val_heap = true;
+        e->val_cap = (uint16_t)n;
     }
     if (n) memcpy(e->val, v, n);
     e->val_len = (uint16_t)n;
@@ -171,45 +236,36 @@ static int set_val(node *e, const uint8_t *v, size_t n) {
 }
 
 int ct_memkv_put(ct_memkv *kv, const uint8_t *k, size_t n, const uint8_t *v, size_t vn, ct_error *err) {
-    if (n > CT_KEY_BYTES_MAX + 1 || vn > CT_VALUE_BYTES_MAX) {
-        CT_ERR(err, CT_ERR_FATAL, "memkv: key (%zu) or value (%zu) beyond its limit", n, vn);
+    if (n == 0 || n > CT_KEY_BYTES_MAX + 1 || vn > CT_VALUE_BYTES_MAX) {
+        CT_ERR(err, CT_ERR_FATAL, "memkv: key (%zu) or value (%zu) bytes out of range", n, vn);
         return -1;
     }
     uint64_t h = hash_key(k, n);
-    size_t slot;
-    node *e = tab_find(kv, k, n, h, &slot);
+    size_t at;
+    node *e = tab_find(kv, k, n, h, &at);
     if (e) {
         if (set_val(e, v, vn)) goto oom;
         return 0;
     }
     if ((kv->count + 1) * 2 > kv->tab_cap) {
         if (tab_grow(kv)) goto oom;
-        tab_find(kv, k, n, h, &slot);
+        tab_find(kv, k, n, h, &at);
     }
-    node *update[LEVELS];
-    sl_find(kv, k, n, update);
     int lvl = random_level(kv);
-    e = malloc(sizeof(node) + (size_t)lvl * sizeof(node *) + n);
+    size_t room = (vn + 15) & ~(size_t)15; /* values rarely grow; when they do, they move out */
+    e = malloc(sizeof(node) + (size_t)lvl * sizeof(node *) + n + room);
     if (!e) goto oom;
     e->key = (uint8_t *)&e->next[lvl];
     memcpy(e->key, k, n);
     e->key_len = (uint16_t)n;
-    e->val = NULL;
-    e->val_cap = 0;
+    e->val = e->key + n;
+    e->val_cap = (uint16_t)room;
+    e->val_heap = false;
     e->level = (uint8_t)lvl;
-    e->hash = h;
-    if (set_val(e, v, vn)) {
-        free(e);
-        goto oom;
-    }
-    for (int l = kv->level; l < lvl; l++) update[l] = kv->head;
-    if (lvl > kv->level) kv->level = lvl;
-    for (int l = 0; l < lvl; l++) {
-        e->next[l] = update[l]->next[l];
-        update[l]->next[l] = e;
-    }
-    kv->tab[slot] = e;
+    set_val(e, v, vn); /* fits: cannot fail */
+    kv->tab[at] = (slot){.hash = h, .n = e};
     kv->count++;
+    if (kv->ord[k[0]].head) sl_link(&kv->ord[k[0]], e);
     return 0;
 oom:
     CT_ERR(err, CT_ERR_FATAL, "memkv: out of memory");
@@ -217,18 +273,13 @@ oom:
 }
 
 void ct_memkv_del(ct_memkv *kv, const uint8_t *k, size_t n) {
-    uint64_t h = hash_key(k, n);
-    size_t slot;
-    node *e = tab_find(kv, k, n, h, &slot);
+    if (n == 0) return;
+    size_t at;
+    node *e = tab_find(kv, k, n, hash_key(k, n), &at);
     if (!e) return;
-    tab_remove(kv, slot);
-    node *update[LEVELS];
-    sl_find(kv, k, n, update);
-    for (int l = 0; l < e->level; l++)
-        if (update[l]->next[l] == e) update[l]->next[l] = e->next[l];
-    while (kv->level > 1 && !kv->head->next[kv->level - 1]) kv->level--;
-    free(e->val);
-    free(e);
+    tab_remove(kv, at);
+    if (kv->ord[k[0]].head) sl_unlink(&kv->ord[k[0]], e);
+    free_node(e);
     kv->count--;
 }
 
@@ -259,8 +310,8 @@ static int copy_out(const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size
 
 static int port_get(void *ud, const uint8_t *k, size_t n, uint8_t *v, size_t cap, size_t *vn, ct_error *err) {
     ct_memkv *kv = ud;
-    size_t slot;
-    node *e = tab_find(kv, k, n, hash_key(k, n), &slot);
+    size_t at;
+    node *e = tab_find(kv, k, n, hash_key(k, n), &at);
     if (!e) return 0;
     return copy_out(e->val, e->val_len, v, cap, vn, err) ? -1 : 1;
 }
@@ -268,7 +319,16 @@ static int port_get(void *ud, const uint8_t *k, size_t n, uint8_t *v, size_t cap
 static int port_seek(void *ud, const uint8_t *prefix, size_t pn, const uint8_t *from, size_t fn, uint8_t *k,
                      size_t kcap, size_t *kn, uint8_t *v, size_t vcap, size_t *vn, ct_error *err) {
     ct_memkv *kv = ud;
-    node *e = sl_find(kv, from, fn, NULL);
+    if (pn == 0 || fn == 0 || from[0] != prefix[0]) {
+        /* every key of the state layout has a tag; a seek spans one */
+        CT_ERR(err, CT_ERR_FATAL, "memkv: seek needs a non-empty prefix that from starts with");
+        return -1;
+    }
+    if (order_tag(kv, prefix[0])) {
+        CT_ERR(err, CT_ERR_FATAL, "memkv: out of memory");
+        return -1;
+    }
+    node *e = sl_find(&kv->ord[prefix[0]], from, fn, NULL);
     if (!e || e->key_len < pn || memcmp(e->key, prefix, pn) != 0) return 0;
     if (copy_out(e->key, e->key_len, k, kcap, kn, err) || copy_out(e->val, e->val_len, v, vcap, vn, err))
         return -1;
@@ -277,23 +337,49 @@ static int port_seek(void *ud, const uint8_t *prefix, size_t pn, const uint8_t *
 
 ct_kv_port ct_memkv_port(ct_memkv *kv) { return (ct_kv_port){.ud = kv, .get = port_get, .seek = port_seek}; }
 
+/* ---- ordered walks over a sorted snapshot ------------------------------- */
+
+static int node_cmp(const void *a, const void *b) {
+    const node *x = *(node *const *)a, *y = *(node *const *)b;
+    return cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* A sorted array of all nodes (caller frees), or NULL on OOM / empty. */
+static node **snapshot(const ct_memkv *kv) {
+    node **all = malloc((kv->count ? kv->count : 1) * sizeof *all);
+    if (!all) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < kv->tab_cap; i++)
+        if (kv->tab[i].n) all[n++] = kv->tab[i].n;
+    qsort(all, n, sizeof *all, node_cmp);
+    return all;
+}
+
 int ct_memkv_foreach(const ct_memkv *kv, ct_memkv_visit_fn fn, void *ud) {
-    for (node *e = kv->head->next[0]; e; e = e->next[0]) {
-        int r = fn(ud, e->key, e->key_len, e->val, e->val_len);
-        if (r) return r;
-    }
-    return 0;
+    node **all = snapshot(kv);
+    if (!all) return -1;
+    int r = 0;
+    for (size_t i = 0; i < kv->count && !r; i++) r = fn(ud, all[i]->key, all[i]->key_len, all[i]->val, all[i]->val_len);
+    free(all);
+    return r;
 }
 
 bool ct_memkv_equal(const ct_memkv *a, const ct_memkv *b, bool (*skip)(const uint8_t *key, size_t key_len)) {
-    node *x = a->head->next[0], *y = b->head->next[0];
-    for (;;) {
-        while (x && skip && skip(x->key, x->key_len)) x = x->next[0];
-        while (y && skip && skip(y->key, y->key_len)) y = y->next[0];
-        if (!x || !y) return !x && !y;
-        if (cmp(x->key, x->key_len, y->key, y->key_len) != 0) return false;
-        if (cmp(x->val, x->val_len, y->val, y->val_len) != 0) return false;
-        x = x->next[0];
-        y = y->next[0];
+    node **x = snapshot(a), **y = snapshot(b);
+    bool eq = x && y;
+    size_t i = 0, j = 0;
+    while (eq) {
+        while (i < a->count && skip && skip(x[i]->key, x[i]->key_len)) i++;
+        while (j < b->count && skip && skip(y[j]->key, y[j]->key_len)) j++;
+        if (i == a->count || j == b->count) {
+            eq = i == a->count && j == b->count;
+            break;
+        }
+        eq = cmp(x[i]->key, x[i]->key_len, y[j]->key, y[j]->key_len) == 0 &&
+             cmp(x[i]->val, x[i]->val_len, y[j]->val, y[j]->val_len) == 0;
+        i++, j++;
     }
+    free(x);
+    free(y);
+    return eq;
 }

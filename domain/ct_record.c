@@ -4,25 +4,30 @@
 
 #include <string.h>
 
-static bool id_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
+/* Character classes: 1 = id ([A-Za-z0-9_-]), 2 = also allowed in record
+ * ids (':' and '.'). A table: validation runs on every record. */
+static const uint8_t id_class[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1,
+    ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['_'] = 1, ['-'] = 1, [':'] = 2, ['.'] = 2,
+};
 
 bool ct_id_valid(const char *s, size_t n) {
     if (n == 0 || n > CT_ID_BYTES_MAX) return false;
-    for (size_t i = 0; i < n; i++)
-        if (!id_char((unsigned char)s[i])) return false;
-    return true;
+    unsigned ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= id_class[(unsigned char)s[i]] == 1;
+    return ok;
 }
 
 bool ct_record_id_valid(const char *s, size_t n) {
     if (n == 0 || n > CT_RECORD_ID_BYTES_MAX) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!id_char(c) && c != ':' && c != '.') return false;
-    }
-    return true;
+    unsigned ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= id_class[(unsigned char)s[i]] != 0;
+    return ok;
 }
 
 int ct_id_setn(ct_id *id, const char *s, size_t n) {

@@ -1,5 +1,6 @@
 /* The concert state machine: every rule, every rejection, boundary times. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dom_harness.h"
@@ -418,7 +419,12 @@ Test(concert, a_settlement_that_cannot_be_honoured_is_refunded_never_dropped) {
     cr_assert_eq(rr->topic, CT_TOPIC_WALLET_COMMANDS);
     cr_assert_str_eq(rr->key.s, "uA");
     cr_assert_eq(rr->amount_won, PRICE);
-    /* a second settlement of a settled payment is refunded too */
+    /* the wallet only refunds what it debited: this one it never did */
+    ct_cmd rf = dom_refund(&D, T0 + 10, "pZ", "uA", PRICE);
+    dom_apply(&D, &rf);
+    cr_assert_eq(dom_find(&D, CT_OUT_REFUND_REJECTED)->reason, CT_REASON_UNKNOWN_PAYMENT);
+    cr_assert_eq(dom_balance(&D, "uA"), 0);
+    /* a copy of the settlement of a succeeded payment changes nothing */
     ct_cmd ch = dom_charge(&D, T0, "uA", PRICE);
     dom_apply(&D, &ch);
     c = dom_pay(&D, T0 + 10, "p1", "rA", "tA", "uA", "c1");
@@ -428,7 +434,20 @@ Test(concert, a_settlement_that_cannot_be_honoured_is_refunded_never_dropped) {
     dom_apply(&D, &c);
     sr = dom_find(&D, CT_OUT_SETTLEMENT_REJECTED);
     cr_assert(sr);
-    cr_assert_eq(sr->reason, CT_REASON_PAYMENT_NOT_PENDING);
+    cr_assert_eq(sr->reason, CT_REASON_DUPLICATE);
+    cr_assert_null(dom_find(&D, CT_OUT_REFUND_REQUESTED), "the seat was sold for that money");
+    cr_assert_null(dom_find(&D, CT_OUT_RESERVATION_CONFIRMED));
+    /* an ok settlement of a failed payment contradicts the wallet: refund
+     * (the wallet checks it against its debit record) */
+    ct_cmd h2 = dom_hold(&D, T0 + 20, "rB", "tB", "uB", "c1", "s1", 2);
+    dom_apply(&D, &h2);
+    c = dom_pay(&D, T0 + 21, "p2", "rB", "tB", "uB", "c1");
+    dom_apply(&D, &c);
+    dom_route_saga(&D); /* uB has no money: FAILED */
+    cr_assert_eq(dom_terminal(&D)->type, CT_OUT_PAYMENT_FAILED);
+    c = dom_settled(&D, T0 + 22, "c1", "p2", "rB", "uB", PRICE, true, CT_REASON_NONE);
+    dom_apply(&D, &c);
+    cr_assert_eq(dom_find(&D, CT_OUT_SETTLEMENT_REJECTED)->reason, CT_REASON_PAYMENT_NOT_PENDING);
     cr_assert(dom_find(&D, CT_OUT_REFUND_REQUESTED));
     /* a failed settlement that cannot be honoured has nothing to refund */
     c = dom_settled(&D, T0 + 20, "c1", "pY", "rA", "uA", PRICE, false, CT_REASON_INSUFFICIENT_BALANCE);

@@ -119,28 +119,54 @@ Test(wallet, a_payment_is_debited_at_most_once) {
     cr_assert_null(dom_find(&D, CT_OUT_PAYMENT_SETTLED), "no second settlement");
 }
 
-Test(wallet, refunds_credit_once_and_respect_the_balance_limit) {
-    fund(&D, "u1", 10);
-    ct_cmd c = dom_refund(&D, T0, "p1", "u1", 90);
+typedef struct refund_case {
+    const char *name;
+    const char *payment, *user;
+    int64_t amount;
+    ct_reason want; /* NONE: refunded */
+} refund_case;
+
+Test(wallet, refunds_only_what_was_debited_once_within_the_limit) {
+    fund(&D, "u1", 100);
+    ct_cmd c = dom_debit(&D, T0, "p1", "r1", "u1", "c1", 60);
     dom_apply(&D, &c);
-    cr_assert_eq(dom_balance(&D, "u1"), 100);
-    cr_assert(dom_find(&D, CT_OUT_BALANCE_REFUNDED));
-    c = dom_refund(&D, T0, "p1", "u1", 90);
+    c = dom_debit(&D, T0, "p2", "r2", "u1", "c1", 1000); /* refused: nothing taken */
     dom_apply(&D, &c);
-    cr_assert_eq(dom_balance(&D, "u1"), 100);
+    cr_assert_eq(dom_balance(&D, "u1"), 40);
+    const refund_case cases[] = {
+        {"unknown payment", "p9", "u1", 60, CT_REASON_UNKNOWN_PAYMENT},
+        {"a refused debit", "p2", "u1", 1000, CT_REASON_UNKNOWN_PAYMENT},
+        {"another user", "p1", "u2", 60, CT_REASON_UNKNOWN_PAYMENT},
+        {"another amount", "p1", "u1", 61, CT_REASON_UNKNOWN_PAYMENT},
+        {"the debit", "p1", "u1", 60, CT_REASON_NONE},
+        {"the debit again", "p1", "u1", 60, CT_REASON_DUPLICATE},
+    };
+    int64_t want_balance = 40;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        c = dom_refund(&D, T0, cases[i].payment, cases[i].user, cases[i].amount);
+        dom_apply(&D, &c);
+        if (cases[i].want == CT_REASON_NONE) {
+            cr_assert(dom_find(&D, CT_OUT_BALANCE_REFUNDED), "%s", cases[i].name);
+            want_balance += cases[i].amount;
+        } else {
+            const ct_out *rr = dom_find(&D, CT_OUT_REFUND_REJECTED);
+            cr_assert(rr, "%s", cases[i].name);
+            cr_assert_eq(rr->reason, cases[i].want, "%s: %s", cases[i].name, ct_reason_name(rr->reason));
+        }
+        cr_assert_eq(dom_balance(&D, "u1"), want_balance, "%s", cases[i].name);
+    }
+    /* a refund that would pass 10^15 is refused and reported, not applied */
+    c = dom_debit(&D, T0, "p3", "r3", "u1", "c1", 100);
+    dom_apply(&D, &c);
+    ct_id u = dom_id("u1");
+    uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
+    cr_assert_eq(ct_memkv_put(D.wallet, k, ct_key_wallet(k, &u), v, ct_val_i64_encode(v, CT_BALANCE_WON_MAX - 99), &D.err), 0);
+    c = dom_refund(&D, T0, "p3", "u1", 100);
+    dom_apply(&D, &c);
     const ct_out *rr = dom_find(&D, CT_OUT_REFUND_REJECTED);
     cr_assert(rr);
-    cr_assert_eq(rr->reason, CT_REASON_DUPLICATE);
-    /* at the limit */
-    ct_id u = dom_id("u2");
-    uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
-    cr_assert_eq(ct_memkv_put(D.wallet, k, ct_key_wallet(k, &u), v, ct_val_i64_encode(v, CT_BALANCE_WON_MAX), &D.err), 0);
-    c = dom_refund(&D, T0, "p2", "u2", 1);
-    dom_apply(&D, &c);
-    rr = dom_find(&D, CT_OUT_REFUND_REJECTED);
-    cr_assert(rr);
     cr_assert_eq(rr->reason, CT_REASON_BALANCE_LIMIT);
-    cr_assert_eq(dom_balance(&D, "u2"), CT_BALANCE_WON_MAX);
+    cr_assert_eq(dom_balance(&D, "u1"), CT_BALANCE_WON_MAX - 99);
 }
 
 Test(wallet, concert_commands_on_the_wallet_are_permanent_errors) {
