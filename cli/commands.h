@@ -18,6 +18,7 @@ int ct_cmd_kafka(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_pg(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_migrate(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_smoke(const ct_config *cfg, int argc, char **argv);
+int ct_cmd_processor(const ct_config *cfg, int argc, char **argv);
 
 /* Prints "error: <msg> (<detail>)" to stderr and returns CT_EXIT_FAILURE. */
 int ct_cmd_fail(const char *what, const ct_error *err);

@@ -21,6 +21,8 @@ static const command commands[] = {
     {"kafka", ct_cmd_kafka, "kafka start|stop|status", "manage the local 3-broker Kafka cluster (or ensure topics)"},
     {"pg", ct_cmd_pg, "pg start|stop|status|url", "manage the local Postgres cluster"},
     {"migrate", ct_cmd_migrate, "migrate", "apply the database migrations"},
+    {"processor", ct_cmd_processor, "processor --role concert|wallet [--instance N]",
+     "run an exactly-once processor of one role"},
     {"smoke", ct_cmd_smoke, "smoke [--timeout-ms N]", "produce test-message to test-topic and consume it back"},
 };
 #define COMMANDS_COUNT (sizeof commands / sizeof commands[0])

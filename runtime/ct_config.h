@@ -67,6 +67,9 @@ typedef struct ct_config {
     int relay_backoff_max_ms;
     int tick_ms;
 
+    int processor_batch_max;
+    int processor_batch_ms;
+
     int up_ready_timeout_ms;
     int up_restart_backoff_max_ms;
 } ct_config;

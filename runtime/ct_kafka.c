@@ -109,6 +109,7 @@ rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_
         return NULL;
     }
     if (opts->opaque) rd_kafka_conf_set_opaque(conf, opts->opaque);
+    if (opts->rebalance_cb) rd_kafka_conf_set_rebalance_cb(conf, opts->rebalance_cb);
     rd_kafka_t *rk = new_handle(RD_KAFKA_CONSUMER, conf, err);
     if (rk) rd_kafka_poll_set_consumer(rk);
     return rk;

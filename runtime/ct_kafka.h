@@ -52,6 +52,9 @@ typedef struct ct_kafka_consumer_opts {
     bool auto_commit;
     const char *auto_offset_reset; /* NULL: "earliest" */
     void *opaque;
+    /* Optional: called (from rd_kafka_consumer_poll) on assignment changes;
+     * it must call rd_kafka_assign itself. */
+    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t, rd_kafka_topic_partition_list_t *, void *);
 } ct_kafka_consumer_opts;
 
 rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_opts *opts, ct_error *err);

@@ -218,21 +218,28 @@ int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err) {
     return 0;
 }
 
-int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, ct_error *err) {
-    uint8_t key[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX], off[8], io[IO_PREFIX_LEN + 8];
-    size_t key_len;
-    if (id_key(record_id, key, &key_len, err) != 0) return -1;
+int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err) {
     if (offset < 0 || offset < st->batch_max_offset) {
         CT_ERR(err, CT_ERR_FATAL, "store: offset %lld goes backwards", (long long)offset);
         return -1;
     }
+    uint8_t off[8];
+    put_be64(off, (uint64_t)offset);
+    rocksdb_writebatch_wi_put(st->batch, KEY_OFFSET, KEY_OFFSET_LEN, (const char *)off, 8);
+    st->batch_max_offset = offset;
+    return 0;
+}
+
+int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, ct_error *err) {
+    uint8_t key[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX], off[8], io[IO_PREFIX_LEN + 8];
+    size_t key_len;
+    if (id_key(record_id, key, &key_len, err) != 0) return -1;
+    if (ct_store_batch_set_offset(st, offset, err) != 0) return -1;
     put_be64(off, (uint64_t)offset);
     memcpy(io, IO_PREFIX, IO_PREFIX_LEN);
     memcpy(io + IO_PREFIX_LEN, off, 8);
     rocksdb_writebatch_wi_put(st->batch, (const char *)key, key_len, (const char *)off, 8);
     rocksdb_writebatch_wi_put(st->batch, (const char *)io, sizeof io, record_id, strlen(record_id));
-    rocksdb_writebatch_wi_put(st->batch, KEY_OFFSET, KEY_OFFSET_LEN, (const char *)off, 8);
-    st->batch_max_offset = offset;
     return 0;
 }
 

@@ -62,6 +62,9 @@ void ct_store_batch_begin(ct_store *st);
 int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err);
 /* Records that record_id at offset is applied (in the pending batch). */
 int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, ct_error *err);
+/* Advances the applied offset alone (a record dead-lettered or skipped as
+ * a duplicate: consumed, but nothing to remember by id). */
+int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err);
 /* Writes the pending batch atomically (fsync'd WAL) and prunes applied ids
  * beyond the retention window. */
 int ct_store_batch_commit(ct_store *st, ct_error *err);

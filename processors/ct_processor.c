@@ -1,0 +1,508 @@
+/* ct_processor: see ct_processor.h. */
+#include "ct_processor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ct_codec.h"
+#include "ct_domain.h"
+#include "ct_kafka.h"
+#include "ct_log.h"
+#include "ct_proc.h"
+#include "ct_signal.h"
+#include "ct_store.h"
+
+typedef struct task {
+    bool assigned;
+    ct_store *store;
+    bool staged;        /* the store has a pending batch in this transaction */
+    int64_t next_offset; /* next input offset of the current batch, -1 none */
+} task;
+
+struct ct_processor {
+    const ct_config *cfg;
+    ct_role role;
+    char instance[CT_PROCESSOR_INSTANCE_MAX + 1];
+    const char *in_topic;
+    char dlq_topic[64];
+    char group[96];
+    char store_root[CT_CONFIG_PATH_MAX + 128];
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    ct_effects *fx;
+    task tasks[CT_PROCESSOR_PARTITIONS_MAX];
+    bool fatal;          /* set from the rebalance callback */
+    ct_error fatal_err;
+    char buf[CT_PROCESSOR_RECORD_BYTES_MAX];
+    uint64_t applied, skipped, dead_lettered, batches;
+};
+
+static void store_dir(const ct_processor *p, int32_t partition, char *out, size_t n) {
+    snprintf(out, n, "%s/p%d", p->store_root, (int)partition);
+}
+
+/* ---- one record ---------------------------------------------------------- */
+
+static int produce(ct_processor *p, const char *topic, int32_t partition, const void *key, size_t key_len,
+                   const void *val, size_t val_len, rd_kafka_headers_t *hdrs, ct_error *err) {
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0; /* headers now owned by the message */
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p->producer, 10);
+            continue;
+        }
+        rd_kafka_headers_destroy(hdrs);
+        CT_ERR(err, CT_ERR_RETRIABLE, "produce to %s failed: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+}
+
+static int dead_letter(ct_processor *p, const rd_kafka_message_t *m, const char *reason, ct_error *err) {
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "dlq-reason", -1, reason, -1);
+    rd_kafka_header_add(h, "dlq-topic", -1, p->in_topic, -1);
+    rd_kafka_header_add(h, "dlq-partition", -1, part, -1);
+    rd_kafka_header_add(h, "dlq-offset", -1, off, -1);
+    CT_LOG_RATELIMITED(CT_LOG_WARN, "dlq", 1000, "dead-lettered record topic=%s partition=%d offset=%" PRId64 " reason=%s",
+                       p->in_topic, (int)m->partition, m->offset, reason);
+    p->dead_lettered++;
+    return produce(p, p->dlq_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h, err);
+}
+
+/* Applies one input record to its task: decode, dedupe, core, outputs (when
+ * producing), staged state. Returns -1 only for errors that must abort the
+ * batch; a bad record is dead-lettered (or, restoring, skipped) and is 0. */
+static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m, bool producing, ct_error *err) {
+    ct_cmd cmd;
+    ct_error rec_err = {0};
+    int rc = -1;
+    if (!m->payload || ct_codec_decode(m->payload, m->len, &cmd, &rec_err) != 0) {
+        if (!rec_err.msg[0]) CT_ERR(&rec_err, CT_ERR_PERMANENT, "empty record");
+        goto bad_record;
+    }
+    bool applied = false;
+    if (ct_store_is_applied(t->store, cmd.id, &applied, err) != 0) return -1;
+    if (applied) { /* a redelivery: changes nothing */
+        p->skipped++;
+        return ct_store_batch_set_offset(t->store, m->offset, err);
+    }
+    ct_kv_port port = ct_store_port(t->store);
+    if (ct_domain_apply(p->role, &port, &cmd, p->fx, &rec_err) != 0) {
+        if (rec_err.klass == CT_ERR_PERMANENT) goto bad_record;
+        if (err) *err = rec_err;
+        return -1;
+    }
+    if (producing) {
+        size_t n = ct_effects_output_count(p->fx);
+        for (size_t i = 0; i < n; i++) {
+            const ct_out *o = ct_effects_output_at(p->fx, i);
+            size_t len = 0;
+            char id[CT_OUTPUT_ID_BYTES_MAX + 1];
+            if (ct_codec_encode_effect(p->fx, i, p->buf, sizeof p->buf, &len, err) != 0) return -1;
+            ct_codec_output_id(cmd.id, o->index, id);
+            rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+            rd_kafka_header_add(h, "type", -1, ct_out_type_name(o->type), -1);
+            rd_kafka_header_add(h, "v", -1, "1", 1);
+            rd_kafka_header_add(h, "id", -1, id, -1);
+            if (produce(p, ct_topic_name(o->topic), RD_KAFKA_PARTITION_UA, o->key.s, o->key.len, p->buf, len, h, err))
+                return -1;
+        }
+    }
+    if (ct_store_batch_add(t->store, p->fx, err) != 0) return -1;
+    if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, err) != 0) return -1;
+    p->applied++;
+    return 0;
+bad_record:
+    rc = producing ? dead_letter(p, m, rec_err.msg, err) : 0;
+    if (rc == 0) rc = ct_store_batch_set_offset(t->store, m->offset, err);
+    return rc;
+}
+
+/* ---- assignment and restore --------------------------------------------- */
+
+static int64_t committed_offset(ct_processor *p, int32_t partition, ct_error *err) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->in_topic, partition);
+    rd_kafka_resp_err_t e = rd_kafka_committed(p->consumer, l, p->cfg->kafka_timeout_ms);
+    int64_t off = e ? INT64_MIN : l->elems[0].offset;
+    if (e) CT_ERR(err, CT_ERR_RETRIABLE, "committed offset of %s/%d: %s", p->in_topic, (int)partition, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+    return off;
+}
+
+/* Replays [from, to) of a partition into its store, producing nothing. */
+static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, int64_t to, ct_error *err) {
+    char group[128];
+    snprintf(group, sizeof group, "%s-restore", p->group);
+    ct_kafka_consumer_opts co = {.client_id = "concert-restore", .group_id = group, .read_committed = true};
+    rd_kafka_t *c = ct_kafka_consumer_new(p->cfg, &co, err);
+    if (!c) return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->in_topic, partition)->offset = from;
+    int rc = rd_kafka_assign(c, l) ? -1 : 0;
+    int64_t restored = 0, since_commit = 0, t0 = ct_clock_mono_ms();
+    CT_LOG_INFO("restore", "restoring topic=%s partition=%d from=%" PRId64 " to=%" PRId64, p->in_topic, (int)partition,
+                from, to);
+    ct_store_batch_begin(t->store);
+    while (rc == 0) {
+        rd_kafka_position(c, l);
+        if (l->elems[0].offset >= to) break; /* past the gap (control records included) */
+        if (ct_signal_stop_requested()) {
+            rc = -1;
+            CT_ERR(err, CT_ERR_RETRIABLE, "stopped while restoring");
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 500);
+        if (!m) continue;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                CT_LOG_RATELIMITED(CT_LOG_WARN, "restore", 1000, "consume error: %s", rd_kafka_message_errstr(m));
+        } else if (m->offset < to) {
+            rc = process_record(p, t, m, false, err);
+            restored++;
+            if (rc == 0 && ++since_commit >= CT_PROCESSOR_RESTORE_COMMIT_EVERY) {
+                rc = ct_store_batch_commit(t->store, err);
+                since_commit = 0;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (rc == 0) rc = ct_store_batch_set_offset(t->store, to - 1, err);
+    if (rc == 0) rc = ct_store_batch_commit(t->store, err);
+    else ct_store_batch_discard(t->store);
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    if (rc == 0)
+        CT_LOG_INFO("restore", "restored topic=%s partition=%d records=%" PRId64 " ms=%" PRId64, p->in_topic,
+                    (int)partition, restored, ct_clock_mono_ms() - t0);
+    return rc;
+}
+
+/* Opens a partition's store and brings it level with the group's committed
+ * offset. */
+static int open_task(ct_processor *p, int32_t partition, ct_error *err) {
+    task *t = &p->tasks[partition];
+    char dir[CT_CONFIG_PATH_MAX + 160];
+    store_dir(p, partition, dir, sizeof dir);
+    if (!(t->store = ct_store_open(dir, err))) return -1;
+    int64_t applied = -1;
+    if (ct_store_applied_offset(t->store, &applied, err) != 0) return -1;
+    int64_t committed = committed_offset(p, partition, err);
+    if (committed == INT64_MIN) return -1;
+    bool nothing_committed = committed < 0; /* RD_KAFKA_OFFSET_INVALID */
+    if ((nothing_committed && applied >= 0) || (!nothing_committed && applied + 1 > committed)) {
+        /* The store is ahead of the group: its history is not the group's. */
+        CT_LOG_WARN("restore", "store ahead of the group, rebuilding partition=%d applied=%" PRId64
+                    " committed=%" PRId64, (int)partition, applied, committed);
+        ct_store_close(t->store);
+        t->store = NULL;
+        if (ct_store_wipe(dir, err) != 0 || !(t->store = ct_store_open(dir, err))) return -1;
+        applied = -1;
+    }
+    if (!nothing_committed && applied + 1 < committed) {
+        int64_t from = applied + 1;
+        if (applied < 0) { /* no store: rebuild from the partition's first record */
+            int64_t lo = 0, hi = 0;
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(p->consumer, p->in_topic, partition, &lo, &hi,
+                                                                     p->cfg->kafka_timeout_ms);
+            if (e) {
+                CT_ERR(err, CT_ERR_RETRIABLE, "watermarks of %s/%d: %s", p->in_topic, (int)partition, rd_kafka_err2str(e));
+                return -1;
+            }
+            from = lo;
+        }
+        if (restore(p, partition, t, from, committed, err) != 0) return -1;
+    }
+    t->assigned = true;
+    t->staged = false;
+    t->next_offset = -1;
+    return 0;
+}
+
+static void close_task(ct_processor *p, int32_t partition) {
+    task *t = &p->tasks[partition];
+    ct_store_close(t->store);
+    memset(t, 0, sizeof *t);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    ct_processor *p = opaque;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt && !p->fatal; i++) {
+            int32_t part = parts->elems[i].partition;
+            if (part < 0 || part >= CT_PROCESSOR_PARTITIONS_MAX) {
+                CT_ERR(&p->fatal_err, CT_ERR_FATAL, "partition %d beyond %d", (int)part, CT_PROCESSOR_PARTITIONS_MAX);
+                p->fatal = true;
+            } else if (open_task(p, part, &p->fatal_err) != 0) {
+                p->fatal = true;
+            }
+        }
+        CT_LOG_INFO("rebalance", "assigned partitions=%d topic=%s", parts->cnt, p->in_topic);
+        rd_kafka_assign(rk, p->fatal ? NULL : parts);
+    } else {
+        for (int i = 0; i < parts->cnt; i++) {
+            int32_t part = parts->elems[i].partition;
+            if (part >= 0 && part < CT_PROCESSOR_PARTITIONS_MAX) close_task(p, part);
+        }
+        CT_LOG_INFO("rebalance", "revoked partitions=%d topic=%s", parts->cnt, p->in_topic);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* ---- the transaction loop ------------------------------------------------ */
+
+static void discard_staged(ct_processor *p) {
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
+        task *t = &p->tasks[i];
+        if (t->staged) ct_store_batch_discard(t->store);
+        t->staged = false;
+        t->next_offset = -1;
+    }
+}
+
+/* After an abort: every assigned partition back to its committed offset. */
+static int rewind_to_committed(ct_processor *p, ct_error *err) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(p->consumer, &l)) {
+        CT_ERR(err, CT_ERR_FATAL, "cannot read the assignment");
+        return -1;
+    }
+    int rc = 0;
+    if (l->cnt > 0 && rd_kafka_committed(p->consumer, l, p->cfg->kafka_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        CT_ERR(err, CT_ERR_RETRIABLE, "cannot read committed offsets to rewind");
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < l->cnt; i++) {
+        if (l->elems[i].offset < 0) l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (rc == 0 && l->cnt > 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, l, p->cfg->kafka_timeout_ms);
+        if (e) {
+            CT_ERR(err, CT_ERR_RETRIABLE, "seek failed: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rc = -1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+/* Classifies a transactional API error: 0 abort and retry, -1 fatal. */
+static int txn_error(ct_processor *p, rd_kafka_error_t *e, const char *what, ct_error *err) {
+    bool fatal = rd_kafka_error_is_fatal(e);
+    CT_ERR(err, fatal ? CT_ERR_FATAL : CT_ERR_RETRIABLE, "%s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    if (fatal) return -1;
+    CT_LOG_WARN("txn", "%s, aborting the batch: %s", what, err ? err->msg : "");
+    rd_kafka_error_t *ae = rd_kafka_abort_transaction(p->producer, -1);
+    if (ae) {
+        bool afatal = rd_kafka_error_is_fatal(ae);
+        CT_ERR(err, afatal ? CT_ERR_FATAL : CT_ERR_RETRIABLE, "abort: %s", rd_kafka_error_string(ae));
+        rd_kafka_error_destroy(ae);
+        if (afatal) return -1;
+    }
+    discard_staged(p);
+    return rewind_to_committed(p, err) == 0 ? 0 : -1;
+}
+
+static int run_batch(ct_processor *p, ct_error *err) {
+    rd_kafka_message_t *msgs[1024];
+    int max = p->cfg->processor_batch_max < 1024 ? p->cfg->processor_batch_max : 1024;
+    int n = 0;
+    int64_t deadline = ct_clock_mono_ms() + p->cfg->processor_batch_ms;
+    while (n < max) {
+        int64_t left = deadline - ct_clock_mono_ms();
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, n == 0 ? 100 : (int)(left > 0 ? left : 0));
+        if (p->fatal) {
+            if (m) rd_kafka_message_destroy(m);
+            if (err) *err = p->fatal_err;
+            for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+            return -1;
+        }
+        if (!m) {
+            if (n > 0 || ct_signal_stop_requested()) break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                CT_LOG_RATELIMITED(CT_LOG_WARN, "consume", 1000, "consume error: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        msgs[n++] = m;
+        if (left <= 0) break;
+    }
+    if (n == 0) return 0;
+
+    int rc = 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
+    if (e) {
+        rc = txn_error(p, e, "begin_transaction", err);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        rd_kafka_message_t *m = msgs[i];
+        task *t = (m->partition >= 0 && m->partition < CT_PROCESSOR_PARTITIONS_MAX) ? &p->tasks[m->partition] : NULL;
+        if (!t || !t->assigned) continue; /* revoked while polling */
+        if (!t->staged) {
+            ct_store_batch_begin(t->store);
+            t->staged = true;
+        }
+        if (process_record(p, t, m, true, err) != 0) {
+            if (err && err->klass == CT_ERR_FATAL) {
+                rc = -1;
+                goto done;
+            }
+            rc = txn_error(p, rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "%s", err ? err->msg : "record failed"),
+                           "apply", err);
+            goto done;
+        }
+        t->next_offset = m->offset + 1;
+    }
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
+        if (p->tasks[i].staged && p->tasks[i].next_offset >= 0)
+            rd_kafka_topic_partition_list_add(offs, p->in_topic, i)->offset = p->tasks[i].next_offset;
+    rd_kafka_consumer_group_metadata_t *gm = rd_kafka_consumer_group_metadata(p->consumer);
+    e = rd_kafka_send_offsets_to_transaction(p->producer, offs, gm, -1);
+    rd_kafka_consumer_group_metadata_destroy(gm);
+    rd_kafka_topic_partition_list_destroy(offs);
+    if (e) {
+        rc = txn_error(p, e, "send_offsets_to_transaction", err);
+        goto done;
+    }
+    e = rd_kafka_commit_transaction(p->producer, -1);
+    if (e) {
+        if (rd_kafka_error_is_retriable(e)) { /* outcome unknown yet: ask again */
+            rd_kafka_error_destroy(e);
+            e = rd_kafka_commit_transaction(p->producer, -1);
+        }
+        if (e) {
+            rc = txn_error(p, e, "commit_transaction", err);
+            goto done;
+        }
+    }
+    /* Committed in Kafka: now make the state durable. A crash before this
+     * point is repaired by restore mode on the next assignment. */
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
+        task *t = &p->tasks[i];
+        if (!t->staged) continue;
+        if (ct_store_batch_commit(t->store, err) != 0) {
+            rc = -1;
+            goto done;
+        }
+        t->staged = false;
+        t->next_offset = -1;
+    }
+    p->batches++;
+done:
+    for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+    return rc;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *instance, ct_error *err) {
+    ct_processor *p = calloc(1, sizeof *p);
+    if (!p) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    p->role = role;
+    size_t il = strlen(instance);
+    bool ok = il >= 1 && il <= CT_PROCESSOR_INSTANCE_MAX;
+    for (size_t i = 0; ok && i < il; i++)
+        ok = (instance[i] >= 'a' && instance[i] <= 'z') || (instance[i] >= 'A' && instance[i] <= 'Z') ||
+             (instance[i] >= '0' && instance[i] <= '9') || instance[i] == '-' || instance[i] == '_';
+    if (!ok) {
+        CT_ERR(err, CT_ERR_PERMANENT, "--instance: '%s' is not [A-Za-z0-9_-]{1,%d}", instance, CT_PROCESSOR_INSTANCE_MAX);
+        free(p);
+        return NULL;
+    }
+    memcpy(p->instance, instance, il + 1);
+    const char *role_name = role == CT_ROLE_CONCERT ? "concert" : "wallet";
+    p->in_topic = role == CT_ROLE_CONCERT ? CT_TOPIC_CONCERT_COMMANDS : CT_TOPIC_WALLET_COMMANDS;
+    snprintf(p->dlq_topic, sizeof p->dlq_topic, "%s.dlq", p->in_topic);
+    snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);
+    snprintf(p->store_root, sizeof p->store_root, "%s/processors/%s-%s", cfg->data_dir, role_name, instance);
+    if (ct_fs_mkdirs(p->store_root, 0755, err) != 0) goto fail;
+    if (!(p->fx = ct_effects_new())) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        goto fail;
+    }
+    char tid[160], timeout[32];
+    snprintf(tid, sizeof tid, "concert-%s-%s", role_name, instance);
+    snprintf(timeout, sizeof timeout, "%d", CT_PROCESSOR_TXN_TIMEOUT_MS);
+    rd_kafka_conf_t *extra = rd_kafka_conf_new();
+    char errstr[256];
+    if (rd_kafka_conf_set(extra, "transaction.timeout.ms", timeout, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(extra);
+        CT_ERR(err, CT_ERR_FATAL, "producer config: %s", errstr);
+        goto fail;
+    }
+    ct_kafka_producer_opts po = {.client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra};
+    p->producer = ct_kafka_producer_new(cfg, &po, err);
+    rd_kafka_conf_destroy(extra);
+    if (!p->producer) goto fail;
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, cfg->kafka_timeout_ms);
+    if (e) {
+        CT_ERR(err, rd_kafka_error_is_fatal(e) ? CT_ERR_FATAL : CT_ERR_RETRIABLE, "init_transactions: %s",
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        goto fail;
+    }
+    ct_kafka_consumer_opts co = {.client_id = tid, .group_id = p->group, .read_committed = true, .opaque = p,
+                                 .rebalance_cb = on_rebalance};
+    if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(subs, p->in_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(p->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (se) {
+        CT_ERR(err, CT_ERR_FATAL, "subscribe %s: %s", p->in_topic, rd_kafka_err2str(se));
+        goto fail;
+    }
+    return p;
+fail:
+    ct_processor_destroy(p);
+    return NULL;
+}
+
+int ct_processor_run(ct_processor *p, ct_error *err) {
+    CT_LOG_INFO("processor", "running topic=%s group=%s instance=%s", p->in_topic, p->group, p->instance);
+    int64_t last_report = ct_clock_mono_ms();
+    while (!ct_signal_stop_requested()) {
+        if (run_batch(p, err) != 0) return -1;
+        if (ct_clock_mono_ms() - last_report > 10000) {
+            last_report = ct_clock_mono_ms();
+            CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64
+                        " batches=%" PRIu64, p->applied, p->skipped, p->dead_lettered, p->batches);
+        }
+    }
+    return 0;
+}
+
+void ct_processor_destroy(ct_processor *p) {
+    if (!p) return;
+    if (p->consumer) {
+        rd_kafka_consumer_close(p->consumer); /* revokes: closes the stores */
+        rd_kafka_destroy(p->consumer);
+    }
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
+        if (p->tasks[i].store) close_task(p, i);
+    if (p->producer) rd_kafka_destroy(p->producer);
+    ct_effects_destroy(p->fx);
+    free(p);
+}

@@ -1,0 +1,241 @@
+/* The exactly-once processors on the real local Kafka cluster, as the
+ * `concert processor` processes users run: commands in, events out, exactly
+ * one terminal outcome per command, the payment saga across the two roles,
+ * a duplicated command record applied once, a malformed record
+ * dead-lettered while processing goes on. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../support/ct_test_kafka.h"
+#include "ct_proc.h"
+
+#define WAIT_MS 90000
+
+static ct_config cfg;
+static char run[32], dir[96];
+
+static pid_t start_processor(const char *role) {
+    char inst[48];
+    snprintf(inst, sizeof inst, "t%s", run);
+    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", inst, NULL};
+    char log[160];
+    snprintf(log, sizeof log, "%s/%s.log", dir, role);
+    ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
+    ct_error err = {0};
+    pid_t pid = ct_proc_spawn(&po, &err);
+    cr_assert_gt(pid, 0, "%s", err.msg);
+    return pid;
+}
+
+static void stop_processor(pid_t pid, const char *role) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    int done = ct_proc_wait(pid, 30000, &status);
+    if (!done) kill(pid, SIGKILL), waitpid(pid, &status, 0);
+    cr_assert(done && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s processor did not stop cleanly (%d); see %s",
+              role, status, dir);
+}
+
+static void send_record(rd_kafka_t *p, const char *topic, const char *key, const char *json) {
+    cr_assert_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                   RD_KAFKA_V_VALUE((void *)json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                   RD_KAFKA_V_END),
+                 0);
+}
+
+/* One envelope; id = command_id = <run>-<name>. */
+static char *cmd(const char *name, const char *type, int64_t ts, const char *key, const char *data) {
+    char *s = NULL;
+    cr_assert_geq(asprintf(&s, "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\",\"key\":\"%s\","
+                               "\"data\":%s}",
+                           run, name, type, (long long)ts, run, name, key, data),
+                  0);
+    return s;
+}
+
+typedef struct outcome {
+    char command[64];
+    char type[48];
+    char reason[48];
+    int terminals;
+    int records;
+} outcome;
+
+static outcome outcomes[64];
+static int outcome_count;
+
+static outcome *outcome_of(const char *command_id) {
+    for (int i = 0; i < outcome_count; i++)
+        if (strcmp(outcomes[i].command, command_id) == 0) return &outcomes[i];
+    cr_assert_lt(outcome_count, 64);
+    outcome *o = &outcomes[outcome_count++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->command, sizeof o->command, "%s", command_id);
+    return o;
+}
+
+static void subscribe(rd_kafka_t *c, const char *t1, const char *t2) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, t1, RD_KAFKA_PARTITION_UA);
+    if (t2) rd_kafka_topic_partition_list_add(l, t2, RD_KAFKA_PARTITION_UA);
+    cr_assert_eq(rd_kafka_subscribe(c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Reads events until `terminals` commands of this run have a terminal and
+ * token 3 was activated. */
+static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
+    int64_t deadline = ct_clock_mono_ms() + WAIT_MS;
+    int have = 0;
+    while ((have < terminals || *token_activated_t3 == 0) && ct_clock_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+        if (!m) continue;
+        if (!m->err) {
+            json_error_t je;
+            json_t *ev = json_loadb(m->payload, m->len, 0, &je);
+            cr_assert_not_null(ev, "event is not JSON: %.*s", (int)m->len, (const char *)m->payload);
+            const char *cid = json_string_value(json_object_get(ev, "command_id"));
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            json_t *data = json_object_get(ev, "data");
+            if (cid && type && strncmp(cid, run, strlen(run)) == 0) {
+                outcome *o = outcome_of(cid);
+                o->records++;
+                if (strcmp(type, "TokenActivated") == 0 && strstr(cid, "-issue3")) (*token_activated_t3)++;
+                if (json_is_true(json_object_get(data, "terminal"))) {
+                    o->terminals++;
+                    snprintf(o->type, sizeof o->type, "%s", type);
+                    const char *r = json_string_value(json_object_get(data, "reason"));
+                    snprintf(o->reason, sizeof o->reason, "%s", r ? r : "");
+                    if (o->terminals == 1) have++;
+                }
+            }
+            json_decref(ev);
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
+static void expect(const char *name, const char *type, const char *reason) {
+    char cid[64];
+    snprintf(cid, sizeof cid, "%s-%s", run, name);
+    outcome *o = outcome_of(cid);
+    cr_assert_eq(o->terminals, 1, "%s: %d terminal outcomes", name, o->terminals);
+    cr_assert_str_eq(o->type, type, "%s", name);
+    if (reason) cr_assert_str_eq(o->reason, reason, "%s", name);
+}
+
+Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .timeout = 300) {
+    ct_test_load_config(&cfg);
+    ct_test_run_id(run, sizeof run);
+    snprintf(dir, sizeof dir, "/tmp/ct-test-proc-%s", run);
+    ct_error err = {0};
+    cr_assert_eq(ct_fs_mkdirs(dir, 0755, &err), 0);
+    setenv("CONCERT_DATA_DIR", dir, 1); /* the children's stores */
+    /* Processes first: this process must have no librdkafka thread at fork. */
+    pid_t concert = start_processor("concert"), wallet = start_processor("wallet");
+
+    char concert_id[40], events_group[64];
+    snprintf(concert_id, sizeof concert_id, "c%s", run);
+    snprintf(events_group, sizeof events_group, "ct-test-events-%s", run);
+    rd_kafka_t *c = ct_test_consumer(&cfg, events_group, 1);
+    subscribe(c, CT_TOPIC_CONCERT_EVENTS, CT_TOPIC_WALLET_EVENTS);
+    ct_kafka_producer_opts po = {.client_id = "ct-test", .linger_ms = 0};
+    rd_kafka_t *p = ct_kafka_producer_new(&cfg, &po, &err);
+    cr_assert_not_null(p);
+
+    int64_t ts = ct_clock_wall_ms();
+    char data[512], user[3][40];
+    for (int i = 0; i < 3; i++) snprintf(user[i], sizeof user[i], "u%d%s", i + 1, run);
+    snprintf(data, sizeof data, "{\"user_id\":\"%s\",\"amount\":100000}", user[0]);
+    char *charge = cmd("charge", "ChargeBalance", ts, user[0], data);
+    send_record(p, CT_TOPIC_WALLET_COMMANDS, user[0], charge);
+    cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0); /* charged before the payment is requested */
+    snprintf(data, sizeof data,
+             "{\"concert_id\":\"%s\",\"title\":\"t\",\"max_active\":2,\"schedules\":[{\"schedule_id\":\"1\","
+             "\"starts_at\":1900000000000,\"seats\":10,\"price\":5000}]}",
+             concert_id);
+    char *create = cmd("create", "CreateConcert", ts + 1, concert_id, data);
+    char *issue[3], *hold1, *hold2, *pay;
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "issue%d", i + 1);
+        snprintf(data, sizeof data, "{\"token\":\"k%d%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}", i + 1, run, user[i],
+                 concert_id);
+        issue[i] = cmd(name, "IssueToken", ts + 2 + i, concert_id, data);
+    }
+    snprintf(data, sizeof data,
+             "{\"reservation_id\":\"r1%s\",\"token\":\"k1%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+             "\"schedule_id\":\"1\",\"seat_no\":3}", run, run, user[0], concert_id);
+    hold1 = cmd("hold1", "HoldSeat", ts + 10, concert_id, data);
+    snprintf(data, sizeof data,
+             "{\"reservation_id\":\"r2%s\",\"token\":\"k2%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+             "\"schedule_id\":\"1\",\"seat_no\":3}", run, run, user[1], concert_id);
+    hold2 = cmd("hold2", "HoldSeat", ts + 11, concert_id, data);
+    snprintf(data, sizeof data,
+             "{\"payment_id\":\"p1%s\",\"reservation_id\":\"r1%s\",\"token\":\"k1%s\",\"user_id\":\"%s\","
+             "\"concert_id\":\"%s\"}", run, run, run, user[0], concert_id);
+    pay = cmd("pay", "RequestPayment", ts + 12, concert_id, data);
+
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, create);
+    for (int i = 0; i < 3; i++) send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, issue[i]);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, issue[1]); /* the relay's redelivery */
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, "{not json");
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, hold1);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, hold2);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, pay);
+    cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
+
+    int activated = 0;
+    collect(c, 8, &activated);
+    expect("charge", "BalanceCharged", NULL);
+    expect("create", "ConcertCreated", NULL);
+    expect("issue1", "TokenIssued", NULL);
+    expect("issue2", "TokenIssued", NULL);
+    expect("issue3", "TokenIssued", NULL);
+    expect("hold1", "SeatHeld", NULL);
+    expect("hold2", "CommandRejected", "SEAT_TAKEN");
+    expect("pay", "ReservationConfirmed", NULL);
+    char cid[64];
+    snprintf(cid, sizeof cid, "%s-issue2", run);
+    cr_assert_eq(outcome_of(cid)->records, 1, "the duplicated IssueToken produced %d records", outcome_of(cid)->records);
+    /* The payment finished token 1, which freed a slot for the waiting token 3. */
+    cr_assert_eq(activated, 1, "token 3 activated %d times", activated);
+    ct_test_consumer_close(c);
+
+    /* The malformed record went to the dead-letter topic with its reason. */
+    snprintf(events_group, sizeof events_group, "ct-test-dlq-%s", run);
+    rd_kafka_t *d = ct_test_consumer(&cfg, events_group, 1);
+    rd_kafka_unsubscribe(d);
+    subscribe(d, CT_TOPIC_CONCERT_COMMANDS ".dlq", NULL);
+    bool dlq = false;
+    int64_t until = ct_clock_mono_ms() + WAIT_MS;
+    while (!dlq && ct_clock_mono_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(d, 200);
+        if (!m) continue;
+        if (!m->err && m->key_len == strlen(concert_id) && memcmp(m->key, concert_id, m->key_len) == 0) {
+            rd_kafka_headers_t *h = NULL;
+            const void *reason = NULL;
+            size_t rl = 0;
+            dlq = rd_kafka_message_headers(m, &h) == 0 &&
+                  rd_kafka_header_get_last(h, "dlq-reason", &reason, &rl) == 0 && rl > 0 && m->len == 9;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    ct_test_consumer_close(d);
+    cr_assert(dlq, "no dead-lettered record with a reason");
+
+    rd_kafka_destroy(p);
+    stop_processor(concert, "concert");
+    stop_processor(wallet, "wallet");
+    free(charge), free(create), free(hold1), free(hold2), free(pay);
+    for (int i = 0; i < 3; i++) free(issue[i]);
+    if (!getenv("CT_TEST_KEEP")) { /* keep the processors' logs and stores to look at */
+        char rm[160];
+        snprintf(rm, sizeof rm, "rm -rf %s", dir);
+        cr_assert_eq(system(rm), 0);
+    }
+}
