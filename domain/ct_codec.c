@@ -529,7 +529,7 @@ static int data(jw *w, const ct_out *o) {
     }
     /* Events say whether they end their command; commands to the other
      * role never do and keep exactly their command's fields. */
-    if (o->topic == CT_TOPIC_CONCERT_EVENTS || o->topic == CT_TOPIC_WALLET_EVENTS) f_bool(w, "terminal", o->terminal);
+    if (o->topic == CT_TOPIC_ID_CONCERT_EVENTS || o->topic == CT_TOPIC_ID_WALLET_EVENTS) f_bool(w, "terminal", o->terminal);
     return 0;
 }
 

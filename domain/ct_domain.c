@@ -168,8 +168,8 @@ static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, con
 /* The command's terminal rejection, carrying the command's ids. */
 static int reject(ctx *c, ct_reason reason) {
     const ct_cmd *m = c->cmd;
-    ct_topic topic = ct_cmd_type_role(m->type) == CT_ROLE_WALLET ? CT_TOPIC_WALLET_EVENTS
-                                                                  : CT_TOPIC_CONCERT_EVENTS;
+    ct_topic topic = ct_cmd_type_role(m->type) == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS
+                                                                  : CT_TOPIC_ID_CONCERT_EVENTS;
     ct_out *o = emit(c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id, true);
     if (!o) return -1;
     o->rejected_type = m->type;
@@ -248,7 +248,7 @@ static int admit(ctx *c, const ct_id *concert_id, const ct_st_concert *cc, ct_st
         TRY(put_deadline(c, t.active_until_ms, CT_DEADLINE_TOKEN, &tid));
         q->active_count++;
         q->last_admitted_seq = seq;
-        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_CONCERT_EVENTS, concert_id,
+        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_ID_CONCERT_EVENTS, concert_id,
                          &t.command_id, false);
         if (!o) return -1;
         o->token = tid;
@@ -287,7 +287,7 @@ static int end_active_token(ctx *c, const ct_id *tid, ct_st_token *t, ct_token_s
     t->ended_at_ms = c->now_ms;
     TRY(store_token(c, tk, tkn, t));
     q.active_count--;
-    ct_out *o = emit(c, ev, CT_TOPIC_CONCERT_EVENTS, &t->concert_id, &t->command_id, false);
+    ct_out *o = emit(c, ev, CT_TOPIC_ID_CONCERT_EVENTS, &t->concert_id, &t->command_id, false);
     if (!o) return -1;
     o->token = *tid;
     o->user_id = t->user_id;
@@ -340,7 +340,7 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
     TRY(set_res_status(c, &res, CT_RES_EXPIRED, rk, rkn));
     TRY(store_reservation(c, rk, rkn, &res));
     TRY(release_seat(c, &res));
-    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_CONCERT_EVENTS, &res.concert_id,
+    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id,
                      &res.command_id, false);
     if (!o) return -1;
     o->reservation_id = *rid;
@@ -410,7 +410,7 @@ static int create_concert(ctx *c) {
         ct_st_schedule ss = {.starts_at_ms = s->starts_at_ms, .seats = s->seats, .price_won = s->price_won};
         kn = ct_key_schedule(k, &x->concert_id, &s->schedule_id);
         TRY(store_schedule(c, k, kn, &ss));
-        ct_out *o = emit(c, CT_OUT_SCHEDULE_CREATED, CT_TOPIC_CONCERT_EVENTS, &m->key, &m->command_id, false);
+        ct_out *o = emit(c, CT_OUT_SCHEDULE_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
         if (!o) return -1;
         o->concert_id = x->concert_id;
         o->schedule_id = s->schedule_id;
@@ -418,7 +418,7 @@ static int create_concert(ctx *c) {
         o->seats = s->seats;
         o->amount_won = s->price_won;
     }
-    ct_out *o = emit(c, CT_OUT_CONCERT_CREATED, CT_TOPIC_CONCERT_EVENTS, &m->key, &m->command_id, true);
+    ct_out *o = emit(c, CT_OUT_CONCERT_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, true);
     if (!o) return -1;
     o->concert_id = x->concert_id;
     o->title_len = x->title_len;
@@ -468,7 +468,7 @@ static int issue_token(ctx *c) {
     TRY(store_token(c, tk, tkn, &t));
     kn = ct_key_queue(k, &x->concert_id);
     TRY(store_queue(c, k, kn, &q));
-    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_CONCERT_EVENTS, &c->cmd->key,
+    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key,
                      &c->cmd->command_id, true);
     if (!o) return -1;
     o->token = x->token;
@@ -532,7 +532,7 @@ static int hold_seat(ctx *c) {
                              .command_id = c->cmd->command_id};
     TRY(store_reservation(c, rk, rkn, &res));
     TRY(put_deadline(c, res.hold_until_ms, CT_DEADLINE_HOLD, &x->reservation_id));
-    ct_out *o = emit(c, CT_OUT_SEAT_HELD, CT_TOPIC_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_SEAT_HELD, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
     if (!o) return -1;
     o->reservation_id = x->reservation_id;
     o->concert_id = x->concert_id;
@@ -584,14 +584,14 @@ static int request_payment(ctx *c) {
                        .command_id = c->cmd->command_id};
     TRY(store_payment(c, pk, pkn, &p));
     const ct_cmd *m = c->cmd;
-    ct_out *o = emit(c, CT_OUT_PAYMENT_REQUESTED, CT_TOPIC_CONCERT_EVENTS, &m->key, &m->command_id, false);
+    ct_out *o = emit(c, CT_OUT_PAYMENT_REQUESTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
     o->user_id = x->user_id;
     o->concert_id = x->concert_id;
     o->amount_won = res.price_won;
-    o = emit(c, CT_OUT_DEBIT_REQUESTED, CT_TOPIC_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
+    o = emit(c, CT_OUT_DEBIT_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -607,7 +607,7 @@ static int request_payment(ctx *c) {
 static int settlement_not_honoured(ctx *c, ct_reason reason) {
     const ct_payment_settled *x = &c->cmd->u.payment_settled;
     const ct_cmd *m = c->cmd;
-    ct_out *o = emit(c, CT_OUT_SETTLEMENT_REJECTED, CT_TOPIC_CONCERT_EVENTS, &m->key, &m->command_id, false);
+    ct_out *o = emit(c, CT_OUT_SETTLEMENT_REJECTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -616,7 +616,7 @@ static int settlement_not_honoured(ctx *c, ct_reason reason) {
     o->ok = x->ok;
     o->reason = reason;
     if (!x->ok || reason == CT_REASON_DUPLICATE) return 0;
-    o = emit(c, CT_OUT_REFUND_REQUESTED, CT_TOPIC_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
+    o = emit(c, CT_OUT_REFUND_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->user_id = x->user_id;
@@ -655,7 +655,7 @@ static int payment_settled(ctx *c) {
         TRY(store_seat(c, ek, ekn, &seat));
         p.status = CT_PAY_SUCCEEDED;
         TRY(store_payment(c, pk, pkn, &p));
-        o = emit(c, CT_OUT_SEAT_SOLD, CT_TOPIC_CONCERT_EVENTS, &res.concert_id, &p.command_id, false);
+        o = emit(c, CT_OUT_SEAT_SOLD, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, false);
         if (!o) return -1;
         o->reservation_id = p.reservation_id;
         o->payment_id = x->payment_id;
@@ -664,7 +664,7 @@ static int payment_settled(ctx *c) {
         o->seat_no = res.seat_no;
         o->user_id = res.user_id;
         o->amount_won = p.amount_won;
-        o = emit(c, CT_OUT_RESERVATION_CONFIRMED, CT_TOPIC_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
+        o = emit(c, CT_OUT_RESERVATION_CONFIRMED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
         if (!o) return -1;
         o->reservation_id = p.reservation_id;
         o->payment_id = x->payment_id;
@@ -687,7 +687,7 @@ static int payment_settled(ctx *c) {
         if (t.status == CT_TOKEN_EXPIRED) { /* paid after its window: DONE, no slot to free */
             t.status = CT_TOKEN_DONE;
             TRY(store_token(c, tk, tkn, &t));
-            o = emit(c, CT_OUT_TOKEN_DONE, CT_TOPIC_CONCERT_EVENTS, &t.concert_id, &t.command_id, false);
+            o = emit(c, CT_OUT_TOKEN_DONE, CT_TOPIC_ID_CONCERT_EVENTS, &t.concert_id, &t.command_id, false);
             if (!o) return -1;
             o->token = res.token;
             o->user_id = t.user_id;
@@ -706,7 +706,7 @@ static int payment_settled(ctx *c) {
     p.status = CT_PAY_FAILED;
     TRY(store_payment(c, pk, pkn, &p));
     TRY(put_deadline(c, res.hold_until_ms, CT_DEADLINE_HOLD, &p.reservation_id));
-    o = emit(c, CT_OUT_PAYMENT_FAILED, CT_TOPIC_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
+    o = emit(c, CT_OUT_PAYMENT_FAILED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = p.reservation_id;
@@ -789,7 +789,7 @@ static int charge_balance(ctx *c) {
     if (bal > CT_BALANCE_WON_MAX - x->amount_won) return reject(c, CT_REASON_BALANCE_LIMIT);
     bal += x->amount_won;
     TRY(store_i64(c, k, kn, bal));
-    ct_out *o = emit(c, CT_OUT_BALANCE_CHARGED, CT_TOPIC_WALLET_EVENTS, &x->user_id, &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_BALANCE_CHARGED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &c->cmd->command_id, true);
     if (!o) return -1;
     o->user_id = x->user_id;
     o->amount_won = x->amount_won;
@@ -808,7 +808,7 @@ static int debit_requested(ctx *c) {
     TRY(r = st_get(c, xk, xkn, v, &vn));
     ct_out *o;
     if (r == 1) { /* decided already; a second settlement would refund money never taken twice */
-        o = emit(c, CT_OUT_DEBIT_REJECTED, CT_TOPIC_WALLET_EVENTS, &x->user_id, &m->command_id, false);
+        o = emit(c, CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &m->command_id, false);
         if (!o) return -1;
         o->payment_id = x->payment_id;
         o->reservation_id = x->reservation_id;
@@ -826,7 +826,7 @@ static int debit_requested(ctx *c) {
     }
     ct_st_debit d = {.ok = ok, .amount_won = x->amount_won, .user_id = x->user_id};
     TRY(store_debit(c, xk, xkn, &d));
-    o = emit(c, ok ? CT_OUT_BALANCE_DEBITED : CT_OUT_DEBIT_REJECTED, CT_TOPIC_WALLET_EVENTS, &x->user_id,
+    o = emit(c, ok ? CT_OUT_BALANCE_DEBITED : CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id,
              &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
@@ -836,7 +836,7 @@ static int debit_requested(ctx *c) {
     o->amount_won = x->amount_won;
     o->balance_won = bal;
     o->reason = ok ? CT_REASON_NONE : CT_REASON_INSUFFICIENT_BALANCE;
-    o = emit(c, CT_OUT_PAYMENT_SETTLED, CT_TOPIC_CONCERT_COMMANDS, &x->concert_id, &m->command_id, false);
+    o = emit(c, CT_OUT_PAYMENT_SETTLED, CT_TOPIC_ID_CONCERT_COMMANDS, &x->concert_id, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -876,7 +876,7 @@ static int refund_requested(ctx *c) {
         TRY(store_i64(c, k, kn, bal));
         TRY(store_i64(c, fk, fkn, x->amount_won));
     }
-    ct_out *o = emit(c, why ? CT_OUT_REFUND_REJECTED : CT_OUT_BALANCE_REFUNDED, CT_TOPIC_WALLET_EVENTS,
+    ct_out *o = emit(c, why ? CT_OUT_REFUND_REJECTED : CT_OUT_BALANCE_REFUNDED, CT_TOPIC_ID_WALLET_EVENTS,
                      &x->user_id, &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;

@@ -141,10 +141,10 @@ const char *ct_out_type_name(ct_out_type t) {
 
 const char *ct_topic_name(ct_topic t) {
     switch (t) {
-    case CT_TOPIC_CONCERT_EVENTS: return "concert.events";
-    case CT_TOPIC_WALLET_EVENTS: return "wallet.events";
-    case CT_TOPIC_CONCERT_COMMANDS: return "concert.commands";
-    case CT_TOPIC_WALLET_COMMANDS: return "wallet.commands";
+    case CT_TOPIC_ID_CONCERT_EVENTS: return "concert.events";
+    case CT_TOPIC_ID_WALLET_EVENTS: return "wallet.events";
+    case CT_TOPIC_ID_CONCERT_COMMANDS: return "concert.commands";
+    case CT_TOPIC_ID_WALLET_COMMANDS: return "wallet.commands";
     default: return NULL;
     }
 }

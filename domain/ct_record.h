@@ -193,12 +193,12 @@ typedef enum ct_out_type {
 } ct_out_type;
 
 typedef enum ct_topic {
-    CT_TOPIC_NONE = 0,
-    CT_TOPIC_CONCERT_EVENTS,
-    CT_TOPIC_WALLET_EVENTS,
-    CT_TOPIC_CONCERT_COMMANDS,
-    CT_TOPIC_WALLET_COMMANDS,
-    CT_TOPIC_COUNT_
+    CT_TOPIC_ID_NONE = 0,
+    CT_TOPIC_ID_CONCERT_EVENTS,
+    CT_TOPIC_ID_WALLET_EVENTS,
+    CT_TOPIC_ID_CONCERT_COMMANDS,
+    CT_TOPIC_ID_WALLET_COMMANDS,
+    CT_TOPIC_ID_COUNT_
 } ct_topic;
 
 typedef enum ct_token_status {

@@ -464,7 +464,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
         goto fail;
     }
     ct_kafka_consumer_opts co = {.client_id = tid, .group_id = p->group, .read_committed = true, .opaque = p,
-                                 .rebalance_cb = on_rebalance};
+                                 .rebalance_cb = on_rebalance, .group_instance_id = tid,
+                                 .session_timeout_ms = CT_PROCESSOR_SESSION_TIMEOUT_MS};
     if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(subs, p->in_topic, RD_KAFKA_PARTITION_UA);

@@ -39,6 +39,10 @@
 /* Kafka transaction timeout: bounds how long a dead producer's open
  * transaction can hold back read_committed consumers if nothing fences it. */
 #define CT_PROCESSOR_TXN_TIMEOUT_MS 15000
+/* Static group membership (group.instance.id = the transactional id): a
+ * restarted instance resumes its partitions without a rebalance; an
+ * instance gone for good loses them after this session timeout. */
+#define CT_PROCESSOR_SESSION_TIMEOUT_MS 10000
 #define CT_PROCESSOR_PARTITIONS_MAX 1024
 #define CT_PROCESSOR_RECORD_BYTES_MAX (64 * 1024)
 #define CT_PROCESSOR_RESTORE_COMMIT_EVERY 2000

@@ -104,9 +104,18 @@ rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_
         conf_set(conf, "isolation.level", opts->read_committed ? "read_committed" : "read_uncommitted", err) != 0 ||
         conf_set(conf, "enable.auto.commit", opts->auto_commit ? "true" : "false", err) != 0 ||
         conf_set(conf, "auto.offset.reset", opts->auto_offset_reset ? opts->auto_offset_reset : "earliest", err) != 0 ||
-        conf_set(conf, "enable.partition.eof", "false", err) != 0) {
+        conf_set(conf, "enable.partition.eof", "false", err) != 0 ||
+        (opts->group_instance_id && conf_set(conf, "group.instance.id", opts->group_instance_id, err) != 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
+    }
+    if (opts->session_timeout_ms > 0) {
+        char st[16];
+        snprintf(st, sizeof st, "%d", opts->session_timeout_ms);
+        if (conf_set(conf, "session.timeout.ms", st, err) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
     }
     if (opts->opaque) rd_kafka_conf_set_opaque(conf, opts->opaque);
     if (opts->rebalance_cb) rd_kafka_conf_set_rebalance_cb(conf, opts->rebalance_cb);

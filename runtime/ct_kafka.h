@@ -51,6 +51,10 @@ typedef struct ct_kafka_consumer_opts {
     bool read_committed;
     bool auto_commit;
     const char *auto_offset_reset; /* NULL: "earliest" */
+    /* Static membership (KIP-345): a restarted member with the same id takes
+     * its place without a rebalance. NULL: dynamic member. */
+    const char *group_instance_id;
+    int session_timeout_ms; /* 0: librdkafka's default */
     void *opaque;
     /* Optional: called (from rd_kafka_consumer_poll) on assignment changes;
      * it must call rd_kafka_assign itself. */

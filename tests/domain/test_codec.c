@@ -195,7 +195,7 @@ Test(codec, wallet_outputs_golden_and_round_trip_as_commands) {
 Test(codec, encoding_is_deterministic_and_bounded) {
     ct_out o = {0};
     o.type = CT_OUT_CONCERT_CREATED;
-    o.topic = CT_TOPIC_CONCERT_EVENTS;
+    o.topic = CT_TOPIC_ID_CONCERT_EVENTS;
     o.index = UINT32_MAX;
     o.key = dom_id("c1");
     o.command_id = dom_id("x");

@@ -298,7 +298,7 @@ Test(concert, payment_one_ms_before_the_hold_deadline_is_accepted) {
     dom_apply(&D, &c);
     const ct_out *dr = dom_find(&D, CT_OUT_DEBIT_REQUESTED);
     cr_assert(dr);
-    cr_assert_eq(dr->topic, CT_TOPIC_WALLET_COMMANDS);
+    cr_assert_eq(dr->topic, CT_TOPIC_ID_WALLET_COMMANDS);
     cr_assert_str_eq(dr->key.s, "uA");
     cr_assert_eq(dr->amount_won, PRICE);
     cr_assert_not(dr->terminal);
@@ -324,7 +324,7 @@ Test(concert, pending_payment_is_exempt_from_expiry_and_success_sells_and_admits
     cr_assert_eq(dom_balance(&D, "uA"), 0);
     const ct_out *ps = dom_find(&D, CT_OUT_PAYMENT_SETTLED);
     cr_assert(ps && ps->ok);
-    cr_assert_eq(ps->topic, CT_TOPIC_CONCERT_COMMANDS);
+    cr_assert_eq(ps->topic, CT_TOPIC_ID_CONCERT_COMMANDS);
     cr_assert_str_eq(ps->key.s, "c1");
     c = dom_settled(&D, T0 + 2 + HOLD_TTL + 10, "c1", "p1", "rA", "uA", PRICE, true, CT_REASON_NONE);
     dom_apply(&D, &c);
@@ -416,7 +416,7 @@ Test(concert, a_settlement_that_cannot_be_honoured_is_refunded_never_dropped) {
     cr_assert_eq(sr->reason, CT_REASON_UNKNOWN_PAYMENT);
     const ct_out *rr = dom_find(&D, CT_OUT_REFUND_REQUESTED);
     cr_assert(rr);
-    cr_assert_eq(rr->topic, CT_TOPIC_WALLET_COMMANDS);
+    cr_assert_eq(rr->topic, CT_TOPIC_ID_WALLET_COMMANDS);
     cr_assert_str_eq(rr->key.s, "uA");
     cr_assert_eq(rr->amount_won, PRICE);
     /* the wallet only refunds what it debited: this one it never did */

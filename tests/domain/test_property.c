@@ -212,10 +212,10 @@ static void on_output(sim *s, const ct_out *o) {
     s->outputs++;
     s->count[o->type]++;
     if (o->type == CT_OUT_COMMAND_REJECTED) s->reasons[o->reason]++;
-    if (o->topic == CT_TOPIC_WALLET_COMMANDS || o->topic == CT_TOPIC_CONCERT_COMMANDS) {
+    if (o->topic == CT_TOPIC_ID_WALLET_COMMANDS || o->topic == CT_TOPIC_ID_CONCERT_COMMANDS) {
         ct_cmd c;
         CHECK(s, ct_codec_decode(buf, n, &c, &s->err) == 0, "cross-role output does not decode: %s: %.200s", s->err.msg, buf);
-        q_push(o->topic == CT_TOPIC_WALLET_COMMANDS ? &s->win : &s->cin, &c);
+        q_push(o->topic == CT_TOPIC_ID_WALLET_COMMANDS ? &s->win : &s->cin, &c);
     }
     if (o->terminal) {
         CHECK(s, o->command_id.s[0] == 'k', "terminal %s without a command id", ct_out_type_name(o->type));

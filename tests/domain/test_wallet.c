@@ -62,7 +62,7 @@ Test(wallet, charge_limits_table) {
             if (k->want_reason) {
                 cr_assert_eq(t->type, CT_OUT_COMMAND_REJECTED, "%s", k->name);
                 cr_assert_eq(t->reason, k->want_reason, "%s", k->name);
-                cr_assert_eq(t->topic, CT_TOPIC_WALLET_EVENTS);
+                cr_assert_eq(t->topic, CT_TOPIC_ID_WALLET_EVENTS);
             } else {
                 cr_assert_eq(t->type, CT_OUT_BALANCE_CHARGED, "%s", k->name);
                 cr_assert_eq(t->balance_won, k->want_balance, "%s", k->name);
@@ -87,7 +87,7 @@ Test(wallet, debit_with_enough_balance_settles_ok) {
     const ct_out *ps = dom_find(&D, CT_OUT_PAYMENT_SETTLED);
     cr_assert(ps);
     cr_assert(ps->ok);
-    cr_assert_eq(ps->topic, CT_TOPIC_CONCERT_COMMANDS);
+    cr_assert_eq(ps->topic, CT_TOPIC_ID_CONCERT_COMMANDS);
     cr_assert_str_eq(ps->key.s, "c1");
     cr_assert(ct_id_eq(&ps->command_id, &c.command_id), "the saga's command id travels on");
 }
