@@ -140,7 +140,8 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     /* Every part runs under up: brokers, postgres, ingress. */
     pid_t pids[64];
     cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 3, "three brokers");
-    cr_assert_geq(find_marked(marker, NULL, pids, 64), 5, "postgres and ingress too");
+    cr_assert_eq(find_marked(marker, "processor", pids, 64), 2, "one processor per role");
+    cr_assert_geq(find_marked(marker, NULL, pids, 64), 7, "postgres and ingress too");
 
     /* A component killed under the supervisor comes back. */
     cr_assert_eq(find_marked(marker, "ingress", pids, 64), 1);
