@@ -22,6 +22,11 @@ typedef struct ctx {
     const ct_cmd *cmd;
     int64_t now_ms;
     bool readvance; /* a deadline at or before now_ms was (re)inserted */
+    /* Every deadline before this time has fired and was deleted: the
+     * deadline scan starts here instead of at the index's first key, so it
+     * never walks the store's tombstones of fired deadlines (which made the
+     * scan, and so each record, cost O(deadlines fired so far)). */
+    int64_t floor_ms;
 } ctx;
 
 #define TRY(x)                                                                                     \
@@ -213,6 +218,7 @@ static int put_deadline(ctx *c, int64_t at, ct_deadline_kind kind, const ct_id *
     uint8_t k[CT_KEY_BYTES_MAX], v[4];
     size_t kn = ct_key_deadline(k, at, kind, id);
     if (at <= c->now_ms) c->readvance = true;
+    if (at < c->floor_ms) c->floor_ms = at;
     return st_put(c, k, kn, v, ct_val_empty_encode(v));
 }
 
@@ -358,8 +364,11 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
  * now). */
 static int advance(ctx *c, int64_t to) {
     uint8_t prefix[4], from[CT_KEY_BYTES_MAX + 1], k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
-    size_t pn = ct_key_deadline_prefix(prefix), fn = pn, kn, vn;
+    size_t pn = ct_key_deadline_prefix(prefix), kn, vn;
+    /* from = "D/" <be64 floor>: at or before every live deadline key. */
     memcpy(from, prefix, pn);
+    for (int i = 0; i < 8; i++) from[pn + (size_t)i] = (uint8_t)((uint64_t)c->floor_ms >> (56 - 8 * i));
+    size_t fn = pn + 8;
     for (;;) {
         int r = st_seek(c, prefix, pn, from, fn, k, &kn, v, &vn);
         TRY(r);
@@ -752,6 +761,7 @@ int ct_concert_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, 
     int64_t clock;
     TRY(load_clock(&c, &clock));
     c.now_ms = clock;
+    c.floor_ms = clock;
     int64_t now = max64(clock, cmd->ts_ms);
     TRY(advance(&c, now));
     switch (cmd->type) {
