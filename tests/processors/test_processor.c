@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../support/ct_test_kafka.h"
+#include "../support/ct_test_model.h"
 #include "ct_proc.h"
 
 #define WAIT_MS 90000
@@ -67,6 +68,7 @@ typedef struct outcome {
 
 static outcome outcomes[64];
 static int outcome_count;
+static FILE *dump; /* every event of this run, for the schema check */
 
 static outcome *outcome_of(const char *command_id) {
     for (int i = 0; i < outcome_count; i++)
@@ -102,6 +104,7 @@ static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
             const char *type = json_string_value(json_object_get(ev, "type"));
             json_t *data = json_object_get(ev, "data");
             if (cid && type && strncmp(cid, run, strlen(run)) == 0) {
+                fprintf(dump, "%.*s\n", (int)m->len, (const char *)m->payload);
                 outcome *o = outcome_of(cid);
                 o->records++;
                 if (strcmp(type, "TokenActivated") == 0 && strstr(cid, "-issue3")) (*token_activated_t3)++;
@@ -190,7 +193,13 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
 
     int activated = 0;
+    char dump_path[160];
+    snprintf(dump_path, sizeof dump_path, "%s/events.jsonl", dir);
+    cr_assert_not_null(dump = fopen(dump_path, "w"));
     collect(c, 8, &activated);
+    fclose(dump);
+    ct_model_validate_file(dump_path, "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
+                                      "TokenActivated,TokenDone,SeatHeld,SeatSold,ReservationConfirmed,CommandRejected");
     expect("charge", "BalanceCharged", NULL);
     expect("create", "ConcertCreated", NULL);
     expect("issue1", "TokenIssued", NULL);

@@ -172,8 +172,16 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     }
     cr_assert_geq(partition_seen, 0);
 
+    char dump_path[160];
+    snprintf(dump_path, sizeof dump_path, "%s/outputs.jsonl", dir);
+    cr_assert_not_null(model.dump = fopen(dump_path, "w"));
     size_t duplicates = 0;
     size_t distinct = ct_model_read_outputs(&model, &cfg, out_topics, WAIT_MS, &duplicates);
+    fclose(model.dump);
+    model.dump = NULL;
+    /* What the processor really produced, against the schemas. */
+    ct_model_validate_file(dump_path, "ConcertCreated,ScheduleCreated,TokenIssued,TokenActivated,TokenExpired,SeatHeld,"
+                                      "SeatHoldExpired,CommandRejected,PaymentRequested,DebitRequested");
     cr_log_info("kills=%d records=%zu expected outputs=%zu distinct seen=%zu duplicates=%zu", kills, nrec,
                 model.out_count, distinct, duplicates);
     cr_assert_eq(distinct, model.out_count, "%zu of %zu outputs arrived (see %s/concert.log)", distinct,

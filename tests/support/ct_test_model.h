@@ -36,6 +36,7 @@ typedef struct ct_model {
     size_t out_count;
     char (*ids)[CT_RECORD_ID_BYTES_MAX + 1];
     size_t id_count;
+    FILE *dump; /* when set, every output read from Kafka is appended here */
 } ct_model;
 
 static inline void ct_model_init(ct_model *m, const char *run, ct_role role) {
@@ -133,6 +134,7 @@ static inline size_t ct_model_read_outputs(ct_model *m, const ct_config *cfg, co
             if (cid && strncmp(cid, m->run, strlen(m->run)) == 0) {
                 ct_model_out *e = ct_model_find(m, msg->payload, msg->len);
                 cr_assert_not_null(e, "output not in the crash-free run: %.*s", (int)msg->len, (const char *)msg->payload);
+                if (m->dump) fprintf(m->dump, "%.*s\n", (int)msg->len, (const char *)msg->payload);
                 if (e->seen++) (*duplicates)++;
                 else if (++distinct == m->out_count) settle = ct_clock_mono_ms() + 3000;
             }
@@ -198,6 +200,25 @@ static inline void ct_model_compare_stores(ct_model *m, const char *const *store
                  check.count);
     cr_assert_gt(check.count, 20, "the run built real state");
     ct_memkv_destroy(actual.other);
+}
+
+/* Validates a file of records (one JSON per line) against
+ * schemas/events.json with schemas/validate.py; require: comma-separated
+ * types that must occur. */
+static inline void ct_model_validate_file(const char *path, const char *require) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "python3 %s/schemas/validate.py %s/schemas/events.json %s --require-types %s > %s.report 2>&1",
+             CT_SOURCE_DIR, CT_SOURCE_DIR, path, require, path);
+    int rc = system(cmd);
+    char report[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s.report", path);
+    FILE *f = fopen(cmd, "r");
+    if (f) {
+        size_t n = fread(report, 1, sizeof report - 1, f);
+        report[n] = '\0';
+        fclose(f);
+    }
+    cr_assert_eq(rc, 0, "outputs violate schemas/events.json:\n%s", report);
 }
 
 #endif
