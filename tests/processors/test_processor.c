@@ -20,25 +20,10 @@ static ct_config cfg;
 static char run[32], dir[96];
 
 static pid_t start_processor(const char *role) {
-    char inst[48];
+    char inst[48], log[160];
     snprintf(inst, sizeof inst, "t%s", run);
-    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", inst, NULL};
-    char log[160];
     snprintf(log, sizeof log, "%s/%s.log", dir, role);
-    ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
-    ct_error err = {0};
-    pid_t pid = ct_proc_spawn(&po, &err);
-    cr_assert_gt(pid, 0, "%s", err.msg);
-    return pid;
-}
-
-static void stop_processor(pid_t pid, const char *role) {
-    kill(pid, SIGTERM);
-    int status = 0;
-    int done = ct_proc_wait(pid, 30000, &status);
-    if (!done) kill(pid, SIGKILL), waitpid(pid, &status, 0);
-    cr_assert(done && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s processor did not stop cleanly (%d); see %s",
-              role, status, dir);
+    return ct_test_start_processor(role, inst, log);
 }
 
 static void send_record(rd_kafka_t *p, const char *topic, const char *key, const char *json) {
@@ -48,14 +33,8 @@ static void send_record(rd_kafka_t *p, const char *topic, const char *key, const
                  0);
 }
 
-/* One envelope; id = command_id = <run>-<name>. */
 static char *cmd(const char *name, const char *type, int64_t ts, const char *key, const char *data) {
-    char *s = NULL;
-    cr_assert_geq(asprintf(&s, "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\",\"key\":\"%s\","
-                               "\"data\":%s}",
-                           run, name, type, (long long)ts, run, name, key, data),
-                  0);
-    return s;
+    return ct_test_envelope(run, name, type, ts, key, data);
 }
 
 typedef struct outcome {
@@ -78,14 +57,6 @@ static outcome *outcome_of(const char *command_id) {
     memset(o, 0, sizeof *o);
     snprintf(o->command, sizeof o->command, "%s", command_id);
     return o;
-}
-
-static void subscribe(rd_kafka_t *c, const char *t1, const char *t2) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(l, t1, RD_KAFKA_PARTITION_UA);
-    if (t2) rd_kafka_topic_partition_list_add(l, t2, RD_KAFKA_PARTITION_UA);
-    cr_assert_eq(rd_kafka_subscribe(c, l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Reads events until `terminals` commands of this run have a terminal and
@@ -132,20 +103,16 @@ static void expect(const char *name, const char *type, const char *reason) {
 }
 
 Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .timeout = 300) {
-    ct_test_load_config(&cfg);
-    ct_test_run_id(run, sizeof run);
-    snprintf(dir, sizeof dir, "/tmp/ct-test-proc-%s", run);
+    ct_test_setup_run(&cfg, "proc", run, sizeof run, dir, sizeof dir);
     ct_error err = {0};
-    cr_assert_eq(ct_fs_mkdirs(dir, 0755, &err), 0);
-    setenv("CONCERT_DATA_DIR", dir, 1); /* the children's stores */
     /* Processes first: this process must have no librdkafka thread at fork. */
     pid_t concert = start_processor("concert"), wallet = start_processor("wallet");
 
     char concert_id[40], events_group[64];
     snprintf(concert_id, sizeof concert_id, "c%s", run);
     snprintf(events_group, sizeof events_group, "ct-test-events-%s", run);
-    rd_kafka_t *c = ct_test_consumer(&cfg, events_group, 1);
-    subscribe(c, CT_TOPIC_CONCERT_EVENTS, CT_TOPIC_WALLET_EVENTS);
+    static const char *const events[] = {CT_TOPIC_CONCERT_EVENTS, CT_TOPIC_WALLET_EVENTS, NULL};
+    rd_kafka_t *c = ct_test_consumer_on(&cfg, events_group, 1, events);
     ct_kafka_producer_opts po = {.client_id = "ct-test", .linger_ms = 0};
     rd_kafka_t *p = ct_kafka_producer_new(&cfg, &po, &err);
     cr_assert_not_null(p);
@@ -217,9 +184,8 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
 
     /* The malformed record went to the dead-letter topic with its reason. */
     snprintf(events_group, sizeof events_group, "ct-test-dlq-%s", run);
-    rd_kafka_t *d = ct_test_consumer(&cfg, events_group, 1);
-    rd_kafka_unsubscribe(d);
-    subscribe(d, CT_TOPIC_CONCERT_COMMANDS ".dlq", NULL);
+    static const char *const dlq_topic[] = {CT_TOPIC_CONCERT_COMMANDS ".dlq", NULL};
+    rd_kafka_t *d = ct_test_consumer_on(&cfg, events_group, 1, dlq_topic);
     bool dlq = false;
     int64_t until = ct_clock_mono_ms() + WAIT_MS;
     while (!dlq && ct_clock_mono_ms() < until) {
@@ -238,13 +204,9 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     cr_assert(dlq, "no dead-lettered record with a reason");
 
     rd_kafka_destroy(p);
-    stop_processor(concert, "concert");
-    stop_processor(wallet, "wallet");
+    ct_test_stop_clean(concert, "the concert processor");
+    ct_test_stop_clean(wallet, "the wallet processor");
     free(charge), free(create), free(hold1), free(hold2), free(pay);
     for (int i = 0; i < 3; i++) free(issue[i]);
-    if (!getenv("CT_TEST_KEEP")) { /* keep the processors' logs and stores to look at */
-        char rm[160];
-        snprintf(rm, sizeof rm, "rm -rf %s", dir);
-        cr_assert_eq(system(rm), 0);
-    }
+    ct_test_cleanup_run(dir);
 }

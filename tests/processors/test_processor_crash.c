@@ -35,26 +35,15 @@ static uint64_t next_rand(void) { /* xorshift64*: deterministic per seed */
 }
 
 static pid_t start(void) {
-    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", "concert", "--instance", inst, NULL};
     char log[160];
     snprintf(log, sizeof log, "%s/concert.log", dir);
-    ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
-    ct_error err = {0};
-    pid_t pid = ct_proc_spawn(&po, &err);
-    cr_assert_gt(pid, 0, "%s", err.msg);
-    return pid;
+    return ct_test_start_processor("concert", inst, log);
 }
 
 static void kill_and_restart(pid_t *proc) {
     kill(*proc, SIGKILL);
     waitpid(*proc, NULL, 0);
     *proc = start();
-}
-
-static void stop_clean(pid_t proc) {
-    kill(proc, SIGTERM);
-    int status = 0;
-    cr_assert(ct_proc_wait(proc, 30000, &status) && WIFEXITED(status) && WEXITSTATUS(status) == 0, "clean stop");
 }
 
 static int32_t partition_seen = -1;
@@ -71,27 +60,18 @@ static void send_all(rd_kafka_t *prod, const char *key, char *const *recs, size_
 }
 
 static char *record(int64_t ts, const char *name, const char *type, const char *key, const char *data) {
-    char *rec = NULL;
-    cr_assert_geq(asprintf(&rec, "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\","
-                                 "\"key\":\"%s\",\"data\":%s}",
-                           run, name, type, (long long)ts, run, name, key, data),
-                  0);
-    return rec;
+    return ct_test_envelope(run, name, type, ts, key, data);
 }
 
 Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run, .timeout = 600) {
-    ct_test_load_config(&cfg);
-    ct_test_run_id(run, sizeof run);
+    ct_test_setup_run(&cfg, "crash", run, sizeof run, dir, sizeof dir);
     const char *seed_env = getenv("CT_CRASH_SEED"), *kills_env = getenv("CT_CRASH_KILLS");
     uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL);
     int kills_wanted = kills_env ? atoi(kills_env) : 24;
     rng = seed | 1;
     cr_log_info("CT_CRASH_SEED=%llu run=%s", (unsigned long long)seed, run);
-    snprintf(dir, sizeof dir, "/tmp/ct-test-crash-%s", run);
     snprintf(inst, sizeof inst, "crash%s", run);
     ct_error err = {0};
-    cr_assert_eq(ct_fs_mkdirs(dir, 0755, &err), 0);
-    setenv("CONCERT_DATA_DIR", dir, 1);
     setenv("CONCERT_PROCESSOR_BATCH_MAX", "7", 1); /* many transactions: more places to die */
     pid_t proc = start();
 
@@ -191,7 +171,7 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     cr_assert_eq(duplicates, 0, "%zu outputs committed twice", duplicates);
 
     /* The final state, read from the processor's own store. */
-    stop_clean(proc);
+    ct_test_stop_clean(proc, "the processor");
     char store_dir[256];
     snprintf(store_dir, sizeof store_dir, "%s/processors/concert-%s/p%d", dir, inst, (int)partition_seen);
     const char *const stores[] = {store_dir, NULL};
@@ -211,16 +191,12 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     distinct = ct_model_read_outputs(&model, &cfg, out_topics, WAIT_MS, &duplicates);
     cr_assert_eq(distinct, model.out_count, "after the rebuild: %zu of %zu outputs", distinct, model.out_count);
     cr_assert_eq(duplicates, 0, "restore mode produced %zu outputs again", duplicates);
-    stop_clean(proc);
+    ct_test_stop_clean(proc, "the processor");
     ct_model_compare_stores(&model, stores);
 
     free(probe);
     rd_kafka_destroy(prod);
     for (size_t i = 0; i < nrec; i++) free(recs[i]);
     ct_model_fini(&model);
-    if (!getenv("CT_TEST_KEEP")) {
-        char rm[160];
-        snprintf(rm, sizeof rm, "rm -rf %s", dir);
-        cr_assert_eq(system(rm), 0);
-    }
+    ct_test_cleanup_run(dir);
 }

@@ -29,12 +29,7 @@ static pid_t start(const char *instance) {
     char inst[64], log[160];
     snprintf(inst, sizeof inst, "%s%s", instance, run);
     snprintf(log, sizeof log, "%s/%s.log", dir, instance);
-    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", "concert", "--instance", inst, NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
-    ct_error err = {0};
-    pid_t pid = ct_proc_spawn(&po, &err);
-    cr_assert_gt(pid, 0, "%s", err.msg);
-    return pid;
+    return ct_test_start_processor("concert", inst, log);
 }
 
 /* Partitions an instance owns now, from its log's last rebalance line. */
@@ -140,12 +135,8 @@ static bool all_b(void) { return owned("b") == 6; }
 static bool split_bc(void) { return owned("c") > 0 && owned("b") > 0 && owned("b") + owned("c") == 6; }
 
 Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_instance, .timeout = 600) {
-    ct_test_load_config(&cfg);
-    ct_test_run_id(run, sizeof run);
-    snprintf(dir, sizeof dir, "/tmp/ct-test-scale-%s", run);
+    ct_test_setup_run(&cfg, "scale", run, sizeof run, dir, sizeof dir);
     ct_error err = {0};
-    cr_assert_eq(ct_fs_mkdirs(dir, 0755, &err), 0);
-    setenv("CONCERT_DATA_DIR", dir, 1);
     setenv("CONCERT_LOG_LEVEL", "info", 1); /* the rebalance lines tell who owns what */
     pid_t a = start("a"), b = start("b");
     ct_model_init(&model, run, CT_ROLE_CONCERT);
@@ -188,10 +179,8 @@ Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_insta
     cr_assert_gt(count_in_log("c", "restored topic"), 0, "the new instance rebuilt its partitions from the topic");
 
     /* State: each partition's freshest store (highest applied offset). */
-    int status = 0;
-    kill(b, SIGTERM), kill(c, SIGTERM);
-    cr_assert(ct_proc_wait(b, 30000, &status) && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    cr_assert(ct_proc_wait(c, 30000, &status) && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ct_test_stop_clean(b, "instance b");
+    ct_test_stop_clean(c, "instance c");
     static char paths[6][256];
     const char *stores[7] = {0};
     int n = 0;
@@ -214,9 +203,5 @@ Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_insta
     }
     ct_model_compare_stores(&model, stores);
     ct_model_fini(&model);
-    if (!getenv("CT_TEST_KEEP")) {
-        char rm[160];
-        snprintf(rm, sizeof rm, "rm -rf %s", dir);
-        cr_assert_eq(system(rm), 0);
-    }
+    ct_test_cleanup_run(dir);
 }

@@ -4,13 +4,17 @@
 #define CT_TEST_KAFKA_H
 
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 
 #include "ct_config.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_proc.h"
 
 static inline void ct_test_load_config(ct_config *cfg) {
     ct_error err = {0};
@@ -26,16 +30,84 @@ static inline void ct_test_run_id(char *out, size_t n) {
     snprintf(out, n, "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
-static inline rd_kafka_t *ct_test_consumer(const ct_config *cfg, const char *group, int read_committed) {
+/* One command record (DESIGN.md section 3 envelope) with id = command_id =
+ * "<run>-<name>"; malloc'd. */
+static inline char *ct_test_envelope(const char *run, const char *name, const char *type, int64_t ts, const char *key,
+                                     const char *data) {
+    char *s = NULL;
+    cr_assert_geq(asprintf(&s, "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\","
+                               "\"key\":\"%s\",\"data\":%s}",
+                           run, name, type, (long long)ts, run, name, key, data),
+                  0);
+    return s;
+}
+
+/* The common start of a test that runs processes: configuration, a fresh
+ * run id, a directory /tmp/ct-test-<what>-<run> that becomes the children's
+ * CONCERT_DATA_DIR. */
+static inline void ct_test_setup_run(ct_config *cfg, const char *what, char *run, size_t run_n, char *dir, size_t dir_n) {
+    ct_test_load_config(cfg);
+    ct_test_run_id(run, run_n);
+    snprintf(dir, dir_n, "/tmp/ct-test-%s-%s", what, run);
+    ct_error err = {0};
+    cr_assert_eq(ct_fs_mkdirs(dir, 0755, &err), 0, "%s", err.msg);
+    setenv("CONCERT_DATA_DIR", dir, 1);
+}
+
+/* Removes the run's directory unless CT_TEST_KEEP is set (to look at logs). */
+static inline void ct_test_cleanup_run(const char *dir) {
+    if (getenv("CT_TEST_KEEP")) return;
+    char rm[160];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    cr_assert_eq(system(rm), 0);
+}
+
+/* Subscribes c to the NULL-terminated list of topics. */
+static inline void ct_test_subscribe(rd_kafka_t *c, const char *const *topics) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (const char *const *t = topics; *t; t++) rd_kafka_topic_partition_list_add(l, *t, RD_KAFKA_PARTITION_UA);
+    cr_assert_eq(rd_kafka_subscribe(c, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* A consumer of its own group on `topics` (NULL: test-topic). */
+static inline rd_kafka_t *ct_test_consumer_on(const ct_config *cfg, const char *group, int read_committed,
+                                             const char *const *topics) {
+    static const char *const test_topic[] = {CT_TOPIC_TEST, NULL};
     ct_error err = {0};
     ct_kafka_consumer_opts o = {.client_id = "ct-test", .group_id = group, .read_committed = read_committed};
     rd_kafka_t *rk = ct_kafka_consumer_new(cfg, &o, &err);
     cr_assert_not_null(rk, "%s %s", err.msg, err.detail);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, CT_TOPIC_TEST, RD_KAFKA_PARTITION_UA);
-    cr_assert_eq(rd_kafka_subscribe(rk, l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    ct_test_subscribe(rk, topics ? topics : test_topic);
     return rk;
+}
+
+static inline rd_kafka_t *ct_test_consumer(const ct_config *cfg, const char *group, int read_committed) {
+    return ct_test_consumer_on(cfg, group, read_committed, NULL);
+}
+
+/* `concert processor --role <role> --instance <instance>` as a child that
+ * dies with this process, its output appended to log_path. Call before
+ * this process creates any librdkafka handle, or with exec right after
+ * fork as here (a forked child must not run librdkafka code). */
+static inline pid_t ct_test_start_processor(const char *role, const char *instance, const char *log_path) {
+    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", instance, NULL};
+    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
+                       .null_stdin = true};
+    ct_error err = {0};
+    pid_t pid = ct_proc_spawn(&po, &err);
+    cr_assert_gt(pid, 0, "%s", err.msg);
+    return pid;
+}
+
+/* SIGTERM; the process must exit 0 within 30 s (else it is killed and the
+ * test fails). */
+static inline void ct_test_stop_clean(pid_t pid, const char *what) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    int done = ct_proc_wait(pid, 30000, &status);
+    if (!done) kill(pid, SIGKILL), waitpid(pid, &status, 0);
+    cr_assert(done && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (status %d)", what, status);
 }
 
 static inline void ct_test_consumer_close(rd_kafka_t *rk) {

@@ -17,6 +17,7 @@
 #include "ct_log.h"
 #include "ct_memkv.h"
 #include "ct_store.h"
+#include "ct_test_kafka.h"
 
 #define CT_MODEL_OUTPUTS_MAX 20000
 #define CT_MODEL_IDS_MAX 8000
@@ -113,14 +114,7 @@ static inline size_t ct_model_read_outputs(ct_model *m, const ct_config *cfg, co
     static int round;
     char group[96];
     snprintf(group, sizeof group, "ct-test-model-%s-%d", m->run, round++);
-    ct_error err = {0};
-    ct_kafka_consumer_opts co = {.client_id = "ct-test", .group_id = group, .read_committed = true};
-    rd_kafka_t *c = ct_kafka_consumer_new(cfg, &co, &err);
-    cr_assert_not_null(c);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-    for (const char *const *t = topics; *t; t++) rd_kafka_topic_partition_list_add(l, *t, RD_KAFKA_PARTITION_UA);
-    cr_assert_eq(rd_kafka_subscribe(c, l), 0);
-    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_t *c = ct_test_consumer_on(cfg, group, 1, topics);
     for (size_t i = 0; i < m->out_count; i++) m->out[i].seen = 0;
     size_t distinct = 0;
     *duplicates = 0;
