@@ -189,13 +189,12 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
     return rc;
 }
 
-/* Opens a partition's store and brings it level with the group's committed
- * offset. */
-static int open_task(ct_processor *p, int32_t partition, ct_error *err) {
+/* Brings an open store level with the group's committed offset: replays a
+ * gap in restore mode, rebuilds a missing or ahead-of-the-group store. */
+static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
     task *t = &p->tasks[partition];
     char dir[CT_CONFIG_PATH_MAX + 160];
     store_dir(p, partition, dir, sizeof dir);
-    if (!(t->store = ct_store_open(dir, err))) return -1;
     int64_t applied = -1;
     if (ct_store_applied_offset(t->store, &applied, err) != 0) return -1;
     int64_t committed = committed_offset(p, partition, err);
@@ -224,6 +223,15 @@ static int open_task(ct_processor *p, int32_t partition, ct_error *err) {
         }
         if (restore(p, partition, t, from, committed, err) != 0) return -1;
     }
+    return 0;
+}
+
+static int open_task(ct_processor *p, int32_t partition, ct_error *err) {
+    task *t = &p->tasks[partition];
+    char dir[CT_CONFIG_PATH_MAX + 160];
+    store_dir(p, partition, dir, sizeof dir);
+    if (!(t->store = ct_store_open(dir, err))) return -1;
+    if (level_task(p, partition, err) != 0) return -1;
     t->assigned = true;
     t->staged = false;
     t->next_offset = -1;
@@ -313,7 +321,14 @@ static int txn_error(ct_processor *p, rd_kafka_error_t *e, const char *what, ct_
         if (afatal) return -1;
     }
     discard_staged(p);
-    return rewind_to_committed(p, err) == 0 ? 0 : -1;
+    if (rewind_to_committed(p, err) != 0) return -1;
+    /* A commit reported as failed may have happened after all (its outcome
+     * was unknown): then the group's offsets moved past the batch whose
+     * state was just discarded. Re-level every store with the committed
+     * offsets, as on assignment, so no batch's state is ever skipped. */
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
+        if (p->tasks[i].assigned && level_task(p, i, err) != 0) return -1;
+    return 0;
 }
 
 static int run_batch(ct_processor *p, ct_error *err) {
