@@ -37,6 +37,7 @@ struct ct_processor {
     bool fatal;          /* set from the rebalance callback */
     ct_error fatal_err;
     char buf[CT_PROCESSOR_RECORD_BYTES_MAX];
+    rd_kafka_message_t **msgs; /* one batch: CONCERT_PROCESSOR_BATCH_MAX records */
     uint64_t applied, skipped, dead_lettered, batches;
 };
 
@@ -332,8 +333,8 @@ static int txn_error(ct_processor *p, rd_kafka_error_t *e, const char *what, ct_
 }
 
 static int run_batch(ct_processor *p, ct_error *err) {
-    rd_kafka_message_t *msgs[1024];
-    int max = p->cfg->processor_batch_max < 1024 ? p->cfg->processor_batch_max : 1024;
+    rd_kafka_message_t **msgs = p->msgs;
+    int max = p->cfg->processor_batch_max;
     int n = 0;
     int64_t deadline = ct_clock_mono_ms() + p->cfg->processor_batch_ms;
     while (n < max) {
@@ -453,7 +454,7 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);
     snprintf(p->store_root, sizeof p->store_root, "%s/processors/%s-%s", cfg->data_dir, role_name, instance);
     if (ct_fs_mkdirs(p->store_root, 0755, err) != 0) goto fail;
-    if (!(p->fx = ct_effects_new())) {
+    if (!(p->msgs = calloc((size_t)cfg->processor_batch_max, sizeof *p->msgs)) || !(p->fx = ct_effects_new())) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         goto fail;
     }
@@ -520,5 +521,6 @@ void ct_processor_destroy(ct_processor *p) {
         if (p->tasks[i].store) close_task(p, i);
     if (p->producer) rd_kafka_destroy(p->producer);
     ct_effects_destroy(p->fx);
+    free(p->msgs);
     free(p);
 }

@@ -5,12 +5,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_kvmap.h"
+
+/* Committed values kept in memory (the task is the store's only writer, so
+ * the cache never goes stale); past this many bytes it is emptied. */
+#define CACHE_BYTES_MAX (64u << 20)
+/* Prefixes with a sorted view of the pending keys, for ordered reads. */
+#define VIEWS_MAX 4
+#define VIEW_PREFIX_MAX 16
+
+/* The pending keys under one prefix, sorted, built on the first ordered
+ * read of that prefix in a batch and kept sorted as the batch grows. */
+typedef struct view {
+    bool built;
+    uint8_t prefix[VIEW_PREFIX_MAX];
+    size_t prefix_len;
+    uint8_t **keys; /* each: 4-byte length, then the key */
+    size_t n, cap;
+} view;
+
 struct ct_store {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *table;
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
-    rocksdb_writebatch_wi_t *batch;
+    rocksdb_writebatch_t *batch; /* what commit writes */
+    ct_kvmap *pending;           /* the batch, readable: value or tombstone per key */
+    ct_kvmap *cache;             /* committed values and known-absent keys */
+    view views[VIEWS_MAX];
+    /* The database changes only at commit: one iterator serves every
+     * ordered read until then (created lazily, dropped at commit). */
+    rocksdb_iterator_t *iter;
     int64_t batch_max_offset; /* highest offset marked in this batch, -1 none */
 };
 
@@ -51,6 +77,13 @@ ct_store *ct_store_open(const char *dir, ct_error *err) {
     /* Small per-partition stores: a modest write buffer, one background job. */
     rocksdb_options_set_write_buffer_size(st->opts, 16 << 20);
     rocksdb_options_set_max_background_jobs(st->opts, 1);
+    /* Many reads are of keys that do not exist (a new id, a free seat):
+     * bloom filters answer those without walking the memtable or files. */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(st->opts, 0.1);
+    rocksdb_options_set_memtable_whole_key_filtering(st->opts, 1);
+    st->table = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_filter_policy(st->table, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(st->opts, st->table);
     char *rerr = NULL;
     st->db = rocksdb_open(st->opts, dir, &rerr);
     if (rocks_failed(rerr, "open", err)) {
@@ -64,18 +97,45 @@ ct_store *ct_store_open(const char *dir, ct_error *err) {
      * is replayed in restore mode, so fsync is about bounding that replay,
      * and cheap at one commit per batch. */
     rocksdb_writeoptions_set_sync(st->wopts, 1);
-    st->batch = rocksdb_writebatch_wi_create(0, 1);
+    st->batch = rocksdb_writebatch_create();
+    st->pending = ct_kvmap_new();
+    st->cache = ct_kvmap_new();
+    if (!st->pending || !st->cache) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        ct_store_close(st);
+        return NULL;
+    }
     st->batch_max_offset = -1;
     return st;
 }
 
+static void drop_iterator(ct_store *st) {
+    if (st->iter) rocksdb_iter_destroy(st->iter);
+    st->iter = NULL;
+}
+
+static void views_reset(ct_store *st) {
+    for (int i = 0; i < VIEWS_MAX; i++) {
+        view *v = &st->views[i];
+        for (size_t k = 0; k < v->n; k++) free(v->keys[k]);
+        v->n = 0;
+        v->built = false;
+    }
+}
+
 void ct_store_close(ct_store *st) {
     if (!st) return;
-    if (st->batch) rocksdb_writebatch_wi_destroy(st->batch);
+    views_reset(st);
+    drop_iterator(st);
+    for (int i = 0; i < VIEWS_MAX; i++) free(st->views[i].keys);
+    ct_kvmap_destroy(st->pending);
+    ct_kvmap_destroy(st->cache);
+    if (st->batch) rocksdb_writebatch_destroy(st->batch);
     if (st->wopts) rocksdb_writeoptions_destroy(st->wopts);
     if (st->ropts) rocksdb_readoptions_destroy(st->ropts);
     if (st->db) rocksdb_close(st->db);
     if (st->opts) rocksdb_options_destroy(st->opts);
+    if (st->table) rocksdb_block_based_options_destroy(st->table);
     free(st);
 }
 
@@ -87,12 +147,25 @@ int ct_store_wipe(const char *dir, ct_error *err) {
     return rocks_failed(rerr, "destroy", err) ? -1 : 0;
 }
 
-/* Point read through batch and database; *val malloc'd (rocksdb_free). */
-static int read_merged(ct_store *st, const uint8_t *key, size_t key_len, char **val, size_t *val_len, ct_error *err) {
+/* Point read: the pending batch, then the cache, then RocksDB (whose
+ * answer, found or absent, is cached). Returns 1 with *v (borrowed until
+ * the next store call), 0 absent, -1 error. */
+static int lookup(ct_store *st, const uint8_t *key, size_t key_len, const uint8_t **v, size_t *vn, ct_error *err) {
+    bool tomb = false;
+    if (ct_kvmap_get(st->pending, key, key_len, v, vn, &tomb) || ct_kvmap_get(st->cache, key, key_len, v, vn, &tomb))
+        return tomb ? 0 : 1;
     char *rerr = NULL;
-    *val = rocksdb_writebatch_wi_get_from_batch_and_db(st->batch, st->db, st->ropts, (const char *)key, key_len,
-                                                        val_len, &rerr);
-    return rocks_failed(rerr, "get", err) ? -1 : 0;
+    size_t len = 0;
+    char *got = rocksdb_get(st->db, st->ropts, (const char *)key, key_len, &len, &rerr);
+    if (rocks_failed(rerr, "get", err)) return -1;
+    if (ct_kvmap_bytes(st->cache) > CACHE_BYTES_MAX) ct_kvmap_clear(st->cache);
+    int rc = ct_kvmap_put(st->cache, key, key_len, (const uint8_t *)got, got ? len : 0, got == NULL);
+    rocksdb_free(got);
+    if (rc != 0) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return -1;
+    }
+    return ct_kvmap_get(st->cache, key, key_len, v, vn, &tomb) && !tomb ? 1 : 0;
 }
 
 int ct_store_applied_offset(ct_store *st, int64_t *offset, ct_error *err) {
@@ -130,64 +203,161 @@ int ct_store_is_applied(ct_store *st, const char *record_id, bool *applied, ct_e
     uint8_t key[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX];
     size_t key_len;
     if (id_key(record_id, key, &key_len, err) != 0) return -1;
-    char *v = NULL;
+    const uint8_t *v;
     size_t len;
-    if (read_merged(st, key, key_len, &v, &len, err) != 0) return -1;
-    *applied = v != NULL;
-    rocksdb_free(v);
+    int rc = lookup(st, key, key_len, &v, &len, err);
+    if (rc < 0) return -1;
+    *applied = rc == 1;
     return 0;
 }
 
 static int port_get(void *ud, const uint8_t *key, size_t key_len, uint8_t *val, size_t val_cap, size_t *val_len,
                     ct_error *err) {
     ct_store *st = ud;
-    char *v = NULL;
+    const uint8_t *v;
     size_t len = 0;
-    if (read_merged(st, key, key_len, &v, &len, err) != 0) return -1;
-    if (!v) return 0;
+    int rc = lookup(st, key, key_len, &v, &len, err);
+    if (rc != 1) return rc;
     if (len > val_cap) {
-        rocksdb_free(v);
         CT_ERR(err, CT_ERR_FATAL, "store: value of %zu bytes exceeds the core's %zu", len, val_cap);
         return -1;
     }
     memcpy(val, v, len);
     *val_len = len;
-    rocksdb_free(v);
     return 1;
 }
 
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an < bn ? -1 : an > bn);
+}
+
+static size_t vkey_len(const uint8_t *vk) {
+    uint32_t n;
+    memcpy(&n, vk, 4);
+    return n;
+}
+
+/* First index in the view whose key is >= (k, kn). */
+static size_t view_lower_bound(const view *v, const uint8_t *k, size_t kn) {
+    size_t lo = 0, hi = v->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (key_cmp(v->keys[mid] + 4, vkey_len(v->keys[mid]), k, kn) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int view_insert(view *v, const uint8_t *k, size_t kn) {
+    size_t at = view_lower_bound(v, k, kn);
+    if (at < v->n && key_cmp(v->keys[at] + 4, vkey_len(v->keys[at]), k, kn) == 0) return 0;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        uint8_t **keys = realloc(v->keys, cap * sizeof *keys);
+        if (!keys) return -1;
+        v->keys = keys;
+        v->cap = cap;
+    }
+    uint8_t *copy = malloc(4 + kn);
+    if (!copy) return -1;
+    uint32_t n32 = (uint32_t)kn;
+    memcpy(copy, &n32, 4);
+    memcpy(copy + 4, k, kn);
+    memmove(v->keys + at + 1, v->keys + at, (v->n - at) * sizeof *v->keys);
+    v->keys[at] = copy;
+    v->n++;
+    return 0;
+}
+
+/* The sorted view of pending keys under prefix, built on first use. */
+static view *view_for(ct_store *st, const uint8_t *prefix, size_t pn, ct_error *err) {
+    view *free_slot = NULL;
+    for (int i = 0; i < VIEWS_MAX; i++) {
+        view *v = &st->views[i];
+        if (v->built && v->prefix_len == pn && memcmp(v->prefix, prefix, pn) == 0) return v;
+        if (!v->built && !free_slot) free_slot = v;
+    }
+    if (!free_slot || pn > VIEW_PREFIX_MAX) {
+        CT_ERR(err, CT_ERR_FATAL, "store: too many or too long ordered-read prefixes");
+        return NULL;
+    }
+    view *v = free_slot;
+    memcpy(v->prefix, prefix, pn);
+    v->prefix_len = pn;
+    v->built = true;
+    for (size_t i = 0; i < ct_kvmap_capacity(st->pending); i++) {
+        const uint8_t *k, *val;
+        size_t kn, vn;
+        bool tomb;
+        if (ct_kvmap_at(st->pending, i, &k, &kn, &val, &vn, &tomb) && kn >= pn && memcmp(k, prefix, pn) == 0 &&
+            view_insert(v, k, kn) != 0) {
+            CT_ERR(err, CT_ERR_FATAL, "out of memory");
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static int copy_out(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, uint8_t *key, size_t key_cap,
+                    size_t *key_len, uint8_t *val, size_t val_cap, size_t *val_len, ct_error *err) {
+    if (kl > key_cap || vl > val_cap) {
+        CT_ERR(err, CT_ERR_FATAL, "store: entry of %zu/%zu bytes exceeds the core's buffers", kl, vl);
+        return -1;
+    }
+    memcpy(key, k, kl);
+    memcpy(val, v, vl);
+    *key_len = kl;
+    *val_len = vl;
+    return 1;
+}
+
+/* Ordered read: the committed keys (a RocksDB iterator) merged with the
+ * pending batch (the prefix's sorted view); pending entries win, pending
+ * tombstones hide committed keys. */
 static int port_seek(void *ud, const uint8_t *prefix, size_t prefix_len, const uint8_t *from, size_t from_len,
                      uint8_t *key, size_t key_cap, size_t *key_len, uint8_t *val, size_t val_cap, size_t *val_len,
                      ct_error *err) {
     ct_store *st = ud;
-    /* The merged view of database and pending batch, as of now. */
-    rocksdb_iterator_t *base = rocksdb_create_iterator(st->db, st->ropts);
-    rocksdb_iterator_t *it = rocksdb_writebatch_wi_create_iterator_with_base(st->batch, base);
+    view *pv = view_for(st, prefix, prefix_len, err);
+    if (!pv) return -1;
+    size_t vi = view_lower_bound(pv, from, from_len);
+    if (!st->iter) st->iter = rocksdb_create_iterator(st->db, st->ropts);
+    rocksdb_iterator_t *it = st->iter;
     rocksdb_iter_seek(it, (const char *)from, from_len);
     int rc = 0;
-    if (rocksdb_iter_valid(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        if (kl >= prefix_len && memcmp(k, prefix, prefix_len) == 0) {
-            if (kl > key_cap || vl > val_cap) {
-                CT_ERR(err, CT_ERR_FATAL, "store: entry of %zu/%zu bytes exceeds the core's buffers", kl, vl);
-                rc = -1;
-            } else {
-                memcpy(key, k, kl);
-                memcpy(val, v, vl);
-                *key_len = kl;
-                *val_len = vl;
-                rc = 1;
-            }
+    for (;;) {
+        size_t dkl = 0, dvl = 0;
+        const uint8_t *dk = NULL, *dv = NULL;
+        if (rocksdb_iter_valid(it)) {
+            dk = (const uint8_t *)rocksdb_iter_key(it, &dkl);
+            if (dkl < prefix_len || memcmp(dk, prefix, prefix_len) != 0) dk = NULL;
+            else dv = (const uint8_t *)rocksdb_iter_value(it, &dvl);
         }
+        const uint8_t *pk = vi < pv->n ? pv->keys[vi] + 4 : NULL;
+        size_t pkl = pk ? vkey_len(pv->keys[vi]) : 0;
+        if (!dk && !pk) break;
+        int c = !pk ? 1 : !dk ? -1 : key_cmp(pk, pkl, dk, dkl);
+        if (c <= 0) { /* the pending entry comes first, or replaces the committed one */
+            const uint8_t *v;
+            size_t vl;
+            bool tomb = false;
+            ct_kvmap_get(st->pending, pk, pkl, &v, &vl, &tomb);
+            vi++;
+            if (c == 0) rocksdb_iter_next(it);
+            if (tomb) continue;
+            rc = copy_out(pk, pkl, v, vl, key, key_cap, key_len, val, val_cap, val_len, err);
+            break;
+        }
+        rc = copy_out(dk, dkl, dv, dvl, key, key_cap, key_len, val, val_cap, val_len, err);
+        break;
     }
     char *rerr = NULL;
     rocksdb_iter_get_error(it, &rerr);
     if (rocks_failed(rerr, "seek", err)) rc = -1;
-    rocksdb_iter_destroy(it); /* owns base */
     return rc;
 }
+
 
 ct_kv_port ct_store_port(ct_store *st) {
     ct_kv_port p = {.ud = st, .get = port_get, .seek = port_seek};
@@ -195,13 +365,31 @@ ct_kv_port ct_store_port(ct_store *st) {
 }
 
 void ct_store_batch_begin(ct_store *st) {
-    rocksdb_writebatch_wi_clear(st->batch);
+    rocksdb_writebatch_clear(st->batch);
+    ct_kvmap_clear(st->pending);
+    views_reset(st);
     st->batch_max_offset = -1;
+}
+
+/* One write into the pending batch: the readable overlay (one final value
+ * per key: a key rewritten by every record, like the clock, costs one
+ * RocksDB write per batch) and any sorted view the key falls under. */
+static int stage(ct_store *st, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn, bool del, ct_error *err) {
+    if (ct_kvmap_put(st->pending, k, kn, v, del ? 0 : vn, del) != 0) goto oom;
+    for (int i = 0; i < VIEWS_MAX; i++) {
+        view *w = &st->views[i];
+        if (w->built && kn >= w->prefix_len && memcmp(k, w->prefix, w->prefix_len) == 0 && view_insert(w, k, kn) != 0)
+            goto oom;
+    }
+    return 0;
+oom:
+    CT_ERR(err, CT_ERR_FATAL, "out of memory");
+    return -1;
 }
 
 void ct_store_batch_discard(ct_store *st) { ct_store_batch_begin(st); }
 
-int ct_store_batch_count(ct_store *st) { return rocksdb_writebatch_wi_count(st->batch); }
+int ct_store_batch_count(ct_store *st) { return (int)ct_kvmap_count(st->pending); }
 
 int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err) {
     size_t n = ct_effects_mutation_count(fx);
@@ -212,8 +400,7 @@ int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err) {
             CT_ERR(err, CT_ERR_FATAL, "store: domain key in the store's reserved namespace");
             return -1;
         }
-        if (m.is_delete) rocksdb_writebatch_wi_delete(st->batch, (const char *)m.key, m.key_len);
-        else rocksdb_writebatch_wi_put(st->batch, (const char *)m.key, m.key_len, (const char *)m.val, m.val_len);
+        if (stage(st, m.key, m.key_len, m.val, m.val_len, m.is_delete, err) != 0) return -1;
     }
     return 0;
 }
@@ -225,7 +412,7 @@ int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err) {
     }
     uint8_t off[8];
     put_be64(off, (uint64_t)offset);
-    rocksdb_writebatch_wi_put(st->batch, KEY_OFFSET, KEY_OFFSET_LEN, (const char *)off, 8);
+    if (stage(st, (const uint8_t *)KEY_OFFSET, KEY_OFFSET_LEN, off, 8, false, err) != 0) return -1;
     st->batch_max_offset = offset;
     return 0;
 }
@@ -238,8 +425,9 @@ int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t off
     put_be64(off, (uint64_t)offset);
     memcpy(io, IO_PREFIX, IO_PREFIX_LEN);
     memcpy(io + IO_PREFIX_LEN, off, 8);
-    rocksdb_writebatch_wi_put(st->batch, (const char *)key, key_len, (const char *)off, 8);
-    rocksdb_writebatch_wi_put(st->batch, (const char *)io, sizeof io, record_id, strlen(record_id));
+    if (stage(st, key, key_len, off, 8, false, err) != 0 ||
+        stage(st, io, sizeof io, (const uint8_t *)record_id, strlen(record_id), false, err) != 0)
+        return -1;
     return 0;
 }
 
@@ -263,6 +451,12 @@ static int prune_ids(ct_store *st, ct_error *err) {
         memcpy(idk + ID_PREFIX_LEN, v, vl);
         rocksdb_writebatch_delete(wb, (const char *)idk, ID_PREFIX_LEN + vl);
         rocksdb_writebatch_delete(wb, k, kl);
+        /* The cache must forget them too. */
+        if (ct_kvmap_put(st->cache, idk, ID_PREFIX_LEN + vl, NULL, 0, true) != 0 ||
+            ct_kvmap_put(st->cache, (const uint8_t *)k, kl, NULL, 0, true) != 0) {
+            CT_ERR(err, CT_ERR_FATAL, "out of memory");
+            break;
+        }
         pruned++;
     }
     char *rerr = NULL;
@@ -270,6 +464,7 @@ static int prune_ids(ct_store *st, ct_error *err) {
     rocksdb_iter_destroy(it);
     int rc = rocks_failed(rerr, "prune scan", err) ? -1 : 0;
     if (rc == 0 && pruned) {
+        drop_iterator(st);
         rocksdb_write(st->db, st->wopts, wb, &rerr);
         rc = rocks_failed(rerr, "prune", err) ? -1 : 0;
     }
@@ -279,8 +474,29 @@ static int prune_ids(ct_store *st, ct_error *err) {
 
 int ct_store_batch_commit(ct_store *st, ct_error *err) {
     char *rerr = NULL;
-    rocksdb_write_writebatch_wi(st->db, st->wopts, st->batch, &rerr);
+    rocksdb_writebatch_clear(st->batch);
+    for (size_t i = 0; i < ct_kvmap_capacity(st->pending); i++) {
+        const uint8_t *k, *v;
+        size_t kn, vn;
+        bool tomb;
+        if (!ct_kvmap_at(st->pending, i, &k, &kn, &v, &vn, &tomb)) continue;
+        if (tomb) rocksdb_writebatch_delete(st->batch, (const char *)k, kn);
+        else rocksdb_writebatch_put(st->batch, (const char *)k, kn, (const char *)v, vn);
+    }
+    rocksdb_write(st->db, st->wopts, st->batch, &rerr);
+    drop_iterator(st); /* it would not see what was just written */
     if (rocks_failed(rerr, "write batch", err)) return -1;
+    /* Committed: what the batch wrote is what the database now holds. */
+    if (ct_kvmap_bytes(st->cache) + ct_kvmap_bytes(st->pending) > CACHE_BYTES_MAX) ct_kvmap_clear(st->cache);
+    for (size_t i = 0; i < ct_kvmap_capacity(st->pending); i++) {
+        const uint8_t *k, *v;
+        size_t kn, vn;
+        bool tomb;
+        if (ct_kvmap_at(st->pending, i, &k, &kn, &v, &vn, &tomb) && ct_kvmap_put(st->cache, k, kn, v, vn, tomb) != 0) {
+            ct_kvmap_clear(st->cache); /* a cache is optional: drop it rather than fail */
+            break;
+        }
+    }
     int rc = prune_ids(st, err);
     ct_store_batch_begin(st);
     return rc;

@@ -3,10 +3,17 @@
  *
  * It holds the partition's domain state (key layout: domain/README.md), the
  * input offset applied last and the ids of records applied recently, and it
- * implements the domain's state port (ct_kv.h) over a WriteBatchWithIndex:
- * reads see the database plus the current batch's pending writes, so the
- * records of one Kafka transaction build on each other before anything is
- * durable. The processor loop (DESIGN.md section 6) drives a batch:
+ * implements the domain's state port (ct_kv.h): reads see the database plus
+ * the current batch's pending writes, so the records of one Kafka
+ * transaction build on each other before anything is durable.
+ *
+ * The pending batch is an in-memory overlay (one final value or tombstone
+ * per key, written to RocksDB as one batch at commit, so a key rewritten by
+ * every record costs one write per batch); point reads go overlay, then a
+ * bounded cache of committed values (the task is the only writer, so it
+ * never goes stale), then RocksDB with bloom filters; ordered reads merge a
+ * RocksDB iterator with a sorted view of the overlay's keys under the
+ * prefix. The processor loop (DESIGN.md section 6) drives a batch:
  *
  *   ct_store_batch_begin
  *   for each record: ct_store_is_applied? skip
