@@ -166,7 +166,8 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     collect(c, 8, &activated);
     fclose(dump);
     ct_model_validate_file(dump_path, "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
-                                      "TokenActivated,TokenDone,SeatHeld,SeatSold,ReservationConfirmed,CommandRejected");
+                                      "TokenActivated,TokenDone,SeatHeld,PaymentRequested,SeatSold,ReservationConfirmed,"
+                                      "CommandRejected");
     expect("charge", "BalanceCharged", NULL);
     expect("create", "ConcertCreated", NULL);
     expect("issue1", "TokenIssued", NULL);

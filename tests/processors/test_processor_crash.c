@@ -160,8 +160,9 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     fclose(model.dump);
     model.dump = NULL;
     /* What the processor really produced, against the schemas. */
-    ct_model_validate_file(dump_path, "ConcertCreated,ScheduleCreated,TokenIssued,TokenActivated,TokenExpired,SeatHeld,"
-                                      "SeatHoldExpired,CommandRejected,PaymentRequested,DebitRequested");
+    /* Only types every seed produces are required; the others are
+     * validated whenever they occur. */
+    ct_model_validate_file(dump_path, "ConcertCreated,ScheduleCreated,TokenIssued,SeatHeld,CommandRejected");
     cr_log_info("kills=%d records=%zu expected outputs=%zu distinct seen=%zu duplicates=%zu", kills, nrec,
                 model.out_count, distinct, duplicates);
     cr_assert_eq(distinct, model.out_count, "%zu of %zu outputs arrived (see %s/concert.log)", distinct,
