@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ct_config.h"
+#include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_proc.h"
 
@@ -79,6 +81,58 @@ static int find_marked(const char *marker, const char *cmd, pid_t *pids, int max
     return n;
 }
 
+/* Starts `concert up` with the given extra environment (NAME=VALUE
+ * strings, NULL-terminated) on top of the marker and data dir; its stdout
+ * comes back through *out_fd, its stderr goes to log_path. */
+static pid_t launch_up(char *const *env, const char *log_path, FILE **out) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t up = fork();
+    cr_assert_geq(up, 0);
+    if (up == 0) {
+        unsetenv("CONCERT_KAFKA_BROKERS");
+        unsetenv("CONCERT_PG_URL");
+        for (char *const *e = env; *e; e++) putenv(*e);
+        dup2(fds[1], STDOUT_FILENO);
+        FILE *log = fopen(log_path, "w");
+        if (log) dup2(fileno(log), STDERR_FILENO);
+        close(fds[0]);
+        execl(CT_CONCERT_BIN, "concert", "up", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    *out = fdopen(fds[0], "r");
+    return up;
+}
+
+/* Reads stdout until the ready line for port; kills up if it never comes. */
+static void expect_ready(pid_t up, FILE *out, int port, const char *log_path) {
+    char want[64], line[256] = "";
+    snprintf(want, sizeof want, "ready: http://127.0.0.1:%d", port);
+    int64_t t0 = ct_clock_mono_ms();
+    bool ready = false;
+    while (!ready && fgets(line, sizeof line, out)) ready = strncmp(line, want, strlen(want)) == 0;
+    if (!ready) kill(up, SIGKILL);
+    cr_assert(ready, "no ready line (see %s); last stdout: %s", log_path, line);
+    cr_log_info("concert up ready after %lld ms", (long long)(ct_clock_mono_ms() - t0));
+}
+
+/* SIGTERM: up exits 0 and no process carrying marker is left. */
+static void expect_clean_stop(pid_t up, const char *marker) {
+    cr_assert_eq(kill(up, SIGTERM), 0);
+    int status = 0;
+    int exited = ct_proc_wait(up, 120000, &status);
+    if (!exited) kill(up, SIGKILL);
+    cr_assert(exited, "concert up did not stop within 120 s");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    pid_t pids[64];
+    int left = 0;
+    int64_t deadline = ct_clock_mono_ms() + 10000;
+    while ((left = find_marked(marker, NULL, pids, 64)) > 0 && ct_clock_mono_ms() < deadline) sleep_ms(200);
+    for (int i = 0; i < left; i++) kill(pids[i], SIGKILL);
+    cr_assert_eq(left, 0, "%d processes left behind", left);
+}
+
 Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .timeout = 600) {
     char dir[] = "/tmp/ct-test-up-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -91,45 +145,11 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     const char *test_data = getenv("CONCERT_DATA_DIR");
     snprintf(libs_env, sizeof libs_env, "CONCERT_KAFKA_LIBS_DIR=%s/kafka/libs", test_data ? test_data : ".concert");
 
-    int out[2];
-    cr_assert_eq(pipe(out), 0);
-    pid_t up = fork();
-    cr_assert_geq(up, 0);
-    if (up == 0) {
-        unsetenv("CONCERT_KAFKA_BROKERS");
-        unsetenv("CONCERT_PG_URL");
-        putenv(marker);
-        putenv(data_env);
-        putenv(libs_env);
-        putenv("CONCERT_KAFKA_BASE_PORT=39092");
-        putenv("CONCERT_PG_PORT=35432");
-        putenv("CONCERT_HTTP_PORT=38080");
-        putenv("CONCERT_KAFKA_HEAP_MB=384");
-        putenv("CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000");
-        dup2(out[1], STDOUT_FILENO);
-        FILE *log = fopen(log_path, "w");
-        if (log) dup2(fileno(log), STDERR_FILENO);
-        close(out[0]);
-        execl(CT_CONCERT_BIN, "concert", "up", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-
-    /* The ready line, within the time limit. */
-    FILE *f = fdopen(out[0], "r");
-    char line[256] = "";
-    int64_t t0 = ct_clock_mono_ms();
-    bool ready = false;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "ready: http://127.0.0.1:38080", 29) == 0) {
-            ready = true;
-            break;
-        }
-    }
-    int64_t ready_ms = ct_clock_mono_ms() - t0;
-    if (!ready) kill(up, SIGKILL);
-    cr_assert(ready, "no ready line (see %s); last stdout: %s", log_path, line);
-    cr_log_info("concert up ready after %lld ms", (long long)ready_ms);
+    char *env[] = {marker, data_env, libs_env, "CONCERT_KAFKA_BASE_PORT=39092", "CONCERT_PG_PORT=35432",
+                   "CONCERT_HTTP_PORT=38080", "CONCERT_KAFKA_HEAP_MB=384", "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000", NULL};
+    FILE *f = NULL;
+    pid_t up = launch_up(env, log_path, &f);
+    expect_ready(up, f, HTTP_PORT, log_path);
 
     char body[1024];
     cr_assert_eq(http_get(HTTP_PORT, "/healthz", body, sizeof body), 200);
@@ -157,19 +177,50 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     cr_assert_neq(again[0], pids[0], "a new ingress process");
 
     /* SIGTERM: everything stops, up exits 0, nothing is left behind. */
-    cr_assert_eq(kill(up, SIGTERM), 0);
-    int status = 0;
-    int exited = ct_proc_wait(up, 120000, &status);
-    if (!exited) kill(up, SIGKILL);
-    cr_assert(exited, "concert up did not stop within 120 s");
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
-    int left = 0;
-    deadline = ct_clock_mono_ms() + 10000;
-    while ((left = find_marked(marker, NULL, pids, 64)) > 0 && ct_clock_mono_ms() < deadline) sleep_ms(200);
-    for (int i = 0; i < left; i++) kill(pids[i], SIGKILL);
-    cr_assert_eq(left, 0, "%d processes left behind", left);
+    expect_clean_stop(up, marker);
     fclose(f);
 
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* With CONCERT_KAFKA_BROKERS and CONCERT_PG_URL set (here: the test
+ * cluster), up starts no local Kafka or Postgres: it ensures the topics,
+ * migrates, and supervises the components only. */
+Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeout = 300) {
+    char dir[] = "/tmp/ct-test-upx-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    if (getenv("CONCERT_KAFKA_BROKERS") || getenv("CONCERT_PG_URL"))
+        cr_skip_test("the suite runs against external infrastructure already");
+    /* The local test cluster stands in for "external" infrastructure. */
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(ct_config_load_env(&cfg, &err), 0, "%s", err.msg);
+    char marker[80], data_env[128], brokers[CT_CONFIG_URL_MAX + 32], pg_url[128], log_path[128];
+    snprintf(marker, sizeof marker, "CONCERT_TEST_MARKER=%s", dir + 5);
+    snprintf(data_env, sizeof data_env, "CONCERT_DATA_DIR=%s/data", dir);
+    strcpy(brokers, "CONCERT_KAFKA_BROKERS=");
+    ct_kafka_bootstrap(&cfg, brokers + strlen(brokers), sizeof brokers - strlen(brokers));
+    snprintf(pg_url, sizeof pg_url, "CONCERT_PG_URL=postgresql://concert@127.0.0.1:%d/concert", cfg.pg_port);
+    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
+    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=38081", NULL};
+    FILE *f = NULL;
+    pid_t up = launch_up(env, log_path, &f);
+    expect_ready(up, f, 38081, log_path);
+    char body[1024];
+    cr_assert_eq(http_get(38081, "/readyz", body, sizeof body), 200, "%s", body);
+    pid_t pids[64];
+    cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 0, "no local broker");
+    cr_assert_eq(find_marked(marker, "postgres", pids, 64), 0, "no local Postgres");
+    cr_assert_eq(find_marked(marker, "processor", pids, 64), 2, "the components run");
+    char path[160];
+    snprintf(path, sizeof path, "%s/data/kafka", dir);
+    cr_assert_not(ct_fs_exists(path), "nothing of a local cluster was prepared");
+    snprintf(path, sizeof path, "%s/data/pg", dir);
+    cr_assert_not(ct_fs_exists(path));
+    expect_clean_stop(up, marker);
+    fclose(f);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
