@@ -139,6 +139,9 @@ static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
         "transaction.state.log.replication.factor=3\n"
         "transaction.state.log.min.isr=2\n"
         "transaction.state.log.num.partitions=12\n"
+        /* A processor killed inside a transaction blocks its partitions'
+         * offsets until the coordinator aborts it: look every 2 s, not 10. */
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=2000\n"
         "group.initial.rebalance.delay.ms=0\n"
         "unclean.leader.election.enable=false\n"
         "broker.session.timeout.ms=6000\n"

@@ -131,10 +131,20 @@ bad_record:
 
 /* ---- assignment and restore --------------------------------------------- */
 
+/* The group's committed offset of a partition. When the previous owner
+ * died inside a transaction, the broker answers "unstable offset" until that
+ * transaction is aborted (transaction.timeout.ms plus the coordinator's
+ * cleanup interval), which can outlast one request timeout: keep asking
+ * until it is settled or we are told to stop, since giving up would only
+ * crash-loop the process into the same wait. */
 static int64_t committed_offset(ct_processor *p, int32_t partition, ct_error *err) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->in_topic, partition);
-    rd_kafka_resp_err_t e = rd_kafka_committed(p->consumer, l, p->cfg->kafka_timeout_ms);
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_committed(p->consumer, l, p->cfg->kafka_timeout_ms)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
+           !ct_signal_stop_requested())
+        CT_LOG_WARN("restore", "committed offset of %s/%d not settled yet (a previous owner's transaction is "
+                    "pending), asking again", p->in_topic, (int)partition);
     int64_t off = e ? INT64_MIN : l->elems[0].offset;
     if (e) CT_ERR(err, CT_ERR_RETRIABLE, "committed offset of %s/%d: %s", p->in_topic, (int)partition, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
@@ -248,17 +258,24 @@ static void close_task(ct_processor *p, int32_t partition) {
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     ct_processor *p = opaque;
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt && !p->fatal; i++) {
+        bool stopped = false;
+        for (int i = 0; i < parts->cnt && !p->fatal && !stopped; i++) {
             int32_t part = parts->elems[i].partition;
             if (part < 0 || part >= CT_PROCESSOR_PARTITIONS_MAX) {
                 CT_ERR(&p->fatal_err, CT_ERR_FATAL, "partition %d beyond %d", (int)part, CT_PROCESSOR_PARTITIONS_MAX);
                 p->fatal = true;
             } else if (open_task(p, part, &p->fatal_err) != 0) {
-                p->fatal = true;
+                /* A shutdown that interrupts a restore is no failure: what
+                 * was restored is committed, the rest waits for the next
+                 * owner. Take nothing, so the stop stays clean. */
+                if (ct_signal_stop_requested()) stopped = true;
+                else p->fatal = true;
+                for (int j = 0; stopped && j <= i; j++) close_task(p, parts->elems[j].partition);
             }
         }
-        CT_LOG_INFO("rebalance", "assigned partitions=%d topic=%s", parts->cnt, p->in_topic);
-        rd_kafka_assign(rk, p->fatal ? NULL : parts);
+        CT_LOG_INFO("rebalance", "assigned partitions=%d topic=%s%s", stopped ? 0 : parts->cnt, p->in_topic,
+                    stopped ? " (stopping during restore)" : "");
+        rd_kafka_assign(rk, p->fatal || stopped ? NULL : parts);
     } else {
         for (int i = 0; i < parts->cnt; i++) {
             int32_t part = parts->elems[i].partition;

@@ -205,8 +205,11 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     cr_assert(dlq, "no dead-lettered record with a reason");
 
     rd_kafka_destroy(p);
-    ct_test_stop_clean(concert, "the concert processor");
-    ct_test_stop_clean(wallet, "the wallet processor");
+    char clog[160], wlog[160];
+    snprintf(clog, sizeof clog, "%s/concert.log", dir);
+    snprintf(wlog, sizeof wlog, "%s/wallet.log", dir);
+    ct_test_stop_clean(concert, "the concert processor", clog);
+    ct_test_stop_clean(wallet, "the wallet processor", wlog);
     free(charge), free(create), free(hold1), free(hold2), free(pay);
     for (int i = 0; i < 3; i++) free(issue[i]);
     ct_test_cleanup_run(dir);

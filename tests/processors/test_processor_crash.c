@@ -34,11 +34,13 @@ static uint64_t next_rand(void) { /* xorshift64*: deterministic per seed */
     return rng * 2685821657736338717ULL;
 }
 
-static pid_t start(void) {
-    char log[160];
+static const char *log_path(void) {
+    static char log[160];
     snprintf(log, sizeof log, "%s/concert.log", dir);
-    return ct_test_start_processor("concert", inst, log);
+    return log;
 }
+
+static pid_t start(void) { return ct_test_start_processor("concert", inst, log_path()); }
 
 static void kill_and_restart(pid_t *proc) {
     kill(*proc, SIGKILL);
@@ -172,7 +174,7 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     cr_assert_eq(duplicates, 0, "%zu outputs committed twice", duplicates);
 
     /* The final state, read from the processor's own store. */
-    ct_test_stop_clean(proc, "the processor");
+    ct_test_stop_clean(proc, "the processor", log_path());
     char store_dir[256];
     snprintf(store_dir, sizeof store_dir, "%s/processors/concert-%s/p%d", dir, inst, (int)partition_seen);
     const char *const stores[] = {store_dir, NULL};
@@ -192,7 +194,7 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
     distinct = ct_model_read_outputs(&model, &cfg, out_topics, WAIT_MS, &duplicates);
     cr_assert_eq(distinct, model.out_count, "after the rebuild: %zu of %zu outputs", distinct, model.out_count);
     cr_assert_eq(duplicates, 0, "restore mode produced %zu outputs again", duplicates);
-    ct_test_stop_clean(proc, "the processor");
+    ct_test_stop_clean(proc, "the processor", log_path());
     ct_model_compare_stores(&model, stores);
 
     free(probe);

@@ -25,11 +25,17 @@ static char run[32], dir[96];
 static ct_model model;
 static bool partition_used[64];
 
+static const char *log_of(const char *instance) {
+    static char log[3][160];
+    char *l = log[(instance[0] - 'a') % 3];
+    snprintf(l, sizeof log[0], "%s/%s.log", dir, instance);
+    return l;
+}
+
 static pid_t start(const char *instance) {
-    char inst[64], log[160];
+    char inst[64];
     snprintf(inst, sizeof inst, "%s%s", instance, run);
-    snprintf(log, sizeof log, "%s/%s.log", dir, instance);
-    return ct_test_start_processor("concert", inst, log);
+    return ct_test_start_processor("concert", inst, log_of(instance));
 }
 
 /* Partitions an instance owns now, from its log's last rebalance line. */
@@ -121,11 +127,14 @@ static void send_commands(stream *s, int n) {
 
 /* Streams while waiting for a condition on the group's assignment. */
 static void stream_until(stream *s, bool (*cond)(void), const char *what) {
-    int64_t deadline = ct_clock_mono_ms() + 60000;
+    int64_t deadline = ct_clock_mono_ms() + 150000;
     while (!cond() && ct_clock_mono_ms() < deadline) {
         send_commands(s, 10);
         struct timespec pause = {0, 300 * 1000000L};
         nanosleep(&pause, NULL);
+    }
+    if (!cond()) {
+        for (const char *i = "abc"; *i; i++) ct_test_print_log_tail(log_of((char[]){*i, 0}), 25);
     }
     cr_assert(cond(), "%s: a=%d b=%d c=%d (logs in %s)", what, owned("a"), owned("b"), owned("c"), dir);
 }
@@ -179,8 +188,8 @@ Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_insta
     cr_assert_gt(count_in_log("c", "restored topic"), 0, "the new instance rebuilt its partitions from the topic");
 
     /* State: each partition's freshest store (highest applied offset). */
-    ct_test_stop_clean(b, "instance b");
-    ct_test_stop_clean(c, "instance c");
+    ct_test_stop_clean(b, "instance b", log_of("b"));
+    ct_test_stop_clean(c, "instance c", log_of("c"));
     static char paths[6][256];
     const char *stores[7] = {0};
     int n = 0;

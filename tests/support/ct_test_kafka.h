@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,14 +101,30 @@ static inline pid_t ct_test_start_processor(const char *role, const char *instan
     return pid;
 }
 
+/* The last `lines` lines of a child's log into the test's output, so a
+ * failure on a CI machine (whose /tmp is gone afterwards) explains itself. */
+static inline void ct_test_print_log_tail(const char *log_path, int lines) {
+    FILE *f = log_path ? fopen(log_path, "r") : NULL;
+    if (!f) return;
+    static char ring[64][512];
+    int n = 0;
+    if (lines > 64) lines = 64;
+    while (fgets(ring[n % lines], sizeof ring[0], f)) n++;
+    fclose(f);
+    cr_log_warn("---- last lines of %s ----", log_path);
+    for (int i = n > lines ? n - lines : 0; i < n; i++) cr_log_warn("%s", ring[i % lines]);
+}
+
 /* SIGTERM; the process must exit 0 within 30 s (else it is killed and the
- * test fails). */
-static inline void ct_test_stop_clean(pid_t pid, const char *what) {
+ * test fails, with the tail of its log printed). */
+static inline void ct_test_stop_clean(pid_t pid, const char *what, const char *log_path) {
     kill(pid, SIGTERM);
     int status = 0;
     int done = ct_proc_wait(pid, 30000, &status);
     if (!done) kill(pid, SIGKILL), waitpid(pid, &status, 0);
-    cr_assert(done && WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (status %d)", what, status);
+    bool clean = done && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!clean) ct_test_print_log_tail(log_path, 40);
+    cr_assert(clean, "%s did not stop cleanly (status %d)", what, status);
 }
 
 static inline void ct_test_consumer_close(rd_kafka_t *rk) {
