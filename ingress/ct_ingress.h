@@ -1,12 +1,20 @@
 /*
- * ct_ingress: the HTTP front door (libmicrohttpd).
+ * ct_ingress: the HTTP front door (libmicrohttpd), DESIGN.md section 9.
  *
- * Serves GET /healthz (the process is alive) and GET /readyz (Postgres and
- * Kafka both reachable). Readiness is measured by a background thread once a
- * second, so a probe never blocks on I/O and a burst of probes costs nothing.
- * Limits: CONCERT_HTTP_CONNECTIONS_MAX connections, CT_INGRESS_CONN_MEMORY_BYTES
- * per connection (bounds header size: larger requests get 431/413 from MHD),
- * an idle timeout.
+ * Writes (queue tokens, reservations, payments, balance charges, admin
+ * concert creation) are validated by ct_api, then the connection is
+ * suspended and the command handed to ct_commit, whose workers write it to
+ * the outbox in a group commit and resume the connection with 202
+ * {command_id, status_url} once the row is committed. HTTP threads never
+ * wait for Postgres, so a few threads carry thousands of connections.
+ *
+ * Also: GET /v1/commands/{id}, GET /v1/admin/outbox, POST
+ * /v1/admin/outbox/{id}/retry, GET /healthz, GET /readyz (measured by a
+ * background thread once a second, so probes never block), GET /metrics
+ * (Prometheus text). Limits: CONCERT_HTTP_CONNECTIONS_MAX connections,
+ * CT_INGRESS_CONN_MEMORY_BYTES per connection (bounds the header size:
+ * larger headers get 431 from MHD), bodies of 16 KiB (413), an idle timeout,
+ * CONCERT_INGRESS_QUEUE_MAX requests waiting for the database (503).
  */
 #ifndef CT_INGRESS_H
 #define CT_INGRESS_H
@@ -14,9 +22,10 @@
 #include "ct_config.h"
 #include "ct_error.h"
 
-#define CT_INGRESS_CONN_MEMORY_BYTES (64 * 1024)
+#define CT_INGRESS_CONN_MEMORY_BYTES (32 * 1024)
 #define CT_INGRESS_IDLE_TIMEOUT_S 30
 #define CT_INGRESS_READY_INTERVAL_MS 1000
+#define CT_INGRESS_HTTP_THREADS 2
 
 typedef struct ct_ingress ct_ingress;
 

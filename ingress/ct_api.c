@@ -1,0 +1,447 @@
+/* ct_api: see ct_api.h. */
+#include "ct_api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ct_codec.h"
+#include "ct_domain_limits.h"
+#include "ct_kafka.h"
+#include "ct_record.h"
+
+#define FAIL(e, st, cd, ...)                                       \
+    do {                                                           \
+        (e)->status = (st);                                        \
+        (e)->code = (cd);                                          \
+        snprintf((e)->message, sizeof (e)->message, __VA_ARGS__);  \
+        return -1;                                                 \
+    } while (0)
+
+/* ---- routing ------------------------------------------------------------ */
+
+typedef struct route_spec {
+    const char *method;
+    const char *prefix; /* path, or the part before a {param} */
+    const char *suffix; /* after the {param}; NULL: no param */
+    ct_api_route route;
+} route_spec;
+
+static const route_spec routes[] = {
+    {"GET", "/healthz", NULL, CT_ROUTE_HEALTHZ},
+    {"GET", "/readyz", NULL, CT_ROUTE_READYZ},
+    {"GET", "/metrics", NULL, CT_ROUTE_METRICS},
+    {"POST", "/v1/queue/tokens", NULL, CT_ROUTE_ISSUE_TOKEN},
+    {"POST", "/v1/reservations", NULL, CT_ROUTE_HOLD_SEAT},
+    {"POST", "/v1/payments", NULL, CT_ROUTE_REQUEST_PAYMENT},
+    {"POST", "/v1/users/", "/balance/charge", CT_ROUTE_CHARGE_BALANCE},
+    {"POST", "/v1/admin/concerts", NULL, CT_ROUTE_CREATE_CONCERT},
+    {"GET", "/v1/commands/", "", CT_ROUTE_COMMAND_STATUS},
+    {"GET", "/v1/admin/outbox", NULL, CT_ROUTE_OUTBOX_LIST},
+    {"POST", "/v1/admin/outbox/", "/retry", CT_ROUTE_OUTBOX_RETRY},
+};
+
+static bool path_matches(const route_spec *r, const char *path, char *param, size_t param_bytes) {
+    size_t pl = strlen(r->prefix);
+    if (!r->suffix) return strcmp(path, r->prefix) == 0;
+    if (strncmp(path, r->prefix, pl) != 0) return false;
+    const char *p = path + pl, *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= param_bytes || strcmp(p + n, r->suffix) != 0) return false;
+    memcpy(param, p, n);
+    param[n] = 0;
+    return true;
+}
+
+ct_api_route ct_api_match(const char *method, const char *path, char *param, size_t param_bytes, ct_api_error *e) {
+    bool head = strcmp(method, "HEAD") == 0, path_known = false;
+    param[0] = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_matches(&routes[i], path, param, param_bytes)) continue;
+        path_known = true;
+        if (strcmp(method, routes[i].method) == 0 || (head && strcmp(routes[i].method, "GET") == 0))
+            return routes[i].route;
+    }
+    param[0] = 0;
+    if (path_known) {
+        e->status = 405, e->code = "METHOD_NOT_ALLOWED";
+        snprintf(e->message, sizeof e->message, "%s is not allowed on %s", method, path);
+    } else {
+        e->status = 404, e->code = "NOT_FOUND";
+        snprintf(e->message, sizeof e->message, "no such endpoint");
+    }
+    return CT_ROUTE_NONE;
+}
+
+bool ct_api_route_is_admin(ct_api_route r) {
+    return r == CT_ROUTE_CREATE_CONCERT || r == CT_ROUTE_OUTBOX_LIST || r == CT_ROUTE_OUTBOX_RETRY;
+}
+
+bool ct_api_route_is_write(ct_api_route r) { return r >= CT_ROUTE_ISSUE_TOKEN && r <= CT_ROUTE_CREATE_CONCERT; }
+
+/* ---- headers ------------------------------------------------------------ */
+
+int ct_api_check_admin(const char *authorization, const char *admin_key, ct_api_error *e) {
+    if (!admin_key || !admin_key[0]) FAIL(e, 403, "ADMIN_DISABLED", "admin endpoints are disabled: CONCERT_ADMIN_KEY is not set");
+    static const char bearer[] = "Bearer ";
+    if (!authorization || strncmp(authorization, bearer, sizeof bearer - 1) != 0)
+        FAIL(e, 401, "UNAUTHORIZED", "Authorization: Bearer <admin key> required");
+    const char *given = authorization + sizeof bearer - 1;
+    size_t kl = strlen(admin_key), gl = strlen(given);
+    /* Every byte of the key is compared whatever the input, so the time
+     * taken says nothing about how much of a guess was right. */
+    volatile unsigned char diff = (unsigned char)(gl != kl);
+    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(admin_key[i] ^ (i < gl ? given[i] : 0));
+    if (diff) FAIL(e, 401, "UNAUTHORIZED", "wrong admin key");
+    return 0;
+}
+
+int ct_api_check_content_type(const char *ct, ct_api_error *e) {
+    static const char json[] = "application/json";
+    size_t n = sizeof json - 1;
+    if (!ct || strncasecmp(ct, json, n) != 0 || (ct[n] && ct[n] != ';' && ct[n] != ' '))
+        FAIL(e, 415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json");
+    return 0;
+}
+
+int ct_api_check_idempotency_key(const char *key, ct_api_error *e) {
+    if (!key) return 0;
+    size_t n = strlen(key);
+    if (n == 0 || n > CT_API_IDEMPOTENCY_KEY_BYTES_MAX)
+        FAIL(e, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1..%d characters", CT_API_IDEMPOTENCY_KEY_BYTES_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e)
+            FAIL(e, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be visible ASCII characters");
+    return 0;
+}
+
+/* ---- generated ids ------------------------------------------------------ */
+
+static void b64url(const uint8_t *in, size_t n, char *out) { /* n*8/6 chars, no padding */
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        acc = (acc << 8) | in[i], bits += 8;
+        while (bits >= 6) out[o++] = a[(acc >> (bits - 6)) & 63], bits -= 6;
+    }
+    if (bits > 0) out[o++] = a[(acc << (6 - bits)) & 63];
+    out[o] = 0;
+}
+
+static void random_token(const ct_api_request *rq, char out[CT_API_TOKEN_CHARS + 1]) {
+    uint8_t r[16];
+    rq->random(rq->random_ctx, r, sizeof r);
+    b64url(r, sizeof r, out);
+}
+
+static void random_uuid(const ct_api_request *rq, char out[CT_API_UUID_CHARS + 1]) {
+    uint8_t r[16];
+    rq->random(rq->random_ctx, r, sizeof r);
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40), r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(out, CT_API_UUID_CHARS + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
+             r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+}
+
+bool ct_api_uuid_valid(const char *s) {
+    if (strlen(s) != CT_API_UUID_CHARS) return false;
+    for (int i = 0; i < CT_API_UUID_CHARS; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    }
+    return true;
+}
+
+static bool concert_id_valid(const char *s) {
+    if (strlen(s) != CT_API_CONCERT_ID_CHARS) return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return false;
+    return true;
+}
+
+static bool token_valid(const char *s) { return strlen(s) == CT_API_TOKEN_CHARS && ct_id_valid(s, CT_API_TOKEN_CHARS); }
+
+/* ---- body validation ---------------------------------------------------- */
+
+typedef enum ftype { F_ID, F_CONCERT_ID, F_RESERVATION_ID, F_INT, F_TITLE, F_SCHEDULES } ftype;
+
+typedef struct fspec {
+    const char *name;
+    ftype type;
+    bool required;
+    int64_t lo, hi;
+} fspec;
+
+#define END_ {NULL, 0, false, 0, 0}
+static const fspec token_fields[] = {{"user_id", F_ID, true, 0, 0}, {"concert_id", F_CONCERT_ID, true, 0, 0}, END_};
+static const fspec hold_fields[] = {{"user_id", F_ID, true, 0, 0},
+                                    {"concert_id", F_CONCERT_ID, true, 0, 0},
+                                    {"schedule_id", F_ID, true, 0, 0},
+                                    {"seat_no", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
+                                    END_};
+static const fspec pay_fields[] = {{"user_id", F_ID, true, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
+static const fspec charge_fields[] = {{"amount", F_INT, true, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX}, END_};
+static const fspec concert_fields[] = {{"title", F_TITLE, true, 0, 0},
+                                       {"schedules", F_SCHEDULES, true, 0, 0},
+                                       {"max_active", F_INT, false, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX},
+                                       {"active_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
+                                       {"hold_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
+                                       END_};
+static const fspec schedule_fields[] = {{"starts_at", F_INT, true, 0, CT_TS_MS_MAX},
+                                        {"seats", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
+                                        {"price", F_INT, true, 0, CT_PRICE_WON_MAX},
+                                        END_};
+
+static int check_fields(json_t *obj, const fspec *spec, const char *where, ct_api_error *e);
+
+static int check_value(json_t *v, const fspec *f, const char *name, ct_api_error *e) {
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    switch (f->type) {
+    case F_ID:
+        if (!s || !ct_id_valid(s, strlen(s)))
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be 1..%d characters of [A-Za-z0-9_-]", name, CT_ID_BYTES_MAX);
+        return 0;
+    case F_CONCERT_ID:
+        if (!s || !concert_id_valid(s))
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be a concert id (%d lowercase hex characters)", name,
+                 CT_API_CONCERT_ID_CHARS);
+        return 0;
+    case F_RESERVATION_ID:
+        if (!s || strlen(s) != CT_API_CONCERT_ID_CHARS + 1 + CT_API_TOKEN_CHARS || s[CT_API_CONCERT_ID_CHARS] != '_' ||
+            !ct_id_valid(s, strlen(s)) || !token_valid(s + CT_API_CONCERT_ID_CHARS + 1)) {
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be a reservation id as returned by POST /v1/reservations",
+                 name);
+        }
+        char concert[CT_API_CONCERT_ID_CHARS + 1];
+        memcpy(concert, s, CT_API_CONCERT_ID_CHARS), concert[CT_API_CONCERT_ID_CHARS] = 0;
+        if (!concert_id_valid(concert))
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be a reservation id as returned by POST /v1/reservations",
+                 name);
+        return 0;
+    case F_INT:
+        if (!json_is_integer(v)) FAIL(e, 422, "INVALID_FIELD", "field %s: must be an integer", name);
+        if (json_integer_value(v) < f->lo || json_integer_value(v) > f->hi)
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be between %lld and %lld", name, (long long)f->lo,
+                 (long long)f->hi);
+        return 0;
+    case F_TITLE: {
+        size_t n = s ? json_string_length(v) : 0;
+        if (!s || n == 0 || n > CT_TITLE_BYTES_MAX || memchr(s, 0, n))
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be a string of 1..%d bytes", name, CT_TITLE_BYTES_MAX);
+        return 0;
+    }
+    case F_SCHEDULES: {
+        size_t n = json_is_array(v) ? json_array_size(v) : 0;
+        if (!json_is_array(v) || n < 1 || n > CT_SCHEDULES_PER_CONCERT_MAX)
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be an array of 1..%d schedules", name,
+                 CT_SCHEDULES_PER_CONCERT_MAX);
+        for (size_t i = 0; i < n; i++) {
+            char where[128];
+            snprintf(where, sizeof where, "%s[%zu]", name, i);
+            if (check_fields(json_array_get(v, i), schedule_fields, where, e) != 0) return -1;
+        }
+        return 0;
+    }
+    }
+    FAIL(e, 500, "INTERNAL", "unknown field type");
+}
+
+static int check_fields(json_t *obj, const fspec *spec, const char *where, ct_api_error *e) {
+    if (!json_is_object(obj)) FAIL(e, 422, "INVALID_FIELD", "%s: must be a JSON object", where[0] ? where : "body");
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        const fspec *f = spec;
+        while (f->name && strcmp(f->name, k) != 0) f++;
+        if (!f->name) FAIL(e, 422, "UNKNOWN_FIELD", "unknown field %s%s%.64s", where, where[0] ? "." : "", k);
+    }
+    for (const fspec *f = spec; f->name; f++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s%s%s", where, where[0] ? "." : "", f->name);
+        json_t *fv = json_object_get(obj, f->name);
+        if (!fv || json_is_null(fv)) {
+            if (f->required) FAIL(e, 422, "MISSING_FIELD", "field %s is required", name);
+            continue;
+        }
+        if (check_value(fv, f, name, e) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+static char *dump(json_t *j) { return json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII); }
+
+static int finish(const ct_api_request *rq, ct_api_command *out, const char *type, const char *topic, const char *key,
+                  json_t *data, json_t *response, ct_api_error *e) {
+    out->type = type;
+    out->topic = topic;
+    snprintf(out->key, sizeof out->key, "%s", key);
+    random_uuid(rq, out->command_id);
+    json_t *env = json_pack("{s:s, s:s, s:i, s:I, s:s, s:s, s:O}", "id", out->command_id, "type", type, "v", 1, "ts",
+                            (json_int_t)rq->ts_ms, "command_id", out->command_id, "key", key, "data", data);
+    char status_url[64];
+    snprintf(status_url, sizeof status_url, "/v1/commands/%s", out->command_id);
+    json_object_set_new(response, "command_id", json_string(out->command_id));
+    json_object_set_new(response, "status_url", json_string(status_url));
+    out->envelope = env ? dump(env) : NULL;
+    out->response = dump(response);
+    json_decref(env);
+    json_decref(response);
+    json_decref(data);
+    if (!out->envelope || !out->response) {
+        ct_api_command_clear(out);
+        FAIL(e, 500, "INTERNAL", "out of memory");
+    }
+    /* The processors' own decoder has the last word. */
+    ct_cmd cmd;
+    ct_error derr = {0};
+    if (ct_codec_decode(out->envelope, strlen(out->envelope), &cmd, &derr) != 0) {
+        ct_api_command_clear(out);
+        FAIL(e, 422, "INVALID_COMMAND", "%s", derr.msg);
+    }
+    return 0;
+}
+
+int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_error *e) {
+    memset(out, 0, sizeof *out);
+    if (rq->body_len > CT_API_BODY_BYTES_MAX)
+        FAIL(e, 413, "BODY_TOO_LARGE", "request body over %d bytes", CT_API_BODY_BYTES_MAX);
+    json_error_t jerr;
+    json_t *body = json_loadb(rq->body ? rq->body : "", rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body) FAIL(e, 400, "BAD_JSON", "body is not valid JSON: %.120s (at byte %d)", jerr.text, jerr.position);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        FAIL(e, 422, "INVALID_FIELD", "body: must be a JSON object");
+    }
+    const fspec *spec = rq->route == CT_ROUTE_ISSUE_TOKEN       ? token_fields
+                        : rq->route == CT_ROUTE_HOLD_SEAT       ? hold_fields
+                        : rq->route == CT_ROUTE_REQUEST_PAYMENT ? pay_fields
+                        : rq->route == CT_ROUTE_CHARGE_BALANCE  ? charge_fields
+                        : rq->route == CT_ROUTE_CREATE_CONCERT  ? concert_fields
+                                                                : NULL;
+    int rc = -1;
+    if (!spec) {
+        e->status = 404, e->code = "NOT_FOUND";
+        snprintf(e->message, sizeof e->message, "no such endpoint");
+        goto out;
+    }
+    if (check_fields(body, spec, "", e) != 0) goto out;
+    bool needs_token = rq->route == CT_ROUTE_HOLD_SEAT || rq->route == CT_ROUTE_REQUEST_PAYMENT;
+    if (needs_token && !rq->queue_token) {
+        e->status = 400, e->code = "MISSING_QUEUE_TOKEN";
+        snprintf(e->message, sizeof e->message, "header X-Queue-Token is required");
+        goto out;
+    }
+    if (needs_token && !token_valid(rq->queue_token)) {
+        e->status = 400, e->code = "INVALID_QUEUE_TOKEN";
+        snprintf(e->message, sizeof e->message, "header X-Queue-Token must be a token as returned by POST /v1/queue/tokens");
+        goto out;
+    }
+#define S(name) json_string_value(json_object_get(body, name))
+    json_t *response = json_object(), *data = NULL;
+    switch (rq->route) {
+    case CT_ROUTE_ISSUE_TOKEN: {
+        char token[CT_API_TOKEN_CHARS + 1];
+        random_token(rq, token);
+        data = json_pack("{s:s, s:s, s:s}", "token", token, "user_id", S("user_id"), "concert_id", S("concert_id"));
+        json_object_set_new(response, "token", json_string(token));
+        rc = finish(rq, out, "IssueToken", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
+        break;
+    }
+    case CT_ROUTE_HOLD_SEAT: {
+        char rid[CT_API_CONCERT_ID_CHARS + 1 + CT_API_TOKEN_CHARS + 1], r[CT_API_TOKEN_CHARS + 1];
+        random_token(rq, r);
+        snprintf(rid, sizeof rid, "%s_%s", S("concert_id"), r);
+        data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "reservation_id", rid, "token", rq->queue_token, "user_id",
+                         S("user_id"), "concert_id", S("concert_id"), "schedule_id", S("schedule_id"), "seat_no",
+                         json_object_get(body, "seat_no"));
+        json_object_set_new(response, "reservation_id", json_string(rid));
+        rc = finish(rq, out, "HoldSeat", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
+        break;
+    }
+    case CT_ROUTE_REQUEST_PAYMENT: {
+        char pid[CT_API_TOKEN_CHARS + 1], concert[CT_API_CONCERT_ID_CHARS + 1];
+        random_token(rq, pid);
+        memcpy(concert, S("reservation_id"), CT_API_CONCERT_ID_CHARS), concert[CT_API_CONCERT_ID_CHARS] = 0;
+        data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"),
+                         "token", rq->queue_token, "user_id", S("user_id"), "concert_id", concert);
+        json_object_set_new(response, "payment_id", json_string(pid));
+        rc = finish(rq, out, "RequestPayment", CT_TOPIC_CONCERT_COMMANDS, concert, data, response, e);
+        break;
+    }
+    case CT_ROUTE_CHARGE_BALANCE:
+        if (!rq->param || !ct_id_valid(rq->param, strlen(rq->param))) {
+            json_decref(response);
+            e->status = 422, e->code = "INVALID_FIELD";
+            snprintf(e->message, sizeof e->message, "path user id: must be 1..%d characters of [A-Za-z0-9_-]",
+                     CT_ID_BYTES_MAX);
+            goto out;
+        }
+        data = json_pack("{s:s, s:O}", "user_id", rq->param, "amount", json_object_get(body, "amount"));
+        rc = finish(rq, out, "ChargeBalance", CT_TOPIC_WALLET_COMMANDS, rq->param, data, response, e);
+        break;
+    case CT_ROUTE_CREATE_CONCERT: {
+        uint8_t r[12];
+        char cid[CT_API_CONCERT_ID_CHARS + 1];
+        rq->random(rq->random_ctx, r, sizeof r);
+        for (int i = 0; i < 12; i++) snprintf(cid + 2 * i, 3, "%02x", r[i]);
+        json_t *in = json_object_get(body, "schedules"), *sched = json_array(), *ids = json_array();
+        for (size_t i = 0; i < json_array_size(in); i++) {
+            json_t *s = json_array_get(in, i);
+            char sid[24];
+            snprintf(sid, sizeof sid, "%zu", i + 1);
+            json_array_append_new(sched, json_pack("{s:s, s:O, s:O, s:O}", "schedule_id", sid, "starts_at",
+                                                   json_object_get(s, "starts_at"), "seats", json_object_get(s, "seats"),
+                                                   "price", json_object_get(s, "price")));
+            json_array_append_new(ids, json_string(sid));
+        }
+        data = json_pack("{s:s, s:s, s:o}", "concert_id", cid, "title", S("title"), "schedules", sched);
+        static const char *const opt[] = {"max_active", "active_ttl_ms", "hold_ttl_ms"};
+        for (int i = 0; i < 3; i++) {
+            json_t *v = json_object_get(body, opt[i]);
+            if (v && !json_is_null(v)) json_object_set(data, opt[i], v);
+        }
+        json_object_set_new(response, "concert_id", json_string(cid));
+        json_object_set_new(response, "schedule_ids", ids);
+        rc = finish(rq, out, "CreateConcert", CT_TOPIC_CONCERT_COMMANDS, cid, data, response, e);
+        break;
+    }
+    default:
+        json_decref(response);
+        break;
+    }
+#undef S
+out:
+    json_decref(body);
+    return rc;
+}
+
+void ct_api_command_clear(ct_api_command *c) {
+    free(c->envelope);
+    free(c->response);
+    c->envelope = c->response = NULL;
+}
+
+char *ct_api_error_json(const ct_api_error *e) {
+    json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", e->code ? e->code : "ERROR", "message", e->message);
+    char *s = j ? dump(j) : NULL;
+    json_decref(j);
+    return s;
+}
+
+void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_token, const char *body, size_t len,
+                        char out[17]) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a over route, param, token, body */
+    const char *parts[3] = {param ? param : "", queue_token ? queue_token : "", NULL};
+    h = (h ^ (uint64_t)r) * 1099511628211ULL;
+    for (int i = 0; i < 2; i++) {
+        for (const char *p = parts[i]; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)body[i]) * 1099511628211ULL;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}

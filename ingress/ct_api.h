@@ -1,0 +1,120 @@
+/*
+ * ct_api: the write side of the HTTP API (DESIGN.md section 9) as pure
+ * functions, no I/O: a request (method, path, headers the caller picked
+ * out, body) becomes either an error {status, code, message} or a command
+ * ready for the outbox: its topic, partition key, type, command_id and the
+ * record envelope (DESIGN.md section 3) as JSON text.
+ *
+ * Validation is complete here, so nothing malformed reaches the outbox:
+ * body a JSON object, every field known (422 UNKNOWN_FIELD names it),
+ * required fields present, types exact (integers are JSON integers), ids of
+ * [A-Za-z0-9_-], ranges of domain/ct_domain_limits.h. The finished envelope
+ * is decoded once more by the domain's own codec, so the ingress can never
+ * accept what a processor would dead-letter.
+ *
+ * Ids the ingress generates come from the caller's random bytes (the OS
+ * CSPRNG in production, a fixed stream in tests):
+ *   command_id      UUID v4
+ *   queue token     22 chars base64url (128 bits)
+ *   concert_id      24 hex chars (96 bits)
+ *   reservation_id  <concert_id>_<22 chars base64url>: the concert is in
+ *                   the id, so a payment routes to the concert's partition
+ *                   without reading anything
+ *   payment_id      22 chars base64url
+ */
+#ifndef CT_API_H
+#define CT_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CT_API_BODY_BYTES_MAX (16 * 1024)
+#define CT_API_IDEMPOTENCY_KEY_BYTES_MAX 255
+#define CT_API_TOKEN_CHARS 22
+#define CT_API_CONCERT_ID_CHARS 24
+#define CT_API_UUID_CHARS 36
+
+typedef enum ct_api_route {
+    CT_ROUTE_NONE = 0,
+    CT_ROUTE_HEALTHZ,
+    CT_ROUTE_READYZ,
+    CT_ROUTE_METRICS,
+    CT_ROUTE_ISSUE_TOKEN,     /* POST /v1/queue/tokens */
+    CT_ROUTE_HOLD_SEAT,       /* POST /v1/reservations */
+    CT_ROUTE_REQUEST_PAYMENT, /* POST /v1/payments */
+    CT_ROUTE_CHARGE_BALANCE,  /* POST /v1/users/{id}/balance/charge */
+    CT_ROUTE_CREATE_CONCERT,  /* POST /v1/admin/concerts */
+    CT_ROUTE_COMMAND_STATUS,  /* GET /v1/commands/{command_id} */
+    CT_ROUTE_OUTBOX_LIST,     /* GET /v1/admin/outbox */
+    CT_ROUTE_OUTBOX_RETRY,    /* POST /v1/admin/outbox/{id}/retry */
+} ct_api_route;
+
+typedef struct ct_api_error {
+    unsigned status;
+    const char *code; /* static string: BAD_JSON, UNKNOWN_FIELD, ... */
+    char message[256];
+} ct_api_error;
+
+/* The route of (method, path) and its path parameter (copied into param,
+ * empty when none). Returns CT_ROUTE_NONE with e filled: 404 for an unknown
+ * path, 405 for a known path with the wrong method. */
+ct_api_route ct_api_match(const char *method, const char *path, char *param, size_t param_bytes, ct_api_error *e);
+
+/* Routes needing Authorization: Bearer CONCERT_ADMIN_KEY. */
+bool ct_api_route_is_admin(ct_api_route r);
+/* Routes that write a command (need a JSON body). */
+bool ct_api_route_is_write(ct_api_route r);
+
+/* Checks an Authorization header against the admin key in constant time
+ * (in the key's length). 0, or -1 with e: 403 when no key is configured,
+ * 401 when the header is missing or wrong. */
+int ct_api_check_admin(const char *authorization, const char *admin_key, ct_api_error *e);
+
+/* Content-Type must be application/json (parameters such as charset
+ * allowed). 0, or -1 with e (415). */
+int ct_api_check_content_type(const char *content_type, ct_api_error *e);
+
+/* An Idempotency-Key header: 1..255 visible ASCII characters. NULL is fine
+ * (no key). 0, or -1 with e (400). */
+int ct_api_check_idempotency_key(const char *key, ct_api_error *e);
+
+/* Random bytes for generated ids. */
+typedef void (*ct_api_random_fn)(void *ctx, uint8_t *out, size_t n);
+
+typedef struct ct_api_request {
+    ct_api_route route;
+    const char *param;       /* path parameter (user id of a charge) */
+    const char *queue_token; /* X-Queue-Token header, or NULL */
+    const char *body;
+    size_t body_len;
+    int64_t ts_ms;           /* the command's logical time */
+    ct_api_random_fn random;
+    void *random_ctx;
+} ct_api_request;
+
+typedef struct ct_api_command {
+    const char *topic;
+    const char *type;
+    char key[72];
+    char command_id[CT_API_UUID_CHARS + 1];
+    char *envelope; /* JSON text, malloc'd: free with ct_api_command_clear */
+    char *response; /* the 202 body, malloc'd */
+} ct_api_command;
+
+/* Validates a write request and builds its command. 0, or -1 with e. */
+int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_error *e);
+void ct_api_command_clear(ct_api_command *c);
+
+/* True for a canonical lowercase UUID (36 chars). */
+bool ct_api_uuid_valid(const char *s);
+
+/* {"error":{"code":...,"message":...}}, malloc'd. */
+char *ct_api_error_json(const ct_api_error *e);
+
+/* A stable 64-bit fingerprint (hex, 16 chars + NUL) of a request, so a
+ * reused Idempotency-Key on a different request is told apart. */
+void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_token, const char *body, size_t len,
+                        char out[17]);
+
+#endif

@@ -1,0 +1,361 @@
+/* ct_commit: see ct_commit.h. */
+#include "ct_commit.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ct_log.h"
+#include "ct_pg.h"
+
+#define WORKERS_MAX 64
+#define TXN_ATTEMPTS 3
+
+struct ct_commit {
+    const ct_config *cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ct_commit_item *head, *tail;
+    int64_t queued;
+    bool stopping;
+    pthread_t workers[WORKERS_MAX];
+    int nworkers;
+    _Atomic uint64_t batches, rows, replays, failures;
+};
+
+void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, const char *fmt, ...) {
+    ct_api_error e = {.status = status, .code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    free(it->body);
+    it->status = status;
+    it->body = ct_api_error_json(&e);
+}
+
+/* ---- Postgres array literals ---------------------------------------------
+ * Whole batches travel as one parameter per column ('{"a","b"}') unnested
+ * server side: one statement per batch whatever its size, still fully
+ * parameterised. */
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void sb_elem(sbuf *b, const char *s) {
+    sb_put(b, b->n == 0 ? "{\"" : ",\"", 2);
+    for (const char *p = s; *p; p++) {
+        const char *run = p;
+        while (*p && *p != '"' && *p != '\\') p++;
+        sb_put(b, run, (size_t)(p - run));
+        if (!*p) break;
+        sb_put(b, "\\", 1);
+        sb_put(b, p, 1);
+    }
+    sb_put(b, "\"", 1);
+}
+
+static const char *sb_close(sbuf *b) {
+    if (b->n == 0) sb_put(b, "{", 1);
+    sb_put(b, "}", 1);
+    return b->oom ? NULL : b->p;
+}
+
+static void sb_free(sbuf *b) { free(b->p); memset(b, 0, sizeof *b); }
+
+/* ---- one batch ---------------------------------------------------------- */
+
+typedef enum item_state { OPEN, RESOLVED, DEFERRED } item_state;
+
+static bool exec_ok(PGconn *pg, PGresult *r, ExecStatusType want, const char *what, ct_error *err) {
+    if (PQresultStatus(r) == want) return true;
+    ct_pg_result_error(pg, r, what, err);
+    return false;
+}
+
+static void rollback(PGconn *pg) {
+    PGresult *r = PQexec(pg, "ROLLBACK");
+    PQclear(r);
+}
+
+/* One transaction over the OPEN items. 0: committed (or every item
+ * resolved by replays); 1: an Idempotency-Key was taken concurrently, run
+ * again; -1: error in err (nothing committed, or the COMMIT's outcome is
+ * unknown when *unknown). */
+static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state *st, int n, bool *unknown,
+                   ct_error *err) {
+    *unknown = false;
+    PGresult *r = PQexec(pg, "BEGIN");
+    if (!exec_ok(pg, r, PGRES_COMMAND_OK, "begin", err)) return -1;
+    PQclear(r);
+
+    sbuf keys = {0};
+    int nkeys = 0;
+    for (int i = 0; i < n; i++)
+        if (st[i] == OPEN && items[i]->idem_key) sb_elem(&keys, items[i]->idem_key), nkeys++;
+    if (nkeys > 0) {
+        const char *p[1] = {sb_close(&keys)};
+        r = PQexecParams(pg, "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])", 1,
+                         NULL, p, NULL, NULL, 0);
+        sb_free(&keys);
+        if (!exec_ok(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err)) return rollback(pg), -1;
+        for (int row = 0; row < PQntuples(r); row++) {
+            for (int i = 0; i < n; i++) {
+                ct_commit_item *it = items[i];
+                if (st[i] != OPEN || !it->idem_key || strcmp(it->idem_key, PQgetvalue(r, row, 0)) != 0) continue;
+                st[i] = RESOLVED;
+                atomic_fetch_add(&c->replays, 1);
+                if (strcmp(it->fingerprint, PQgetvalue(r, row, 1)) != 0) {
+                    ct_commit_set_error(it, 422, "IDEMPOTENCY_KEY_REUSED",
+                                        "this Idempotency-Key was used for a different request");
+                } else {
+                    free(it->body);
+                    it->status = 202;
+                    it->body = strdup(PQgetvalue(r, row, 2));
+                }
+            }
+        }
+        PQclear(r);
+    }
+    /* The same new key twice in one batch: the first goes now, the others
+     * next round, when they find it recorded. */
+    for (int i = 0; i < n; i++) {
+        if (st[i] != OPEN || !items[i]->idem_key) continue;
+        for (int j = 0; j < i; j++)
+            if (st[j] == OPEN && items[j]->idem_key && strcmp(items[j]->idem_key, items[i]->idem_key) == 0) {
+                st[i] = DEFERRED;
+                break;
+            }
+    }
+    sbuf ids = {0}, topics = {0}, pkeys = {0}, types = {0}, payloads = {0}, ikeys = {0}, icmds = {0}, ifps = {0},
+         iresp = {0};
+    int rows = 0, irows = 0;
+    for (int i = 0; i < n; i++) {
+        if (st[i] != OPEN) continue;
+        const ct_api_command *cmd = items[i]->cmd;
+        sb_elem(&ids, cmd->command_id), sb_elem(&topics, cmd->topic), sb_elem(&pkeys, cmd->key);
+        sb_elem(&types, cmd->type), sb_elem(&payloads, cmd->envelope);
+        rows++;
+        if (items[i]->idem_key) {
+            sb_elem(&ikeys, items[i]->idem_key), sb_elem(&icmds, cmd->command_id);
+            sb_elem(&ifps, items[i]->fingerprint), sb_elem(&iresp, cmd->response);
+            irows++;
+        }
+    }
+    int rc = 0;
+    if (rows > 0) {
+        const char *p[5] = {sb_close(&ids), sb_close(&topics), sb_close(&pkeys), sb_close(&types), sb_close(&payloads)};
+        r = PQexecParams(pg,
+                         "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
+                         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
+                         5, NULL, p, NULL, NULL, 0);
+        if (!exec_ok(pg, r, PGRES_COMMAND_OK, "outbox insert", err)) rc = -1;
+        else PQclear(r);
+    }
+    if (rc == 0 && irows > 0) {
+        const char *p[4] = {sb_close(&ikeys), sb_close(&icmds), sb_close(&ifps), sb_close(&iresp)};
+        r = PQexecParams(pg,
+                         "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
+                         " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
+                         " ON CONFLICT (key) DO NOTHING",
+                         4, NULL, p, NULL, NULL, 0);
+        if (!exec_ok(pg, r, PGRES_COMMAND_OK, "idempotency insert", err)) rc = -1;
+        else {
+            if (atoi(PQcmdTuples(r)) != irows) rc = 1; /* a concurrent batch took a key first */
+            PQclear(r);
+        }
+    }
+    sb_free(&ids), sb_free(&topics), sb_free(&pkeys), sb_free(&types), sb_free(&payloads);
+    sb_free(&ikeys), sb_free(&icmds), sb_free(&ifps), sb_free(&iresp);
+    if (rc != 0) {
+        rollback(pg);
+        return rc;
+    }
+    r = PQexec(pg, "COMMIT");
+    if (!exec_ok(pg, r, PGRES_COMMAND_OK, "commit", err)) {
+        *unknown = PQstatus(pg) != CONNECTION_OK;
+        return -1;
+    }
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        if (st[i] != OPEN) continue;
+        st[i] = RESOLVED;
+        free(items[i]->body);
+        items[i]->status = 202;
+        items[i]->body = strdup(items[i]->cmd->response);
+    }
+    if (rows > 0) atomic_fetch_add(&c->batches, 1), atomic_fetch_add(&c->rows, (uint64_t)rows);
+    return 0;
+}
+
+static void write_batch(ct_commit *c, PGconn **pg, ct_commit_item **items, int n) {
+    item_state st[n];
+    for (int i = 0; i < n; i++) st[i] = OPEN;
+    int attempts = 0;
+    for (;;) {
+        bool open = false, unknown = false;
+        for (int i = 0; i < n; i++) open |= st[i] == OPEN;
+        if (!open) break;
+        ct_error err = {0};
+        int rc = *pg ? run_txn(c, *pg, items, st, n, &unknown, &err) : -1;
+        if (!*pg) CT_ERR(&err, CT_ERR_RETRIABLE, "no database connection");
+        if (rc == 0) {
+            for (int i = 0; i < n; i++) st[i] = st[i] == DEFERRED ? OPEN : st[i];
+            continue;
+        }
+        if (rc == 1 && ++attempts < TXN_ATTEMPTS) continue;
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "commit", 1000, "batch not stored rows=%d: %s %s", n, err.msg, err.detail);
+        for (int i = 0; i < n; i++) {
+            if (st[i] == RESOLVED) continue;
+            atomic_fetch_add(&c->failures, 1);
+            if (unknown)
+                ct_commit_set_error(items[i], 503, "OUTCOME_UNKNOWN",
+                                    "the database connection broke during commit; retry with the same Idempotency-Key");
+            else ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the command could not be stored; retry");
+            st[i] = RESOLVED;
+        }
+        if (*pg && PQstatus(*pg) != CONNECTION_OK) PQfinish(*pg), *pg = NULL;
+    }
+}
+
+/* ---- workers ------------------------------------------------------------ */
+
+static void *worker(void *arg) {
+    ct_commit *c = arg;
+    int max = c->cfg->ingress_batch_max;
+    ct_commit_item **batch = calloc((size_t)max, sizeof *batch);
+    PGconn *pg = NULL;
+    int64_t next_connect = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->head && !c->stopping) pthread_cond_wait(&c->cv, &c->mu);
+        if (!c->head && c->stopping) {
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+        int n = 0;
+        while (c->head && n < max) {
+            batch[n++] = c->head;
+            c->head = c->head->next;
+        }
+        if (!c->head) c->tail = NULL;
+        c->queued -= n;
+        bool stopping = c->stopping;
+        pthread_mutex_unlock(&c->mu);
+
+        if (!pg && ct_clock_mono_ms() >= next_connect && !stopping) {
+            ct_error err = {0};
+            pg = ct_pg_connect(c->cfg, NULL, &err);
+            if (!pg) {
+                next_connect = ct_clock_mono_ms() + 500;
+                CT_LOG_RATELIMITED(CT_LOG_WARN, "commit", 5000, "cannot connect to Postgres: %s", err.msg);
+            }
+        }
+        ct_commit_item *writes[n];
+        int nw = 0;
+        for (int i = 0; i < n; i++)
+            if (batch[i]->cmd) writes[nw++] = batch[i];
+        if (nw > 0) write_batch(c, &pg, writes, nw);
+        for (int i = 0; i < n; i++) {
+            ct_commit_item *it = batch[i];
+            if (it->cmd) continue;
+            if (pg) it->query(pg, it);
+            else ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "the database is not reachable");
+            if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
+        }
+        for (int i = 0; i < n; i++) batch[i]->done(batch[i]);
+    }
+    if (pg) PQfinish(pg);
+    free(batch);
+    return NULL;
+}
+
+ct_commit *ct_commit_start(const ct_config *cfg, ct_error *err) {
+    ct_commit *c = calloc(1, sizeof *c);
+    if (!c) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return NULL;
+    }
+    c->cfg = cfg;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    int want = cfg->ingress_pg_conns < WORKERS_MAX ? cfg->ingress_pg_conns : WORKERS_MAX;
+    for (int i = 0; i < want; i++) {
+        if (pthread_create(&c->workers[i], NULL, worker, c) != 0) {
+            CT_ERR(err, CT_ERR_FATAL, "cannot start commit worker %d", i);
+            ct_commit_destroy(c);
+            return NULL;
+        }
+        c->nworkers++;
+    }
+    return c;
+}
+
+int ct_commit_submit(ct_commit *c, ct_commit_item *it) {
+    it->next = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping || c->queued >= c->cfg->ingress_queue_max) {
+        pthread_mutex_unlock(&c->mu);
+        return -1;
+    }
+    if (c->tail) c->tail->next = it;
+    else c->head = it;
+    c->tail = it;
+    c->queued++;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void ct_commit_stop(ct_commit *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    for (int i = 0; i < c->nworkers; i++) pthread_join(c->workers[i], NULL);
+    c->nworkers = 0;
+}
+
+void ct_commit_destroy(ct_commit *c) {
+    if (!c) return;
+    ct_commit_stop(c);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void ct_commit_get_stats(ct_commit *c, ct_commit_stats *out) {
+    out->batches = atomic_load(&c->batches);
+    out->rows = atomic_load(&c->rows);
+    out->replays = atomic_load(&c->replays);
+    out->failures = atomic_load(&c->failures);
+    pthread_mutex_lock(&c->mu);
+    out->queued = c->queued;
+    pthread_mutex_unlock(&c->mu);
+}
