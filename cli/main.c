@@ -23,6 +23,10 @@ static const command commands[] = {
     {"migrate", ct_cmd_migrate, "migrate", "apply the database migrations"},
     {"processor", ct_cmd_processor, "processor --role concert|wallet [--instance N]",
      "run an exactly-once processor of one role"},
+    {"relay", ct_cmd_relay, "relay [--instance NAME]",
+     "publish the outbox to Kafka and tick (one leader at a time; others stand by)"},
+    {"outbox", ct_cmd_outbox, "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed",
+     "inspect the outbox, re-drive FAILED rows"},
     {"smoke", ct_cmd_smoke, "smoke [--timeout-ms N]", "produce test-message to test-topic and consume it back"},
 };
 #define COMMANDS_COUNT (sizeof commands / sizeof commands[0])

@@ -12,6 +12,7 @@
 
 #include "ct_log.h"
 #include "ct_pg.h"
+#include "ct_pgarray.h"
 
 #define WORKERS_MAX 64
 #define TXN_ATTEMPTS 3
@@ -39,55 +40,6 @@ void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, 
     it->body = ct_api_error_json(&e);
 }
 
-/* ---- Postgres array literals ---------------------------------------------
- * Whole batches travel as one parameter per column ('{"a","b"}') unnested
- * server side: one statement per batch whatever its size, still fully
- * parameterised. */
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void sb_elem(sbuf *b, const char *s) {
-    sb_put(b, b->n == 0 ? "{\"" : ",\"", 2);
-    for (const char *p = s; *p; p++) {
-        const char *run = p;
-        while (*p && *p != '"' && *p != '\\') p++;
-        sb_put(b, run, (size_t)(p - run));
-        if (!*p) break;
-        sb_put(b, "\\", 1);
-        sb_put(b, p, 1);
-    }
-    sb_put(b, "\"", 1);
-}
-
-static const char *sb_close(sbuf *b) {
-    if (b->n == 0) sb_put(b, "{", 1);
-    sb_put(b, "}", 1);
-    return b->oom ? NULL : b->p;
-}
-
-static void sb_free(sbuf *b) { free(b->p); memset(b, 0, sizeof *b); }
-
 /* ---- one batch ---------------------------------------------------------- */
 
 typedef enum item_state { OPEN, RESOLVED, DEFERRED } item_state;
@@ -114,15 +66,15 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
     if (!exec_ok(pg, r, PGRES_COMMAND_OK, "begin", err)) return -1;
     PQclear(r);
 
-    sbuf keys = {0};
+    ct_pgarray keys = {0};
     int nkeys = 0;
     for (int i = 0; i < n; i++)
-        if (st[i] == OPEN && items[i]->idem_key) sb_elem(&keys, items[i]->idem_key), nkeys++;
+        if (st[i] == OPEN && items[i]->idem_key) ct_pgarray_add(&keys, items[i]->idem_key), nkeys++;
     if (nkeys > 0) {
-        const char *p[1] = {sb_close(&keys)};
+        const char *p[1] = {ct_pgarray_text(&keys)};
         r = PQexecParams(pg, "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])", 1,
                          NULL, p, NULL, NULL, 0);
-        sb_free(&keys);
+        ct_pgarray_free(&keys);
         if (!exec_ok(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err)) return rollback(pg), -1;
         for (int row = 0; row < PQntuples(r); row++) {
             for (int i = 0; i < n; i++) {
@@ -152,24 +104,24 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
                 break;
             }
     }
-    sbuf ids = {0}, topics = {0}, pkeys = {0}, types = {0}, payloads = {0}, ikeys = {0}, icmds = {0}, ifps = {0},
+    ct_pgarray ids = {0}, topics = {0}, pkeys = {0}, types = {0}, payloads = {0}, ikeys = {0}, icmds = {0}, ifps = {0},
          iresp = {0};
     int rows = 0, irows = 0;
     for (int i = 0; i < n; i++) {
         if (st[i] != OPEN) continue;
         const ct_api_command *cmd = items[i]->cmd;
-        sb_elem(&ids, cmd->command_id), sb_elem(&topics, cmd->topic), sb_elem(&pkeys, cmd->key);
-        sb_elem(&types, cmd->type), sb_elem(&payloads, cmd->envelope);
+        ct_pgarray_add(&ids, cmd->command_id), ct_pgarray_add(&topics, cmd->topic), ct_pgarray_add(&pkeys, cmd->key);
+        ct_pgarray_add(&types, cmd->type), ct_pgarray_add(&payloads, cmd->envelope);
         rows++;
         if (items[i]->idem_key) {
-            sb_elem(&ikeys, items[i]->idem_key), sb_elem(&icmds, cmd->command_id);
-            sb_elem(&ifps, items[i]->fingerprint), sb_elem(&iresp, cmd->response);
+            ct_pgarray_add(&ikeys, items[i]->idem_key), ct_pgarray_add(&icmds, cmd->command_id);
+            ct_pgarray_add(&ifps, items[i]->fingerprint), ct_pgarray_add(&iresp, cmd->response);
             irows++;
         }
     }
     int rc = 0;
     if (rows > 0) {
-        const char *p[5] = {sb_close(&ids), sb_close(&topics), sb_close(&pkeys), sb_close(&types), sb_close(&payloads)};
+        const char *p[5] = {ct_pgarray_text(&ids), ct_pgarray_text(&topics), ct_pgarray_text(&pkeys), ct_pgarray_text(&types), ct_pgarray_text(&payloads)};
         r = PQexecParams(pg,
                          "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
                          " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
@@ -178,7 +130,7 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
         else PQclear(r);
     }
     if (rc == 0 && irows > 0) {
-        const char *p[4] = {sb_close(&ikeys), sb_close(&icmds), sb_close(&ifps), sb_close(&iresp)};
+        const char *p[4] = {ct_pgarray_text(&ikeys), ct_pgarray_text(&icmds), ct_pgarray_text(&ifps), ct_pgarray_text(&iresp)};
         r = PQexecParams(pg,
                          "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
                          " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
@@ -190,8 +142,8 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
             PQclear(r);
         }
     }
-    sb_free(&ids), sb_free(&topics), sb_free(&pkeys), sb_free(&types), sb_free(&payloads);
-    sb_free(&ikeys), sb_free(&icmds), sb_free(&ifps), sb_free(&iresp);
+    ct_pgarray_free(&ids), ct_pgarray_free(&topics), ct_pgarray_free(&pkeys), ct_pgarray_free(&types), ct_pgarray_free(&payloads);
+    ct_pgarray_free(&ikeys), ct_pgarray_free(&icmds), ct_pgarray_free(&ifps), ct_pgarray_free(&iresp);
     if (rc != 0) {
         rollback(pg);
         return rc;

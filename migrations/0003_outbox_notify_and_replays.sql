@@ -16,3 +16,7 @@ CREATE TRIGGER outbox_inserted AFTER INSERT ON outbox
 -- byte for byte: the ids the ingress generated (queue token, reservation,
 -- payment, concert) are in it, so it cannot be rebuilt from command_id.
 ALTER TABLE idempotency_keys ADD COLUMN response text;
+
+-- The relay reads PENDING rows in id order with a LIMIT: this index gives
+-- them in that order without walking the (ever growing) SENT history.
+CREATE INDEX outbox_pending_id ON outbox (id) WHERE status = 'PENDING';

@@ -1,0 +1,404 @@
+/* ct_relay: see ct_relay.h. */
+#include "ct_relay.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "ct_kafka.h"
+#include "ct_log.h"
+#include "ct_pg.h"
+#include "ct_pgarray.h"
+#include "ct_publisher.h"
+#include "ct_signal.h"
+
+#define CONNECT_RETRY_MS 1000
+#define STATS_EVERY_MS 10000
+#define TICK_BYTES 160
+
+struct ct_relay {
+    const ct_config *cfg;
+    char instance[64];
+    PGconn *pg;
+    bool leader;
+    bool standby_logged;
+    ct_publisher *pub;
+    int64_t next_tick_ms, last_tick_ts, next_connect_ms, last_stats_ms;
+    uint64_t sent, failed, failed_final, ticks, rounds;
+    /* the current batch */
+    ct_publish_msg *msgs;
+    int64_t *ids;
+    int *attempts;
+    PGresult *rows;
+    char (*tick_values)[TICK_BYTES];
+    char (*tick_ids)[64];
+    int tick_cap;
+};
+
+int64_t ct_relay_backoff_ms(int attempts, int base_ms, int max_ms, double jitter01) {
+    double d = base_ms;
+    for (int i = 0; i < attempts && d < max_ms; i++) d *= 2;
+    if (d > max_ms) d = max_ms;
+    if (jitter01 < 0) jitter01 = 0;
+    if (jitter01 > 1) jitter01 = 1;
+    int64_t ms = (int64_t)(d * (0.5 + 0.5 * jitter01));
+    return ms < 1 ? 1 : ms;
+}
+
+static double jitter(void) {
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) return 1.0;
+    return (double)r / 4294967295.0;
+}
+
+/* ---- Postgres: connection, leadership ----------------------------------- */
+
+static void drop_pg(ct_relay *r, const char *why) {
+    if (r->pg) {
+        CT_LOG_WARN("relay", "database connection lost (%s)%s", why, r->leader ? ", leadership released" : "");
+        PQfinish(r->pg);
+    }
+    r->pg = NULL;
+    r->leader = false;
+    r->standby_logged = false;
+    r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
+}
+
+static bool ensure_pg(ct_relay *r) {
+    if (r->pg) return true;
+    if (ct_clock_mono_ms() < r->next_connect_ms) return false;
+    ct_error err = {0};
+    r->pg = ct_pg_connect(r->cfg, NULL, &err);
+    if (!r->pg) {
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 10000, "cannot connect to Postgres: %s", err.msg);
+        r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
+        return false;
+    }
+    if (ct_pg_exec(r->pg, "LISTEN outbox", &err) != 0) {
+        drop_pg(r, err.msg);
+        return false;
+    }
+    return true;
+}
+
+static bool try_lead(ct_relay *r) {
+    char key[32];
+    snprintf(key, sizeof key, "%" PRId64, CT_RELAY_LOCK_KEY);
+    const char *p[1] = {key};
+    PGresult *res = PQexecParams(r->pg, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        drop_pg(r, "lock query failed");
+        return false;
+    }
+    r->leader = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (r->leader) {
+        CT_LOG_INFO("relay", "leader instance=%s: publishing the outbox and ticking", r->instance);
+        r->next_tick_ms = ct_clock_mono_ms();
+    } else if (!r->standby_logged) {
+        CT_LOG_INFO("relay", "standby instance=%s: another relay holds the lock", r->instance);
+        r->standby_logged = true;
+    }
+    return r->leader;
+}
+
+/* Drains queued notifications; true if there was one. */
+static bool drain_notifies(ct_relay *r) {
+    bool any = false;
+    PGnotify *n;
+    while (r->pg && (n = PQnotifies(r->pg))) PQfreemem(n), any = true;
+    return any;
+}
+
+/* Sleeps until a NOTIFY, a signal or timeout_ms; drains notifications.
+ * Notifications that arrived during the last round's queries are already
+ * in libpq's queue (the socket will not wake us for them): checked first. */
+static void wait_for_work(ct_relay *r, int timeout_ms) {
+    if (drain_notifies(r)) return;
+    struct pollfd fds[2] = {{.fd = ct_signal_fd(), .events = POLLIN}, {.fd = r->pg ? PQsocket(r->pg) : -1, .events = POLLIN}};
+    if (timeout_ms < 0) timeout_ms = 0;
+    poll(fds, r->pg ? 2 : 1, timeout_ms);
+    ct_signal_drain();
+    if (r->pg) {
+        if (!PQconsumeInput(r->pg)) {
+            drop_pg(r, PQerrorMessage(r->pg));
+            return;
+        }
+        drain_notifies(r);
+    }
+}
+
+/* ---- publishing the outbox ---------------------------------------------- */
+
+static int ensure_publisher(ct_relay *r, ct_error *err) {
+    if (r->pub) return 0;
+    char client[96];
+    snprintf(client, sizeof client, "concert-relay-%s", r->instance);
+    r->pub = ct_publisher_new(r->cfg, client, err);
+    return r->pub ? 0 : -1;
+}
+
+static const char *const claim_sql =
+    /* Keys whose oldest unsent row waits out a backoff: their later rows
+     * wait too, so each key's rows reach Kafka in id order. */
+    "WITH blocked AS ("
+    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
+    "  WHERE status = 'PENDING' AND next_attempt_at > now() GROUP BY topic, partition_key)"
+    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts FROM outbox o"
+    " WHERE o.status = 'PENDING' AND o.next_attempt_at <= now() AND NOT EXISTS ("
+    "  SELECT 1 FROM blocked b WHERE b.topic = o.topic AND b.partition_key = o.partition_key AND b.first < o.id)"
+    " ORDER BY o.id LIMIT $1::int";
+
+static const char *const sent_sql =
+    "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
+    " last_error = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
+    " WHERE o.id = u.id AND o.status = 'PENDING'";
+
+static const char *const failed_sql =
+    "WITH f AS ("
+    "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
+    "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
+    "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond'"
+    "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
+    "  WHERE o.id = u.id AND o.status = 'PENDING'"
+    "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
+    " INSERT INTO slack_notifications (kind, text)"
+    " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
+    "   ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+    "   id, type, command_id, topic, attempts, last_error, id, id)"
+    " FROM f WHERE status = 'FAILED' RETURNING id";
+
+/* Records the batch's outcome in one transaction. */
+static int record_outcome(ct_relay *r, int n, ct_error *err) {
+    ct_pgarray sid = {0}, spart = {0}, soff = {0}, fid = {0}, ferr = {0}, fdelay = {0};
+    int nsent = 0, nfail = 0;
+    for (int i = 0; i < n; i++) {
+        ct_publish_msg *m = &r->msgs[i];
+        if (m->out_err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            ct_pgarray_add_int(&sid, r->ids[i]), ct_pgarray_add_int(&spart, m->out_partition);
+            ct_pgarray_add_int(&soff, m->out_offset);
+            nsent++;
+        } else {
+            char e[200];
+            snprintf(e, sizeof e, "%s: %s", rd_kafka_err2name(m->out_err), m->out_errstr);
+            ct_pgarray_add_int(&fid, r->ids[i]), ct_pgarray_add(&ferr, e);
+            ct_pgarray_add_int(&fdelay, ct_relay_backoff_ms(r->attempts[i], r->cfg->relay_backoff_base_ms,
+                                                            r->cfg->relay_backoff_max_ms, jitter()));
+            nfail++;
+        }
+    }
+    int rc = ct_pg_exec(r->pg, "BEGIN", err);
+    PGresult *res = NULL;
+    if (rc == 0 && nsent > 0) {
+        const char *p[3] = {ct_pgarray_text(&sid), ct_pgarray_text(&spart), ct_pgarray_text(&soff)};
+        res = PQexecParams(r->pg, sent_sql, 3, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) ct_pg_result_error(r->pg, res, "mark SENT", err), rc = -1;
+        else PQclear(res);
+    }
+    int newly_failed = 0;
+    if (rc == 0 && nfail > 0) {
+        char max[16];
+        snprintf(max, sizeof max, "%d", r->cfg->outbox_max_attempts);
+        const char *p[4] = {ct_pgarray_text(&fid), ct_pgarray_text(&ferr), ct_pgarray_text(&fdelay), max};
+        res = PQexecParams(r->pg, failed_sql, 4, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) ct_pg_result_error(r->pg, res, "record failures", err), rc = -1;
+        else newly_failed = PQntuples(res), PQclear(res);
+    }
+    if (rc == 0) rc = ct_pg_exec(r->pg, "COMMIT", err);
+    else PQclear(PQexec(r->pg, "ROLLBACK"));
+    ct_pgarray_free(&sid), ct_pgarray_free(&spart), ct_pgarray_free(&soff);
+    ct_pgarray_free(&fid), ct_pgarray_free(&ferr), ct_pgarray_free(&fdelay);
+    if (rc != 0) return -1;
+    r->sent += (uint64_t)nsent;
+    r->failed += (uint64_t)nfail;
+    r->failed_final += (uint64_t)newly_failed;
+    if (nfail > 0)
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 1000, "publish failed rows=%d (now FAILED: %d), retrying with backoff",
+                           nfail, newly_failed);
+    if (newly_failed > 0) CT_LOG_ERROR("relay", "outbox rows FAILED after %d attempts count=%d", r->cfg->outbox_max_attempts, newly_failed);
+    return 0;
+}
+
+/* One round: claim due rows, publish, record. Returns rows handled, or -1. */
+static int publish_round(ct_relay *r, ct_error *err) {
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", r->cfg->relay_batch_max);
+    const char *p[1] = {limit};
+    PGresult *res = PQexecParams(r->pg, claim_sql, 1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ct_pg_result_error(r->pg, res, "read the outbox", err);
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        ct_publish_msg *m = &r->msgs[i];
+        memset(m, 0, sizeof *m);
+        r->ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        r->attempts[i] = atoi(PQgetvalue(res, i, 6));
+        m->id = PQgetvalue(res, i, 1);
+        m->topic = PQgetvalue(res, i, 2);
+        m->partition = RD_KAFKA_PARTITION_UA;
+        m->key = PQgetvalue(res, i, 3);
+        m->key_len = (size_t)PQgetlength(res, i, 3);
+        m->type = PQgetvalue(res, i, 4);
+        m->value = PQgetvalue(res, i, 5);
+        m->value_len = (size_t)PQgetlength(res, i, 5);
+    }
+    ct_error perr = {0};
+    int prc = ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr);
+    int rc = record_outcome(r, n, err);
+    PQclear(res);
+    if (prc != 0) {
+        /* Every message has its report (or was never enqueued): the
+         * outcome above is right; a fatal producer is replaced. */
+        CT_LOG_ERROR("relay", "producer failed: %s %s", perr.msg, perr.detail);
+        if (perr.klass == CT_ERR_FATAL) ct_publisher_destroy(r->pub), r->pub = NULL;
+    }
+    return rc == 0 ? n : -1;
+}
+
+/* ---- the ticker ----------------------------------------------------------- */
+
+static void tick(ct_relay *r) {
+    int parts = 0;
+    ct_error err = {0};
+    if (ct_publisher_partitions(r->pub, CT_TOPIC_CONCERT_COMMANDS, &parts, &err) != 0 || parts <= 0) {
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "tick", 10000, "no partition count for %s: %s", CT_TOPIC_CONCERT_COMMANDS,
+                           err.msg);
+        return;
+    }
+    if (parts > r->tick_cap) {
+        free(r->tick_values), free(r->tick_ids);
+        r->tick_values = calloc((size_t)parts, sizeof *r->tick_values);
+        r->tick_ids = calloc((size_t)parts, sizeof *r->tick_ids);
+        if (!r->tick_values || !r->tick_ids || parts > r->cfg->relay_batch_max) {
+            r->tick_cap = 0;
+            CT_LOG_ERROR("tick", "cannot prepare %d ticks", parts);
+            return;
+        }
+        r->tick_cap = parts;
+    }
+    /* Logical time never goes back, even if the wall clock does. */
+    int64_t ts = ct_clock_wall_ms();
+    if (ts < r->last_tick_ts) ts = r->last_tick_ts;
+    r->last_tick_ts = ts;
+    for (int p = 0; p < parts; p++) {
+        ct_publish_msg *m = &r->msgs[p];
+        memset(m, 0, sizeof *m);
+        /* The id is the same whichever relay sends it: two ticks of one
+         * millisecond on one partition are one tick. */
+        snprintf(r->tick_ids[p], sizeof r->tick_ids[p], "tick:%d:%" PRId64, p, ts);
+        int len = snprintf(r->tick_values[p], TICK_BYTES,
+                           "{\"id\":\"%s\",\"type\":\"Tick\",\"v\":1,\"ts\":%" PRId64
+                           ",\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+                           r->tick_ids[p], ts);
+        m->topic = CT_TOPIC_CONCERT_COMMANDS;
+        m->partition = p;
+        m->value = r->tick_values[p];
+        m->value_len = (size_t)len;
+        m->id = r->tick_ids[p];
+        m->type = "Tick";
+    }
+    if (ct_publisher_send(r->pub, r->msgs, (size_t)parts, &err) != 0) {
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "tick", 10000, "ticks not sent: %s", err.msg);
+        if (err.klass == CT_ERR_FATAL) ct_publisher_destroy(r->pub), r->pub = NULL;
+        return;
+    }
+    int ok = 0;
+    for (int p = 0; p < parts; p++) ok += r->msgs[p].out_err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    r->ticks += (uint64_t)ok;
+    if (ok < parts)
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "tick", 10000, "ticks delivered to %d of %d partitions", ok, parts);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+ct_relay *ct_relay_new(const ct_config *cfg, const char *instance, ct_error *err) {
+    ct_relay *r = calloc(1, sizeof *r);
+    if (!r) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return NULL;
+    }
+    r->cfg = cfg;
+    snprintf(r->instance, sizeof r->instance, "%s", instance);
+    size_t n = (size_t)cfg->relay_batch_max;
+    r->msgs = calloc(n, sizeof *r->msgs);
+    r->ids = calloc(n, sizeof *r->ids);
+    r->attempts = calloc(n, sizeof *r->attempts);
+    if (!r->msgs || !r->ids || !r->attempts) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        ct_relay_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+int ct_relay_run(ct_relay *r, ct_error *err) {
+    CT_LOG_INFO("relay", "running instance=%s batch_max=%d tick_ms=%d", r->instance, r->cfg->relay_batch_max,
+                r->cfg->tick_ms);
+    r->last_stats_ms = ct_clock_mono_ms();
+    while (!ct_signal_stop_requested()) {
+        int64_t now = ct_clock_mono_ms();
+        if (now - r->last_stats_ms >= STATS_EVERY_MS) {
+            r->last_stats_ms = now;
+            if (r->leader)
+                CT_LOG_INFO("relay", "progress sent=%" PRIu64 " failed_attempts=%" PRIu64 " failed_rows=%" PRIu64
+                            " ticks=%" PRIu64, r->sent, r->failed, r->failed_final, r->ticks);
+        }
+        if (!ensure_pg(r)) {
+            wait_for_work(r, CONNECT_RETRY_MS);
+            continue;
+        }
+        if (!r->leader && !try_lead(r)) {
+            if (r->pg) wait_for_work(r, r->cfg->relay_poll_ms);
+            continue;
+        }
+        if (ensure_publisher(r, err) != 0) return -1;
+        if (ct_clock_mono_ms() >= r->next_tick_ms) {
+            tick(r);
+            r->next_tick_ms += r->cfg->tick_ms;
+            if (r->next_tick_ms < ct_clock_mono_ms()) r->next_tick_ms = ct_clock_mono_ms() + r->cfg->tick_ms;
+            if (!r->pub) continue;
+        }
+        ct_error rerr = {0};
+        int n = publish_round(r, &rerr);
+        if (n < 0) {
+            if (PQstatus(r->pg) != CONNECTION_OK) drop_pg(r, rerr.msg);
+            else CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 1000, "round failed: %s %s", rerr.msg, rerr.detail);
+            wait_for_work(r, 200);
+            continue;
+        }
+        r->rounds++;
+        if (n >= r->cfg->relay_batch_max) { /* more is waiting: only drain notifications */
+            wait_for_work(r, 0);
+            continue;
+        }
+        int64_t until_tick = r->next_tick_ms - ct_clock_mono_ms();
+        wait_for_work(r, (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms));
+    }
+    CT_LOG_INFO("relay", "stopping sent=%" PRIu64 " failed_attempts=%" PRIu64 " ticks=%" PRIu64, r->sent, r->failed,
+                r->ticks);
+    return 0;
+}
+
+void ct_relay_destroy(ct_relay *r) {
+    if (!r) return;
+    ct_publisher_destroy(r->pub);
+    if (r->pg) PQfinish(r->pg);
+    free(r->msgs);
+    free(r->ids);
+    free(r->attempts);
+    free(r->tick_values);
+    free(r->tick_ids);
+    free(r);
+}
