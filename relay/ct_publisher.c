@@ -1,6 +1,7 @@
 /* ct_publisher: see ct_publisher.h. */
 #include "ct_publisher.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #define PARTITIONS_CACHE_MS 30000
 #define PARTITIONS_CACHED 8
+#define CT_PUBLISHER_GRACE_MS 2000
 
 struct ct_publisher {
     const ct_config *cfg;
@@ -93,9 +95,21 @@ int ct_publisher_send(ct_publisher *p, ct_publish_msg *msgs, size_t n, ct_error 
         }
         p->outstanding++;
     }
-    /* librdkafka reports every message within message.timeout.ms (plus its
-     * own scheduling), so this loop ends. */
-    while (p->outstanding > 0) rd_kafka_poll(p->rk, 50);
+    /* librdkafka should report every message within message.timeout.ms, but
+     * an idempotent producer that never got its producer id (every broker
+     * down from the start) keeps them queued: past the deadline the queues
+     * are purged, which reports each remaining message as failed. */
+    int64_t deadline = ct_clock_mono_ms() + p->cfg->relay_publish_timeout_ms + CT_PUBLISHER_GRACE_MS;
+    bool purged = false;
+    while (p->outstanding > 0) {
+        rd_kafka_poll(p->rk, 50);
+        if (!purged && p->outstanding > 0 && ct_clock_mono_ms() > deadline) {
+            CT_LOG_WARN("publish", "no delivery report within %d ms for %zu message(s): purging them",
+                        p->cfg->relay_publish_timeout_ms, p->outstanding);
+            rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            purged = true;
+        }
+    }
     char reason[256];
     rd_kafka_resp_err_t fe = rd_kafka_fatal_error(p->rk, reason, sizeof reason);
     if (fe) {

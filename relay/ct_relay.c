@@ -170,7 +170,7 @@ static const char *const failed_sql =
     "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
     " INSERT INTO slack_notifications (kind, text)"
     " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
-    "   ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+    "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
     "   id, type, command_id, topic, attempts, last_error, id, id)"
     " FROM f WHERE status = 'FAILED' RETURNING id";
 
@@ -257,7 +257,17 @@ static int publish_round(ct_relay *r, ct_error *err) {
     ct_error perr = {0};
     int prc = ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr);
     int rc = record_outcome(r, n, err);
+    bool stale_metadata = false;
+    for (int i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e = r->msgs[i].out_err;
+        stale_metadata |= e == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                          e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+    }
     PQclear(res);
+    /* librdkafka remembers a missing topic until its next metadata refresh
+     * (minutes): a fresh producer sees a topic created meanwhile, so a
+     * re-driven row does not fail again on old news. */
+    if (stale_metadata && prc == 0) ct_publisher_destroy(r->pub), r->pub = NULL;
     if (prc != 0) {
         /* Every message has its report (or was never enqueued): the
          * outcome above is right; a fatal producer is replaced. */
