@@ -478,16 +478,9 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     char tid[160], timeout[32];
     snprintf(tid, sizeof tid, "concert-%s-%s", role_name, instance);
     snprintf(timeout, sizeof timeout, "%d", CT_PROCESSOR_TXN_TIMEOUT_MS);
-    rd_kafka_conf_t *extra = rd_kafka_conf_new();
-    char errstr[256];
-    if (rd_kafka_conf_set(extra, "transaction.timeout.ms", timeout, errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(extra);
-        CT_ERR(err, CT_ERR_FATAL, "producer config: %s", errstr);
-        goto fail;
-    }
+    const char *extra[] = {"transaction.timeout.ms", timeout, NULL};
     ct_kafka_producer_opts po = {.client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra};
     p->producer = ct_kafka_producer_new(cfg, &po, err);
-    rd_kafka_conf_destroy(extra);
     if (!p->producer) goto fail;
     rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, cfg->kafka_timeout_ms);
     if (e) {

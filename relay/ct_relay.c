@@ -267,13 +267,18 @@ static int publish_round(ct_relay *r, ct_error *err) {
     /* librdkafka remembers a missing topic until its next metadata refresh
      * (minutes): a fresh producer sees a topic created meanwhile, so a
      * re-driven row does not fail again on old news. */
-    if (stale_metadata && prc == 0) ct_publisher_destroy(r->pub), r->pub = NULL;
     if (prc != 0) {
-        /* Every message has its report (or was never enqueued): the
-         * outcome above is right; a fatal producer is replaced. */
-        CT_LOG_ERROR("relay", "producer failed: %s %s", perr.msg, perr.detail);
-        if (perr.klass == CT_ERR_FATAL) ct_publisher_destroy(r->pub), r->pub = NULL;
+        /* Every message has its report, or its refusal in out_err: the
+         * outcome recorded above is right either way. */
+        if (perr.klass == CT_ERR_FATAL)
+            CT_LOG_ERROR("relay", "producer failed: %s %s", perr.msg, perr.detail);
+        else
+            CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 10000, "publish refused: %s", perr.msg);
     }
+    /* A fatal producer is replaced; so is one that saw a missing topic,
+     * since librdkafka remembers that until its next metadata refresh
+     * (minutes) and a fresh producer sees a topic created meanwhile. */
+    if (stale_metadata || (prc != 0 && perr.klass == CT_ERR_FATAL)) ct_publisher_destroy(r->pub), r->pub = NULL;
     return rc == 0 ? n : -1;
 }
 

@@ -92,6 +92,17 @@ rd_kafka_t *ct_kafka_producer_new(const ct_config *cfg, const ct_kafka_producer_
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    for (const char *const *kv = opts->extra; kv && kv[0]; kv += 2) {
+        if (!kv[1]) {
+            CT_ERR(err, CT_ERR_FATAL, "kafka property %s has no value", kv[0]);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+        if (conf_set(conf, kv[0], kv[1], err) != 0) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
     if (opts->dr_msg_cb) rd_kafka_conf_set_dr_msg_cb(conf, opts->dr_msg_cb);
     if (opts->opaque) rd_kafka_conf_set_opaque(conf, opts->opaque);
     return new_handle(RD_KAFKA_PRODUCER, conf, err);

@@ -37,7 +37,11 @@ typedef struct ct_kafka_producer_opts {
     const char *client_id;
     const char *transactional_id; /* NULL: idempotent, not transactional */
     int linger_ms;                /* < 0: librdkafka's default */
-    rd_kafka_conf_t *extra;       /* optional, properties merged in; borrowed */
+    /* Optional properties of this producer, as name, value, name, value, ...,
+     * NULL. Applied last, so they win over CONCERT_KAFKA_CONF_*: they are
+     * what the caller's correctness rests on (a transaction timeout, no
+     * auto-created topics). */
+    const char *const *extra;
     void (*dr_msg_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *);
     void *opaque;
 } ct_kafka_producer_opts;
