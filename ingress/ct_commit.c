@@ -52,58 +52,39 @@ static bool exec_ok(PGconn *pg, PGresult *r, ExecStatusType want, const char *wh
     return false;
 }
 
-static void rollback(PGconn *pg) {
-    PGresult *r = PQexec(pg, "ROLLBACK");
-    PQclear(r);
-}
-
-/* One transaction over the OPEN items. 0: committed (or every item
- * resolved by replays); 1: an Idempotency-Key was taken concurrently, run
- * again; -1: error in err (nothing committed, or the COMMIT's outcome is
- * unknown when *unknown). */
-static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state *st, int n, bool *unknown,
-                   ct_error *err) {
-    *unknown = false;
-    PGresult *r = PQexec(pg, "BEGIN");
-    if (!exec_ok(pg, r, PGRES_COMMAND_OK, "begin", err)) return -1;
-    PQclear(r);
-    /* Outbox writers take turns: ids come from a sequence, and if two
-     * transactions could commit in the opposite order of their ids, the
-     * relay could publish a key's later row before an earlier one became
-     * visible. Held to COMMIT, this lock makes commit order id order. It
-     * costs little: each holder commits a whole batch. */
-    r = PQexec(pg, "SELECT pg_advisory_xact_lock(" CT_COMMIT_OUTBOX_LOCK_KEY ")");
-    if (!exec_ok(pg, r, PGRES_TUPLES_OK, "outbox writer lock", err)) return rollback(pg), -1;
-    PQclear(r);
-
+/* Items whose Idempotency-Key is recorded already are resolved here: the
+ * first response again, or 422 when the key came with another request.
+ * Read outside the writing transaction: a key committed after this read
+ * makes the key insert fail with unique_violation, and the batch runs
+ * again. */
+static int resolve_replays(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state *st, int n, ct_error *err) {
     ct_pgarray keys = {0};
     int nkeys = 0;
     for (int i = 0; i < n; i++)
         if (st[i] == OPEN && items[i]->idem_key) ct_pgarray_add(&keys, items[i]->idem_key), nkeys++;
-    if (nkeys > 0) {
-        const char *p[1] = {ct_pgarray_text(&keys)};
-        r = PQexecParams(pg, "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])", 1,
-                         NULL, p, NULL, NULL, 0);
-        ct_pgarray_free(&keys);
-        if (!exec_ok(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err)) return rollback(pg), -1;
-        for (int row = 0; row < PQntuples(r); row++) {
-            for (int i = 0; i < n; i++) {
-                ct_commit_item *it = items[i];
-                if (st[i] != OPEN || !it->idem_key || strcmp(it->idem_key, PQgetvalue(r, row, 0)) != 0) continue;
-                st[i] = RESOLVED;
-                atomic_fetch_add(&c->replays, 1);
-                if (strcmp(it->fingerprint, PQgetvalue(r, row, 1)) != 0) {
-                    ct_commit_set_error(it, 422, "IDEMPOTENCY_KEY_REUSED",
-                                        "this Idempotency-Key was used for a different request");
-                } else {
-                    free(it->body);
-                    it->status = 202;
-                    it->body = strdup(PQgetvalue(r, row, 2));
-                }
+    if (nkeys == 0) return 0;
+    const char *p[1] = {ct_pgarray_text(&keys)};
+    PGresult *r = PQexecParams(pg, "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])",
+                               1, NULL, p, NULL, NULL, 0);
+    ct_pgarray_free(&keys);
+    if (!exec_ok(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err)) return -1;
+    for (int row = 0; row < PQntuples(r); row++) {
+        for (int i = 0; i < n; i++) {
+            ct_commit_item *it = items[i];
+            if (st[i] != OPEN || !it->idem_key || strcmp(it->idem_key, PQgetvalue(r, row, 0)) != 0) continue;
+            st[i] = RESOLVED;
+            atomic_fetch_add(&c->replays, 1);
+            if (strcmp(it->fingerprint, PQgetvalue(r, row, 1)) != 0) {
+                ct_commit_set_error(it, 422, "IDEMPOTENCY_KEY_REUSED",
+                                    "this Idempotency-Key was used for a different request");
+            } else {
+                free(it->body);
+                it->status = 202;
+                it->body = strdup(PQgetvalue(r, row, 2));
             }
         }
-        PQclear(r);
     }
+    PQclear(r);
     /* The same new key twice in one batch: the first goes now, the others
      * next round, when they find it recorded. */
     for (int i = 0; i < n; i++) {
@@ -114,8 +95,96 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
                 break;
             }
     }
+    return 0;
+}
+
+/* The outbox writer lock, the outbox rows and the key rows go to the server
+ * in one pipeline, with one Sync: one round trip, and the statements up to
+ * the Sync run as one implicit transaction that commits at the Sync (or
+ * rolls back entirely at the first error). The lock is held only while the
+ * server executes and commits, never across a network round trip, which is
+ * what bounds the ingress's throughput: outbox writers take turns.
+ *
+ * Why the lock: ids come from a sequence, and if two transactions could
+ * commit in the opposite order of their ids, the relay could publish a
+ * key's later row before an earlier one became visible. Held to the
+ * commit, it makes commit order id order. */
+static const char *const lock_sql = "SELECT pg_advisory_xact_lock(" CT_COMMIT_OUTBOX_LOCK_KEY ")";
+static const char *const outbox_sql = "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
+                                      " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])";
+/* No ON CONFLICT: a key taken by a concurrent batch aborts this one. */
+static const char *const idem_sql = "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
+                                    " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])";
+
+typedef struct pipeline {
+    PGconn *pg;
+    int sent;         /* statements sent */
+    bool send_failed; /* a send or the sync failed: the connection is gone */
+} pipeline;
+
+static void pipe_send(pipeline *pl, const char *sql, int nparams, const char *const *params) {
+    if (pl->send_failed) return;
+    if (PQsendQueryParams(pl->pg, sql, nparams, NULL, params, NULL, NULL, 0)) pl->sent++;
+    else pl->send_failed = true;
+}
+
+/* Reads the pipeline's results. 0: committed; 1: a key conflict (rolled
+ * back); -1: error in err, nothing committed unless *unknown. */
+static int pipe_finish(pipeline *pl, bool *unknown, ct_error *err) {
+    PGconn *pg = pl->pg;
+    int rc = 0;
+    bool failed_stmt = false;
+    if (!pl->send_failed && !PQpipelineSync(pg)) pl->send_failed = true;
+    for (int q = 0; q < pl->sent && PQstatus(pg) == CONNECTION_OK; q++) {
+        PGresult *r = PQgetResult(pg);
+        if (!r) break;
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_FATAL_ERROR && !failed_stmt) {
+            failed_stmt = true;
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (state && strcmp(state, "23505") == 0) rc = 1, PQclear(r);
+            else ct_pg_result_error(pg, r, "outbox write", err), rc = -1; /* clears r */
+        } else {
+            PQclear(r);
+        }
+        while ((r = PQgetResult(pg)) != NULL) PQclear(r); /* the NULL ending this statement's results */
+    }
+    bool synced = false;
+    if (!pl->send_failed) {
+        PGresult *r;
+        while (PQstatus(pg) == CONNECTION_OK && (r = PQgetResult(pg)) != NULL) {
+            ExecStatusType s = PQresultStatus(r);
+            if (s == PGRES_PIPELINE_SYNC) synced = true;
+            else if (s == PGRES_FATAL_ERROR && !failed_stmt) { /* the commit itself failed */
+                failed_stmt = true;
+                ct_pg_result_error(pg, r, "outbox commit", err), rc = -1;
+                continue;
+            }
+            PQclear(r);
+            if (synced) break;
+        }
+    }
+    if (PQstatus(pg) == CONNECTION_OK && synced) PQexitPipelineMode(pg);
+    if (!synced && !failed_stmt) {
+        /* The Sync (the commit) may or may not have reached the server. */
+        *unknown = !pl->send_failed;
+        CT_ERR(err, CT_ERR_RETRIABLE, "connection lost during the outbox write");
+        ct_error_detail(err, "%s", PQerrorMessage(pg));
+        return -1;
+    }
+    return rc;
+}
+
+/* One transaction over the OPEN items. 0: committed (or every item
+ * resolved by replays); 1: an Idempotency-Key was taken concurrently, run
+ * again; -1: error in err (nothing committed, or the commit's outcome is
+ * unknown when *unknown). */
+static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state *st, int n, bool *unknown,
+                   ct_error *err) {
+    *unknown = false;
+    if (resolve_replays(c, pg, items, st, n, err) != 0) return -1;
     ct_pgarray ids = {0}, topics = {0}, pkeys = {0}, types = {0}, payloads = {0}, ikeys = {0}, icmds = {0}, ifps = {0},
-         iresp = {0};
+               iresp = {0};
     int rows = 0, irows = 0;
     for (int i = 0; i < n; i++) {
         if (st[i] != OPEN) continue;
@@ -131,39 +200,26 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
     }
     int rc = 0;
     if (rows > 0) {
-        const char *p[5] = {ct_pgarray_text(&ids), ct_pgarray_text(&topics), ct_pgarray_text(&pkeys), ct_pgarray_text(&types), ct_pgarray_text(&payloads)};
-        r = PQexecParams(pg,
-                         "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
-                         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
-                         5, NULL, p, NULL, NULL, 0);
-        if (!exec_ok(pg, r, PGRES_COMMAND_OK, "outbox insert", err)) rc = -1;
-        else PQclear(r);
-    }
-    if (rc == 0 && irows > 0) {
-        const char *p[4] = {ct_pgarray_text(&ikeys), ct_pgarray_text(&icmds), ct_pgarray_text(&ifps), ct_pgarray_text(&iresp)};
-        r = PQexecParams(pg,
-                         "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
-                         " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
-                         " ON CONFLICT (key) DO NOTHING",
-                         4, NULL, p, NULL, NULL, 0);
-        if (!exec_ok(pg, r, PGRES_COMMAND_OK, "idempotency insert", err)) rc = -1;
-        else {
-            if (atoi(PQcmdTuples(r)) != irows) rc = 1; /* a concurrent batch took a key first */
-            PQclear(r);
+        pipeline pl = {.pg = pg};
+        if (!PQenterPipelineMode(pg)) {
+            CT_ERR(err, CT_ERR_RETRIABLE, "cannot enter pipeline mode");
+            ct_error_detail(err, "%s", PQerrorMessage(pg));
+            rc = -1;
+        } else {
+            const char *op[5] = {ct_pgarray_text(&ids), ct_pgarray_text(&topics), ct_pgarray_text(&pkeys),
+                                 ct_pgarray_text(&types), ct_pgarray_text(&payloads)};
+            const char *ip[4] = {ct_pgarray_text(&ikeys), ct_pgarray_text(&icmds), ct_pgarray_text(&ifps),
+                                 ct_pgarray_text(&iresp)};
+            pipe_send(&pl, lock_sql, 0, NULL);
+            pipe_send(&pl, outbox_sql, 5, op);
+            if (irows > 0) pipe_send(&pl, idem_sql, 4, ip);
+            rc = pipe_finish(&pl, unknown, err);
         }
     }
-    ct_pgarray_free(&ids), ct_pgarray_free(&topics), ct_pgarray_free(&pkeys), ct_pgarray_free(&types), ct_pgarray_free(&payloads);
-    ct_pgarray_free(&ikeys), ct_pgarray_free(&icmds), ct_pgarray_free(&ifps), ct_pgarray_free(&iresp);
-    if (rc != 0) {
-        rollback(pg);
-        return rc;
-    }
-    r = PQexec(pg, "COMMIT");
-    if (!exec_ok(pg, r, PGRES_COMMAND_OK, "commit", err)) {
-        *unknown = PQstatus(pg) != CONNECTION_OK;
-        return -1;
-    }
-    PQclear(r);
+    ct_pgarray_free(&ids), ct_pgarray_free(&topics), ct_pgarray_free(&pkeys), ct_pgarray_free(&types);
+    ct_pgarray_free(&payloads), ct_pgarray_free(&ikeys), ct_pgarray_free(&icmds), ct_pgarray_free(&ifps);
+    ct_pgarray_free(&iresp);
+    if (rc != 0) return rc;
     for (int i = 0; i < n; i++) {
         if (st[i] != OPEN) continue;
         st[i] = RESOLVED;

@@ -30,6 +30,8 @@ struct ct_relay {
     ct_publisher *pub;
     int64_t next_tick_ms, last_tick_ts, next_connect_ms, last_stats_ms;
     uint64_t sent, failed, failed_final, ticks, rounds;
+    /* Where a round's time goes, since the last progress line (ms). */
+    int64_t claim_ms, publish_ms, record_ms;
     /* the current batch */
     ct_publish_msg *msgs;
     int64_t *ids;
@@ -146,10 +148,11 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
 
 static const char *const claim_sql =
     /* Keys whose oldest unsent row waits out a backoff: their later rows
-     * wait too, so each key's rows reach Kafka in id order. */
+     * wait too, so each key's rows reach Kafka in id order. Only a row that
+     * failed before waits (attempts > 0, index outbox_backoff). */
     "WITH blocked AS ("
     "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-    "  WHERE status = 'PENDING' AND next_attempt_at > now() GROUP BY topic, partition_key)"
+    "  WHERE status = 'PENDING' AND attempts > 0 AND next_attempt_at > now() GROUP BY topic, partition_key)"
     " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts FROM outbox o"
     " WHERE o.status = 'PENDING' AND o.next_attempt_at <= now() AND NOT EXISTS ("
     "  SELECT 1 FROM blocked b WHERE b.topic = o.topic AND b.partition_key = o.partition_key AND b.first < o.id)"
@@ -230,7 +233,10 @@ static int publish_round(ct_relay *r, ct_error *err) {
     char limit[16];
     snprintf(limit, sizeof limit, "%d", r->cfg->relay_batch_max);
     const char *p[1] = {limit};
+    int64_t t0 = ct_clock_mono_ms();
     PGresult *res = PQexecParams(r->pg, claim_sql, 1, NULL, p, NULL, NULL, 0);
+    int64_t t1 = ct_clock_mono_ms();
+    r->claim_ms += t1 - t0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ct_pg_result_error(r->pg, res, "read the outbox", err);
         return -1;
@@ -256,7 +262,9 @@ static int publish_round(ct_relay *r, ct_error *err) {
     }
     ct_error perr = {0};
     int prc = ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr);
+    int64_t t2 = ct_clock_mono_ms();
     int rc = record_outcome(r, n, err);
+    r->publish_ms += t2 - t1, r->record_ms += ct_clock_mono_ms() - t2;
     bool stale_metadata = false;
     for (int i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = r->msgs[i].out_err;
@@ -367,8 +375,13 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
         if (now - r->last_stats_ms >= STATS_EVERY_MS) {
             r->last_stats_ms = now;
             if (r->leader)
-                CT_LOG_INFO("relay", "progress sent=%" PRIu64 " failed_attempts=%" PRIu64 " failed_rows=%" PRIu64
-                            " ticks=%" PRIu64, r->sent, r->failed, r->failed_final, r->ticks);
+                CT_LOG_INFO("relay",
+                            "progress sent=%" PRIu64 " failed_attempts=%" PRIu64 " failed_rows=%" PRIu64
+                            " ticks=%" PRIu64 " rounds=%" PRIu64 " ms_claim=%" PRId64 " ms_publish=%" PRId64
+                            " ms_record=%" PRId64,
+                            r->sent, r->failed, r->failed_final, r->ticks, r->rounds, r->claim_ms, r->publish_ms,
+                            r->record_ms);
+            r->claim_ms = r->publish_ms = r->record_ms = 0;
         }
         if (!ensure_pg(r)) {
             wait_for_work(r, CONNECT_RETRY_MS);

@@ -73,8 +73,9 @@ static const setting settings[] = {
      "Ingress: concurrent connections accepted; more are refused at accept."},
     {"CONCERT_ADMIN_KEY", STR(admin_key), "", SET_SECRET,
      "Bearer key of the admin endpoints (Authorization: Bearer <key>). Empty: admin endpoints are disabled."},
-    {"CONCERT_INGRESS_PG_CONNS", INT(ingress_pg_conns, 1, 64), "4", 0,
-     "Ingress: Postgres connections of the group-commit writer (each commits whatever requests are waiting)."},
+    {"CONCERT_INGRESS_PG_CONNS", INT(ingress_pg_conns, 1, 64), "1", 0,
+     "Ingress: Postgres connections of the group-commit writer (each commits whatever requests are waiting;"
+     " outbox writes take turns, so more connections mean smaller batches, not more throughput)."},
     {"CONCERT_INGRESS_QUEUE_MAX", INT(ingress_queue_max, 1, 1000000), "8192", 0,
      "Ingress: commands waiting for a commit; beyond it requests get 429."},
     {"CONCERT_INGRESS_BATCH_MAX", INT(ingress_batch_max, 1, 10000), "512", 0,

@@ -36,6 +36,9 @@ static void setup(void) {
     snprintf(p, sizeof p, "%d", port);
     setenv("CONCERT_HTTP_PORT", p, 1);
     setenv("CONCERT_ADMIN_KEY", "test-admin-key", 1);
+    /* Several writers, so that requests sharing an Idempotency-Key can land
+     * in concurrent batches (the unique-violation retry), not only in one. */
+    setenv("CONCERT_INGRESS_PG_CONNS", "4", 1);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     snprintf(log_path, sizeof log_path, "%s/ingress.log", dir);
     const char *argv[] = {CT_CONCERT_BIN, "ingress", NULL};
