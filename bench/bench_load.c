@@ -1,8 +1,15 @@
 /* ct_bench_load: HTTP load on the ingress's write path, then the relay's
- * publish rate.
+ * publish rate; or whole journeys through the pipeline.
  *
  *   ct_bench_load [--url http://127.0.0.1:8080] [--connections 64]
- *                 [--duration 10] [--rate 0] [--pg]
+ *                 [--duration 10] [--rate 0] [--pg] [--scenario write|journey]
+ *
+ * --scenario journey (needs CONCERT_ADMIN_KEY and the whole pipeline, e.g.
+ * `concert up`): creates a concert, then each connection plays one user
+ * after another: charge, token, wait for admission, hold a seat, pay, each
+ * write with `Prefer: wait=30`. Prints completed journeys/s and latency
+ * p50/p99 from POST to outcome per step, and CPU use per component
+ * (from /proc) over the run.
  *
  * Each connection is a thread with a keep-alive socket posting balance
  * charges (random users). --rate 0: closed loop (next request when the
@@ -25,6 +32,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <ctype.h>
+#include <dirent.h>
 
 #include "ct_config.h"
 #include "ct_pg.h"
@@ -116,6 +126,196 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* ---- the journey scenario ------------------------------------------------ */
+
+enum { STEP_CHARGE, STEP_TOKEN, STEP_ADMIT, STEP_HOLD, STEP_PAY, STEPS };
+static const char *const step_names[STEPS] = {"charge", "token", "admission", "hold", "pay"};
+static float *step_samples[STEPS];
+static _Atomic long step_n[STEPS], journeys, journey_failures, next_user;
+static char concert_id[64], admin_key[256];
+#define JOURNEY_PRICE 1000
+
+/* Sends one request and reads the whole answer into buf (body at *body).
+ * Returns the status or -1. */
+static int http(int *fd, const char *method, const char *path, const char *extra_headers, const char *body, char *buf,
+                size_t cap, char **resp_body) {
+    char req[2048];
+    int len = snprintf(req, sizeof req,
+                       "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
+                       method, path, host, extra_headers ? extra_headers : "", body ? strlen(body) : 0,
+                       body ? body : "");
+    if (*fd < 0 && (*fd = dial()) < 0) return -1;
+    if (write(*fd, req, (size_t)len) != len) goto broken;
+    size_t n = 0;
+    char *end = NULL;
+    while (!end) {
+        ssize_t r = read(*fd, buf + n, cap - n - 1);
+        if (r <= 0) goto broken;
+        n += (size_t)r;
+        buf[n] = 0;
+        end = strstr(buf, "\r\n\r\n");
+    }
+    const char *cl = strcasestr(buf, "Content-Length:");
+    size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0, head = (size_t)(end + 4 - buf);
+    if (head + want >= cap) goto broken;
+    while (n < head + want) {
+        ssize_t r = read(*fd, buf + n, cap - n - 1);
+        if (r <= 0) goto broken;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    *resp_body = buf + head;
+    return atoi(buf + 9);
+broken:
+    close(*fd);
+    *fd = -1;
+    return -1;
+}
+
+/* The string value of "field" in a flat JSON answer. */
+static bool json_field(const char *json, const char *field, char *out, size_t cap) {
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":\"", field);
+    const char *p = strstr(json, key);
+    if (!p) return false;
+    p += strlen(key);
+    size_t i = 0;
+    while (p[i] && p[i] != '"' && i + 1 < cap) out[i] = p[i], i++;
+    out[i] = 0;
+    return p[i] == '"';
+}
+
+static void sample(int step, int64_t t0) {
+    long i = atomic_fetch_add(&step_n[step], 1);
+    if (i < SAMPLES_MAX / STEPS) step_samples[step][i] = (float)((now_ns() - t0) / 1e6);
+}
+
+static void *journey_worker(void *arg) {
+    (void)arg;
+    int fd = -1;
+    char buf[16384], path[256], body[512], headers[256], token[64], reservation[128];
+    char *rb = NULL;
+    const char *wait = "Prefer: wait=30\r\n";
+    while (now_ns() < t_end_ns) {
+        long u = atomic_fetch_add(&next_user, 1);
+        char user[96];
+        snprintf(user, sizeof user, "j%ld-%.24s", u, concert_id);
+        int64_t t0 = now_ns();
+        snprintf(path, sizeof path, "/v1/users/%s/balance/charge", user);
+        snprintf(body, sizeof body, "{\"amount\":%d}", JOURNEY_PRICE);
+        if (http(&fd, "POST", path, wait, body, buf, sizeof buf, &rb) != 200) goto failed;
+        sample(STEP_CHARGE, t0);
+        t0 = now_ns();
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\"}", user, concert_id);
+        if (http(&fd, "POST", "/v1/queue/tokens", wait, body, buf, sizeof buf, &rb) != 201 ||
+            !json_field(rb, "token", token, sizeof token))
+            goto failed;
+        sample(STEP_TOKEN, t0);
+        t0 = now_ns();
+        snprintf(path, sizeof path, "/v1/queue/tokens/%s", token);
+        char status[32] = "";
+        while (strcmp(status, "ACTIVE") != 0) {
+            if (http(&fd, "GET", path, NULL, NULL, buf, sizeof buf, &rb) != 200 ||
+                !json_field(rb, "status", status, sizeof status) || now_ns() > t_end_ns + 30000000000LL)
+                goto failed;
+            if (strcmp(status, "ACTIVE") != 0) usleep(20000);
+        }
+        sample(STEP_ADMIT, t0);
+        t0 = now_ns();
+        snprintf(headers, sizeof headers, "%sX-Queue-Token: %s\r\n", wait, token);
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"1\",\"seat_no\":%ld}",
+                 user, concert_id, u + 1);
+        if (http(&fd, "POST", "/v1/reservations", headers, body, buf, sizeof buf, &rb) != 201 ||
+            !json_field(rb, "reservation_id", reservation, sizeof reservation))
+            goto failed;
+        sample(STEP_HOLD, t0);
+        t0 = now_ns();
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"reservation_id\":\"%s\"}", user, reservation);
+        if (http(&fd, "POST", "/v1/payments", headers, body, buf, sizeof buf, &rb) != 200) goto failed;
+        sample(STEP_PAY, t0);
+        atomic_fetch_add(&journeys, 1);
+        continue;
+    failed:
+        atomic_fetch_add(&journey_failures, 1);
+        if (journey_failures <= 5) fprintf(stderr, "journey of %s failed at: %.300s\n", user, rb ? rb : "(no answer)");
+    }
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+static int create_concert(int seats) {
+    int fd = -1;
+    char buf[8192], body[512], headers[320];
+    char *rb = NULL;
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\nPrefer: wait=30\r\n", admin_key);
+    snprintf(body, sizeof body,
+             "{\"title\":\"bench\",\"max_active\":%d,\"active_ttl_ms\":600000,\"hold_ttl_ms\":600000,"
+             "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%d}]}",
+             connections * 2, seats, JOURNEY_PRICE);
+    int st = http(&fd, "POST", "/v1/admin/concerts", headers, body, buf, sizeof buf, &rb);
+    if (fd >= 0) close(fd);
+    if (st != 201 || !json_field(rb, "concert_id", concert_id, sizeof concert_id)) {
+        fprintf(stderr, "error: cannot create the bench concert: %d %.300s\n", st, rb ? rb : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- CPU per component ---------------------------------------------------- */
+
+#define COMPONENTS 8
+static const char *const component_names[COMPONENTS] = {"ingress", "relay",    "processor", "projector",
+                                                         "postgres", "kafka", "bench",     "other concert"};
+
+/* CPU ticks used so far per component, from /proc/<pid>/stat. */
+static void cpu_ticks(long long out[COMPONENTS]) {
+    memset(out, 0, sizeof(long long) * COMPONENTS);
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        char p[300], cmd[512] = "", stat[1024];
+        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (!cmd[i]) cmd[i] = ' ';
+        cmd[n] = 0;
+        int c = -1;
+        if (strstr(cmd, "ct_bench_load")) c = 6;
+        else if (strstr(cmd, "postgres")) c = 4;
+        else if (strstr(cmd, "java") && strstr(cmd, "kafka")) c = 5;
+        else if (strstr(cmd, "concert ingress")) c = 0;
+        else if (strstr(cmd, "concert relay")) c = 1;
+        else if (strstr(cmd, "concert processor")) c = 2;
+        else if (strstr(cmd, "concert projector")) c = 3;
+        else if (strstr(cmd, "concert ")) c = 7;
+        if (c < 0) continue;
+        snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
+        if (!(f = fopen(p, "r"))) continue;
+        n = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[n] = 0;
+        const char *rp = strrchr(stat, ')'); /* the command name may hold spaces */
+        unsigned long long ut = 0, st = 0;
+        if (rp && sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            out[c] += (long long)(ut + st);
+    }
+    if (d) closedir(d);
+}
+
+static void print_cpu(const long long before[COMPONENTS], double secs) {
+    long long after[COMPONENTS];
+    cpu_ticks(after);
+    long hz = sysconf(_SC_CLK_TCK);
+    printf("cpu %% of one core over the run:");
+    for (int c = 0; c < COMPONENTS; c++)
+        if (after[c] - before[c] > 0)
+            printf(" %s=%.0f", component_names[c], 100.0 * (double)(after[c] - before[c]) / (double)hz / secs);
+    printf("\n");
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
@@ -129,7 +329,7 @@ static long max_id(PGconn *pg) {
 }
 
 int main(int argc, char **argv) {
-    bool pg_report = false;
+    bool pg_report = false, journey_mode = false;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--url") == 0 && v && sscanf(v, "http://%63[^:]:%d", host, &port) == 2) i++;
@@ -137,10 +337,45 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--duration") == 0 && v && (duration_s = atoi(v)) > 0) i++;
         else if (strcmp(argv[i], "--rate") == 0 && v && (rate = atof(v)) >= 0) i++;
         else if (strcmp(argv[i], "--pg") == 0) pg_report = true;
+        else if (strcmp(argv[i], "--scenario") == 0 && v && (strcmp(v, "write") == 0 || strcmp(v, "journey") == 0))
+            journey_mode = strcmp(v, "journey") == 0, i++;
         else {
-            fprintf(stderr, "usage: ct_bench_load [--url http://HOST:PORT] [--connections N] [--duration S] [--rate R] [--pg]\n");
+            fprintf(stderr, "usage: ct_bench_load [--url http://HOST:PORT] [--connections N] [--duration S] [--rate R] "
+                            "[--pg] [--scenario write|journey]\n");
             return 2;
         }
+    }
+    long long cpu_before[COMPONENTS];
+    if (journey_mode) {
+        const char *k = getenv("CONCERT_ADMIN_KEY");
+        if (!k || !*k) {
+            fprintf(stderr, "error: --scenario journey needs CONCERT_ADMIN_KEY\n");
+            return 2;
+        }
+        snprintf(admin_key, sizeof admin_key, "%s", k);
+        if (create_concert(100000) != 0) return 1;
+        for (int st = 0; st < STEPS; st++) step_samples[st] = malloc(sizeof(float) * (SAMPLES_MAX / STEPS));
+        pthread_t *jt = calloc((size_t)connections, sizeof *jt);
+        cpu_ticks(cpu_before);
+        t_start_ns = now_ns();
+        t_end_ns = t_start_ns + (int64_t)duration_s * 1000000000;
+        for (int i = 0; i < connections; i++) pthread_create(&jt[i], NULL, journey_worker, NULL);
+        for (int i = 0; i < connections; i++) pthread_join(jt[i], NULL);
+        double secs = (now_ns() - t_start_ns) / 1e9;
+        printf("journey: connections=%d duration=%ds concert=%s\n", connections, duration_s, concert_id);
+        printf("journeys=%ld failed=%ld journeys/s=%.1f\n", (long)journeys, (long)journey_failures, journeys / secs);
+        for (int st = 0; st < STEPS; st++) {
+            long n = step_n[st] < SAMPLES_MAX / STEPS ? step_n[st] : SAMPLES_MAX / STEPS;
+            float *sm = step_samples[st];
+            qsort(sm, (size_t)n, sizeof *sm, cmp_float);
+            printf("%-9s n=%ld ms p50=%.1f p99=%.1f\n", step_names[st], n,
+                   n ? sm[(long)fmin((double)n - 1, ceil(0.50 * (double)n) - 1)] : 0,
+                   n ? sm[(long)fmin((double)n - 1, ceil(0.99 * (double)n) - 1)] : 0);
+            free(sm);
+        }
+        print_cpu(cpu_before, secs);
+        free(jt);
+        return journeys > 0 ? 0 : 1;
     }
     ct_config cfg;
     ct_error err = {0};
@@ -155,6 +390,7 @@ int main(int argc, char **argv) {
     }
     samples = malloc(sizeof *samples * SAMPLES_MAX);
     pthread_t *t = calloc((size_t)connections, sizeof *t);
+    cpu_ticks(cpu_before);
     t_start_ns = now_ns();
     t_end_ns = t_start_ns + (int64_t)duration_s * 1000000000;
     for (int i = 0; i < connections; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
@@ -167,6 +403,7 @@ int main(int argc, char **argv) {
     printf("requests=%ld 202=%ld other=%ld errors=%ld\n", (long)(ok + bad), (long)ok, (long)bad, (long)errors);
     printf("accepted/s=%.1f\n", ok / secs);
     printf("latency ms p50=%.2f p99=%.2f p999=%.2f max=%.2f\n", PCT(0.50), PCT(0.99), PCT(0.999), n ? samples[n - 1] : 0);
+    print_cpu(cpu_before, secs);
     if (pg) {
         char from[32];
         snprintf(from, sizeof from, "%ld", first_id);

@@ -9,6 +9,7 @@ CT_PACKAGES=(
   postgresql
   openjdk-17-jre-headless maven
   python3 python3-yaml python3-jsonschema
+  curl jq
 )
 
 ct_log() { printf '%s\n' "$*" >&2; }
