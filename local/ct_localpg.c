@@ -112,6 +112,16 @@ static int server_options(const ct_config *cfg, char *port, size_t pn, char *soc
     return 0;
 }
 
+/* The local cluster's settings (both ways of starting it use them). The
+ * outbox's write rate is the ingress's throughput: WAL is its cost, so
+ * checkpoints are spaced out (fewer full-page images after each) and the
+ * images compressed. None of these weakens durability: synchronous_commit
+ * and fsync stay on. */
+static const char *const server_settings[] = {
+    "listen_addresses=127.0.0.1", "max_connections=200", "shared_buffers=512MB",
+    "max_wal_size=4GB",           "checkpoint_timeout=15min", "wal_compression=lz4",
+};
+
 int ct_localpg_server_argv(const ct_config *cfg, char ***argv_out, ct_error *err) {
     char bin[CT_CONFIG_PATH_MAX], exe[CT_CONFIG_PATH_MAX + 16], data[CT_CONFIG_PATH_MAX + 16];
     char port[16], sock[CT_CONFIG_PATH_MAX + 16];
@@ -119,13 +129,15 @@ int ct_localpg_server_argv(const ct_config *cfg, char ***argv_out, ct_error *err
     snprintf(exe, sizeof exe, "%s/postgres", bin);
     pgdir(cfg, "data", data, sizeof data);
     server_options(cfg, port, sizeof port, sock, sizeof sock);
-    const char *args[] = {exe, "-D", data, "-p", port, "-k", sock, "-c", "listen_addresses=127.0.0.1",
-                          "-c", "max_connections=200", NULL};
-    size_t n = sizeof args / sizeof args[0];
-    char **argv = calloc(n, sizeof *argv);
+    const char *args[] = {exe, "-D", data, "-p", port, "-k", sock};
+    size_t nargs = sizeof args / sizeof args[0], nset = sizeof server_settings / sizeof server_settings[0];
+    char **argv = calloc(nargs + 2 * nset + 1, sizeof *argv);
     if (!argv) goto oom;
-    for (size_t i = 0; i + 1 < n; i++)
-        if (!(argv[i] = strdup(args[i]))) goto oom;
+    size_t n = 0;
+    for (size_t i = 0; i < nargs; i++)
+        if (!(argv[n++] = strdup(args[i]))) goto oom;
+    for (size_t i = 0; i < nset; i++)
+        if (!(argv[n++] = strdup("-c")) || !(argv[n++] = strdup(server_settings[i]))) goto oom;
     *argv_out = argv;
     return 0;
 oom:
@@ -164,15 +176,17 @@ int ct_localpg_start(const ct_config *cfg, ct_error *err) {
     if (ct_localpg_prepare(cfg, err) != 0) return -1;
     if (ct_localpg_pid(cfg) == 0) {
         char bin[CT_CONFIG_PATH_MAX], pgctl[CT_CONFIG_PATH_MAX + 16], data[CT_CONFIG_PATH_MAX + 16];
-        char log[CT_CONFIG_PATH_MAX + 32], port[16], sock[CT_CONFIG_PATH_MAX + 16], opts[CT_CONFIG_PATH_MAX + 128];
+        char log[CT_CONFIG_PATH_MAX + 32], port[16], sock[CT_CONFIG_PATH_MAX + 16], opts[CT_CONFIG_PATH_MAX + 512];
         if (bindir(cfg, bin, sizeof bin, err) != 0) return -1;
         snprintf(pgctl, sizeof pgctl, "%s/pg_ctl", bin);
         pgdir(cfg, "data", data, sizeof data);
         pgdir(cfg, "log/postgres.log", log, sizeof log);
         server_options(cfg, port, sizeof port, sock, sizeof sock);
         /* pg_ctl splits -o like a shell would: quote the path. */
-        snprintf(opts, sizeof opts, "-p %s -k '%s' -c listen_addresses=127.0.0.1 -c max_connections=200", port,
-                 sock);
+        int len = snprintf(opts, sizeof opts, "-p %s -k '%s'", port, sock);
+        for (size_t i = 0; i < sizeof server_settings / sizeof server_settings[0]; i++)
+            len += snprintf(opts + len, len < (int)sizeof opts ? sizeof opts - (size_t)len : 0, " -c %s",
+                            server_settings[i]);
         const char *argv[] = {pgctl, "-D", data, "-l", log, "-w", "-t", "60", "-o", opts, "start", NULL};
         ct_proc_opts po = {.argv = argv, .run_as_user = ct_localpg_user(), .output_fd = -1, .null_stdin = true};
         CT_LOG_INFO("pg", "starting the local Postgres cluster port=%d", cfg->pg_port);
