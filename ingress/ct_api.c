@@ -21,57 +21,77 @@
 
 /* ---- routing ------------------------------------------------------------ */
 
+/* A pattern's "{}" stands for one non-empty path segment (no '/'),
+ * copied into the next parameter. */
 typedef struct route_spec {
     const char *method;
-    const char *prefix; /* path, or the part before a {param} */
-    const char *suffix; /* after the {param}; NULL: no param */
+    const char *pattern;
     ct_api_route route;
 } route_spec;
 
 static const route_spec routes[] = {
-    {"GET", "/healthz", NULL, CT_ROUTE_HEALTHZ},
-    {"GET", "/readyz", NULL, CT_ROUTE_READYZ},
-    {"GET", "/metrics", NULL, CT_ROUTE_METRICS},
-    {"POST", "/v1/queue/tokens", NULL, CT_ROUTE_ISSUE_TOKEN},
-    {"POST", "/v1/reservations", NULL, CT_ROUTE_HOLD_SEAT},
-    {"POST", "/v1/payments", NULL, CT_ROUTE_REQUEST_PAYMENT},
-    {"POST", "/v1/users/", "/balance/charge", CT_ROUTE_CHARGE_BALANCE},
-    {"POST", "/v1/admin/concerts", NULL, CT_ROUTE_CREATE_CONCERT},
-    {"GET", "/v1/commands/", "", CT_ROUTE_COMMAND_STATUS},
-    {"GET", "/v1/admin/outbox", NULL, CT_ROUTE_OUTBOX_LIST},
-    {"POST", "/v1/admin/outbox/", "/retry", CT_ROUTE_OUTBOX_RETRY},
+    {"GET", "/healthz", CT_ROUTE_HEALTHZ},
+    {"GET", "/readyz", CT_ROUTE_READYZ},
+    {"GET", "/metrics", CT_ROUTE_METRICS},
+    {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN},
+    {"GET", "/v1/queue/tokens/{}", CT_ROUTE_TOKEN_STATUS},
+    {"POST", "/v1/reservations", CT_ROUTE_HOLD_SEAT},
+    {"GET", "/v1/reservations/{}", CT_ROUTE_RESERVATION},
+    {"POST", "/v1/payments", CT_ROUTE_REQUEST_PAYMENT},
+    {"POST", "/v1/users/{}/balance/charge", CT_ROUTE_CHARGE_BALANCE},
+    {"GET", "/v1/users/{}/balance", CT_ROUTE_BALANCE},
+    {"GET", "/v1/users/{}/reservations", CT_ROUTE_USER_RESERVATIONS},
+    {"POST", "/v1/admin/concerts", CT_ROUTE_CREATE_CONCERT},
+    {"GET", "/v1/concerts", CT_ROUTE_CONCERTS},
+    {"GET", "/v1/concerts/{}/schedules", CT_ROUTE_SCHEDULES},
+    {"GET", "/v1/concerts/{}/schedules/{}/seats", CT_ROUTE_SEATS},
+    {"GET", "/v1/commands/{}", CT_ROUTE_COMMAND_STATUS},
+    {"GET", "/v1/admin/outbox", CT_ROUTE_OUTBOX_LIST},
+    {"POST", "/v1/admin/outbox/{}/retry", CT_ROUTE_OUTBOX_RETRY},
 };
 
-static bool path_matches(const route_spec *r, const char *path, char *param, size_t param_bytes) {
-    size_t pl = strlen(r->prefix);
-    if (!r->suffix) return strcmp(path, r->prefix) == 0;
-    if (strncmp(path, r->prefix, pl) != 0) return false;
-    const char *p = path + pl, *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= param_bytes || strcmp(p + n, r->suffix) != 0) return false;
-    memcpy(param, p, n);
-    param[n] = 0;
-    return true;
+static bool path_matches(const route_spec *r, const char *path, char *param, char *param2, size_t param_bytes) {
+    const char *p = r->pattern, *u = path;
+    int nparam = 0;
+    while (*p) {
+        if (p[0] == '{' && p[1] == '}') {
+            size_t n = strcspn(u, "/");
+            if (n == 0 || n >= param_bytes || nparam >= 2) return false;
+            char *dst = nparam++ == 0 ? param : param2;
+            memcpy(dst, u, n);
+            dst[n] = 0;
+            u += n, p += 2;
+        } else if (*p++ != *u++) {
+            return false;
+        }
+    }
+    return *u == 0;
 }
 
-ct_api_route ct_api_match(const char *method, const char *path, char *param, size_t param_bytes, ct_api_error *e) {
+ct_api_route ct_api_match2(const char *method, const char *path, char *param, char *param2, size_t param_bytes,
+                           ct_api_error *e) {
     bool head = strcmp(method, "HEAD") == 0, path_known = false;
-    param[0] = 0;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!path_matches(&routes[i], path, param, param_bytes)) continue;
+        param[0] = param2[0] = 0;
+        if (!path_matches(&routes[i], path, param, param2, param_bytes)) continue;
         path_known = true;
         if (strcmp(method, routes[i].method) == 0 || (head && strcmp(routes[i].method, "GET") == 0))
             return routes[i].route;
     }
-    param[0] = 0;
+    param[0] = param2[0] = 0;
     if (path_known) {
         e->status = 405, e->code = "METHOD_NOT_ALLOWED";
-        snprintf(e->message, sizeof e->message, "%s is not allowed on %s", method, path);
+        snprintf(e->message, sizeof e->message, "%s is not allowed on %.200s", method, path);
     } else {
         e->status = 404, e->code = "NOT_FOUND";
         snprintf(e->message, sizeof e->message, "no such endpoint");
     }
     return CT_ROUTE_NONE;
+}
+
+ct_api_route ct_api_match(const char *method, const char *path, char *param, size_t param_bytes, ct_api_error *e) {
+    char scratch[param_bytes > 0 ? param_bytes : 1];
+    return ct_api_match2(method, path, param, scratch, param_bytes, e);
 }
 
 bool ct_api_route_is_admin(ct_api_route r) {
@@ -444,4 +464,195 @@ void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_tok
     }
     for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)body[i]) * 1099511628211ULL;
     snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+/* ---- the read side ------------------------------------------------------ */
+
+bool ct_api_route_is_read(ct_api_route r) {
+    return r >= CT_ROUTE_COMMAND_STATUS && r != CT_ROUTE_OUTBOX_LIST && r != CT_ROUTE_OUTBOX_RETRY;
+}
+
+static bool reservation_id_valid(const char *s) {
+    if (strlen(s) != CT_API_CONCERT_ID_CHARS + 1 + CT_API_TOKEN_CHARS || s[CT_API_CONCERT_ID_CHARS] != '_')
+        return false;
+    char concert[CT_API_CONCERT_ID_CHARS + 1];
+    memcpy(concert, s, CT_API_CONCERT_ID_CHARS), concert[CT_API_CONCERT_ID_CHARS] = 0;
+    return concert_id_valid(concert) && token_valid(s + CT_API_CONCERT_ID_CHARS + 1);
+}
+
+static bool plain_id_valid(const char *s) { return s[0] && ct_id_valid(s, strlen(s)); }
+
+int ct_api_check_read_params(ct_api_route r, const char *param, const char *param2, ct_api_error *e) {
+    switch (r) {
+    case CT_ROUTE_COMMAND_STATUS:
+        if (!ct_api_uuid_valid(param)) FAIL(e, 400, "INVALID_ID", "command ids are lowercase UUIDs");
+        return 0;
+    case CT_ROUTE_TOKEN_STATUS:
+        if (!token_valid(param))
+            FAIL(e, 400, "INVALID_ID", "a queue token is %d characters of [A-Za-z0-9_-]", CT_API_TOKEN_CHARS);
+        return 0;
+    case CT_ROUTE_SCHEDULES:
+    case CT_ROUTE_SEATS:
+        if (!concert_id_valid(param))
+            FAIL(e, 400, "INVALID_ID", "a concert id is %d lowercase hex characters", CT_API_CONCERT_ID_CHARS);
+        if (r == CT_ROUTE_SEATS && !plain_id_valid(param2))
+            FAIL(e, 400, "INVALID_ID", "a schedule id is 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+        return 0;
+    case CT_ROUTE_RESERVATION:
+        if (!reservation_id_valid(param))
+            FAIL(e, 400, "INVALID_ID", "not a reservation id as returned by POST /v1/reservations");
+        return 0;
+    case CT_ROUTE_BALANCE:
+    case CT_ROUTE_USER_RESERVATIONS:
+        if (!plain_id_valid(param))
+            FAIL(e, 400, "INVALID_ID", "a user id is 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int ct_api_parse_page(ct_api_route r, const char *limit, const char *after, ct_api_page *out, ct_api_error *e) {
+    bool seats = r == CT_ROUTE_SEATS;
+    int def = seats ? CT_API_SEAT_PAGE_DEFAULT : CT_API_PAGE_DEFAULT;
+    int max = seats ? CT_API_SEAT_PAGE_MAX : CT_API_PAGE_MAX;
+    memset(out, 0, sizeof *out);
+    out->limit = def;
+    if (limit) {
+        char *end = NULL;
+        long v = strtol(limit, &end, 10);
+        if (!limit[0] || *end || limit[0] == '-' || limit[0] == '+' || v < 1 || v > max)
+            FAIL(e, 400, "INVALID_QUERY", "limit must be an integer 1..%d", max);
+        out->limit = (int)v;
+    }
+    if (!after) return 0;
+    if (seats) {
+        char *end = NULL;
+        long v = strtol(after, &end, 10);
+        if (!after[0] || *end || after[0] == '-' || after[0] == '+' || v < 0 || v > CT_SEATS_PER_SCHEDULE_MAX)
+            FAIL(e, 400, "INVALID_QUERY", "after must be a seat number 0..%d", CT_SEATS_PER_SCHEDULE_MAX);
+        out->after_n = v;
+    } else if (r == CT_ROUTE_CONCERTS ? !concert_id_valid(after) : !reservation_id_valid(after)) {
+        FAIL(e, 400, "INVALID_QUERY", "after must be the next_after of the previous page");
+    } else {
+        snprintf(out->after, sizeof out->after, "%s", after);
+    }
+    out->has_after = true;
+    return 0;
+}
+
+int ct_api_parse_prefer_wait(const char *prefer, int *wait_s, ct_api_error *e) {
+    *wait_s = 0;
+    if (!prefer) return 0;
+    /* RFC 7240: preferences separated by commas, each token[=value] with
+     * optional ;parameters; only wait matters here, others are ignored. */
+    const char *p = prefer;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        size_t n = strcspn(p, ",");
+        const char *q = p;
+        p += n;
+        if (n < 4 || strncasecmp(q, "wait", 4) != 0) continue;
+        const char *v = q + 4;
+        while (v < p && (*v == ' ' || *v == '\t')) v++;
+        if (v < p && *v != '=' && *v != ';') continue; /* a preference whose name only starts with "wait" */
+        if (v == p || *v == ';')
+            FAIL(e, 400, "INVALID_PREFER", "Prefer: wait needs a number of seconds, 1..%d", CT_API_WAIT_S_MAX);
+        v++;
+        while (v < p && (*v == ' ' || *v == '\t')) v++;
+        long secs = 0;
+        int digits = 0;
+        while (v < p && *v >= '0' && *v <= '9' && digits < 6) secs = secs * 10 + (*v++ - '0'), digits++;
+        while (v < p && (*v == ' ' || *v == '\t')) v++;
+        if (digits == 0 || (v < p && *v != ';') || secs < 1 || secs > CT_API_WAIT_S_MAX)
+            FAIL(e, 400, "INVALID_PREFER", "Prefer: wait must be a whole number of seconds, 1..%d", CT_API_WAIT_S_MAX);
+        *wait_s = (int)secs;
+    }
+    return 0;
+}
+
+typedef struct reason_spec {
+    const char *reason;
+    unsigned status;
+    const char *message;
+} reason_spec;
+
+static const reason_spec reasons[] = {
+    {"TOKEN_NOT_ACTIVE", 403, "the queue token is not active"},
+    {"TOKEN_MISMATCH", 403, "the queue token belongs to another user or concert"},
+    {"NOT_OWNER", 403, "the reservation belongs to another user"},
+    {"SEAT_TAKEN", 409, "the seat is not available"},
+    {"DUPLICATE", 409, "this was done already"},
+    {"RESERVATION_NOT_HELD", 409, "the reservation is not held (already paying, paid or expired)"},
+    {"PAYMENT_NOT_PENDING", 409, "the payment is not pending"},
+    {"INSUFFICIENT_BALANCE", 402, "the balance does not cover the price"},
+    {"HOLD_EXPIRED", 410, "the hold expired"},
+    {"LIMIT_EXCEEDED", 422, "too many seats held by this user on this schedule"},
+    {"BALANCE_LIMIT", 422, "the balance would exceed its limit"},
+    {"INVALID_SEAT", 422, "no such seat on this schedule"},
+    {"UNKNOWN_CONCERT", 404, "no such concert"},
+    {"UNKNOWN_SCHEDULE", 404, "no such schedule"},
+    {"UNKNOWN_TOKEN", 404, "no such queue token"},
+    {"UNKNOWN_RESERVATION", 404, "no such reservation"},
+    {"UNKNOWN_PAYMENT", 404, "no such payment"},
+};
+
+static const reason_spec *reason_find(const char *reason) {
+    for (size_t i = 0; reason && i < sizeof reasons / sizeof reasons[0]; i++)
+        if (strcmp(reasons[i].reason, reason) == 0) return &reasons[i];
+    return NULL;
+}
+
+unsigned ct_api_reason_status(const char *reason) {
+    const reason_spec *r = reason_find(reason);
+    if (r) return r->status;
+    /* A reason newer than this table: the command was refused as the
+     * state stood, which is what 409 says. */
+    if (reason && strncmp(reason, "UNKNOWN_", 8) == 0) return 404;
+    return 409;
+}
+
+unsigned ct_api_success_status(ct_api_route r) {
+    return r == CT_ROUTE_REQUEST_PAYMENT || r == CT_ROUTE_CHARGE_BALANCE ? 200 : 201;
+}
+
+int ct_api_command_id_of(const char *accepted_body, char out[CT_API_UUID_CHARS + 1]) {
+    out[0] = 0;
+    json_t *j = accepted_body ? json_loads(accepted_body, 0, NULL) : NULL;
+    const char *id = json_string_value(json_object_get(j, "command_id"));
+    int rc = id && ct_api_uuid_valid(id) ? 0 : -1;
+    if (rc == 0) memcpy(out, id, CT_API_UUID_CHARS + 1);
+    json_decref(j);
+    return rc;
+}
+
+int ct_api_outcome_response(ct_api_route r, const char *accepted_body, const char *command_id, const char *status,
+                            const char *reason, const char *result_json, unsigned *http_status, char **body) {
+    *body = NULL;
+    json_t *j = NULL;
+    if (strcmp(status, "SUCCEEDED") == 0) {
+        json_t *result = result_json ? json_loads(result_json, JSON_DECODE_ANY, NULL) : NULL;
+        j = json_loads(accepted_body ? accepted_body : "", 0, NULL);
+        if (!json_is_object(j)) {
+            json_decref(j);
+            j = json_pack("{s:s}", "command_id", command_id);
+        }
+        if (j) {
+            json_object_set_new(j, "status", json_string("SUCCEEDED"));
+            json_object_set_new(j, "result", result ? result : json_null());
+        } else {
+            json_decref(result);
+        }
+        *http_status = ct_api_success_status(r);
+    } else {
+        const reason_spec *rs = reason_find(reason);
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s", rs ? rs->message : "the command was rejected");
+        j = json_pack("{s:{s:s, s:s}, s:s, s:s}", "error", "code", reason ? reason : "REJECTED", "message", msg,
+                      "command_id", command_id, "status", "REJECTED");
+        *http_status = ct_api_reason_status(reason);
+    }
+    *body = j ? dump(j) : NULL;
+    json_decref(j);
+    return *body ? 0 : -1;
 }

@@ -34,6 +34,15 @@
 #define CT_API_TOKEN_CHARS 22
 #define CT_API_CONCERT_ID_CHARS 24
 #define CT_API_UUID_CHARS 36
+/* Pages of the read API: small enough that one page is one short query and
+ * a few tens of KiB of JSON. Seat maps have bigger pages (one seat is a few
+ * bytes) so most halls fit in one. */
+#define CT_API_PAGE_DEFAULT 50
+#define CT_API_PAGE_MAX 200
+#define CT_API_SEAT_PAGE_DEFAULT 1000
+#define CT_API_SEAT_PAGE_MAX 5000
+/* Prefer: wait=N, N in 1..30 s (DESIGN.md section 9). */
+#define CT_API_WAIT_S_MAX 30
 
 typedef enum ct_api_route {
     CT_ROUTE_NONE = 0,
@@ -48,6 +57,14 @@ typedef enum ct_api_route {
     CT_ROUTE_COMMAND_STATUS,  /* GET /v1/commands/{command_id} */
     CT_ROUTE_OUTBOX_LIST,     /* GET /v1/admin/outbox */
     CT_ROUTE_OUTBOX_RETRY,    /* POST /v1/admin/outbox/{id}/retry */
+    /* Read models (ct_api_route_is_read, with COMMAND_STATUS). */
+    CT_ROUTE_TOKEN_STATUS,      /* GET /v1/queue/tokens/{token} */
+    CT_ROUTE_CONCERTS,          /* GET /v1/concerts */
+    CT_ROUTE_SCHEDULES,         /* GET /v1/concerts/{id}/schedules */
+    CT_ROUTE_SEATS,             /* GET /v1/concerts/{id}/schedules/{sid}/seats */
+    CT_ROUTE_RESERVATION,       /* GET /v1/reservations/{id} */
+    CT_ROUTE_USER_RESERVATIONS, /* GET /v1/users/{id}/reservations */
+    CT_ROUTE_BALANCE,           /* GET /v1/users/{id}/balance */
 } ct_api_route;
 
 typedef struct ct_api_error {
@@ -60,11 +77,55 @@ typedef struct ct_api_error {
  * empty when none). Returns CT_ROUTE_NONE with e filled: 404 for an unknown
  * path, 405 for a known path with the wrong method. */
 ct_api_route ct_api_match(const char *method, const char *path, char *param, size_t param_bytes, ct_api_error *e);
+/* The same with the second path parameter (the schedule of a seat map);
+ * both buffers are param_bytes long. */
+ct_api_route ct_api_match2(const char *method, const char *path, char *param, char *param2, size_t param_bytes,
+                           ct_api_error *e);
 
 /* Routes needing Authorization: Bearer CONCERT_ADMIN_KEY. */
 bool ct_api_route_is_admin(ct_api_route r);
 /* Routes that write a command (need a JSON body). */
 bool ct_api_route_is_write(ct_api_route r);
+/* Routes answered from the read models and the outbox by the read pool. */
+bool ct_api_route_is_read(ct_api_route r);
+
+/* The path ids of a read route, checked as the write side checks them
+ * (a malformed id is 400 INVALID_ID, a well-formed unknown one is 404
+ * later). 0, or -1 with e. */
+int ct_api_check_read_params(ct_api_route r, const char *param, const char *param2, ct_api_error *e);
+
+/* A page request: ?limit=N&after=<next_after of the previous page>.
+ * after is a concert id (concerts), a reservation id (a user's
+ * reservations) or a seat number (seat maps). */
+typedef struct ct_api_page {
+    int limit;
+    bool has_after;
+    char after[80];
+    long long after_n;
+} ct_api_page;
+/* 0, or -1 with e (400 INVALID_QUERY). NULL strings: absent. */
+int ct_api_parse_page(ct_api_route r, const char *limit, const char *after, ct_api_page *out, ct_api_error *e);
+
+/* The Prefer header's wait preference: *wait_s = N of wait=N (1..30), 0
+ * without one. Other preferences are ignored. 0, or -1 with e (400
+ * INVALID_PREFER) for a wait that is not a whole number in range. */
+int ct_api_parse_prefer_wait(const char *prefer, int *wait_s, ct_api_error *e);
+
+/* The HTTP status of a rejection reason: 403 token/ownership, 409
+ * conflicts, 402 balance, 410 expired hold, 422 limits and invalid seat,
+ * 404 UNKNOWN_*; 409 for a reason not in the table. */
+unsigned ct_api_reason_status(const char *reason);
+/* The status of a success: 201 when something was created (token,
+ * reservation, concert), 200 for payment and balance charge. */
+unsigned ct_api_success_status(ct_api_route r);
+/* The command_id of a 202 body. 0, or -1 if it has none. */
+int ct_api_command_id_of(const char *accepted_body, char out[CT_API_UUID_CHARS + 1]);
+/* The answer of a write whose outcome arrived while it waited: SUCCEEDED
+ * -> the 202 body's fields plus status and result (the terminal event's
+ * data, JSON text); REJECTED -> {error:{code: reason, message},
+ * command_id, status}. *body is malloc'd. 0, or -1 (out of memory). */
+int ct_api_outcome_response(ct_api_route r, const char *accepted_body, const char *command_id, const char *status,
+                            const char *reason, const char *result_json, unsigned *http_status, char **body);
 
 /* Checks an Authorization header against the admin key in constant time
  * (in the key's length). 0, or -1 with e: 403 when no key is configured,

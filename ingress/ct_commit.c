@@ -28,6 +28,7 @@ struct ct_commit {
     bool stopping;
     pthread_t workers[WORKERS_MAX];
     int nworkers;
+    int batch_max;
     _Atomic uint64_t batches, rows, replays, failures;
 };
 
@@ -265,7 +266,7 @@ static void write_batch(ct_commit *c, PGconn **pg, ct_commit_item **items, int n
 
 static void *worker(void *arg) {
     ct_commit *c = arg;
-    int max = c->cfg->ingress_batch_max;
+    int max = c->batch_max;
     ct_commit_item **batch = calloc((size_t)max, sizeof *batch);
     PGconn *pg = NULL;
     int64_t next_connect = 0;
@@ -314,15 +315,20 @@ static void *worker(void *arg) {
 }
 
 ct_commit *ct_commit_start(const ct_config *cfg, ct_error *err) {
+    return ct_commit_start_pool(cfg, cfg->ingress_pg_conns, cfg->ingress_batch_max, err);
+}
+
+ct_commit *ct_commit_start_pool(const ct_config *cfg, int workers, int batch_max, ct_error *err) {
     ct_commit *c = calloc(1, sizeof *c);
     if (!c) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return NULL;
     }
     c->cfg = cfg;
+    c->batch_max = batch_max > 0 ? batch_max : 1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    int want = cfg->ingress_pg_conns < WORKERS_MAX ? cfg->ingress_pg_conns : WORKERS_MAX;
+    int want = workers < WORKERS_MAX ? workers : WORKERS_MAX;
     for (int i = 0; i < want; i++) {
         if (pthread_create(&c->workers[i], NULL, worker, c) != 0) {
             CT_ERR(err, CT_ERR_FATAL, "cannot start commit worker %d", i);

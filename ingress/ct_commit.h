@@ -15,8 +15,9 @@
  * 422; two requests with one key in the same batch are serialised. The key
  * row and the outbox row commit together.
  *
- * Queries (admin, command status) go through the same workers, so HTTP
- * threads never block on Postgres.
+ * Queries go through such workers too (admin ones through the writer's,
+ * GET reads through a separate read pool), so HTTP threads never block on
+ * Postgres.
  */
 #ifndef CT_COMMIT_H
 #define CT_COMMIT_H
@@ -48,7 +49,13 @@ struct ct_commit_item {
     ct_commit_item *next; /* private */
 };
 
+/* The outbox writer: CONCERT_INGRESS_PG_CONNS workers, batches of up to
+ * CONCERT_INGRESS_BATCH_MAX. */
 ct_commit *ct_commit_start(const ct_config *cfg, ct_error *err);
+/* A pool of `workers` connections taking up to batch_max items per round.
+ * The ingress's read pool is one of these with batch_max 1: only queries,
+ * each worker takes one, so one slow query does not hold others back. */
+ct_commit *ct_commit_start_pool(const ct_config *cfg, int workers, int batch_max, ct_error *err);
 /* Queues an item. -1 when CONCERT_INGRESS_QUEUE_MAX items wait already or
  * the pool is stopping (the caller answers 503 itself; done is not called). */
 int ct_commit_submit(ct_commit *c, ct_commit_item *it);

@@ -21,6 +21,7 @@
 #include "ct_log.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
+#include "ct_wait.h"
 
 /* Latency buckets of write requests, in microseconds (Prometheus le=). */
 static const int64_t latency_buckets_us[] = {1000, 2000, 5000, 10000, 20000, 50000, 100000, 500000, 1000000};
@@ -30,6 +31,8 @@ struct ct_ingress {
     const ct_config *cfg;
     struct MHD_Daemon *mhd;
     ct_commit *commit;
+    ct_commit *reads; /* GET queries and outcome checks, never behind a write */
+    ct_wait *wait;
     int port;
     pthread_t ready_thread;
     bool ready_thread_started;
@@ -43,6 +46,8 @@ struct ct_ingress {
     _Atomic uint64_t accepted;
     _Atomic uint64_t write_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t write_latency_sum_us;
+    _Atomic uint64_t read_latency[LATENCY_BUCKETS + 1];
+    _Atomic uint64_t read_latency_sum_us;
 };
 
 typedef enum req_state { R_HEADERS, R_BODY, R_QUEUED, R_DONE } req_state;
@@ -53,6 +58,9 @@ typedef struct req {
     struct MHD_Connection *conn;
     ct_api_route route;
     char param[80];
+    char param2[80];
+    ct_api_page page;
+    int wait_s; /* Prefer: wait=N, 0: none */
     _Atomic int state;
     int64_t t0_us;
     char *body;
@@ -60,6 +68,7 @@ typedef struct req {
     char idem_key[CT_API_IDEMPOTENCY_KEY_BYTES_MAX + 1];
     ct_api_command cmd;
     ct_commit_item item;
+    ct_waiter waiter;
 } req;
 
 static int64_t mono_us(void) {
@@ -103,15 +112,31 @@ static enum MHD_Result respond_error(ct_ingress *in, struct MHD_Connection *conn
 
 /* ---- metrics ------------------------------------------------------------ */
 
-static void record_latency(ct_ingress *in, int64_t us) {
+static void record_latency(_Atomic uint64_t *buckets, _Atomic uint64_t *sum_us, int64_t us) {
     size_t b = 0;
     while (b < LATENCY_BUCKETS && us > latency_buckets_us[b]) b++;
-    atomic_fetch_add(&in->write_latency[b], 1);
-    atomic_fetch_add(&in->write_latency_sum_us, (uint64_t)us);
+    atomic_fetch_add(&buckets[b], 1);
+    atomic_fetch_add(sum_us, (uint64_t)us);
+}
+
+static size_t histogram(char *buf, size_t n, size_t cap, const char *name, const char *help,
+                        _Atomic uint64_t *buckets, _Atomic uint64_t *sum_us) {
+#define OUTH(...) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__)
+    OUTH("# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cum = 0;
+    for (size_t b = 0; b < LATENCY_BUCKETS; b++) {
+        cum += atomic_load(&buckets[b]);
+        OUTH("%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)latency_buckets_us[b] / 1e6, cum);
+    }
+    cum += atomic_load(&buckets[LATENCY_BUCKETS]);
+    OUTH("%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, cum, name,
+         (double)atomic_load(sum_us) / 1e6, name, cum);
+#undef OUTH
+    return n;
 }
 
 static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *conn) {
-    char buf[4096];
+    char buf[8192];
     size_t n = 0;
 #define OUT(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
     ct_commit_stats s;
@@ -140,17 +165,29 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
         "# TYPE concert_ingress_queue_depth gauge\n"
         "concert_ingress_queue_depth %" PRId64 "\n",
         s.batches, s.rows, s.replays, s.failures, s.queued);
-    OUT("# HELP concert_ingress_write_seconds Latency of write requests, headers to answer.\n"
-        "# TYPE concert_ingress_write_seconds histogram\n");
-    uint64_t cum = 0;
-    for (size_t b = 0; b < LATENCY_BUCKETS; b++) {
-        cum += atomic_load(&in->write_latency[b]);
-        OUT("concert_ingress_write_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", (double)latency_buckets_us[b] / 1e6, cum);
-    }
-    cum += atomic_load(&in->write_latency[LATENCY_BUCKETS]);
-    OUT("concert_ingress_write_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
-        "concert_ingress_write_seconds_sum %.6f\nconcert_ingress_write_seconds_count %" PRIu64 "\n",
-        cum, (double)atomic_load(&in->write_latency_sum_us) / 1e6, cum);
+    n = histogram(buf, n, sizeof buf, "concert_ingress_write_seconds",
+                  "Latency of write requests without Prefer: wait, headers to answer.", in->write_latency,
+                  &in->write_latency_sum_us);
+    n = histogram(buf, n, sizeof buf, "concert_ingress_read_seconds", "Latency of GET requests answered from Postgres.",
+                  in->read_latency, &in->read_latency_sum_us);
+    ct_wait_stats ws = {0};
+    if (in->wait) ct_wait_get_stats(in->wait, &ws);
+    OUT("# HELP concert_ingress_waiters Writes held open by Prefer: wait for their outcome.\n"
+        "# TYPE concert_ingress_waiters gauge\n"
+        "concert_ingress_waiters %" PRId64 "\n"
+        "# HELP concert_ingress_wait_outcomes_total Waiting writes answered with their outcome.\n"
+        "# TYPE concert_ingress_wait_outcomes_total counter\n"
+        "concert_ingress_wait_outcomes_total %" PRIu64 "\n"
+        "# HELP concert_ingress_wait_timeouts_total Waiting writes answered 202 because N ran out (or at stop).\n"
+        "# TYPE concert_ingress_wait_timeouts_total counter\n"
+        "concert_ingress_wait_timeouts_total %" PRIu64 "\n"
+        "# HELP concert_ingress_wait_refused_total Writes answered 202 at once: CONCERT_INGRESS_WAITERS_MAX reached.\n"
+        "# TYPE concert_ingress_wait_refused_total counter\n"
+        "concert_ingress_wait_refused_total %" PRIu64 "\n"
+        "# HELP concert_ingress_listener_reconnects_total Reconnections of the command_done listener.\n"
+        "# TYPE concert_ingress_listener_reconnects_total counter\n"
+        "concert_ingress_listener_reconnects_total %" PRIu64 "\n",
+        ws.waiters, ws.outcomes, ws.timeouts, ws.refused, ws.reconnects);
     OUT("# HELP concert_ingress_dependency_up Whether Postgres and Kafka answered the last readiness probe.\n"
         "# TYPE concert_ingress_dependency_up gauge\n"
         "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n"
@@ -170,35 +207,259 @@ static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
     if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
 }
 
+#define ISO_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* Runs a read; on failure sets 503 and returns NULL. */
+static PGresult *read_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
+    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) return res;
+    CT_LOG_RATELIMITED(CT_LOG_WARN, "read", 5000, "read failed: %s", PQerrorMessage(pg));
+    PQclear(res);
+    ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot read; retry");
+    return NULL;
+}
+
+/* A JSON value Postgres built (json_build_object ...). */
+static json_t *cell_json(PGresult *res, int row, int col) {
+    if (PQgetisnull(res, row, col)) return json_null();
+    json_t *j = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+    return j ? j : json_null();
+}
+
+static json_t *cell_int(PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? json_null() : json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+/* The outcome from `commands` once the projector recorded it; until then
+ * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 static void query_command_status(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
     const char *p[1] = {r->param};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT status, type, attempts, last_error,"
-                                 " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-                                 " to_char(sent_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-                                 " kafka_partition, kafka_offset FROM outbox WHERE command_id = $1::uuid",
-                                 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot read the command");
-    } else if (PQntuples(res) == 0) {
+    PGresult *res = read_query(pg, it,
+                               "SELECT o.status, o.type, o.attempts, o.last_error, " ISO_TS("o.created_at") ", "
+                               ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
+                               " c.status, c.type, c.reason, c.result::text, " ISO_TS("c.completed_at")
+                               " FROM (SELECT $1::text AS id) v"
+                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
+                               " LEFT JOIN commands c ON c.command_id = v.id",
+                               1, p);
+    if (!res) return;
+    bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
+    if (!outbox && !outcome) {
         ct_commit_set_error(it, 404, "NOT_FOUND", "no command %s", r->param);
-    } else {
-        const char *outbox = PQgetvalue(res, 0, 0);
-        /* Until the projector records outcomes, what is known is whether
-         * the command is stored (ACCEPTED) or in Kafka (PUBLISHED). */
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "command_id", r->param, "status",
-                              strcmp(outbox, "SENT") == 0 ? "PUBLISHED" : "ACCEPTED", "type", PQgetvalue(res, 0, 1),
-                              "outbox_status", outbox, "attempts", atoi(PQgetvalue(res, 0, 2)), "created_at",
-                              PQgetvalue(res, 0, 4));
-        if (j && !PQgetisnull(res, 0, 3)) json_object_set_new(j, "last_error", json_string(PQgetvalue(res, 0, 3)));
-        if (j && !PQgetisnull(res, 0, 5)) {
-            json_object_set_new(j, "sent_at", json_string(PQgetvalue(res, 0, 5)));
-            json_object_set_new(j, "kafka_partition", json_integer(atoi(PQgetvalue(res, 0, 6))));
-            json_object_set_new(j, "kafka_offset", json_integer(strtoll(PQgetvalue(res, 0, 7), NULL, 10)));
-        }
-        set_body(it, 200, j);
+        PQclear(res);
+        return;
     }
+    const char *ob = outbox ? PQgetvalue(res, 0, 0) : NULL;
+    json_t *j = json_pack("{s:s, s:s, s:s}", "command_id", r->param, "status",
+                          outcome ? PQgetvalue(res, 0, 8) : strcmp(ob, "SENT") == 0 ? "PUBLISHED" : "ACCEPTED", "type",
+                          outbox ? PQgetvalue(res, 0, 1) : PQgetvalue(res, 0, 9));
+    if (j && outbox) {
+        json_object_set_new(j, "outbox_status", json_string(ob));
+        json_object_set_new(j, "attempts", cell_int(res, 0, 2));
+        json_object_set_new(j, "created_at", json_string(PQgetvalue(res, 0, 4)));
+        if (!PQgetisnull(res, 0, 3)) json_object_set_new(j, "last_error", json_string(PQgetvalue(res, 0, 3)));
+        if (!PQgetisnull(res, 0, 5)) {
+            json_object_set_new(j, "sent_at", json_string(PQgetvalue(res, 0, 5)));
+            json_object_set_new(j, "kafka_partition", cell_int(res, 0, 6));
+            json_object_set_new(j, "kafka_offset", cell_int(res, 0, 7));
+        }
+    }
+    if (j && outcome) {
+        json_object_set_new(j, "event", json_string(PQgetvalue(res, 0, 9)));
+        json_object_set_new(j, "reason", PQgetisnull(res, 0, 10) ? json_null() : json_string(PQgetvalue(res, 0, 10)));
+        json_object_set_new(j, "result", cell_json(res, 0, 11));
+        json_object_set_new(j, "completed_at", json_string(PQgetvalue(res, 0, 12)));
+    }
+    PQclear(res);
+    set_body(it, 200, j);
+}
+
+/* Admission rate window of the queue: activations in the last minute of the
+ * concert's logical time. */
+#define ADMISSION_WINDOW_MS 60000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Logical "now" of a concert's queue: the latest time its tokens show (the
+ * newest activation, the newest waiting token's issue, this token's issue),
+ * each found through an index. The ingress has no clock of the partition. */
+static void query_token(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    const char *p[1] = {r->param};
+    PGresult *res = read_query(
+        pg, it,
+        "WITH t AS (SELECT * FROM queue_tokens WHERE token = $1),"
+        " clk AS (SELECT greatest(t.issued_ts,"
+        "   (SELECT max(a.activated_ts) FROM queue_tokens a"
+        "     WHERE a.concert_id = t.concert_id AND a.activated_ts IS NOT NULL),"
+        "   (SELECT w.issued_ts FROM queue_tokens w WHERE w.concert_id = t.concert_id AND w.status = 'WAITING'"
+        "     ORDER BY w.seq DESC LIMIT 1)) AS now FROM t)"
+        " SELECT t.status, t.concert_id, t.user_id, t.seq, t.issued_ts, t.activated_ts, t.active_until,"
+        "  CASE WHEN t.status = 'WAITING' THEN (SELECT count(*) FROM queue_tokens w WHERE w.concert_id = t.concert_id"
+        "   AND w.status = 'WAITING' AND w.seq <= t.seq) END,"
+        "  (SELECT count(*) FROM queue_tokens a WHERE a.concert_id = t.concert_id AND a.activated_ts IS NOT NULL"
+        "   AND a.activated_ts > clk.now - " STR(ADMISSION_WINDOW_MS) " AND a.activated_ts <= clk.now),"
+        "  clk.now"
+        " FROM t, clk",
+        1, p);
+    if (!res) return;
+    if (PQntuples(res) == 0) {
+        ct_commit_set_error(it, 404, "NOT_FOUND", "no queue token %s", r->param);
+        PQclear(res);
+        return;
+    }
+    const char *status = PQgetvalue(res, 0, 0);
+    long long admitted = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+    json_t *position = json_null(), *wait = json_null();
+    if (strcmp(status, "WAITING") == 0) {
+        long long pos = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+        json_decref(position);
+        position = json_integer(pos);
+        if (admitted > 0) { /* pos tokens at the observed rate, rounded up */
+            json_decref(wait);
+            wait = json_integer((pos * ADMISSION_WINDOW_MS + admitted - 1) / admitted);
+        }
+    } else if (strcmp(status, "ACTIVE") == 0) {
+        json_decref(position), json_decref(wait);
+        position = json_integer(0), wait = json_integer(0);
+    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "token", r->param, "status",
+                          status, "concert_id", PQgetvalue(res, 0, 1), "user_id", PQgetvalue(res, 0, 2), "position",
+                          position, "estimated_wait_ms", wait, "active_until", cell_int(res, 0, 6), "seq",
+                          cell_int(res, 0, 3), "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5),
+                          "admitted_last_minute", (json_int_t)admitted, "as_of_ts",
+                          (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
+    PQclear(res);
+    set_body(it, 200, j);
+}
+
+/* Rows of column 0 (JSON) into an array; `limit + 1` rows were asked for, so
+ * an extra row says there is a next page, which starts after the last
+ * returned row's column 1. */
+static json_t *page_rows(PGresult *res, int limit, json_t **next_after) {
+    json_t *arr = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++) json_array_append_new(arr, cell_json(res, i, 0));
+    *next_after = n > limit ? json_string(PQgetvalue(res, limit - 1, 1)) : json_null();
+    return arr;
+}
+
+static void query_concerts(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
+    const char *p[2] = {r->page.has_after ? r->page.after : NULL, lim};
+    PGresult *res = read_query(pg, it,
+                               "SELECT json_build_object('concert_id', concert_id, 'title', title, 'max_active',"
+                               " max_active, 'active_ttl_ms', active_ttl_ms, 'hold_ttl_ms', hold_ttl_ms,"
+                               " 'schedule_count', schedule_count, 'created_ts', created_ts)::text, concert_id"
+                               " FROM concerts WHERE ($1::text IS NULL OR concert_id > $1)"
+                               " ORDER BY concert_id LIMIT $2::int",
+                               2, p);
+    if (!res) return;
+    json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
+    PQclear(res);
+    set_body(it, 200, json_pack("{s:o, s:o}", "concerts", rows, "next_after", next));
+}
+
+#define SEATS_TAKEN(s) \
+    "(SELECT count(*) FROM seats x WHERE x.concert_id = " s ".concert_id AND x.schedule_id = " s ".schedule_id)"
+
+static void query_schedules(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    const char *p[1] = {r->param};
+    PGresult *res = read_query(
+        pg, it,
+        "SELECT json_build_object('concert_id', c.concert_id, 'title', c.title, 'schedules', coalesce("
+        " (SELECT json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at, 'seats', s.seats,"
+        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN("s") "))"
+        "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
+        " '[]'::json))::text"
+        " FROM concerts c WHERE c.concert_id = $1",
+        1, p);
+    if (!res) return;
+    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
+    else set_body(it, 200, cell_json(res, 0, 0));
+    PQclear(res);
+}
+
+static void query_seats(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    char after[24], lim[16];
+    snprintf(after, sizeof after, "%lld", r->page.after_n);
+    snprintf(lim, sizeof lim, "%d", r->page.limit);
+    const char *p[4] = {r->param, r->param2, after, lim};
+    PGresult *res = read_query(
+        pg, it,
+        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN("s") "), coalesce("
+        " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
+        "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
+        "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
+        " '[]'::json)::text"
+        " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
+        4, p);
+    if (!res) return;
+    if (PQntuples(res) == 0) {
+        ct_commit_set_error(it, 404, "NOT_FOUND", "no schedule %s of concert %s", r->param2, r->param);
+        PQclear(res);
+        return;
+    }
+    long long seats = strtoll(PQgetvalue(res, 0, 0), NULL, 10), end = r->page.after_n + r->page.limit;
+    json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "concert_id", r->param, "schedule_id", r->param2, "seats",
+                          cell_int(res, 0, 0), "seats_left", cell_int(res, 0, 1), "seat_map", cell_json(res, 0, 2),
+                          "next_after", end < seats ? json_integer(end) : json_null());
+    PQclear(res);
+    set_body(it, 200, j);
+}
+
+#define RESERVATION_JSON                                                                                             \
+    "json_build_object('reservation_id', r.reservation_id, 'concert_id', r.concert_id, 'schedule_id', r.schedule_id," \
+    " 'seat_no', r.seat_no, 'user_id', r.user_id, 'status', r.status, 'price', r.price, 'hold_until', r.hold_until,"  \
+    " 'payment_id', r.payment_id, 'held_ts', r.held_ts, 'updated_ts', r.updated_ts, 'payment',"                      \
+    " CASE WHEN p.payment_id IS NULL THEN NULL ELSE json_build_object('payment_id', p.payment_id, 'status',"          \
+    " p.status, 'reason', p.reason, 'amount', p.amount, 'updated_ts', p.updated_ts) END)::text"
+
+static void query_reservation(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    const char *p[1] = {r->param};
+    PGresult *res = read_query(pg, it,
+                               "SELECT " RESERVATION_JSON " FROM reservations r"
+                               " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
+                               1, p);
+    if (!res) return;
+    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
+    else set_body(it, 200, cell_json(res, 0, 0));
+    PQclear(res);
+}
+
+static void query_user_reservations(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
+    const char *p[3] = {r->param, r->page.has_after ? r->page.after : NULL, lim};
+    PGresult *res = read_query(pg, it,
+                               "SELECT " RESERVATION_JSON ", r.reservation_id FROM reservations r"
+                               " LEFT JOIN payments p ON p.payment_id = r.payment_id"
+                               " WHERE r.user_id = $1 AND ($2::text IS NULL OR r.reservation_id > $2)"
+                               " ORDER BY r.reservation_id LIMIT $3::int",
+                               3, p);
+    if (!res) return;
+    json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
+    PQclear(res);
+    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "reservations", rows, "next_after", next));
+}
+
+static void query_balance(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    const char *p[1] = {r->param};
+    PGresult *res = read_query(pg, it, "SELECT balance, updated_ts FROM balances WHERE user_id = $1", 1, p);
+    if (!res) return;
+    /* No row: the user never charged, which is a balance of 0. */
+    bool row = PQntuples(res) == 1;
+    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance",
+                                row ? cell_int(res, 0, 0) : json_integer(0), "updated_ts",
+                                row ? cell_int(res, 0, 1) : json_null()));
     PQclear(res);
 }
 
@@ -274,19 +535,36 @@ static int64_t logical_now(ct_ingress *in) {
     return now > last ? now : last; /* never behind a timestamp already handed out */
 }
 
-static void on_item_done(ct_commit_item *it) {
-    req *r = it->done_ctx;
+static void on_wait_done(ct_waiter *w) {
+    req *r = w->done_ctx;
     atomic_store(&r->state, R_DONE);
     MHD_resume_connection(r->conn);
 }
 
-static enum MHD_Result submit(ct_ingress *in, req *r) {
+/* Runs in a commit worker. A write committed with Prefer: wait stays
+ * suspended as a waiter (a replayed Idempotency-Key waits for the first
+ * command's id, which its stored answer names); when the waiter table is
+ * full it is answered 202 now. */
+static void on_item_done(ct_commit_item *it) {
+    req *r = it->done_ctx;
+    if (r->wait_s > 0 && it->cmd && it->status == 202 && r->in->wait &&
+        ct_api_command_id_of(it->body, r->waiter.command_id) == 0) {
+        r->waiter.deadline_mono_ms = r->t0_us / 1000 + (int64_t)r->wait_s * 1000;
+        r->waiter.done = on_wait_done;
+        r->waiter.done_ctx = r;
+        if (ct_wait_register(r->in->wait, &r->waiter) == 0) return;
+    }
+    atomic_store(&r->state, R_DONE);
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result submit_to(ct_ingress *in, ct_commit *pool, req *r) {
     r->item.done = on_item_done;
     r->item.done_ctx = r;
     atomic_store(&r->state, R_QUEUED);
     /* Suspended before it is queued, so a worker can never resume it first. */
     MHD_suspend_connection(r->conn);
-    if (ct_commit_submit(in->commit, &r->item) != 0) {
+    if (ct_commit_submit(pool, &r->item) != 0) {
         ct_commit_set_error(&r->item, 503, "OVERLOADED", "too many requests waiting for the database; retry");
         on_item_done(&r->item);
     }
@@ -296,8 +574,15 @@ static enum MHD_Result submit(ct_ingress *in, req *r) {
 static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, const char *url) {
     struct MHD_Connection *conn = r->conn;
     ct_api_error e = {0};
-    r->route = ct_api_match(method, url, r->param, sizeof r->param, &e);
+    r->route = ct_api_match2(method, url, r->param, r->param2, sizeof r->param, &e);
     if (r->route == CT_ROUTE_NONE) return respond_api_error(in, conn, &e);
+    if (ct_api_route_is_read(r->route)) {
+        if (ct_api_check_read_params(r->route, r->param, r->param2, &e) != 0) return respond_api_error(in, conn, &e);
+        if ((r->route == CT_ROUTE_CONCERTS || r->route == CT_ROUTE_SEATS || r->route == CT_ROUTE_USER_RESERVATIONS) &&
+            ct_api_parse_page(r->route, MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
+                              MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after"), &r->page, &e) != 0)
+            return respond_api_error(in, conn, &e);
+    }
     if (ct_api_route_is_admin(r->route) &&
         ct_api_check_admin(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), in->cfg->admin_key,
                            &e) != 0)
@@ -311,6 +596,8 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
         const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
         if (ct_api_check_idempotency_key(key, &e) != 0) return respond_api_error(in, conn, &e);
         if (key) snprintf(r->idem_key, sizeof r->idem_key, "%s", key);
+        if (ct_api_parse_prefer_wait(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer"), &r->wait_s, &e) != 0)
+            return respond_api_error(in, conn, &e);
     }
     atomic_store(&r->state, R_BODY);
     return MHD_YES;
@@ -331,10 +618,23 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     case CT_ROUTE_METRICS:
         return respond_metrics(in, conn);
     case CT_ROUTE_COMMAND_STATUS:
-        if (!ct_api_uuid_valid(r->param))
-            return respond_error(in, conn, 404, "NOT_FOUND", "command ids are lowercase UUIDs");
-        r->item.query = query_command_status;
-        break;
+    case CT_ROUTE_TOKEN_STATUS:
+    case CT_ROUTE_CONCERTS:
+    case CT_ROUTE_SCHEDULES:
+    case CT_ROUTE_SEATS:
+    case CT_ROUTE_RESERVATION:
+    case CT_ROUTE_USER_RESERVATIONS:
+    case CT_ROUTE_BALANCE:
+        r->item.query = r->route == CT_ROUTE_COMMAND_STATUS     ? query_command_status
+                        : r->route == CT_ROUTE_TOKEN_STATUS     ? query_token
+                        : r->route == CT_ROUTE_CONCERTS         ? query_concerts
+                        : r->route == CT_ROUTE_SCHEDULES        ? query_schedules
+                        : r->route == CT_ROUTE_SEATS            ? query_seats
+                        : r->route == CT_ROUTE_RESERVATION      ? query_reservation
+                        : r->route == CT_ROUTE_USER_RESERVATIONS ? query_user_reservations
+                                                                : query_balance;
+        r->item.query_ctx = r;
+        return submit_to(in, in->reads, r);
     case CT_ROUTE_OUTBOX_LIST:
         r->item.query = query_outbox_list;
         break;
@@ -358,7 +658,7 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     }
     }
     r->item.query_ctx = r;
-    return submit(in, r);
+    return submit_to(in, in->commit, r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -390,7 +690,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (atomic_load(&r->state) == R_DONE) {
         if (r->item.status == 202) atomic_fetch_add(&in->accepted, 1);
-        if (r->item.cmd) record_latency(in, mono_us() - r->t0_us);
+        if (r->item.cmd && r->wait_s == 0)
+            record_latency(in->write_latency, &in->write_latency_sum_us, mono_us() - r->t0_us);
+        if (ct_api_route_is_read(r->route))
+            record_latency(in->read_latency, &in->read_latency_sum_us, mono_us() - r->t0_us);
+        if (r->waiter.found) {
+            unsigned status = 0;
+            char *body = NULL;
+            if (ct_api_outcome_response(r->route, r->item.body, r->waiter.command_id, r->waiter.status,
+                                        r->waiter.reason, r->waiter.result, &status, &body) == 0) {
+                enum MHD_Result ret = respond_json(in, conn, status, body);
+                free(body);
+                return ret;
+            }
+            /* Out of memory: the 202 below is still true. */
+        }
         return respond_json(in, conn, r->item.status ? r->item.status : 500, r->item.body ? r->item.body : "{}");
     }
     return on_complete(in, r);
@@ -401,6 +715,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     req *r = *req_cls;
     if (!r) return;
     ct_api_command_clear(&r->cmd);
+    ct_waiter_clear(&r->waiter);
     free(r->item.body);
     free(r->body);
     free(r);
@@ -479,6 +794,8 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
         goto fail;
     }
     if (!(in->commit = ct_commit_start(cfg, err))) goto fail;
+    if (!(in->reads = ct_commit_start_pool(cfg, cfg->ingress_read_conns, 1, err))) goto fail;
+    if (!(in->wait = ct_wait_start(cfg, in->reads, err))) goto fail;
     in->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
         (uint16_t)cfg->http_port, NULL, NULL, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
@@ -511,7 +828,13 @@ void ct_ingress_stop(ct_ingress *in) {
     /* Every queued request gets its answer and its connection resumed:
      * MHD must not be stopped with connections suspended. */
     if (in->commit) ct_commit_stop(in->commit);
+    /* After the writer (whose last commits may still register waiters) and
+     * before the read pool (which finishes the waiters' checks in flight). */
+    ct_wait_stop(in->wait);
+    if (in->reads) ct_commit_stop(in->reads);
     if (in->mhd) MHD_stop_daemon(in->mhd);
+    ct_wait_destroy(in->wait);
+    ct_commit_destroy(in->reads);
     ct_commit_destroy(in->commit);
     atomic_store(&in->stopping, true);
     if (in->ready_thread_started) {

@@ -8,13 +8,24 @@
  * {command_id, status_url} once the row is committed. HTTP threads never
  * wait for Postgres, so a few threads carry thousands of connections.
  *
- * Also: GET /v1/commands/{id}, GET /v1/admin/outbox, POST
+ * With Prefer: wait=N the connection stays suspended after the commit
+ * until ct_wait reports the command's outcome (200/201, or the rejection's
+ * 4xx) or N runs out (202).
+ *
+ * Reads (the read API of DESIGN.md section 9 and GET /v1/commands/{id})
+ * are answered from the projector's read models by a separate read pool
+ * (CONCERT_INGRESS_READ_CONNS workers), so they never wait behind a group
+ * commit.
+ *
+ * Also: GET /v1/admin/outbox, POST
  * /v1/admin/outbox/{id}/retry, GET /healthz, GET /readyz (measured by a
  * background thread once a second, so probes never block), GET /metrics
  * (Prometheus text). Limits: CONCERT_HTTP_CONNECTIONS_MAX connections,
  * CT_INGRESS_CONN_MEMORY_BYTES per connection (bounds the header size:
  * larger headers get 431 from MHD), bodies of 16 KiB (413), an idle timeout,
- * CONCERT_INGRESS_QUEUE_MAX requests waiting for the database (503).
+ * CONCERT_INGRESS_QUEUE_MAX requests waiting for the database (503),
+ * CONCERT_INGRESS_WAITERS_MAX writes waiting for an outcome (then 202 at
+ * once).
  */
 #ifndef CT_INGRESS_H
 #define CT_INGRESS_H

@@ -80,6 +80,11 @@ static const setting settings[] = {
      "Ingress: commands waiting for a commit; beyond it requests get 429."},
     {"CONCERT_INGRESS_BATCH_MAX", INT(ingress_batch_max, 1, 10000), "512", 0,
      "Ingress: most commands committed in one Postgres transaction."},
+    {"CONCERT_INGRESS_READ_CONNS", INT(ingress_read_conns, 1, 64), "2", 0,
+     "Ingress: Postgres connections answering GET requests and outcome checks (apart from the writer, so reads"
+     " never wait behind a group commit)."},
+    {"CONCERT_INGRESS_WAITERS_MAX", INT(ingress_waiters_max, 0, 1000000), "10000", 0,
+     "Ingress: requests held open by Prefer: wait at once; beyond it writes answer 202 at once."},
     {"CONCERT_OUTBOX_MAX_ATTEMPTS", INT(outbox_max_attempts, 1, 1000), "10", 0,
      "Relay: publish attempts of an outbox row before it becomes FAILED (and a Slack alert)."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,

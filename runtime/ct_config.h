@@ -58,6 +58,8 @@ typedef struct ct_config {
     int ingress_pg_conns;
     int ingress_queue_max;
     int ingress_batch_max;
+    int ingress_read_conns;
+    int ingress_waiters_max;
 
     int outbox_max_attempts;
     int relay_batch_max;

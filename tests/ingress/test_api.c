@@ -6,6 +6,7 @@
 
 #include "ct_api.h"
 #include "ct_codec.h"
+#include "ct_record.h"
 
 static void counter_random(void *ctx, uint8_t *out, size_t n) {
     unsigned *c = ctx;
@@ -226,4 +227,227 @@ Test(api, generated_ids_differ_and_fingerprints_tell_requests_apart) {
     ct_api_fingerprint(CT_ROUTE_ISSUE_TOKEN, "", NULL, body, strlen(body) - 1, f3);
     cr_assert_str_eq(f1, f2);
     cr_assert_str_neq(f1, f3);
+}
+
+/* ---- the read side and Prefer: wait ------------------------------------- */
+
+typedef struct route_case {
+    const char *method, *path;
+    ct_api_route route;
+    const char *param, *param2;
+    unsigned status; /* when CT_ROUTE_NONE */
+} route_case;
+
+Test(api, read_routes_take_their_path_ids) {
+    static const route_case cases[] = {
+        {"GET", "/v1/queue/tokens/" TOKEN, CT_ROUTE_TOKEN_STATUS, TOKEN, "", 0},
+        {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN, "", "", 0},
+        {"GET", "/v1/concerts", CT_ROUTE_CONCERTS, "", "", 0},
+        {"GET", "/v1/concerts/" CONCERT "/schedules", CT_ROUTE_SCHEDULES, CONCERT, "", 0},
+        {"GET", "/v1/concerts/" CONCERT "/schedules/2/seats", CT_ROUTE_SEATS, CONCERT, "2", 0},
+        {"HEAD", "/v1/concerts/" CONCERT "/schedules/2/seats", CT_ROUTE_SEATS, CONCERT, "2", 0},
+        {"GET", "/v1/reservations/" RESERVATION, CT_ROUTE_RESERVATION, RESERVATION, "", 0},
+        {"GET", "/v1/users/alice/reservations", CT_ROUTE_USER_RESERVATIONS, "alice", "", 0},
+        {"GET", "/v1/users/alice/balance", CT_ROUTE_BALANCE, "alice", "", 0},
+        {"POST", "/v1/users/alice/balance/charge", CT_ROUTE_CHARGE_BALANCE, "alice", "", 0},
+        {"GET", "/v1/commands/x", CT_ROUTE_COMMAND_STATUS, "x", "", 0},
+        {"POST", "/v1/concerts", CT_ROUTE_NONE, "", "", 405},
+        {"GET", "/v1/users/alice/balance/charge", CT_ROUTE_NONE, "", "", 405},
+        {"GET", "/v1/concerts/" CONCERT "/schedules//seats", CT_ROUTE_NONE, "", "", 404},
+        {"GET", "/v1/concerts/" CONCERT "/schedules/2/seats/", CT_ROUTE_NONE, "", "", 404},
+        {"GET", "/v1/concerts/" CONCERT, CT_ROUTE_NONE, "", "", 404},
+        {"GET", "/v1/queue/tokens/a/b", CT_ROUTE_NONE, "", "", 404},
+        {"GET", "/v1/users//balance", CT_ROUTE_NONE, "", "", 404},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char p1[80], p2[80];
+        ct_api_error e = {0};
+        ct_api_route r = ct_api_match2(cases[i].method, cases[i].path, p1, p2, sizeof p1, &e);
+        cr_expect_eq(r, cases[i].route, "case %zu %s %s: route %d", i, cases[i].method, cases[i].path, r);
+        cr_expect_str_eq(p1, cases[i].param, "case %zu", i);
+        cr_expect_str_eq(p2, cases[i].param2, "case %zu", i);
+        if (r == CT_ROUTE_NONE) cr_expect_eq(e.status, cases[i].status, "case %zu: %u", i, e.status);
+        else cr_expect_eq(ct_api_route_is_read(r), cases[i].method[0] != 'P', "case %zu", i);
+    }
+    char p[4];
+    ct_api_error e;
+    cr_assert_eq(ct_api_match("GET", "/v1/users/longer/balance", p, sizeof p, &e), CT_ROUTE_NONE,
+                 "an id longer than the buffer is not cut short");
+    cr_assert(!ct_api_route_is_read(CT_ROUTE_OUTBOX_LIST) && !ct_api_route_is_read(CT_ROUTE_ISSUE_TOKEN));
+}
+
+typedef struct id_case {
+    ct_api_route route;
+    const char *param, *param2;
+    int rc;
+} id_case;
+
+Test(api, read_ids_are_checked_like_the_write_side) {
+    static const id_case cases[] = {
+        {CT_ROUTE_TOKEN_STATUS, TOKEN, "", 0},
+        {CT_ROUTE_TOKEN_STATUS, "short", "", -1},
+        {CT_ROUTE_TOKEN_STATUS, "AAAAAAAAAAAAAAAAAAAAA!", "", -1},
+        {CT_ROUTE_SCHEDULES, CONCERT, "", 0},
+        {CT_ROUTE_SCHEDULES, "0123456789ABCDEF01234567", "", -1},
+        {CT_ROUTE_SEATS, CONCERT, "1", 0},
+        {CT_ROUTE_SEATS, CONCERT, "a.b", -1},
+        {CT_ROUTE_SEATS, "nope", "1", -1},
+        {CT_ROUTE_RESERVATION, RESERVATION, "", 0},
+        {CT_ROUTE_RESERVATION, CONCERT "-" TOKEN, "", -1},
+        {CT_ROUTE_RESERVATION, TOKEN, "", -1},
+        {CT_ROUTE_USER_RESERVATIONS, "alice_1-x", "", 0},
+        {CT_ROUTE_USER_RESERVATIONS, "al%20ce", "", -1},
+        {CT_ROUTE_BALANCE, "al.ce", "", -1},
+        {CT_ROUTE_COMMAND_STATUS, "00000000-0000-4000-8000-000000000000", "", 0},
+        {CT_ROUTE_COMMAND_STATUS, "00000000-0000-4000-8000-00000000000G", "", -1},
+        {CT_ROUTE_COMMAND_STATUS, "not-a-uuid", "", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_api_error e = {0};
+        int rc = ct_api_check_read_params(cases[i].route, cases[i].param, cases[i].param2, &e);
+        cr_expect_eq(rc, cases[i].rc, "case %zu (%s)", i, cases[i].param);
+        if (rc != 0) cr_expect(e.status == 400 && strcmp(e.code, "INVALID_ID") == 0, "case %zu: %u", i, e.status);
+    }
+}
+
+typedef struct page_case {
+    ct_api_route route;
+    const char *limit, *after;
+    int rc, want_limit;
+    long long want_after_n;
+} page_case;
+
+Test(api, pages_have_bounded_limits_and_checked_cursors) {
+    static const page_case cases[] = {
+        {CT_ROUTE_CONCERTS, NULL, NULL, 0, CT_API_PAGE_DEFAULT, 0},
+        {CT_ROUTE_CONCERTS, "200", CONCERT, 0, 200, 0},
+        {CT_ROUTE_CONCERTS, "201", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, "0", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, "-3", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, "", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, "5x", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, "99999999999999999999", NULL, -1, 0, 0},
+        {CT_ROUTE_CONCERTS, NULL, "'; DROP TABLE concerts", -1, 0, 0},
+        {CT_ROUTE_USER_RESERVATIONS, "10", RESERVATION, 0, 10, 0},
+        {CT_ROUTE_USER_RESERVATIONS, NULL, CONCERT, -1, 0, 0},
+        {CT_ROUTE_SEATS, NULL, NULL, 0, CT_API_SEAT_PAGE_DEFAULT, 0},
+        {CT_ROUTE_SEATS, "5000", "100", 0, 5000, 100},
+        {CT_ROUTE_SEATS, "5001", NULL, -1, 0, 0},
+        {CT_ROUTE_SEATS, NULL, "-1", -1, 0, 0},
+        {CT_ROUTE_SEATS, NULL, "100001", -1, 0, 0},
+        {CT_ROUTE_SEATS, NULL, "1e3", -1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_api_page pg;
+        ct_api_error e = {0};
+        int rc = ct_api_parse_page(cases[i].route, cases[i].limit, cases[i].after, &pg, &e);
+        cr_expect_eq(rc, cases[i].rc, "case %zu", i);
+        if (rc != 0) {
+            cr_expect(e.status == 400 && strcmp(e.code, "INVALID_QUERY") == 0, "case %zu", i);
+            continue;
+        }
+        cr_expect_eq(pg.limit, cases[i].want_limit, "case %zu", i);
+        cr_expect_eq(pg.has_after, cases[i].after != NULL, "case %zu", i);
+        if (cases[i].route == CT_ROUTE_SEATS) cr_expect_eq(pg.after_n, cases[i].want_after_n, "case %zu", i);
+        else if (cases[i].after) cr_expect_str_eq(pg.after, cases[i].after, "case %zu", i);
+    }
+}
+
+typedef struct prefer_case {
+    const char *header;
+    int rc, wait_s;
+} prefer_case;
+
+Test(api, prefer_wait_is_a_whole_number_of_seconds_up_to_30) {
+    static const prefer_case cases[] = {
+        {NULL, 0, 0},
+        {"wait=5", 0, 5},
+        {"wait=1", 0, 1},
+        {"wait=30", 0, 30},
+        {"Wait = 7", 0, 7},
+        {"respond-async, wait=10", 0, 10},
+        {"wait=3;foo=bar, return=minimal", 0, 3},
+        {"return=representation", 0, 0},
+        {"waiting=5", 0, 0},
+        {"wait=0", -1, 0},
+        {"wait=31", -1, 0},
+        {"wait=-1", -1, 0},
+        {"wait=2.5", -1, 0},
+        {"wait=abc", -1, 0},
+        {"wait=", -1, 0},
+        {"wait", -1, 0},
+        {"wait=9999999999", -1, 0},
+        {"wait=\"5\"", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int w = -7;
+        ct_api_error e = {0};
+        int rc = ct_api_parse_prefer_wait(cases[i].header, &w, &e);
+        cr_expect_eq(rc, cases[i].rc, "case %zu (%s)", i, cases[i].header);
+        if (rc == 0) cr_expect_eq(w, cases[i].wait_s, "case %zu (%s): %d", i, cases[i].header, w);
+        else cr_expect(e.status == 400 && strcmp(e.code, "INVALID_PREFER") == 0, "case %zu", i);
+    }
+}
+
+Test(api, every_rejection_reason_has_its_status) {
+    static const struct {
+        const char *reason;
+        unsigned status;
+    } cases[] = {
+        {"TOKEN_NOT_ACTIVE", 403}, {"TOKEN_MISMATCH", 403}, {"NOT_OWNER", 403},
+        {"SEAT_TAKEN", 409}, {"DUPLICATE", 409}, {"RESERVATION_NOT_HELD", 409},
+        {"PAYMENT_NOT_PENDING", 409}, {"INSUFFICIENT_BALANCE", 402}, {"HOLD_EXPIRED", 410},
+        {"LIMIT_EXCEEDED", 422}, {"BALANCE_LIMIT", 422}, {"INVALID_SEAT", 422},
+        {"UNKNOWN_CONCERT", 404}, {"UNKNOWN_SCHEDULE", 404}, {"UNKNOWN_TOKEN", 404},
+        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"UNKNOWN_SOMETHING_NEW", 404},
+        {"SOMETHING_NEW", 409}, {NULL, 409},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(ct_api_reason_status(cases[i].reason), cases[i].status, "%s", cases[i].reason);
+    /* Every reason the domain knows is in the table (none falls to the default). */
+    for (int r = 1; r < CT_REASON_COUNT_; r++) {
+        const char *name = ct_reason_name((ct_reason)r);
+        cr_assert_not_null(name);
+        unsigned st = ct_api_reason_status(name);
+        cr_expect(st == 402 || st == 403 || st == 404 || st == 409 || st == 410 || st == 422, "%s: %u", name, st);
+    }
+    cr_assert_eq(ct_api_success_status(CT_ROUTE_ISSUE_TOKEN), 201);
+    cr_assert_eq(ct_api_success_status(CT_ROUTE_HOLD_SEAT), 201);
+    cr_assert_eq(ct_api_success_status(CT_ROUTE_CREATE_CONCERT), 201);
+    cr_assert_eq(ct_api_success_status(CT_ROUTE_REQUEST_PAYMENT), 200);
+    cr_assert_eq(ct_api_success_status(CT_ROUTE_CHARGE_BALANCE), 200);
+}
+
+Test(api, outcome_answers_carry_the_accepted_fields_or_the_reason) {
+    const char *accepted = "{\"token\":\"" TOKEN "\",\"command_id\":\"00000000-0000-4000-8000-000000000001\","
+                           "\"status_url\":\"/v1/commands/00000000-0000-4000-8000-000000000001\"}";
+    char id[CT_API_UUID_CHARS + 1];
+    cr_assert_eq(ct_api_command_id_of(accepted, id), 0);
+    cr_assert_str_eq(id, "00000000-0000-4000-8000-000000000001");
+    char scratch[CT_API_UUID_CHARS + 1];
+    cr_assert_eq(ct_api_command_id_of("{\"command_id\":\"x\"}", scratch), -1);
+    cr_assert_eq(ct_api_command_id_of("nope", scratch), -1);
+    unsigned st = 0;
+    char *body = NULL;
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_ISSUE_TOKEN, accepted, id, "SUCCEEDED", NULL,
+                                         "{\"status\":\"WAITING\",\"position\":3}", &st, &body), 0);
+    cr_assert_eq(st, 201);
+    cr_assert(strstr(body, "\"token\":\"" TOKEN "\"") && strstr(body, "\"status\":\"SUCCEEDED\"") &&
+                  strstr(body, "\"result\":{\"status\":\"WAITING\",\"position\":3}") && strstr(body, "status_url"),
+              "%s", body);
+    free(body);
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_CHARGE_BALANCE, accepted, id, "SUCCEEDED", NULL, "{}", &st, &body), 0);
+    cr_assert_eq(st, 200);
+    free(body);
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_HOLD_SEAT, accepted, id, "REJECTED", "SEAT_TAKEN", "{}", &st, &body),
+                 0);
+    cr_assert_eq(st, 409);
+    cr_assert(strstr(body, "\"error\":{\"code\":\"SEAT_TAKEN\",\"message\":") &&
+                  strstr(body, "\"command_id\":\"00000000-0000-4000-8000-000000000001\""),
+              "%s", body);
+    free(body);
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_REQUEST_PAYMENT, accepted, id, "REJECTED", "INSUFFICIENT_BALANCE",
+                                         "{}", &st, &body), 0);
+    cr_assert_eq(st, 402);
+    free(body);
 }

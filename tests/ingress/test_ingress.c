@@ -4,6 +4,9 @@
  * is written as a payload that schemas/commands.json accepts; command
  * status, admin outbox listing and retry; metrics. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,12 +29,26 @@ static PGconn *db;
 static pid_t ingress;
 static CURL *curl;
 
+/* A port free right now: bound with port 0, then released for the child.
+ * A fixed range (41000 + pid) collided with the ephemeral ports of other
+ * processes' outgoing connections now and then. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 static void setup(void) {
     ct_test_setup_run(&cfg, "ingress", run, sizeof run, dir, sizeof dir);
     char name[64];
     snprintf(name, sizeof name, "ct_test_ingress_%s", run);
     db = ct_test_pg_database(&cfg, name);
-    int port = 41000 + (int)(getpid() % 2000);
+    int port = free_port();
     char p[16];
     snprintf(p, sizeof p, "%d", port);
     setenv("CONCERT_HTTP_PORT", p, 1);
@@ -118,7 +135,7 @@ Test(ingress, bad_requests_get_their_status_and_code_and_change_nothing, .init =
         {"GET", "/v1/admin/outbox?status=LOST", {ADMIN}, NULL, 400, "INVALID_QUERY"},
         {"POST", "/v1/admin/outbox/abc/retry", {ADMIN}, NULL, 400, "INVALID_ID"},
         {"POST", "/v1/admin/outbox/999999/retry", {ADMIN}, NULL, 404, "NOT_FOUND"},
-        {"GET", "/v1/commands/not-a-uuid", {NULL}, NULL, 404, "NOT_FOUND"},
+        {"GET", "/v1/commands/not-a-uuid", {NULL}, NULL, 400, "INVALID_ID"},
         {"GET", "/v1/commands/00000000-0000-4000-8000-000000000000", {NULL}, NULL, 404, "NOT_FOUND"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -34,6 +34,8 @@ Test(config, defaults_apply_when_nothing_is_set) {
     cr_assert_str_empty(cfg.admin_key, "admin endpoints off unless a key is set");
     cr_assert_eq(cfg.outbox_max_attempts, 10);
     cr_assert_eq(cfg.tick_ms, 1000);
+    cr_assert_eq(cfg.ingress_read_conns, 2);
+    cr_assert_eq(cfg.ingress_waiters_max, 10000);
 }
 
 Test(config, overrides_replace_defaults) {
@@ -95,6 +97,8 @@ static const bad_case bad_cases[] = {
     {"CONCERT_OUTBOX_MAX_ATTEMPTS=0", NULL, "CONCERT_OUTBOX_MAX_ATTEMPTS", "out of range"},
     {"CONCERT_TICK_MS=1", NULL, "CONCERT_TICK_MS", "out of range"},
     {"CONCERT_INGRESS_PG_CONNS=65", NULL, "CONCERT_INGRESS_PG_CONNS", "out of range"},
+    {"CONCERT_INGRESS_READ_CONNS=0", NULL, "CONCERT_INGRESS_READ_CONNS", "out of range"},
+    {"CONCERT_INGRESS_WAITERS_MAX=-1", NULL, "CONCERT_INGRESS_WAITERS_MAX", "out of range"},
     {"CONCERT_LOG_LEVEL=loud", NULL, "CONCERT_LOG_LEVEL", "not one of"},
     {"CONCERT_KAFKA_BROKERS=nohost", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},
     {"CONCERT_KAFKA_BROKERS=h:9092,,h2:9092", NULL, "CONCERT_KAFKA_BROKERS", "not host:port"},

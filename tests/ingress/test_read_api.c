@@ -1,0 +1,574 @@
+/* The read API and Prefer: wait against the real Postgres, no Kafka:
+ * `concert ingress` runs as a child on a database of the test's own; the
+ * test writes read-model rows and `commands` outcomes as the projector
+ * would (and NOTIFYs command_done), then checks every GET endpoint's JSON,
+ * pages, 404s and 400s, the queue position and estimated wait, and that a
+ * waiting write is answered with its outcome's status as soon as the
+ * outcome is committed: through the NOTIFY, through the check made when the
+ * wait begins (outcome already there), after a listener reconnect, or with
+ * 202 when N runs out. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/ct_test_http.h"
+#include "../support/ct_test_kafka.h"
+#include "../support/ct_test_pg.h"
+#include "ct_proc.h"
+
+#define ADMIN "Authorization: Bearer test-admin-key"
+#define JSON "Content-Type: application/json"
+#define C1 "0000000000000000000000c1"
+#define C2 "0000000000000000000000c2"
+#define C3 "0000000000000000000000c3"
+#define TK(n) "TOKEN" n "AAAAAAAAAAAAAAAA" /* 22 chars with n of one char */
+#define RES(n) C1 "_RESERVATION" n "AAAAAAAAAA"
+
+static ct_config cfg;
+static char run[32], dir[96], base[64], log_path[160];
+static PGconn *db;
+static pid_t ingress;
+static CURL *curl;
+
+/* A port free right now: bound with port 0, then released for the child.
+ * A fixed range (41000 + pid) collided with the ephemeral ports of other
+ * processes' outgoing connections now and then. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void setup(void) {
+    ct_test_setup_run(&cfg, "read_api", run, sizeof run, dir, sizeof dir);
+    char name[64];
+    snprintf(name, sizeof name, "ct_test_read_api_%s", run);
+    db = ct_test_pg_database(&cfg, name);
+    int port = free_port();
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    setenv("CONCERT_HTTP_PORT", p, 1);
+    setenv("CONCERT_ADMIN_KEY", "test-admin-key", 1);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    snprintf(log_path, sizeof log_path, "%s/ingress.log", dir);
+    const char *argv[] = {CT_CONCERT_BIN, "ingress", NULL};
+    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
+                       .null_stdin = true};
+    ct_error err = {0};
+    ingress = ct_proc_spawn(&po, &err);
+    cr_assert_gt(ingress, 0, "%s", err.msg);
+    char url[128];
+    snprintf(url, sizeof url, "%s/healthz", base);
+    ct_http_wait_ok(url, 20000);
+    curl = curl_easy_init();
+}
+
+static void setup_no_waiters(void) {
+    setenv("CONCERT_INGRESS_WAITERS_MAX", "0", 1);
+    setup();
+    unsetenv("CONCERT_INGRESS_WAITERS_MAX");
+}
+
+static void teardown(void) {
+    if (curl) curl_easy_cleanup(curl);
+    if (ingress > 0) ct_test_stop_clean(ingress, "the ingress", log_path);
+    if (db) PQfinish(db);
+    ct_error err = {0};
+    char name[64];
+    snprintf(name, sizeof name, "ct_test_read_api_%s", run);
+    ct_pg_drop_database(&cfg, name, &err);
+    ct_test_cleanup_run(dir);
+}
+
+static long get(const char *path, ct_http_resp *r) {
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    return ct_http_do(curl, "GET", url, NULL, NULL, r);
+}
+
+static void sql(const char *q) {
+    PGresult *r = PQexec(db, q);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", q,
+              PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static void sqlp(const char *q, int n, const char *const *p) {
+    PGresult *r = PQexecParams(db, q, n, NULL, p, NULL, NULL, 0);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", q,
+              PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+static json_t *get_json(const char *path, long want) {
+    ct_http_resp r;
+    long st = get(path, &r);
+    cr_assert_eq(st, want, "GET %s: %ld %s", path, st, r.body);
+    json_error_t e;
+    json_t *j = json_loads(r.body, 0, &e);
+    cr_assert_not_null(j, "GET %s: not JSON: %s", path, r.body);
+    ct_http_free(&r);
+    return j;
+}
+
+static void expect_error(const char *path, long status, const char *code) {
+    json_t *j = get_json(path, status);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")), code, "GET %s", path);
+    json_decref(j);
+}
+
+#define JI(j, k) json_integer_value(json_object_get((j), (k)))
+#define JS(j, k) json_string_value(json_object_get((j), (k)))
+
+static void seed(void) {
+    sql("INSERT INTO concerts VALUES"
+        " ('" C1 "', 'One', 3, 600000, 300000, 2, 1000),"
+        " ('" C2 "', 'Two', 100, 600000, 300000, 1, 2000),"
+        " ('" C3 "', 'Three', 100, 600000, 300000, 1, 3000)");
+    sql("INSERT INTO schedules VALUES ('" C1 "', '1', 1900000000000, 10, 50000), ('" C1 "', '2', 1900000100000, 3, 70000),"
+        " ('" C2 "', '1', 1900000000000, 5, 1000), ('" C3 "', '1', 1900000000000, 5, 1000)");
+    sql("INSERT INTO seats VALUES ('" C1 "', '1', 2, 'HELD', '" RES("1") "', 'alice', 400000),"
+        " ('" C1 "', '1', 5, 'SOLD', '" RES("2") "', 'alice', NULL),"
+        " ('" C1 "', '1', 7, 'PAYMENT_PENDING', '" RES("3") "', 'bob', NULL)");
+    sql("INSERT INTO reservations VALUES"
+        " ('" RES("1") "', '" C1 "', '1', 2, 'alice', '" TK("1") "', 'HELD', 50000, 400000, NULL, 100000, 100000),"
+        " ('" RES("2") "', '" C1 "', '1', 5, 'alice', '" TK("1") "', 'CONFIRMED', 50000, 400000, 'PAY2', 90000, 95000),"
+        " ('" RES("4") "', '" C1 "', '1', 9, 'alice', '" TK("1") "', 'EXPIRED', 50000, 80000, NULL, 20000, 80000),"
+        " ('" RES("3") "', '" C1 "', '1', 7, 'bob', '" TK("2") "', 'PAYMENT_PENDING', 50000, 400000, 'PAY3', 90000, 96000)");
+    sql("INSERT INTO payments VALUES ('PAY2', '" RES("2") "', 'alice', '" C1 "', 50000, 'SUCCEEDED', NULL, 95000),"
+        " ('PAY3', '" RES("3") "', 'bob', '" C1 "', 50000, 'PENDING', NULL, 96000)");
+    sql("INSERT INTO balances VALUES ('alice', 5000, 95000)");
+    /* Concert 1's queue at logical time 100000: three admissions in the last
+     * minute (50000, 80000, 100000), one long before (10000), three waiting. */
+    sql("INSERT INTO queue_tokens VALUES"
+        " ('" TK("1") "', '" C1 "', 'alice', 1, 'ACTIVE', 40000, 50000, 650000, NULL),"
+        " ('" TK("2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
+        " ('" TK("3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
+        " ('" TK("0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
+        " ('" TK("5") "', '" C1 "', 'erin', 5, 'WAITING', 90000, NULL, NULL, NULL),"
+        " ('" TK("6") "', '" C1 "', 'frank', 6, 'WAITING', 95000, NULL, NULL, NULL),"
+        " ('" TK("7") "', '" C1 "', 'grace', 7, 'WAITING', 99000, NULL, NULL, NULL),"
+        " ('" TK("8") "', '" C2 "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
+}
+
+Test(read_api, catalog_schedules_and_seat_maps_page_through_the_read_models, .init = setup, .fini = teardown) {
+    seed();
+    json_t *j = get_json("/v1/concerts?limit=2", 200);
+    json_t *cs = json_object_get(j, "concerts");
+    cr_assert_eq(json_array_size(cs), 2);
+    cr_expect_str_eq(JS(json_array_get(cs, 0), "concert_id"), C1);
+    cr_expect_str_eq(JS(json_array_get(cs, 0), "title"), "One");
+    cr_expect_eq(JI(json_array_get(cs, 0), "max_active"), 3);
+    cr_expect_str_eq(JS(j, "next_after"), C2);
+    json_decref(j);
+    j = get_json("/v1/concerts?limit=2&after=" C2, 200);
+    cr_assert_eq(json_array_size(json_object_get(j, "concerts")), 1);
+    cr_expect_str_eq(JS(json_array_get(json_object_get(j, "concerts"), 0), "concert_id"), C3);
+    cr_expect(json_is_null(json_object_get(j, "next_after")));
+    json_decref(j);
+    j = get_json("/v1/concerts", 200);
+    cr_expect_eq(json_array_size(json_object_get(j, "concerts")), 3);
+    json_decref(j);
+
+    j = get_json("/v1/concerts/" C1 "/schedules", 200);
+    json_t *ss = json_object_get(j, "schedules");
+    cr_assert_eq(json_array_size(ss), 2);
+    cr_expect_str_eq(JS(j, "title"), "One");
+    cr_expect_str_eq(JS(json_array_get(ss, 0), "schedule_id"), "1");
+    cr_expect_eq(JI(json_array_get(ss, 0), "seats"), 10);
+    cr_expect_eq(JI(json_array_get(ss, 0), "seats_left"), 7);
+    cr_expect_eq(JI(json_array_get(ss, 0), "price"), 50000);
+    cr_expect_eq(JI(json_array_get(ss, 0), "starts_at"), 1900000000000LL);
+    cr_expect_eq(JI(json_array_get(ss, 1), "seats_left"), 3);
+    json_decref(j);
+
+    j = get_json("/v1/concerts/" C1 "/schedules/1/seats", 200);
+    json_t *map = json_object_get(j, "seat_map");
+    cr_assert_eq(json_array_size(map), 10);
+    cr_expect_eq(JI(j, "seats"), 10);
+    cr_expect_eq(JI(j, "seats_left"), 7);
+    const char *want[] = {"AVAILABLE", "HELD", "AVAILABLE", "AVAILABLE", "SOLD", "AVAILABLE", "PAYMENT_PENDING",
+                          "AVAILABLE", "AVAILABLE", "AVAILABLE"};
+    for (int i = 0; i < 10; i++) {
+        cr_expect_eq(JI(json_array_get(map, i), "seat_no"), i + 1);
+        cr_expect_str_eq(JS(json_array_get(map, i), "status"), want[i], "seat %d", i + 1);
+    }
+    cr_expect(json_is_null(json_object_get(j, "next_after")));
+    json_decref(j);
+    j = get_json("/v1/concerts/" C1 "/schedules/1/seats?limit=4", 200);
+    cr_expect_eq(json_array_size(json_object_get(j, "seat_map")), 4);
+    cr_expect_eq(JI(j, "next_after"), 4);
+    json_decref(j);
+    j = get_json("/v1/concerts/" C1 "/schedules/1/seats?limit=4&after=8", 200);
+    map = json_object_get(j, "seat_map");
+    cr_assert_eq(json_array_size(map), 2);
+    cr_expect_eq(JI(json_array_get(map, 0), "seat_no"), 9);
+    cr_expect(json_is_null(json_object_get(j, "next_after")));
+    json_decref(j);
+    j = get_json("/v1/concerts/" C1 "/schedules/1/seats?after=10", 200);
+    cr_expect_eq(json_array_size(json_object_get(j, "seat_map")), 0);
+    json_decref(j);
+
+    expect_error("/v1/concerts/" C1 "/schedules/9/seats", 404, "NOT_FOUND");
+    expect_error("/v1/concerts/00000000000000000000dead/schedules", 404, "NOT_FOUND");
+    expect_error("/v1/concerts/not-hex/schedules", 400, "INVALID_ID");
+    expect_error("/v1/concerts/" C1 "/schedules/a.b/seats", 400, "INVALID_ID");
+    expect_error("/v1/concerts?limit=0", 400, "INVALID_QUERY");
+    expect_error("/v1/concerts?limit=201", 400, "INVALID_QUERY");
+    expect_error("/v1/concerts?after=zzz", 400, "INVALID_QUERY");
+    expect_error("/v1/concerts/" C1 "/schedules/1/seats?after=-1", 400, "INVALID_QUERY");
+}
+
+Test(read_api, reservations_balances_and_their_pages, .init = setup, .fini = teardown) {
+    seed();
+    json_t *j = get_json("/v1/reservations/" RES("2"), 200);
+    cr_expect_str_eq(JS(j, "status"), "CONFIRMED");
+    cr_expect_str_eq(JS(j, "user_id"), "alice");
+    cr_expect_eq(JI(j, "seat_no"), 5);
+    cr_expect_eq(JI(j, "price"), 50000);
+    cr_expect_str_eq(JS(json_object_get(j, "payment"), "status"), "SUCCEEDED");
+    cr_expect_null(json_object_get(j, "token"), "the queue token is not shown");
+    json_decref(j);
+    j = get_json("/v1/reservations/" RES("1"), 200);
+    cr_expect_str_eq(JS(j, "status"), "HELD");
+    cr_expect_eq(JI(j, "hold_until"), 400000);
+    cr_expect(json_is_null(json_object_get(j, "payment")));
+    json_decref(j);
+    expect_error("/v1/reservations/" C1 "_RESERVATION9AAAAAAAAAA", 404, "NOT_FOUND");
+    expect_error("/v1/reservations/nope", 400, "INVALID_ID");
+
+    j = get_json("/v1/users/alice/reservations?limit=2", 200);
+    json_t *rs = json_object_get(j, "reservations");
+    cr_assert_eq(json_array_size(rs), 2);
+    cr_expect_str_eq(JS(json_array_get(rs, 0), "reservation_id"), RES("1"));
+    cr_expect_str_eq(JS(json_array_get(rs, 1), "reservation_id"), RES("2"));
+    cr_expect_str_eq(JS(j, "next_after"), RES("2"));
+    json_decref(j);
+    j = get_json("/v1/users/alice/reservations?limit=2&after=" RES("2"), 200);
+    rs = json_object_get(j, "reservations");
+    cr_assert_eq(json_array_size(rs), 1);
+    cr_expect_str_eq(JS(json_array_get(rs, 0), "reservation_id"), RES("4"));
+    cr_expect(json_is_null(json_object_get(j, "next_after")));
+    json_decref(j);
+    j = get_json("/v1/users/nobody/reservations", 200);
+    cr_expect_eq(json_array_size(json_object_get(j, "reservations")), 0);
+    json_decref(j);
+    expect_error("/v1/users/al.ice/reservations", 400, "INVALID_ID");
+    expect_error("/v1/users/alice/reservations?after=nope", 400, "INVALID_QUERY");
+
+    j = get_json("/v1/users/alice/balance", 200);
+    cr_expect_eq(JI(j, "balance"), 5000);
+    cr_expect_eq(JI(j, "updated_ts"), 95000);
+    json_decref(j);
+    j = get_json("/v1/users/nobody/balance", 200);
+    cr_expect_eq(JI(j, "balance"), 0, "no row: a balance of 0");
+    cr_expect(json_is_integer(json_object_get(j, "balance")));
+    json_decref(j);
+    expect_error("/v1/users/al%20ice/balance", 400, "INVALID_ID");
+}
+
+Test(read_api, queue_position_and_wait_follow_the_observed_admission_rate, .init = setup, .fini = teardown) {
+    seed();
+    /* Window (40000, 100000]: 3 admissions a minute, so each place ahead
+     * is 20 s. */
+    json_t *j = get_json("/v1/queue/tokens/" TK("5"), 200);
+    cr_expect_str_eq(JS(j, "status"), "WAITING");
+    cr_expect_eq(JI(j, "position"), 1);
+    cr_expect_eq(JI(j, "estimated_wait_ms"), 20000);
+    cr_expect(json_is_null(json_object_get(j, "active_until")));
+    json_decref(j);
+    j = get_json("/v1/queue/tokens/" TK("7"), 200);
+    cr_expect_eq(JI(j, "position"), 3);
+    cr_expect_eq(JI(j, "estimated_wait_ms"), 60000);
+    cr_expect_eq(JI(j, "admitted_last_minute"), 3);
+    json_decref(j);
+    j = get_json("/v1/queue/tokens/" TK("3"), 200);
+    cr_expect_str_eq(JS(j, "status"), "ACTIVE");
+    cr_expect_eq(JI(j, "active_until"), 700000);
+    cr_expect_eq(JI(j, "position"), 0);
+    json_decref(j);
+    j = get_json("/v1/queue/tokens/" TK("0"), 200);
+    cr_expect_str_eq(JS(j, "status"), "EXPIRED");
+    cr_expect(json_is_null(json_object_get(j, "position")));
+    json_decref(j);
+    /* No admission seen yet: no rate, no estimate. */
+    j = get_json("/v1/queue/tokens/" TK("8"), 200);
+    cr_expect_eq(JI(j, "position"), 1);
+    cr_expect(json_is_null(json_object_get(j, "estimated_wait_ms")), "no rate known yet");
+    json_decref(j);
+    /* The head is admitted: everybody moves up. */
+    sql("UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = 101000, active_until = 701000 WHERE token = '" TK("5") "'");
+    j = get_json("/v1/queue/tokens/" TK("7"), 200);
+    cr_expect_eq(JI(j, "position"), 2);
+    cr_expect_eq(JI(j, "admitted_last_minute"), 4);
+    cr_expect_eq(JI(j, "estimated_wait_ms"), 30000);
+    json_decref(j);
+    expect_error("/v1/queue/tokens/" TK("9"), 404, "NOT_FOUND");
+    expect_error("/v1/queue/tokens/short", 400, "INVALID_ID");
+}
+
+/* ---- command status and Prefer: wait -------------------------------------- */
+
+static void complete(const char *command_id, const char *status, const char *reason, const char *result, bool notify) {
+    const char *p[4] = {command_id, status, reason, result};
+    sql("BEGIN");
+    sqlp("INSERT INTO commands (command_id, type, status, reason, result, event_id)"
+         " VALUES ($1, CASE WHEN $2 = 'SUCCEEDED' THEN 'Done' ELSE 'Rejected' END, $2, $3, $4::jsonb, $1 || ':0')",
+         4, p);
+    if (notify) {
+        /* Other ids in the same payload, as a projector batch would send. */
+        const char *np[1] = {command_id};
+        sqlp("SELECT pg_notify('command_done', '00000000-0000-4000-8000-00000000ffff,' || $1 || ',x')", 1, np);
+    }
+    sql("COMMIT");
+}
+
+Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .fini = teardown) {
+    ct_http_resp r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/users/alice/balance/charge", base);
+    const char *h[] = {JSON, NULL};
+    cr_assert_eq(ct_http_do(curl, "POST", url, h, "{\"amount\":700}", &r), 202, "%s", r.body);
+    json_t *a = json_loads(r.body, 0, NULL);
+    ct_http_free(&r);
+    char path[96];
+    snprintf(path, sizeof path, "/v1/commands/%s", JS(a, "command_id"));
+    json_t *j = get_json(path, 200);
+    cr_expect_str_eq(JS(j, "status"), "ACCEPTED");
+    cr_expect_str_eq(JS(j, "type"), "ChargeBalance");
+    json_decref(j);
+    complete(JS(a, "command_id"), "SUCCEEDED", NULL, "{\"user_id\":\"alice\",\"balance\":700}", false);
+    j = get_json(path, 200);
+    cr_expect_str_eq(JS(j, "status"), "SUCCEEDED");
+    cr_expect_str_eq(JS(j, "type"), "ChargeBalance");
+    cr_expect_eq(JI(json_object_get(j, "result"), "balance"), 700);
+    cr_expect(json_is_null(json_object_get(j, "reason")));
+    json_decref(j);
+    /* An outcome whose outbox row is gone (or never was here) still shows. */
+    complete("00000000-0000-4000-8000-000000000042", "REJECTED", "SEAT_TAKEN", "{\"seat_no\":3}", false);
+    j = get_json("/v1/commands/00000000-0000-4000-8000-000000000042", 200);
+    cr_expect_str_eq(JS(j, "status"), "REJECTED");
+    cr_expect_str_eq(JS(j, "reason"), "SEAT_TAKEN");
+    json_decref(j);
+    expect_error("/v1/commands/00000000-0000-4000-8000-000000000043", 404, "NOT_FOUND");
+    expect_error("/v1/commands/nope", 400, "INVALID_ID");
+    json_decref(a);
+}
+
+typedef struct poster {
+    char url[256];
+    const char *headers[6];
+    const char *body;
+    long status;
+    char *resp;
+    double seconds;
+} poster;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *post_thread(void *arg) {
+    poster *p = arg;
+    CURL *c = curl_easy_init();
+    ct_http_resp r;
+    double t0 = now_s();
+    p->status = ct_http_do(c, "POST", p->url, p->headers, p->body, &r);
+    p->seconds = now_s() - t0;
+    p->resp = r.body;
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* The command id of the request with Idempotency-Key key, once committed. */
+static void command_of_key(const char *key, char out[64]) {
+    const char *p[1] = {key};
+    for (int i = 0; i < 300; i++) {
+        PGresult *r = PQexecParams(db, "SELECT command_id::text FROM idempotency_keys WHERE key = $1", 1, NULL, p, NULL,
+                                   NULL, 0);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+        bool found = PQntuples(r) == 1;
+        if (found) snprintf(out, 64, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (found) return;
+        usleep(10 * 1000);
+    }
+    cr_assert_fail("no command for key %s", key);
+}
+
+typedef struct wait_case {
+    const char *path, *token_header, *body, *outcome, *reason;
+    long want;
+    const char *want_field;
+} wait_case;
+
+Test(read_api, a_waiting_write_is_answered_with_its_outcome_when_notified, .init = setup, .fini = teardown) {
+    const wait_case cases[] = {
+        {"/v1/queue/tokens", NULL, "{\"user_id\":\"u1\",\"concert_id\":\"" C1 "\"}", "SUCCEEDED", NULL, 201, "token"},
+        {"/v1/reservations", "X-Queue-Token: " TK("1"),
+         "{\"user_id\":\"u1\",\"concert_id\":\"" C1 "\",\"schedule_id\":\"1\",\"seat_no\":2}", "REJECTED", "SEAT_TAKEN",
+         409, NULL},
+        {"/v1/payments", "X-Queue-Token: " TK("1"), "{\"user_id\":\"u1\",\"reservation_id\":\"" RES("1") "\"}",
+         "REJECTED", "INSUFFICIENT_BALANCE", 402, NULL},
+        {"/v1/reservations", "X-Queue-Token: " TK("1"),
+         "{\"user_id\":\"u1\",\"concert_id\":\"" C1 "\",\"schedule_id\":\"1\",\"seat_no\":3}", "REJECTED",
+         "TOKEN_NOT_ACTIVE", 403, NULL},
+        {"/v1/users/u1/balance/charge", NULL, "{\"amount\":500}", "SUCCEEDED", NULL, 200, "command_id"},
+        {"/v1/admin/concerts", ADMIN, "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":3,\"price\":1}]}",
+         "SUCCEEDED", NULL, 201, "concert_id"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const wait_case *c = &cases[i];
+        char key[64], keyh[96], id[64];
+        snprintf(key, sizeof key, "wait-%zu", i);
+        snprintf(keyh, sizeof keyh, "Idempotency-Key: %s", key);
+        poster p = {.headers = {JSON, "Prefer: wait=5", keyh, c->token_header, NULL}, .body = c->body};
+        snprintf(p.url, sizeof p.url, "%s%s", base, c->path);
+        pthread_t t;
+        pthread_create(&t, NULL, post_thread, &p);
+        command_of_key(key, id);
+        usleep(300 * 1000); /* past the check made when the wait begins: the NOTIFY must do it */
+        complete(id, c->outcome, c->reason, "{\"ok\":true}", true);
+        pthread_join(t, NULL);
+        cr_expect_eq(p.status, c->want, "case %zu %s: %ld %s", i, c->path, p.status, p.resp);
+        cr_expect_lt(p.seconds, 2.5, "case %zu: answered after %.2f s, not at once", i, p.seconds);
+        json_t *j = json_loads(p.resp, 0, NULL);
+        cr_assert_not_null(j, "case %zu: %s", i, p.resp);
+        if (c->want_field) {
+            cr_expect_str_eq(JS(j, "status"), "SUCCEEDED", "case %zu", i);
+            cr_expect_not_null(json_object_get(j, c->want_field), "case %zu: %s", i, p.resp);
+            cr_expect_str_eq(JS(j, "command_id"), id, "case %zu", i);
+            cr_expect(json_is_true(json_object_get(json_object_get(j, "result"), "ok")), "case %zu: %s", i, p.resp);
+        } else {
+            cr_expect_str_eq(JS(json_object_get(j, "error"), "code"), c->reason, "case %zu: %s", i, p.resp);
+            cr_expect_str_eq(JS(j, "command_id"), id, "case %zu", i);
+        }
+        json_decref(j);
+        free(p.resp);
+    }
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_waiters 0\n"), "%s", r.body);
+    cr_expect(strstr(r.body, "concert_ingress_wait_outcomes_total 6\n"), "%s", r.body);
+    ct_http_free(&r);
+}
+
+Test(read_api, a_wait_that_runs_out_answers_202, .init = setup, .fini = teardown) {
+    poster p = {.headers = {JSON, "Prefer: wait=1", NULL}, .body = "{\"amount\":500}"};
+    snprintf(p.url, sizeof p.url, "%s/v1/users/u2/balance/charge", base);
+    post_thread(&p);
+    cr_expect_eq(p.status, 202, "%s", p.resp);
+    cr_expect(p.seconds >= 0.9 && p.seconds < 2.5, "answered after %.2f s", p.seconds);
+    cr_expect(strstr(p.resp, "\"status_url\""), "%s", p.resp);
+    free(p.resp);
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_wait_timeouts_total 1\n"), "%s", r.body);
+    ct_http_free(&r);
+    /* A bad Prefer is refused before anything is stored. */
+    const char *bad[] = {"Prefer: wait=31", "Prefer: wait=0", "Prefer: wait=soon", NULL};
+    for (int i = 0; bad[i]; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "%s/v1/users/u2/balance/charge", base);
+        const char *h[] = {JSON, bad[i], NULL};
+        cr_expect_eq(ct_http_do(curl, "POST", url, h, "{\"amount\":5}", &r), 400, "%s: %s", bad[i], r.body);
+        cr_expect(strstr(r.body, "INVALID_PREFER"), "%s", r.body);
+        ct_http_free(&r);
+    }
+    cr_expect_eq(ct_test_pg_count(db, "SELECT count(*) FROM outbox"), 1);
+}
+
+Test(read_api, an_outcome_recorded_before_the_wait_is_found_by_the_first_check, .init = setup, .fini = teardown) {
+    /* The first request stores the command; its outcome is recorded with no
+     * NOTIFY; the replay with the same key waits for the first command's id
+     * and finds the outcome at once. */
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/queue/tokens", base);
+    const char *h[] = {JSON, "Idempotency-Key: early", NULL};
+    const char *body = "{\"user_id\":\"u1\",\"concert_id\":\"" C1 "\"}";
+    ct_http_resp r;
+    cr_assert_eq(ct_http_do(curl, "POST", url, h, body, &r), 202, "%s", r.body);
+    json_t *first = json_loads(r.body, 0, NULL);
+    ct_http_free(&r);
+    complete(JS(first, "command_id"), "SUCCEEDED", NULL, "{\"status\":\"ACTIVE\"}", false);
+    poster p = {.headers = {JSON, "Idempotency-Key: early", "Prefer: wait=5", NULL}, .body = body};
+    snprintf(p.url, sizeof p.url, "%s", url);
+    post_thread(&p);
+    cr_expect_eq(p.status, 201, "%s", p.resp);
+    cr_expect_lt(p.seconds, 2.0, "answered after %.2f s", p.seconds);
+    json_t *j = json_loads(p.resp, 0, NULL);
+    cr_expect_str_eq(JS(j, "command_id"), JS(first, "command_id"));
+    cr_expect_str_eq(JS(j, "token"), JS(first, "token"), "the replay keeps the first answer's fields");
+    cr_expect_str_eq(JS(json_object_get(j, "result"), "status"), "ACTIVE");
+    json_decref(j), json_decref(first);
+    free(p.resp);
+}
+
+Test(read_api, the_listener_reconnects_and_rechecks_its_waiters, .init = setup, .fini = teardown) {
+    poster p = {.headers = {JSON, "Prefer: wait=10", "Idempotency-Key: reconnect", NULL}, .body = "{\"amount\":9}"};
+    snprintf(p.url, sizeof p.url, "%s/v1/users/u3/balance/charge", base);
+    pthread_t t;
+    pthread_create(&t, NULL, post_thread, &p);
+    char id[64];
+    command_of_key("reconnect", id);
+    usleep(300 * 1000);
+    /* Record the outcome with no NOTIFY (after the first check), then cut
+     * the listener off: only the re-check after reconnecting can see it. */
+    complete(id, "SUCCEEDED", NULL, "{\"balance\":9}", false);
+    PGresult *res = PQexec(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                               " WHERE datname = current_database() AND query = 'LISTEN command_done'");
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+    cr_assert_eq(atoi(PQgetvalue(res, 0, 0)), 1, "one listener connection");
+    PQclear(res);
+    pthread_join(t, NULL);
+    cr_expect_eq(p.status, 200, "%s", p.resp);
+    cr_expect_lt(p.seconds, 5.0, "answered after %.2f s", p.seconds);
+    free(p.resp);
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_listener_reconnects_total 1\n"), "%s", r.body);
+    ct_http_free(&r);
+}
+
+Test(read_api, a_full_waiter_table_answers_202_at_once, .init = setup_no_waiters, .fini = teardown) {
+    poster p = {.headers = {JSON, "Prefer: wait=5", NULL}, .body = "{\"amount\":500}"};
+    snprintf(p.url, sizeof p.url, "%s/v1/users/u2/balance/charge", base);
+    post_thread(&p);
+    cr_expect_eq(p.status, 202, "%s", p.resp);
+    cr_expect_lt(p.seconds, 1.0, "answered after %.2f s", p.seconds);
+    free(p.resp);
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_wait_refused_total 1\n"), "%s", r.body);
+    ct_http_free(&r);
+}
+
+Test(read_api, stopping_answers_waiting_writes_202_and_exits_cleanly, .init = setup, .fini = teardown) {
+    poster p = {.headers = {JSON, "Prefer: wait=30", "Idempotency-Key: stop", NULL}, .body = "{\"amount\":9}"};
+    snprintf(p.url, sizeof p.url, "%s/v1/users/u4/balance/charge", base);
+    pthread_t t;
+    pthread_create(&t, NULL, post_thread, &p);
+    char id[64];
+    command_of_key("stop", id);
+    usleep(200 * 1000);
+    ct_test_stop_clean(ingress, "the ingress", log_path);
+    ingress = 0;
+    pthread_join(t, NULL);
+    cr_expect_eq(p.status, 202, "%s", p.resp);
+    cr_expect_lt(p.seconds, 10.0, "answered after %.2f s", p.seconds);
+    free(p.resp);
+}
