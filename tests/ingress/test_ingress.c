@@ -4,9 +4,6 @@
  * is written as a payload that schemas/commands.json accepts; command
  * status, admin outbox listing and retry; metrics. */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,44 +26,17 @@ static PGconn *db;
 static pid_t ingress;
 static CURL *curl;
 
-/* A port free right now: bound with port 0, then released for the child.
- * A fixed range (41000 + pid) collided with the ephemeral ports of other
- * processes' outgoing connections now and then. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t n = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void setup(void) {
     ct_test_setup_run(&cfg, "ingress", run, sizeof run, dir, sizeof dir);
     char name[64];
     snprintf(name, sizeof name, "ct_test_ingress_%s", run);
     db = ct_test_pg_database(&cfg, name);
-    int port = free_port();
-    char p[16];
-    snprintf(p, sizeof p, "%d", port);
-    setenv("CONCERT_HTTP_PORT", p, 1);
     setenv("CONCERT_ADMIN_KEY", "test-admin-key", 1);
     /* Several writers, so that requests sharing an Idempotency-Key can land
      * in concurrent batches (the unique-violation retry), not only in one. */
     setenv("CONCERT_INGRESS_PG_CONNS", "4", 1);
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     snprintf(log_path, sizeof log_path, "%s/ingress.log", dir);
-    const char *argv[] = {CT_CONCERT_BIN, "ingress", NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
-    ct_error err = {0};
-    ingress = ct_proc_spawn(&po, &err);
-    cr_assert_gt(ingress, 0, "%s", err.msg);
-    char url[128];
-    snprintf(url, sizeof url, "%s/healthz", base);
-    ct_http_wait_ok(url, 20000);
+    ingress = ct_test_spawn_http("ingress", "/healthz", 20000, base, sizeof base, log_path);
     curl = curl_easy_init();
 }
 

@@ -2,10 +2,17 @@
 #ifndef CT_TEST_HTTP_H
 #define CT_TEST_HTTP_H
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ct_proc.h"
 
 typedef struct ct_http_resp {
     long status;
@@ -68,6 +75,41 @@ static inline void ct_http_wait_ok(const char *url, int timeout_ms) {
     }
     curl_easy_cleanup(c);
     cr_assert_eq(st, 200, "%s never answered 200", url);
+}
+
+/* A loopback port free right now: bound with port 0, then released for a
+ * child. A fixed range (base + pid) collided with the ephemeral ports of
+ * other processes' outgoing connections now and then. */
+static inline int ct_test_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t n = sizeof a;
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Starts `concert <subcommand>` serving HTTP on a free port (exported as
+ * CONCERT_HTTP_PORT), its output to log_path; fills base with its URL and
+ * waits until wait_path answers 200. */
+static inline pid_t ct_test_spawn_http(const char *subcommand, const char *wait_path, int wait_ms, char *base,
+                                       size_t base_n, const char *log_path) {
+    int port = ct_test_free_port();
+    char p[16], url[160];
+    snprintf(p, sizeof p, "%d", port);
+    setenv("CONCERT_HTTP_PORT", p, 1);
+    snprintf(base, base_n, "http://127.0.0.1:%d", port);
+    const char *argv[] = {CT_CONCERT_BIN, subcommand, NULL};
+    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
+                       .null_stdin = true};
+    ct_error err = {0};
+    pid_t pid = ct_proc_spawn(&po, &err);
+    cr_assert_gt(pid, 0, "%s", err.msg);
+    snprintf(url, sizeof url, "%s%s", base, wait_path);
+    ct_http_wait_ok(url, wait_ms);
+    return pid;
 }
 
 #endif
