@@ -175,10 +175,12 @@ int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
         char *concert[] = {self, "processor", "--role", "concert", NULL};
         char *wallet[] = {self, "processor", "--role", "wallet", NULL};
         char *relay[] = {self, "relay", NULL};
+        char *projector[] = {self, "projector", NULL};
         rc = add_child(sup, "ingress", ingress, NULL, SIGTERM, COMPONENT_STOP_GRACE_MS, 1);
         if (rc == 0) rc = add_child(sup, "relay", relay, NULL, SIGTERM, COMPONENT_STOP_GRACE_MS, 1);
         if (rc == 0) rc = add_child(sup, "p-concert", concert, NULL, SIGTERM, COMPONENT_STOP_GRACE_MS, 1);
         if (rc == 0) rc = add_child(sup, "p-wallet", wallet, NULL, SIGTERM, COMPONENT_STOP_GRACE_MS, 1);
+        if (rc == 0) rc = add_child(sup, "projector", projector, NULL, SIGTERM, COMPONENT_STOP_GRACE_MS, 1);
     }
     bool ready = false;
     while (rc == 0 && !ct_signal_stop_requested()) {

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_pg.h"
@@ -41,22 +41,6 @@ struct ct_relay {
     char (*tick_ids)[64];
     int tick_cap;
 };
-
-int64_t ct_relay_backoff_ms(int attempts, int base_ms, int max_ms, double jitter01) {
-    double d = base_ms;
-    for (int i = 0; i < attempts && d < max_ms; i++) d *= 2;
-    if (d > max_ms) d = max_ms;
-    if (jitter01 < 0) jitter01 = 0;
-    if (jitter01 > 1) jitter01 = 1;
-    int64_t ms = (int64_t)(d * (0.5 + 0.5 * jitter01));
-    return ms < 1 ? 1 : ms;
-}
-
-static double jitter(void) {
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) return 1.0;
-    return (double)r / 4294967295.0;
-}
 
 /* ---- Postgres: connection, leadership ----------------------------------- */
 
@@ -191,8 +175,8 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
             char e[200];
             snprintf(e, sizeof e, "%s: %s", rd_kafka_err2name(m->out_err), m->out_errstr);
             ct_pgarray_add_int(&fid, r->ids[i]), ct_pgarray_add(&ferr, e);
-            ct_pgarray_add_int(&fdelay, ct_relay_backoff_ms(r->attempts[i], r->cfg->relay_backoff_base_ms,
-                                                            r->cfg->relay_backoff_max_ms, jitter()));
+            ct_pgarray_add_int(&fdelay, ct_backoff_ms(r->attempts[i], r->cfg->relay_backoff_base_ms,
+                                                            r->cfg->relay_backoff_max_ms, ct_backoff_jitter()));
             nfail++;
         }
     }

@@ -42,9 +42,4 @@ ct_relay *ct_relay_new(const ct_config *cfg, const char *instance, ct_error *err
 int ct_relay_run(ct_relay *r, ct_error *err);
 void ct_relay_destroy(ct_relay *r);
 
-/* The delay before attempt `attempts + 1` after a failure: base * 2^attempts
- * capped at max, then scaled by a jitter factor in [0.5, 1] (jitter01 in
- * [0, 1]), so relays retrying together spread out. */
-int64_t ct_relay_backoff_ms(int attempts, int base_ms, int max_ms, double jitter01);
-
 #endif

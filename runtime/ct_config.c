@@ -103,6 +103,19 @@ static const setting settings[] = {
      "Processors: most records per Kafka transaction."},
     {"CONCERT_PROCESSOR_BATCH_MS", INT(processor_batch_ms, 1, 60000), "20", 0,
      "Processors: longest wait to fill a transaction before committing what there is, in ms."},
+    {"CONCERT_PROJECTOR_BATCH_MAX", INT(projector_batch_max, 1, 100000), "2000", 0,
+     "Projector: most events applied in one Postgres transaction."},
+    {"CONCERT_PROJECTOR_BATCH_MS", INT(projector_batch_ms, 1, 60000), "20", 0,
+     "Projector: longest wait to fill a transaction before applying what there is, in ms."},
+    {"CONCERT_SLACK_WEBHOOK_URL", STR(slack_webhook_url), "", SET_SECRET,
+     "Slack incoming-webhook URL (http:// or https://) the projector posts notifications to. Empty: notifications"
+     " are kept unsent in slack_notifications."},
+    {"CONCERT_SLACK_POLL_MS", INT(slack_poll_ms, 10, 60000), "1000", 0,
+     "Slack sender: interval between looks for due notifications, in ms."},
+    {"CONCERT_SLACK_BACKOFF_BASE_MS", INT(slack_backoff_base_ms, 1, 600000), "1000", 0,
+     "Slack sender: first retry delay of an undelivered notification; doubles per attempt, with jitter, in ms."},
+    {"CONCERT_SLACK_BACKOFF_MAX_MS", INT(slack_backoff_max_ms, 1, 3600000), "300000", 0,
+     "Slack sender: ceiling of the retry delay, in ms (at least CONCERT_SLACK_BACKOFF_BASE_MS)."},
     {"CONCERT_UP_READY_TIMEOUT_MS", INT(up_ready_timeout_ms, 1000, 900000), "180000", 0,
      "concert up: how long to wait for everything to be ready before giving up, in ms."},
     {"CONCERT_UP_RESTART_BACKOFF_MAX_MS", INT(up_restart_backoff_max_ms, 100, 600000), "30000", 0,
@@ -242,6 +255,16 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
     if (cfg->relay_backoff_base_ms > cfg->relay_backoff_max_ms) {
         CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_RELAY_BACKOFF_MAX_MS: %d is below CONCERT_RELAY_BACKOFF_BASE_MS (%d)",
                cfg->relay_backoff_max_ms, cfg->relay_backoff_base_ms);
+        return -1;
+    }
+    if (cfg->slack_backoff_base_ms > cfg->slack_backoff_max_ms) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_SLACK_BACKOFF_MAX_MS: %d is below CONCERT_SLACK_BACKOFF_BASE_MS (%d)",
+               cfg->slack_backoff_max_ms, cfg->slack_backoff_base_ms);
+        return -1;
+    }
+    if (cfg->slack_webhook_url[0] != '\0' && strncmp(cfg->slack_webhook_url, "https://", 8) != 0 &&
+        strncmp(cfg->slack_webhook_url, "http://", 7) != 0) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_SLACK_WEBHOOK_URL: must start with https:// or http://");
         return -1;
     }
     if (validate_brokers(cfg->kafka_brokers, err) != 0) return -1;

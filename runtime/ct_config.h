@@ -72,6 +72,13 @@ typedef struct ct_config {
     int processor_batch_max;
     int processor_batch_ms;
 
+    int projector_batch_max;
+    int projector_batch_ms;
+    char slack_webhook_url[CT_CONFIG_URL_MAX]; /* empty: notifications stay unsent */
+    int slack_poll_ms;
+    int slack_backoff_base_ms;
+    int slack_backoff_max_ms;
+
     int up_ready_timeout_ms;
     int up_restart_backoff_max_ms;
 } ct_config;

@@ -36,6 +36,8 @@ Test(config, defaults_apply_when_nothing_is_set) {
     cr_assert_eq(cfg.tick_ms, 1000);
     cr_assert_eq(cfg.ingress_read_conns, 2);
     cr_assert_eq(cfg.ingress_waiters_max, 10000);
+    cr_assert_str_empty(cfg.slack_webhook_url, "without a URL notifications stay unsent");
+    cr_assert_eq(cfg.projector_batch_max, 2000);
 }
 
 Test(config, overrides_replace_defaults) {
@@ -94,6 +96,13 @@ static const bad_case bad_cases[] = {
     {"CONCERT_UP_READY_TIMEOUT_MS=10", NULL, "CONCERT_UP_READY_TIMEOUT_MS", "out of range"},
     {"CONCERT_RELAY_BACKOFF_BASE_MS=5000", "CONCERT_RELAY_BACKOFF_MAX_MS=1000", "CONCERT_RELAY_BACKOFF_MAX_MS",
      "below"},
+    {"CONCERT_SLACK_WEBHOOK_URL=hooks.slack.com/services/x", NULL, "CONCERT_SLACK_WEBHOOK_URL", "https://"},
+    {"CONCERT_SLACK_WEBHOOK_URL=ftp://hooks/x", NULL, "CONCERT_SLACK_WEBHOOK_URL", "https://"},
+    {"CONCERT_SLACK_BACKOFF_BASE_MS=5000", "CONCERT_SLACK_BACKOFF_MAX_MS=1000", "CONCERT_SLACK_BACKOFF_MAX_MS",
+     "below"},
+    {"CONCERT_SLACK_POLL_MS=5", NULL, "CONCERT_SLACK_POLL_MS", "out of range"},
+    {"CONCERT_PROJECTOR_BATCH_MAX=0", NULL, "CONCERT_PROJECTOR_BATCH_MAX", "out of range"},
+    {"CONCERT_PROJECTOR_BATCH_MS=0", NULL, "CONCERT_PROJECTOR_BATCH_MS", "out of range"},
     {"CONCERT_OUTBOX_MAX_ATTEMPTS=0", NULL, "CONCERT_OUTBOX_MAX_ATTEMPTS", "out of range"},
     {"CONCERT_TICK_MS=1", NULL, "CONCERT_TICK_MS", "out of range"},
     {"CONCERT_INGRESS_PG_CONNS=65", NULL, "CONCERT_INGRESS_PG_CONNS", "out of range"},

@@ -58,7 +58,7 @@ static inline void ct_test_setup_run(ct_config *cfg, const char *what, char *run
 /* Removes the run's directory unless CT_TEST_KEEP is set (to look at logs). */
 static inline void ct_test_cleanup_run(const char *dir) {
     if (getenv("CT_TEST_KEEP")) return;
-    char rm[160];
+    char rm[CT_CONFIG_PATH_MAX + 16];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
     cr_assert_eq(system(rm), 0);
 }

@@ -1,0 +1,21 @@
+/* `concert projector`: events -> read models and Slack, until SIGINT/SIGTERM. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "ct_projector.h"
+#include "ct_signal.h"
+
+int ct_cmd_projector(const ct_config *cfg, int argc, char **argv) {
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: concert projector\n");
+        return CT_EXIT_USAGE;
+    }
+    ct_error err = {0};
+    if (ct_signal_install(&err) != 0) return ct_cmd_fail("projector", &err);
+    ct_projector *p = ct_projector_new(cfg, &err);
+    if (!p) return ct_cmd_fail("projector", &err);
+    int rc = ct_projector_run(p, &err);
+    ct_projector_destroy(p);
+    return rc == 0 ? CT_EXIT_OK : ct_cmd_fail("projector", &err);
+}

@@ -1,0 +1,886 @@
+#include "ct_projector.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ct_backoff.h"
+#include "ct_kafka.h"
+#include "ct_log.h"
+#include "ct_pg.h"
+#include "ct_pgarray.h"
+#include "ct_signal.h"
+#include "ct_slack.h"
+
+/* ---- topics and positions ------------------------------------------------ */
+
+enum { T_CONCERT_EVENTS, T_WALLET_EVENTS, T_CONCERT_DLQ, T_WALLET_DLQ, TOPICS };
+static const char *const topic_names[TOPICS] = {CT_TOPIC_CONCERT_EVENTS, CT_TOPIC_WALLET_EVENTS,
+                                                CT_TOPIC_CONCERT_COMMANDS ".dlq", CT_TOPIC_WALLET_COMMANDS ".dlq"};
+#define PARTITIONS_MAX 1024
+/* pg_notify payloads must stay under 8000 bytes. */
+#define NOTIFY_CHUNK_BYTES 7000
+#define STATS_EVERY_MS 10000
+
+static int topic_index(const char *name) {
+    for (int i = 0; i < TOPICS; i++)
+        if (strcmp(name, topic_names[i]) == 0) return i;
+    return -1;
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+enum {
+    Q_CONCERT, Q_SCHEDULE, Q_TOKEN_ISSUED, Q_TOKEN_ACTIVATED, Q_TOKEN_ENDED, Q_SEAT_HELD, Q_HOLD_EXPIRED,
+    Q_PAYMENT_REQUESTED, Q_SEAT_SOLD, Q_CONFIRMED, Q_PAYMENT_FAILED, Q_BALANCE, Q_COMMAND, Q_APPLIED,
+    Q_OFFSET, Q_NOTIFY, Q_SLACK, Q_COUNT
+};
+
+static const char *const query_sql[Q_COUNT] = {
+    [Q_CONCERT] = "INSERT INTO concerts (concert_id, title, max_active, active_ttl_ms, hold_ttl_ms, schedule_count,"
+                  " created_ts) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (concert_id) DO NOTHING",
+    [Q_SCHEDULE] = "INSERT INTO schedules (concert_id, schedule_id, starts_at, seats, price)"
+                   " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (concert_id, schedule_id) DO NOTHING",
+    [Q_TOKEN_ISSUED] = "INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts,"
+                       " active_until) VALUES ($1, $2, $3, $4, $5::text, $6::bigint,"
+                       " CASE WHEN $5::text = 'ACTIVE' THEN $6::bigint END, $7) ON CONFLICT (token) DO NOTHING",
+    [Q_TOKEN_ACTIVATED] = "UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = $2, active_until = $3"
+                          " WHERE token = $1",
+    [Q_TOKEN_ENDED] = "UPDATE queue_tokens SET status = $2, ended_ts = $3 WHERE token = $1",
+    /* $1 reservation, $2 concert, $3 schedule, $4 seat, $5 user, $6 token, $7 price, $8 hold_until, $9 ts */
+    [Q_SEAT_HELD] = "WITH r AS (INSERT INTO reservations (reservation_id, concert_id, schedule_id, seat_no, user_id,"
+                    " token, status, price, hold_until, held_ts, updated_ts)"
+                    " VALUES ($1, $2, $3, $4::int, $5, $6, 'HELD', $7, $8::bigint, $9::bigint, $9::bigint)"
+                    " ON CONFLICT (reservation_id) DO NOTHING)"
+                    " INSERT INTO seats (concert_id, schedule_id, seat_no, status, reservation_id, user_id, hold_until)"
+                    " VALUES ($2, $3, $4::int, 'HELD', $1, $5, $8::bigint)"
+                    " ON CONFLICT (concert_id, schedule_id, seat_no) DO UPDATE SET status = 'HELD',"
+                    " reservation_id = EXCLUDED.reservation_id, user_id = EXCLUDED.user_id,"
+                    " hold_until = EXCLUDED.hold_until",
+    /* $1 reservation, $2 ts, $3 concert, $4 schedule, $5 seat */
+    [Q_HOLD_EXPIRED] = "WITH r AS (UPDATE reservations SET status = 'EXPIRED', updated_ts = $2"
+                       " WHERE reservation_id = $1)"
+                       " DELETE FROM seats WHERE concert_id = $3 AND schedule_id = $4 AND seat_no = $5"
+                       " AND reservation_id = $1",
+    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 ts */
+    [Q_PAYMENT_REQUESTED] = "WITH p AS (INSERT INTO payments (payment_id, reservation_id, user_id, concert_id, amount,"
+                            " status, updated_ts) VALUES ($1, $2, $3, $4, $5, 'PENDING', $6::bigint)"
+                            " ON CONFLICT (payment_id) DO NOTHING),"
+                            " r AS (UPDATE reservations SET status = 'PAYMENT_PENDING', payment_id = $1,"
+                            " updated_ts = $6::bigint WHERE reservation_id = $2"
+                            " RETURNING concert_id, schedule_id, seat_no)"
+                            " UPDATE seats s SET status = 'PAYMENT_PENDING' FROM r"
+                            " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
+                            " AND s.seat_no = r.seat_no AND s.reservation_id = $2",
+    /* $1 concert, $2 schedule, $3 seat, $4 reservation, $5 user */
+    [Q_SEAT_SOLD] = "INSERT INTO seats (concert_id, schedule_id, seat_no, status, reservation_id, user_id, hold_until)"
+                    " VALUES ($1, $2, $3, 'SOLD', $4, $5, NULL)"
+                    " ON CONFLICT (concert_id, schedule_id, seat_no) DO UPDATE SET status = 'SOLD',"
+                    " reservation_id = EXCLUDED.reservation_id, user_id = EXCLUDED.user_id, hold_until = NULL",
+    /* $1 reservation, $2 payment, $3 ts, $4 Slack text, $5 dedup key */
+    [Q_CONFIRMED] = "WITH r AS (UPDATE reservations SET status = 'CONFIRMED', payment_id = $2, updated_ts = $3::bigint"
+                    " WHERE reservation_id = $1),"
+                    " p AS (UPDATE payments SET status = 'SUCCEEDED', reason = NULL, updated_ts = $3::bigint"
+                    " WHERE payment_id = $2)"
+                    " INSERT INTO slack_notifications (kind, text, dedup_key)"
+                    " VALUES ('reservation_confirmed', $4, $5) ON CONFLICT (dedup_key) DO NOTHING",
+    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts, $8 hold_until */
+    [Q_PAYMENT_FAILED] = "WITH p AS (INSERT INTO payments (payment_id, reservation_id, user_id, concert_id, amount,"
+                         " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
+                         " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
+                         " updated_ts = EXCLUDED.updated_ts),"
+                         " r AS (UPDATE reservations SET status = 'HELD', hold_until = $8::bigint,"
+                         " updated_ts = $7::bigint WHERE reservation_id = $2 AND status = 'PAYMENT_PENDING'"
+                         " RETURNING concert_id, schedule_id, seat_no)"
+                         " UPDATE seats s SET status = 'HELD', hold_until = $8::bigint FROM r"
+                         " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
+                         " AND s.seat_no = r.seat_no AND s.reservation_id = $2",
+    [Q_BALANCE] = "INSERT INTO balances (user_id, balance, updated_ts) VALUES ($1, $2, $3)"
+                  " ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance, updated_ts = EXCLUDED.updated_ts",
+    [Q_COMMAND] = "INSERT INTO commands (command_id, type, status, reason, result, event_id)"
+                  " VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (command_id) DO NOTHING",
+    [Q_APPLIED] = "INSERT INTO projected_events (id) SELECT unnest($1::text[])",
+    /* A compare-and-set: advances only from the offset this projector read
+     * at assignment ($4, -1 when there was no row). */
+    [Q_OFFSET] = "INSERT INTO projector_offsets AS o (topic, partition, next_offset) VALUES ($1, $2, $3)"
+                 " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+                 " WHERE o.next_offset = $4::bigint",
+    [Q_NOTIFY] = "SELECT pg_notify('command_done', $1)",
+    [Q_SLACK] = "INSERT INTO slack_notifications (kind, text, dedup_key) VALUES ($1, $2, $3)"
+                " ON CONFLICT (dedup_key) DO NOTHING",
+};
+
+static const char *const existing_sql = "SELECT id FROM projected_events WHERE id = ANY($1::text[])";
+static const char *const offsets_sql =
+    "SELECT topic, partition, next_offset FROM projector_offsets WHERE topic = ANY($1::text[])";
+
+/* ---- the projector ----------------------------------------------------------- */
+
+struct ct_projector {
+    const ct_config *cfg;
+    rd_kafka_t *consumer;
+    PGconn *pg;
+    ct_slack *slack;
+    /* next_offset stored in Postgres per partition (-1: no row); valid while
+     * the partition is assigned. */
+    int64_t stored[TOPICS][PARTITIONS_MAX];
+    bool assigned[TOPICS][PARTITIONS_MAX];
+    /* Partitions to (re)assign at their stored offsets once Postgres
+     * answers: after an assignment the database could not serve, a failed
+     * batch, or a lost compare-and-set. */
+    rd_kafka_topic_partition_list_t *pending;
+    uint64_t generation; /* bumped by every rebalance: a batch spanning one is dropped */
+    bool fatal;
+    ct_error fatal_err;
+    rd_kafka_message_t **msgs;
+    int pg_failures;
+    uint64_t applied, duplicates, skipped, dead_letters, batches, mismatches;
+};
+
+static void drop_pg(ct_projector *p, const char *why) {
+    if (p->pg) {
+        CT_LOG_WARN("projector", "database connection dropped (%s)", why);
+        PQfinish(p->pg);
+    }
+    p->pg = NULL;
+}
+
+static int open_pg(ct_projector *p, ct_error *err) {
+    PGconn *pg = ct_pg_connect(p->cfg, NULL, err);
+    if (!pg) return -1;
+    for (int q = 0; q < Q_COUNT; q++) {
+        char name[16];
+        snprintf(name, sizeof name, "pj%d", q);
+        PGresult *res = PQprepare(pg, name, query_sql[q], 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ct_pg_result_error(pg, res, "prepare", err);
+            PQfinish(pg);
+            return -1;
+        }
+        PQclear(res);
+    }
+    p->pg = pg;
+    return 0;
+}
+
+/* Sets every partition of `parts` to its stored offset (or the beginning)
+ * and assigns them. */
+static int assign_from_store(ct_projector *p, rd_kafka_topic_partition_list_t *parts, ct_error *err) {
+    if (!p->pg) {
+        CT_ERR(err, CT_ERR_RETRIABLE, "no database connection");
+        return -1;
+    }
+    ct_pgarray names = {0};
+    for (int i = 0; i < TOPICS; i++) ct_pgarray_add(&names, topic_names[i]);
+    const char *v[1] = {ct_pgarray_text(&names)};
+    PGresult *res = PQexecParams(p->pg, offsets_sql, 1, NULL, v, NULL, NULL, 0);
+    ct_pgarray_free(&names);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ct_pg_result_error(p->pg, res, "read projector offsets", err);
+        return -1;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &parts->elems[i];
+        int t = topic_index(e->topic);
+        if (t < 0 || e->partition < 0 || e->partition >= PARTITIONS_MAX) {
+            PQclear(res);
+            CT_ERR(err, CT_ERR_FATAL, "assigned %s[%d], which the projector does not read", e->topic,
+                   (int)e->partition);
+            return -1;
+        }
+        int64_t next = -1;
+        for (int r = 0; r < PQntuples(res); r++)
+            if (strcmp(PQgetvalue(res, r, 0), e->topic) == 0 && atoi(PQgetvalue(res, r, 1)) == e->partition)
+                next = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        p->stored[t][e->partition] = next;
+        p->assigned[t][e->partition] = true;
+        e->offset = next >= 0 ? next : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    PQclear(res);
+    rd_kafka_resp_err_t ae = rd_kafka_assign(p->consumer, parts);
+    if (ae) {
+        CT_ERR(err, CT_ERR_RETRIABLE, "assign: %s", rd_kafka_err2str(ae));
+        return -1;
+    }
+    p->generation++;
+    CT_LOG_INFO("rebalance", "assigned partitions=%d at their stored offsets", parts->cnt);
+    return 0;
+}
+
+static void set_pending(ct_projector *p, const rd_kafka_topic_partition_list_t *parts) {
+    if (p->pending) rd_kafka_topic_partition_list_destroy(p->pending);
+    p->pending = rd_kafka_topic_partition_list_copy(parts);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    ct_projector *p = opaque;
+    p->generation++;
+    memset(p->assigned, 0, sizeof p->assigned);
+    if (p->pending) rd_kafka_topic_partition_list_destroy(p->pending), p->pending = NULL;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        ct_error err = {0};
+        if (assign_from_store(p, parts, &err) == 0) return;
+        if (err.klass == CT_ERR_FATAL) p->fatal = true, p->fatal_err = err;
+        else CT_LOG_WARN("rebalance", "cannot read the stored offsets yet (%s): assignment deferred", err.msg);
+        set_pending(p, parts);
+        rd_kafka_assign(rk, NULL);
+    } else {
+        CT_LOG_INFO("rebalance", "revoked partitions=%d", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+/* After a failed or lost batch: read the current assignment again from the
+ * stored offsets. */
+static void reseek(ct_projector *p) {
+    rd_kafka_topic_partition_list_t *cur = NULL;
+    if (rd_kafka_assignment(p->consumer, &cur) == RD_KAFKA_RESP_ERR_NO_ERROR && cur) {
+        if (cur->cnt > 0) set_pending(p, cur);
+        rd_kafka_topic_partition_list_destroy(cur);
+    }
+    p->generation++;
+}
+
+/* ---- one event ---------------------------------------------------------------- */
+
+typedef struct event {
+    rd_kafka_message_t *m;
+    int topic;
+    json_t *root, *data;
+    const char *id, *type, *command_id;
+    int64_t ts;
+    const char *bad; /* why it cannot be applied; NULL if fine */
+    bool dup;
+} event;
+
+typedef struct args {
+    const char *v[10];
+    char num[10][24];
+    int n;
+    const char *missing; /* first field missing or out of range */
+} args;
+
+static void a_lit(args *a, const char *s) { a->v[a->n++] = s; }
+static const char *str_or(json_t *d, const char *k, const char *dflt) {
+    const char *s = json_string_value(json_object_get(d, k));
+    return s ? s : dflt;
+}
+static void a_i64(args *a, int64_t x) {
+    snprintf(a->num[a->n], sizeof a->num[a->n], "%" PRId64, x);
+    a->v[a->n] = a->num[a->n];
+    a->n++;
+}
+static void a_str(args *a, json_t *d, const char *k) {
+    json_t *x = json_object_get(d, k);
+    if (!json_is_string(x) || json_string_length(x) == 0) {
+        if (!a->missing) a->missing = k;
+        a_lit(a, NULL);
+        return;
+    }
+    a_lit(a, json_string_value(x));
+}
+static void a_int(args *a, json_t *d, const char *k, int64_t min, int64_t max) {
+    json_t *x = json_object_get(d, k);
+    if (!json_is_integer(x) || json_integer_value(x) < min || json_integer_value(x) > max) {
+        if (!a->missing) a->missing = k;
+        a_lit(a, NULL);
+        return;
+    }
+    a_i64(a, json_integer_value(x));
+}
+/* An integer, or NULL when absent or null. */
+static void a_int_or_null(args *a, json_t *d, const char *k) {
+    json_t *x = json_object_get(d, k);
+    if (!x || json_is_null(x)) a_lit(a, NULL);
+    else a_int(a, d, k, 0, INT64_MAX);
+}
+static void a_status(args *a, json_t *d, const char *k) {
+    const char *s = json_string_value(json_object_get(d, k));
+    if (!s || (strcmp(s, "WAITING") && strcmp(s, "ACTIVE") && strcmp(s, "EXPIRED") && strcmp(s, "DONE"))) {
+        if (!a->missing) a->missing = k;
+        a_lit(a, NULL);
+        return;
+    }
+    a_lit(a, s);
+}
+
+#define I32 INT32_MAX
+#define I64 INT64_MAX
+
+static void parse_event(event *ev) {
+    json_error_t je;
+    ev->root = json_loadb(ev->m->payload, ev->m->len, JSON_REJECT_DUPLICATES, &je);
+    if (!ev->root || !json_is_object(ev->root)) {
+        ev->bad = "not a JSON object";
+        return;
+    }
+    ev->id = json_string_value(json_object_get(ev->root, "id"));
+    ev->type = json_string_value(json_object_get(ev->root, "type"));
+    ev->command_id = json_string_value(json_object_get(ev->root, "command_id"));
+    json_t *ts = json_object_get(ev->root, "ts");
+    ev->data = json_object_get(ev->root, "data");
+    if (!ev->id || !ev->id[0] || !ev->type || !ev->command_id || !ev->command_id[0] || !json_is_integer(ts) ||
+        json_integer_value(ts) < 0 || !json_is_object(ev->data)) {
+        ev->bad = "envelope lacks id, type, command_id, ts or data";
+        return;
+    }
+    ev->ts = json_integer_value(ts);
+}
+
+/* The terminal events that end a command unsuccessfully. */
+static bool rejects(const char *type) {
+    return !strcmp(type, "CommandRejected") || !strcmp(type, "PaymentFailed") || !strcmp(type, "DebitRejected") ||
+           !strcmp(type, "RefundRejected") || !strcmp(type, "SettlementRejected");
+}
+
+typedef struct pipe_state {
+    PGconn *pg;
+    int sent;
+    int offsets_at[TOPICS * 64]; /* indexes of the Q_OFFSET statements */
+    int offsets;
+} pipe_state;
+
+static int send_q(pipe_state *ps, int q, int n, const char *const *v, ct_error *err) {
+    char name[16];
+    snprintf(name, sizeof name, "pj%d", q);
+    if (!PQsendQueryPrepared(ps->pg, name, n, v, NULL, NULL, 0)) {
+        CT_ERR(err, CT_ERR_RETRIABLE, "send %s", name);
+        ct_error_detail(err, "%s", PQerrorMessage(ps->pg));
+        return -1;
+    }
+    ps->sent++;
+    return 0;
+}
+
+/* Sends the statements of one event (nothing for types without a read
+ * model). Returns 0, -1 on a send failure; sets ev->bad when a field is
+ * missing (nothing is sent for it then). */
+static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error *err) {
+    json_t *d = ev->data;
+    const char *t = ev->type;
+    args a = {0};
+    int q = -1;
+    char text[512], dedup[200];
+    if (!strcmp(t, "ConcertCreated")) {
+        q = Q_CONCERT;
+        a_str(&a, d, "concert_id"), a_str(&a, d, "title"), a_int(&a, d, "max_active", 0, I32);
+        a_int(&a, d, "active_ttl_ms", 0, I64), a_int(&a, d, "hold_ttl_ms", 0, I64);
+        a_int(&a, d, "schedule_count", 0, I32), a_i64(&a, ev->ts);
+    } else if (!strcmp(t, "ScheduleCreated")) {
+        q = Q_SCHEDULE;
+        a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id"), a_int(&a, d, "starts_at", 0, I64);
+        a_int(&a, d, "seats", 0, I32), a_int(&a, d, "price", 0, I64);
+    } else if (!strcmp(t, "TokenIssued")) {
+        q = Q_TOKEN_ISSUED;
+        a_str(&a, d, "token"), a_str(&a, d, "concert_id"), a_str(&a, d, "user_id"), a_int(&a, d, "seq", 0, I64);
+        a_status(&a, d, "status"), a_i64(&a, ev->ts), a_int_or_null(&a, d, "active_until");
+    } else if (!strcmp(t, "TokenActivated")) {
+        q = Q_TOKEN_ACTIVATED;
+        a_str(&a, d, "token"), a_i64(&a, ev->ts), a_int_or_null(&a, d, "active_until");
+    } else if (!strcmp(t, "TokenExpired") || !strcmp(t, "TokenDone")) {
+        q = Q_TOKEN_ENDED;
+        a_str(&a, d, "token"), a_lit(&a, !strcmp(t, "TokenDone") ? "DONE" : "EXPIRED"), a_i64(&a, ev->ts);
+    } else if (!strcmp(t, "SeatHeld")) {
+        q = Q_SEAT_HELD;
+        a_str(&a, d, "reservation_id"), a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id");
+        a_int(&a, d, "seat_no", 1, I32), a_str(&a, d, "user_id"), a_str(&a, d, "token");
+        a_int(&a, d, "price", 0, I64), a_int(&a, d, "hold_until", 0, I64), a_i64(&a, ev->ts);
+    } else if (!strcmp(t, "SeatHoldExpired")) {
+        q = Q_HOLD_EXPIRED;
+        a_str(&a, d, "reservation_id"), a_i64(&a, ev->ts), a_str(&a, d, "concert_id");
+        a_str(&a, d, "schedule_id"), a_int(&a, d, "seat_no", 1, I32);
+    } else if (!strcmp(t, "PaymentRequested")) {
+        q = Q_PAYMENT_REQUESTED;
+        a_str(&a, d, "payment_id"), a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
+        a_str(&a, d, "concert_id"), a_int(&a, d, "amount", 0, I64), a_i64(&a, ev->ts);
+    } else if (!strcmp(t, "SeatSold")) {
+        q = Q_SEAT_SOLD;
+        a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id"), a_int(&a, d, "seat_no", 1, I32);
+        a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
+    } else if (!strcmp(t, "ReservationConfirmed")) {
+        q = Q_CONFIRMED;
+        a_str(&a, d, "reservation_id"), a_str(&a, d, "payment_id"), a_i64(&a, ev->ts);
+        json_t *seat = json_object_get(d, "seat_no"), *amount = json_object_get(d, "amount");
+        snprintf(text, sizeof text, "Reservation %s confirmed: concert %s, schedule %s, seat %" JSON_INTEGER_FORMAT
+                 ", user %s, paid %" JSON_INTEGER_FORMAT ".",
+                 str_or(d, "reservation_id", "?"), str_or(d, "concert_id", "?"), str_or(d, "schedule_id", "?"),
+                 json_integer_value(seat), str_or(d, "user_id", "?"), json_integer_value(amount));
+        snprintf(dedup, sizeof dedup, "confirmed:%.160s", a.v[0] ? a.v[0] : "");
+        a_lit(&a, text), a_lit(&a, dedup);
+    } else if (!strcmp(t, "PaymentFailed")) {
+        q = Q_PAYMENT_FAILED;
+        a_str(&a, d, "payment_id"), a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
+        a_str(&a, d, "concert_id"), a_int(&a, d, "amount", 0, I64), a_str(&a, d, "reason"), a_i64(&a, ev->ts);
+        a_int(&a, d, "hold_until", 0, I64);
+    } else if (!strcmp(t, "BalanceCharged") || !strcmp(t, "BalanceDebited") || !strcmp(t, "BalanceRefunded") ||
+               !strcmp(t, "DebitRejected") || !strcmp(t, "RefundRejected")) {
+        q = Q_BALANCE;
+        a_str(&a, d, "user_id"), a_int(&a, d, "balance", 0, I64), a_i64(&a, ev->ts);
+    } else if (strcmp(t, "CommandRejected") && strcmp(t, "DebitRequested") && strcmp(t, "RefundRequested") &&
+               strcmp(t, "PaymentSettled") && strcmp(t, "SettlementRejected")) {
+        ev->bad = "unknown event type";
+        return 0;
+    }
+    json_t *terminal = json_object_get(d, "terminal");
+    const char *reason = json_string_value(json_object_get(d, "reason"));
+    if (a.missing || (terminal && !json_is_boolean(terminal)) || (json_is_true(terminal) && rejects(t) && !reason)) {
+        ev->bad = "a field is missing or out of range";
+        return 0;
+    }
+    if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) return -1;
+    if (json_is_true(terminal)) {
+        char *result = json_dumps(d, JSON_COMPACT);
+        if (!result) {
+            CT_ERR(err, CT_ERR_FATAL, "out of memory");
+            return -1;
+        }
+        const char *v[6] = {ev->command_id, t, rejects(t) ? "REJECTED" : "SUCCEEDED", rejects(t) ? reason : NULL,
+                            result, ev->id};
+        int rc = send_q(ps, Q_COMMAND, 6, v, err);
+        free(result);
+        if (rc != 0) return -1;
+        ct_pgarray_add(done_ids, ev->command_id);
+    }
+    return 0;
+}
+
+/* A slack row for a dead-lettered command record (from its headers). */
+static int send_dead_letter(pipe_state *ps, event *ev, ct_error *err) {
+    char reason[256] = "unknown", src[160] = "?", spart[24] = "?", soff[24] = "?";
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(ev->m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+        struct { const char *name; char *out; size_t n; } f[] = {{"dlq-reason", reason, sizeof reason},
+                                                                   {"dlq-topic", src, sizeof src},
+                                                                   {"dlq-partition", spart, sizeof spart},
+                                                                   {"dlq-offset", soff, sizeof soff}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+            const void *val;
+            size_t len;
+            if (rd_kafka_header_get_last(h, f[i].name, &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR && val)
+                snprintf(f[i].out, f[i].n, "%.*s", (int)len, (const char *)val);
+        }
+    }
+    char text[768], dedup[200];
+    const char *dlq = topic_names[ev->topic];
+    snprintf(text, sizeof text,
+             "Dead-lettered record: %s partition %s offset %s (%s). It is kept on %s partition %d offset %" PRId64 ".",
+             src, spart, soff, reason, dlq, (int)ev->m->partition, ev->m->offset);
+    snprintf(dedup, sizeof dedup, "dlq:%s:%d:%" PRId64, dlq, (int)ev->m->partition, ev->m->offset);
+    const char *v[3] = {"dead_letter", text, dedup};
+    return send_q(ps, Q_SLACK, 3, v, err);
+}
+
+static int send_skipped(pipe_state *ps, event *ev, ct_error *err) {
+    char text[512], dedup[200];
+    const char *topic = topic_names[ev->topic];
+    snprintf(text, sizeof text,
+             "Projector skipped %s partition %d offset %" PRId64 " (event %.80s, type %.40s): %s. The read models"
+             " do not reflect it.",
+             topic, (int)ev->m->partition, ev->m->offset, ev->id ? ev->id : "?", ev->type ? ev->type : "?", ev->bad);
+    snprintf(dedup, sizeof dedup, "skip:%s:%d:%" PRId64, topic, (int)ev->m->partition, ev->m->offset);
+    const char *v[3] = {"projection_skipped", text, dedup};
+    CT_LOG_RATELIMITED(CT_LOG_WARN, "projector", 1000, "skipped topic=%s partition=%d offset=%" PRId64 ": %s", topic,
+                       (int)ev->m->partition, ev->m->offset, ev->bad);
+    return send_q(ps, Q_SLACK, 3, v, err);
+}
+
+/* Reads the pipeline's results. Returns 0, 1 when an offset
+ * compare-and-set found another value, -1 on an error. */
+static int collect(pipe_state *ps, ct_error *err) {
+    int rc = 0, oi = 0;
+    for (int i = 0; i < ps->sent; i++) {
+        PGresult *res = PQgetResult(ps->pg);
+        if (!res) {
+            if (rc == 0) CT_ERR(err, CT_ERR_RETRIABLE, "pipeline ended early"), rc = -1;
+            break;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (oi < ps->offsets && ps->offsets_at[oi] == i) {
+                oi++;
+                if (strcmp(PQcmdTuples(res), "1") != 0 && rc == 0) rc = 1;
+            }
+            PQclear(res);
+        } else if (st == PGRES_PIPELINE_ABORTED) {
+            PQclear(res);
+        } else {
+            if (rc >= 0) ct_pg_result_error(ps->pg, res, "apply events", err), rc = -1;
+            else PQclear(res);
+        }
+        while ((res = PQgetResult(ps->pg)) != NULL) PQclear(res); /* the NULL ending this query */
+    }
+    PGresult *sync = PQgetResult(ps->pg);
+    if (!sync || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
+        if (rc >= 0) CT_ERR(err, CT_ERR_RETRIABLE, "pipeline sync lost"), rc = -1;
+    }
+    PQclear(sync);
+    return rc;
+}
+
+/* Small open-addressing set of the batch's event ids. */
+static bool seen_add(const char **set, size_t cap, const char *id) {
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *s = id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (!set[i]) {
+            set[i] = id;
+            return true;
+        }
+        if (strcmp(set[i], id) == 0) return false;
+    }
+}
+
+/* Applies msgs[0..n) in one transaction. skip_all: record every event as
+ * skipped (the isolation path for one event the database refuses).
+ * Returns 0, 1 on a lost compare-and-set, -1 with err. */
+static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool skip_all, const char *skip_why,
+                       ct_error *err) {
+    event *evs = calloc((size_t)n, sizeof *evs);
+    size_t cap = 16; /* holds the batch's ids and as many found applied: kept under half full */
+    while (cap < (size_t)n * 4) cap <<= 1;
+    const char **set = calloc(cap, sizeof *set);
+    int64_t (*next)[PARTITIONS_MAX] = calloc(TOPICS, sizeof *next);
+    if (!evs || !set || !next) {
+        free(evs), free(set), free(next);
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return -1;
+    }
+    for (int t = 0; t < TOPICS; t++)
+        for (int i = 0; i < PARTITIONS_MAX; i++) next[t][i] = -1;
+    ct_pgarray ids = {0}, fresh = {0}, done = {0};
+    for (int i = 0; i < n; i++) {
+        event *ev = &evs[i];
+        ev->m = msgs[i];
+        ev->topic = topic_index(rd_kafka_topic_name(ev->m->rkt));
+        if (next[ev->topic][ev->m->partition] < ev->m->offset + 1) next[ev->topic][ev->m->partition] = ev->m->offset + 1;
+        if (ev->topic >= T_CONCERT_DLQ) continue;
+        if (skip_all) {
+            ev->bad = skip_why;
+            parse_event(ev);
+            if (!ev->bad) ev->bad = skip_why;
+            continue;
+        }
+        parse_event(ev);
+        if (!ev->bad) ct_pgarray_add(&ids, ev->id);
+    }
+    int rc = ct_pg_exec(p->pg, "BEGIN", err);
+    if (rc == 0 && ids.count > 0) {
+        const char *v[1] = {ct_pgarray_text(&ids)};
+        PGresult *res = v[0] ? PQexecParams(p->pg, existing_sql, 1, NULL, v, NULL, NULL, 0) : NULL;
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            ct_pg_result_error(p->pg, res, "look up applied events", err);
+            rc = -1;
+        } else {
+            /* Applied already, or earlier in this batch: a duplicate. The
+             * set points into res, so it is used before res is cleared. */
+            for (int r = 0; r < PQntuples(res); r++) seen_add(set, cap, PQgetvalue(res, r, 0));
+            for (int i = 0; i < n; i++) {
+                event *ev = &evs[i];
+                if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
+                if (seen_add(set, cap, ev->id)) ct_pgarray_add(&fresh, ev->id);
+                else ev->dup = true;
+            }
+            PQclear(res);
+        }
+    }
+    pipe_state ps = {.pg = p->pg};
+    bool piped = false;
+    if (rc == 0) {
+        if (!PQenterPipelineMode(p->pg)) {
+            CT_ERR(err, CT_ERR_RETRIABLE, "cannot enter pipeline mode");
+            rc = -1;
+        } else {
+            piped = true;
+        }
+    }
+    if (rc == 0 && fresh.count > 0) {
+        const char *v[1] = {ct_pgarray_text(&fresh)};
+        rc = send_q(&ps, Q_APPLIED, 1, v, err);
+    }
+    uint64_t applied = 0, dups = 0, skipped = 0, dead = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        event *ev = &evs[i];
+        if (ev->topic >= T_CONCERT_DLQ) {
+            rc = send_dead_letter(&ps, ev, err), dead++;
+            continue;
+        }
+        if (ev->dup) {
+            dups++;
+            continue;
+        }
+        if (!ev->bad) rc = send_event(&ps, ev, &done, err);
+        if (rc == 0 && ev->bad) rc = send_skipped(&ps, ev, err), skipped++;
+        else if (rc == 0) applied++;
+    }
+    for (int t = 0; t < TOPICS && rc == 0; t++) {
+        for (int part = 0; part < PARTITIONS_MAX && rc == 0; part++) {
+            if (next[t][part] < 0) continue;
+            char pb[16], nb[24], eb[24];
+            snprintf(pb, sizeof pb, "%d", part);
+            snprintf(nb, sizeof nb, "%" PRId64, next[t][part]);
+            snprintf(eb, sizeof eb, "%" PRId64, p->stored[t][part]);
+            const char *v[4] = {topic_names[t], pb, nb, eb};
+            if (ps.offsets >= (int)(sizeof ps.offsets_at / sizeof ps.offsets_at[0])) {
+                CT_ERR(err, CT_ERR_FATAL, "too many partitions in one batch");
+                rc = -1;
+                break;
+            }
+            ps.offsets_at[ps.offsets++] = ps.sent;
+            rc = send_q(&ps, Q_OFFSET, 4, v, err);
+        }
+    }
+    /* Command ids of the batch, in chunks that fit a NOTIFY payload. */
+    if (rc == 0 && done.count > 0) {
+        char *buf = malloc(NOTIFY_CHUNK_BYTES + 200);
+        size_t len = 0;
+        if (!buf) CT_ERR(err, CT_ERR_FATAL, "out of memory"), rc = -1;
+        for (int i = 0; i < n && rc == 0; i++) {
+            event *ev = &evs[i];
+            if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad || !json_is_true(json_object_get(ev->data, "terminal")))
+                continue;
+            size_t idl = strlen(ev->command_id);
+            if (idl > 150) continue;
+            if (len + idl + 1 > NOTIFY_CHUNK_BYTES) {
+                const char *v[1] = {buf};
+                rc = send_q(&ps, Q_NOTIFY, 1, v, err);
+                len = 0;
+            }
+            if (len) buf[len++] = ',';
+            memcpy(buf + len, ev->command_id, idl);
+            len += idl;
+            buf[len] = '\0';
+        }
+        if (rc == 0 && len > 0) {
+            const char *v[1] = {buf};
+            rc = send_q(&ps, Q_NOTIFY, 1, v, err);
+        }
+        free(buf);
+    }
+    if (piped) {
+        if (!PQpipelineSync(p->pg)) {
+            if (rc == 0) CT_ERR(err, CT_ERR_RETRIABLE, "pipeline sync failed"), rc = -1;
+        } else {
+            int crc = collect(&ps, rc == 0 ? err : &(ct_error){0});
+            if (rc == 0) rc = crc;
+        }
+        PQexitPipelineMode(p->pg);
+    }
+    if (rc == 0) {
+        rc = ct_pg_exec(p->pg, "COMMIT", err);
+        if (rc == 0) {
+            for (int t = 0; t < TOPICS; t++)
+                for (int part = 0; part < PARTITIONS_MAX; part++)
+                    if (next[t][part] >= 0) p->stored[t][part] = next[t][part];
+            p->applied += applied, p->duplicates += dups, p->skipped += skipped, p->dead_letters += dead;
+            p->batches++;
+        }
+    } else if (PQstatus(p->pg) == CONNECTION_OK) {
+        PGresult *res = PQexec(p->pg, "ROLLBACK");
+        PQclear(res);
+    }
+    for (int i = 0; i < n; i++) json_decref(evs[i].root);
+    ct_pgarray_free(&ids), ct_pgarray_free(&fresh), ct_pgarray_free(&done);
+    free(evs), free(set), free(next);
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------------- */
+
+ct_projector *ct_projector_new(const ct_config *cfg, ct_error *err) {
+    ct_projector *p = calloc(1, sizeof *p);
+    if (!p || !(p->msgs = calloc((size_t)cfg->projector_batch_max, sizeof *p->msgs))) {
+        free(p);
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return NULL;
+    }
+    p->cfg = cfg;
+    ct_kafka_consumer_opts co = {.client_id = "concert-projector", .group_id = CT_PROJECTOR_GROUP,
+                                 .read_committed = true, .auto_commit = false, .opaque = p,
+                                 .rebalance_cb = on_rebalance};
+    if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(TOPICS);
+    for (int i = 0; i < TOPICS; i++) rd_kafka_topic_partition_list_add(subs, topic_names[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t se = rd_kafka_subscribe(p->consumer, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (se) {
+        CT_ERR(err, CT_ERR_FATAL, "subscribe: %s", rd_kafka_err2str(se));
+        goto fail;
+    }
+    return p;
+fail:
+    ct_projector_destroy(p);
+    return NULL;
+}
+
+void ct_projector_destroy(ct_projector *p) {
+    if (!p) return;
+    if (p->consumer) {
+        rd_kafka_consumer_close(p->consumer);
+        rd_kafka_destroy(p->consumer);
+    }
+    if (p->pending) rd_kafka_topic_partition_list_destroy(p->pending);
+    if (p->pg) PQfinish(p->pg);
+    free(p->msgs);
+    free(p);
+}
+
+static void drop_msgs(rd_kafka_message_t **msgs, int n) {
+    for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
+}
+
+/* Fills p->msgs with up to batch_max records of assigned partitions, waiting
+ * at most batch_ms after the first. A rebalance in between drops what was
+ * gathered (it is read again from the stored offsets). */
+static int gather(ct_projector *p) {
+    int n = 0;
+    uint64_t gen = p->generation;
+    int64_t deadline = 0;
+    while (n < p->cfg->projector_batch_max && !ct_signal_stop_requested() && !p->fatal && !p->pending) {
+        int wait = 100;
+        if (n > 0) {
+            int64_t left = deadline - ct_clock_mono_ms();
+            if (left <= 0) break;
+            wait = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, wait);
+        if (p->generation != gen) {
+            if (m) rd_kafka_message_destroy(m);
+            drop_msgs(p->msgs, n);
+            n = 0;
+            gen = p->generation;
+            continue;
+        }
+        if (!m) {
+            if (n == 0) break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                CT_LOG_RATELIMITED(CT_LOG_WARN, "kafka", 5000, "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        int t = topic_index(rd_kafka_topic_name(m->rkt));
+        if (t < 0 || m->partition < 0 || m->partition >= PARTITIONS_MAX || !p->assigned[t][m->partition] ||
+            m->offset < p->stored[t][m->partition]) {
+            rd_kafka_message_destroy(m); /* revoked meanwhile, or applied already */
+            continue;
+        }
+        if (n == 0) deadline = ct_clock_mono_ms() + p->cfg->projector_batch_ms;
+        p->msgs[n++] = m;
+    }
+    return n;
+}
+
+/* A batch the database refuses for its content: apply its events one by
+ * one so that only the refused one is skipped. */
+static int apply_isolating(ct_projector *p, rd_kafka_message_t **msgs, int n, ct_error *err) {
+    for (int i = 0; i < n; i++) {
+        ct_error e1 = {0};
+        int rc = apply_batch(p, &msgs[i], 1, false, NULL, &e1);
+        if (rc == -1 && e1.klass == CT_ERR_PERMANENT) {
+            char why[200];
+            snprintf(why, sizeof why, "refused by the database: %.150s", e1.msg);
+            CT_LOG_WARN("projector", "event refused by the database, skipping it: %s %s", e1.msg, e1.detail);
+            rc = apply_batch(p, &msgs[i], 1, true, why, &e1);
+        }
+        if (rc != 0) {
+            *err = e1;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void log_stats(ct_projector *p, int64_t *last_ms, uint64_t *last_applied) {
+    int64_t now = ct_clock_mono_ms();
+    if (now - *last_ms < STATS_EVERY_MS) return;
+    double rate = (double)(p->applied - *last_applied) * 1000.0 / (double)(now - *last_ms);
+    CT_LOG_INFO("projector",
+                "progress applied=%" PRIu64 " duplicates=%" PRIu64 " skipped=%" PRIu64 " dead_letters=%" PRIu64
+                " batches=%" PRIu64 " lost_cas=%" PRIu64 " events_per_s=%.0f",
+                p->applied, p->duplicates, p->skipped, p->dead_letters, p->batches, p->mismatches, rate);
+    *last_ms = now, *last_applied = p->applied;
+}
+
+/* Keeps the group membership alive while waiting (records are dropped:
+ * they are read again from the stored offsets). */
+static void idle(ct_projector *p, int64_t ms) {
+    int64_t until = ct_clock_mono_ms() + ms;
+    while (!ct_signal_stop_requested() && ct_clock_mono_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, 100);
+        if (m) rd_kafka_message_destroy(m);
+    }
+}
+
+int ct_projector_run(ct_projector *p, ct_error *err) {
+    if (!(p->slack = ct_slack_start(p->cfg, err))) return -1;
+    CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", CT_PROJECTOR_GROUP,
+                p->cfg->projector_batch_max, p->cfg->projector_batch_ms);
+    int64_t stats_ms = ct_clock_mono_ms();
+    uint64_t stats_applied = 0;
+    int rc = 0;
+    while (!ct_signal_stop_requested()) {
+        if (p->fatal) {
+            *err = p->fatal_err;
+            rc = -1;
+            break;
+        }
+        ct_error e = {0};
+        if (!p->pg && open_pg(p, &e) != 0) {
+            CT_LOG_RATELIMITED(CT_LOG_WARN, "projector", 5000, "cannot connect to the database: %s %s", e.msg,
+                               e.detail);
+            reseek(p);
+            idle(p, ct_backoff_ms(p->pg_failures++, 200, 10000, ct_backoff_jitter()));
+            continue;
+        }
+        p->pg_failures = 0;
+        if (p->pending) {
+            rd_kafka_topic_partition_list_t *todo = p->pending;
+            p->pending = NULL;
+            if (assign_from_store(p, todo, &e) != 0) {
+                if (e.klass == CT_ERR_FATAL) p->fatal = true, p->fatal_err = e;
+                else if (!p->pending) p->pending = todo, todo = NULL;
+                if (PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
+                if (todo) rd_kafka_topic_partition_list_destroy(todo);
+                idle(p, 500);
+                continue;
+            }
+            rd_kafka_topic_partition_list_destroy(todo);
+        }
+        int n = gather(p);
+        log_stats(p, &stats_ms, &stats_applied);
+        if (n == 0) continue;
+        int brc = apply_batch(p, p->msgs, n, false, NULL, &e);
+        if (brc == -1 && e.klass == CT_ERR_PERMANENT) brc = apply_isolating(p, p->msgs, n, &e);
+        drop_msgs(p->msgs, n);
+        if (brc == 1) {
+            p->mismatches++;
+            CT_LOG_WARN("projector", "stored offsets moved under this projector (another owner?): re-reading them");
+            reseek(p);
+        } else if (brc != 0) {
+            if (e.klass == CT_ERR_FATAL) {
+                *err = e;
+                rc = -1;
+                break;
+            }
+            CT_LOG_WARN("projector", "batch not applied, reading it again: %s %s", e.msg, e.detail);
+            if (!p->pg || PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
+            reseek(p);
+            idle(p, 200);
+        }
+    }
+    CT_LOG_INFO("projector", "stopping applied=%" PRIu64 " duplicates=%" PRIu64 " skipped=%" PRIu64, p->applied,
+                p->duplicates, p->skipped);
+    ct_slack_stop(p->slack);
+    p->slack = NULL;
+    return rc;
+}

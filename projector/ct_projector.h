@@ -1,0 +1,49 @@
+/*
+ * ct_projector: `concert projector`, the read side's writer (DESIGN.md
+ * section 8).
+ *
+ * Consumes concert.events and wallet.events (read_committed) and the command
+ * topics' dead-letter topics, in the consumer group `concert-projector`, and
+ * applies each batch to the read models of migration 0005 in ONE Postgres
+ * transaction together with the batch's next offsets (projector_offsets).
+ * Kafka's committed offsets are never used: on assignment the stored offsets
+ * are read and the partitions assigned at them, so what Postgres holds and
+ * where reading resumes can never disagree, whatever line a crash hits.
+ *
+ * Inside the transaction:
+ *  - event ids applied already (projected_events) are skipped, so a record
+ *    delivered twice (a processor's retried transaction, a topic replayed)
+ *    changes nothing;
+ *  - each event becomes one prepared statement, sent in a libpq pipeline in
+ *    partition order (a token's activation follows its issue, a seat's second
+ *    hold follows the first one's expiry);
+ *  - a terminal event (data.terminal) writes the command's outcome row;
+ *  - a confirmed reservation and a dead-lettered record each write a
+ *    slack_notifications row (delivered by ct_slack);
+ *  - the offsets are advanced with a compare-and-set on the value read at
+ *    assignment, so a projector that lost its partitions in a rebalance
+ *    cannot overwrite the new owner's progress: a mismatch rolls back and
+ *    the partitions are re-read from the stored offsets;
+ *  - pg_notify('command_done', ids) for the ingress's Prefer: wait, which
+ *    Postgres delivers only when the transaction commits.
+ * An event that cannot be applied (malformed JSON, missing fields, a value
+ * the tables reject) is skipped with a `projection_skipped` Slack row naming
+ * its topic, partition and offset, and the offset moves past it: one bad
+ * record never stops the read models.
+ */
+#ifndef CT_PROJECTOR_H
+#define CT_PROJECTOR_H
+
+#include "ct_config.h"
+#include "ct_error.h"
+
+#define CT_PROJECTOR_GROUP "concert-projector"
+
+typedef struct ct_projector ct_projector;
+
+ct_projector *ct_projector_new(const ct_config *cfg, ct_error *err);
+/* Runs until a stop signal (ct_signal); -1 with err on a fatal error. */
+int ct_projector_run(ct_projector *p, ct_error *err);
+void ct_projector_destroy(ct_projector *p);
+
+#endif

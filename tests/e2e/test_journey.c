@@ -1,0 +1,531 @@
+/* The whole pipeline through HTTP only: `concert up` (ingress, relay, both
+ * processors, projector as processes) on the test cluster's Kafka and a
+ * fresh Postgres database, driven the way a client would, with
+ * `Prefer: wait`. One pipeline serves every scenario (starting one costs
+ * seconds); each scenario works on a concert of its own, and the read
+ * models are checked against DESIGN.md section 11's invariants after each.
+ *
+ *   journey          create, charge, token, hold, pay, see reservation and
+ *                    balance; 402 leaves the balance and the hold, which is
+ *                    payable after a charge
+ *   seat race        200 active users, 10 seats: exactly 10 holds, 190 x 409,
+ *                    after payment 10 SOLD
+ *   queue            1,000 tokens, max_active 100: exact FIFO positions;
+ *                    admission as holders pay and as tokens expire
+ *   hold expiry      a short hold_ttl: the seat comes back, paying is 410
+ *   walkthrough      docs/walkthrough.md's sh blocks, as written, in bash */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/ct_test_http.h"
+#include "../support/ct_test_kafka.h"
+#include "../support/ct_test_pg.h"
+
+#define ADMIN_KEY "e2e-admin-key"
+#define JSON_CT "Content-Type: application/json"
+#define ADMIN_H "Authorization: Bearer " ADMIN_KEY
+
+static ct_config cfg;
+static char run[32], dir[256], base[64], log_path[320], dbname[64];
+static PGconn *db;
+static pid_t up;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The test cluster's topics hold what earlier tests wrote: the projector
+ * of this run starts at their current ends, as a fresh system's would on
+ * fresh topics, so its read models hold this run's events only. */
+static void start_projector_at_topic_ends(void) {
+    static const char *const topics[] = {"concert.events", "wallet.events", "concert.commands.dlq",
+                                         "wallet.commands.dlq"};
+    ct_error err = {0};
+    rd_kafka_t *rk = ct_kafka_admin_new(&cfg, "ct-test-e2e", &err);
+    cr_assert(rk, "%s", err.msg);
+    for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++) {
+        for (int p = 0; p < cfg.kafka_partitions; p++) {
+            int64_t lo = 0, hi = 0;
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+            cr_assert_eq(e, 0, "watermarks of %s[%d]: %s", topics[t], p, rd_kafka_err2str(e));
+            char sql[256];
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO projector_offsets (topic, partition, next_offset) VALUES ('%s', %d, %lld)", topics[t],
+                     p, (long long)hi);
+            PGresult *r = PQexec(db, sql);
+            cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
+            PQclear(r);
+        }
+    }
+    rd_kafka_destroy(rk);
+}
+
+static void setup(void) {
+    ct_test_setup_run(&cfg, "e2e", run, sizeof run, dir, sizeof dir);
+    /* The test cluster by address: the run directory has no local one. */
+    char brokers[CT_CONFIG_URL_MAX];
+    ct_kafka_bootstrap(&cfg, brokers, sizeof brokers);
+    setenv("CONCERT_KAFKA_BROKERS", brokers, 1);
+    snprintf(dbname, sizeof dbname, "ct_test_e2e_%s", run);
+    db = ct_test_pg_database(&cfg, dbname);
+    start_projector_at_topic_ends();
+    setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
+    /* Deadlines (hold and token expiry) advance with ticks. */
+    setenv("CONCERT_TICK_MS", "200", 1);
+    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
+    up = ct_test_spawn_http("up", "/readyz", 120000, base, sizeof base, log_path);
+}
+
+static void teardown(void) {
+    if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
+    if (db) PQfinish(db);
+    ct_error err = {0};
+    ct_pg_drop_database(&cfg, dbname, &err);
+    ct_test_cleanup_run(dir);
+}
+
+/* ---- HTTP with JSON ------------------------------------------------------ */
+
+typedef struct resp {
+    long status;
+    json_t *body; /* NULL when not JSON */
+    char *text;
+} resp;
+
+static resp call(CURL *c, const char *method, const char *path, const char *const *headers, const char *body) {
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    ct_http_resp r;
+    resp out = {0};
+    out.status = ct_http_do(c, method, url, headers, body, &r);
+    out.text = r.body;
+    out.body = json_loads(r.body, 0, NULL);
+    return out;
+}
+
+static void resp_free(resp *r) {
+    json_decref(r->body);
+    free(r->text);
+}
+
+static const char *str(const resp *r, const char *field) {
+    json_t *v = json_object_get(r->body, field);
+    cr_assert(json_is_string(v), "no string %s in %s", field, r->text);
+    return json_string_value(v);
+}
+
+static json_int_t num(json_t *obj, const char *field) {
+    json_t *v = json_object_get(obj, field);
+    cr_assert(json_is_integer(v), "no integer %s", field);
+    return json_integer_value(v);
+}
+
+static const char *error_code(const resp *r) {
+    json_t *e = json_object_get(r->body, "error");
+    json_t *c = e ? json_object_get(e, "code") : NULL;
+    return json_is_string(c) ? json_string_value(c) : "";
+}
+
+static long sql_long(const char *sql) { return ct_test_pg_count(db, sql); }
+
+/* ---- steps a client takes ----------------------------------------------- */
+
+static char *create_concert(CURL *c, int seats, int64_t price, int max_active, int active_ttl_ms, int hold_ttl_ms) {
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"title\":\"e2e %s\",\"max_active\":%d,\"active_ttl_ms\":%d,\"hold_ttl_ms\":%d,"
+             "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%lld}]}",
+             run, max_active, active_ttl_ms, hold_ttl_ms, seats, (long long)price);
+    const char *h[] = {JSON_CT, ADMIN_H, "Prefer: wait=20", NULL};
+    resp r = call(c, "POST", "/v1/admin/concerts", h, body);
+    cr_assert_eq(r.status, 201, "create concert: %ld %s", r.status, r.text);
+    char *id = strdup(str(&r, "concert_id"));
+    resp_free(&r);
+    return id;
+}
+
+static void charge(CURL *c, const char *user, int64_t amount) {
+    char path[128], body[64];
+    snprintf(path, sizeof path, "/v1/users/%s/balance/charge", user);
+    snprintf(body, sizeof body, "{\"amount\":%lld}", (long long)amount);
+    const char *h[] = {JSON_CT, "Prefer: wait=20", NULL};
+    resp r = call(c, "POST", path, h, body);
+    cr_assert_eq(r.status, 200, "charge %s: %ld %s", user, r.status, r.text);
+    resp_free(&r);
+}
+
+static int64_t balance(CURL *c, const char *user) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/users/%s/balance", user);
+    resp r = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(r.status, 200, "balance %s: %ld %s", user, r.status, r.text);
+    int64_t b = num(r.body, "balance");
+    resp_free(&r);
+    return b;
+}
+
+/* Issues a token; wait > 0 waits for the outcome. Returns the token. */
+static char *issue_token(CURL *c, const char *user, const char *concert, int wait) {
+    char body[256], prefer[32];
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\"}", user, concert);
+    snprintf(prefer, sizeof prefer, "Prefer: wait=%d", wait);
+    const char *h[] = {JSON_CT, wait > 0 ? prefer : NULL, NULL};
+    resp r = call(c, "POST", "/v1/queue/tokens", h, body);
+    cr_assert_eq(r.status, wait > 0 ? 201 : 202, "token for %s: %ld %s", user, r.status, r.text);
+    char *t = strdup(str(&r, "token"));
+    resp_free(&r);
+    return t;
+}
+
+static resp token_status(CURL *c, const char *token) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/queue/tokens/%s", token);
+    return call(c, "GET", path, NULL, NULL);
+}
+
+/* Waits until the token reads `status`. */
+static void await_token(CURL *c, const char *token, const char *status, int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    char last[512] = "";
+    for (;;) {
+        resp r = token_status(c, token);
+        json_t *s = r.status == 200 ? json_object_get(r.body, "status") : NULL;
+        bool ok = json_is_string(s) && strcmp(json_string_value(s), status) == 0;
+        snprintf(last, sizeof last, "%ld %s", r.status, r.text);
+        resp_free(&r);
+        if (ok) return;
+        cr_assert_lt(now_ms(), deadline, "token %s never %s; last: %s", token, status, last);
+        usleep(100 * 1000);
+    }
+}
+
+static resp hold(CURL *c, const char *user, const char *token, const char *concert, const char *schedule, int seat) {
+    char body[256], qt[128];
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"%s\",\"seat_no\":%d}", user,
+             concert, schedule, seat);
+    snprintf(qt, sizeof qt, "X-Queue-Token: %s", token);
+    const char *h[] = {JSON_CT, qt, "Prefer: wait=20", NULL};
+    return call(c, "POST", "/v1/reservations", h, body);
+}
+
+static resp pay(CURL *c, const char *user, const char *token, const char *reservation) {
+    char body[256], qt[128];
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"reservation_id\":\"%s\"}", user, reservation);
+    snprintf(qt, sizeof qt, "X-Queue-Token: %s", token);
+    const char *h[] = {JSON_CT, qt, "Prefer: wait=20", NULL};
+    return call(c, "POST", "/v1/payments", h, body);
+}
+
+/* ---- invariants (DESIGN.md section 11) on the read models ---------------- */
+
+/* Waits until every outbox row is SENT and has its outcome, then checks. */
+static void check_invariants(void) {
+    int64_t deadline = now_ms() + 60000;
+    for (;;) {
+        long open = sql_long("SELECT count(*) FROM outbox o WHERE o.status <> 'SENT'"
+                             " OR NOT EXISTS (SELECT 1 FROM commands c WHERE c.command_id = o.command_id::text)");
+        if (open == 0) break;
+        cr_assert_lt(now_ms(), deadline, "%ld outbox rows without SENT + outcome after 60 s", open);
+        usleep(200 * 1000);
+    }
+    /* 4: every row SENT (above); 3: one terminal outcome per command, none
+     * for anything that was not accepted. */
+    cr_assert_eq(sql_long("SELECT count(*) FROM commands c WHERE NOT EXISTS"
+                          " (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)"),
+                 0, "outcomes for commands never accepted");
+    /* 1: no seat held or sold by two: one live reservation per seat, and the
+     * seat row names it. */
+    cr_assert_eq(sql_long("SELECT count(*) FROM (SELECT concert_id, schedule_id, seat_no FROM reservations"
+                          " WHERE status IN ('HELD','PAYMENT_PENDING','CONFIRMED')"
+                          " GROUP BY 1, 2, 3 HAVING count(*) > 1) x"),
+                 0, "a seat with two live reservations");
+    cr_assert_eq(sql_long("SELECT count(*) FROM reservations r WHERE r.status IN ('HELD','PAYMENT_PENDING','CONFIRMED')"
+                          " AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.concert_id = r.concert_id"
+                          " AND s.schedule_id = r.schedule_id AND s.seat_no = r.seat_no"
+                          " AND s.reservation_id = r.reservation_id)"),
+                 0, "a live reservation whose seat names another");
+    /* 2: balances never negative; charged - paid = balance per user (no
+     * refunds happen in these scenarios). */
+    cr_assert_eq(sql_long("SELECT count(*) FROM balances WHERE balance < 0"), 0);
+    cr_assert_eq(sql_long("WITH ch AS (SELECT result->>'user_id' AS u, sum((result->>'amount')::bigint) AS s"
+                          "  FROM commands WHERE type = 'BalanceCharged' GROUP BY 1),"
+                          " pd AS (SELECT user_id AS u, sum(amount) AS s FROM payments WHERE status = 'SUCCEEDED'"
+                          "  GROUP BY 1)"
+                          " SELECT count(*) FROM balances b LEFT JOIN ch ON ch.u = b.user_id"
+                          " LEFT JOIN pd ON pd.u = b.user_id"
+                          " WHERE coalesce(ch.s, 0) - coalesce(pd.s, 0) <> b.balance"),
+                 0, "a balance that is not charged - paid");
+    /* 6: at most max_active ACTIVE tokens per concert; every reservation
+     * was made with a token of its user and concert, active at the time. */
+    cr_assert_eq(sql_long("SELECT count(*) FROM (SELECT t.concert_id FROM queue_tokens t"
+                          " JOIN concerts c USING (concert_id) WHERE t.status = 'ACTIVE'"
+                          " GROUP BY t.concert_id, c.max_active HAVING count(*) > c.max_active) x"),
+                 0, "more ACTIVE tokens than max_active");
+    cr_assert_eq(sql_long("SELECT count(*) FROM reservations r LEFT JOIN queue_tokens t ON t.token = r.token"
+                          " WHERE t.token IS NULL OR t.user_id <> r.user_id OR t.concert_id <> r.concert_id"
+                          " OR t.activated_ts IS NULL OR t.activated_ts > r.held_ts OR t.active_until <= r.held_ts"),
+                 0, "a reservation made without an active token");
+}
+
+/* ---- scenarios ------------------------------------------------------------ */
+
+static void journey(CURL *c) {
+    char *concert = create_concert(c, 20, 50000, 10, 60000, 60000);
+    /* The schedule is in the catalog with all its seats left. */
+    char path[256];
+    snprintf(path, sizeof path, "/v1/concerts/%s/schedules", concert);
+    resp s = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(s.status, 200, "%s", s.text);
+    cr_assert(strstr(s.text, "\"seats_left\":20") || strstr(s.text, "\"seats_left\": 20"), "%s", s.text);
+    resp_free(&s);
+
+    char user[64];
+    snprintf(user, sizeof user, "alice-%s", run);
+    charge(c, user, 30000);
+    char *token = issue_token(c, user, concert, 20);
+    await_token(c, token, "ACTIVE", 20000);
+
+    resp h = hold(c, user, token, concert, "1", 7);
+    cr_assert_eq(h.status, 201, "hold: %ld %s", h.status, h.text);
+    char *reservation = strdup(str(&h, "reservation_id"));
+    resp_free(&h);
+
+    /* 30,000 won for a 50,000 seat: 402, nothing changes. */
+    resp p = pay(c, user, token, reservation);
+    cr_assert_eq(p.status, 402, "pay short: %ld %s", p.status, p.text);
+    cr_assert_str_eq(error_code(&p), "INSUFFICIENT_BALANCE");
+    resp_free(&p);
+    cr_assert_eq(balance(c, user), 30000);
+    snprintf(path, sizeof path, "/v1/reservations/%s", reservation);
+    resp rv = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(rv.status, 200, "%s", rv.text);
+    cr_assert_str_eq(str(&rv, "status"), "HELD", "%s", rv.text);
+    resp_free(&rv);
+
+    charge(c, user, 25000);
+    p = pay(c, user, token, reservation);
+    cr_assert_eq(p.status, 200, "pay: %ld %s", p.status, p.text);
+    resp_free(&p);
+    cr_assert_eq(balance(c, user), 5000);
+    rv = call(c, "GET", path, NULL, NULL);
+    cr_assert_str_eq(str(&rv, "status"), "CONFIRMED", "%s", rv.text);
+    resp_free(&rv);
+    snprintf(path, sizeof path, "/v1/users/%s/reservations", user);
+    rv = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(rv.status, 200, "%s", rv.text);
+    cr_assert(strstr(rv.text, reservation), "%s", rv.text);
+    resp_free(&rv);
+    /* Paid: the token is done and the seat sold. */
+    await_token(c, token, "DONE", 10000);
+    snprintf(path, sizeof path, "/v1/concerts/%s/schedules/1/seats", concert);
+    rv = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(rv.status, 200, "%s", rv.text);
+    resp_free(&rv);
+    char q[512];
+    snprintf(q, sizeof q, "SELECT count(*) FROM seats WHERE concert_id = '%s' AND seat_no = 7 AND status = 'SOLD'",
+             concert);
+    cr_assert_eq(sql_long(q), 1);
+    free(reservation), free(token), free(concert);
+}
+
+typedef struct racer {
+    const char *concert;
+    char user[64];
+    char *token;
+    int seat;
+    long status;
+    char reservation[128];
+} racer;
+
+static void *race_hold(void *arg) {
+    racer *r = arg;
+    CURL *c = curl_easy_init();
+    resp h = hold(c, r->user, r->token, r->concert, "1", r->seat);
+    r->status = h.status;
+    if (h.status == 201) snprintf(r->reservation, sizeof r->reservation, "%s", str(&h, "reservation_id"));
+    resp_free(&h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void seat_race(CURL *c) {
+    enum { USERS = 200, SEATS = 10 };
+    char *concert = create_concert(c, SEATS, 10000, USERS, 120000, 60000);
+    static racer rs[USERS];
+    for (int i = 0; i < USERS; i++) {
+        rs[i] = (racer){.concert = concert, .seat = i % SEATS + 1};
+        snprintf(rs[i].user, sizeof rs[i].user, "racer%d-%s", i, run);
+        rs[i].token = issue_token(c, rs[i].user, concert, 0);
+    }
+    for (int i = 0; i < USERS; i++) await_token(c, rs[i].token, "ACTIVE", 30000);
+    pthread_t t[USERS];
+    for (int i = 0; i < USERS; i++) cr_assert_eq(pthread_create(&t[i], NULL, race_hold, &rs[i]), 0);
+    for (int i = 0; i < USERS; i++) pthread_join(t[i], NULL);
+    int held = 0, taken = 0, per_seat[SEATS + 1] = {0};
+    for (int i = 0; i < USERS; i++) {
+        if (rs[i].status == 201) held++, per_seat[rs[i].seat]++;
+        else if (rs[i].status == 409) taken++;
+        else cr_assert_fail("racer %d: status %ld", i, rs[i].status);
+    }
+    cr_assert_eq(held, SEATS, "%d holds succeeded", held);
+    cr_assert_eq(taken, USERS - SEATS);
+    for (int s = 1; s <= SEATS; s++) cr_assert_eq(per_seat[s], 1, "seat %d held %d times", s, per_seat[s]);
+    for (int i = 0; i < USERS; i++) {
+        if (rs[i].status != 201) continue;
+        charge(c, rs[i].user, 10000);
+        resp p = pay(c, rs[i].user, rs[i].token, rs[i].reservation);
+        cr_assert_eq(p.status, 200, "pay %d: %ld %s", i, p.status, p.text);
+        resp_free(&p);
+    }
+    char path[256];
+    snprintf(path, sizeof path, "/v1/concerts/%s/schedules/1/seats", concert);
+    resp m = call(c, "GET", path, NULL, NULL);
+    cr_assert_eq(m.status, 200, "%s", m.text);
+    int sold = 0;
+    for (const char *p = m.text; (p = strstr(p, "SOLD")); p++) sold++;
+    cr_assert_eq(sold, SEATS, "seat map: %s", m.text);
+    resp_free(&m);
+    for (int i = 0; i < USERS; i++) free(rs[i].token);
+    free(concert);
+}
+
+static void queue_fifo(CURL *c) {
+    enum { TOKENS = 1000, MAX_ACTIVE = 100, PAYERS = 5 };
+    /* active_ttl long enough to pay, short enough to watch expiry. */
+    char *concert = create_concert(c, 50, 1000, MAX_ACTIVE, 20000, 60000);
+    static char *tokens[TOKENS];
+    static char users[TOKENS][64];
+    for (int i = 0; i < TOKENS; i++) {
+        snprintf(users[i], sizeof users[i], "q%d-%s", i, run);
+        /* One connection, one after another: commit order is issue order. */
+        tokens[i] = issue_token(c, users[i], concert, 0);
+    }
+    await_token(c, tokens[TOKENS - 1], "WAITING", 30000);
+    for (int i = 0; i < TOKENS; i++) {
+        resp r = token_status(c, tokens[i]);
+        cr_assert_eq(r.status, 200, "%s", r.text);
+        if (i < MAX_ACTIVE) {
+            cr_assert_str_eq(str(&r, "status"), "ACTIVE", "token %d: %s", i, r.text);
+        } else {
+            cr_assert_str_eq(str(&r, "status"), "WAITING", "token %d: %s", i, r.text);
+            cr_assert_eq(num(r.body, "position"), i - MAX_ACTIVE + 1, "token %d: %s", i, r.text);
+        }
+        resp_free(&r);
+    }
+    /* Five holders pay: their slots go to the next five, in order. */
+    for (int i = 0; i < PAYERS; i++) {
+        charge(c, users[i], 1000);
+        resp h = hold(c, users[i], tokens[i], concert, "1", i + 1);
+        cr_assert_eq(h.status, 201, "hold %d: %s", i, h.text);
+        resp p = pay(c, users[i], tokens[i], str(&h, "reservation_id"));
+        cr_assert_eq(p.status, 200, "pay %d: %s", i, p.text);
+        resp_free(&p), resp_free(&h);
+    }
+    for (int i = MAX_ACTIVE; i < MAX_ACTIVE + PAYERS; i++) await_token(c, tokens[i], "ACTIVE", 10000);
+    for (int i = MAX_ACTIVE + PAYERS; i < TOKENS; i += 97) {
+        resp r = token_status(c, tokens[i]);
+        cr_assert_str_eq(str(&r, "status"), "WAITING", "token %d: %s", i, r.text);
+        cr_assert_eq(num(r.body, "position"), i - MAX_ACTIVE - PAYERS + 1, "token %d: %s", i, r.text);
+        resp_free(&r);
+    }
+    /* The first window expires: the next hundred are admitted, FIFO. */
+    await_token(c, tokens[PAYERS], "EXPIRED", 40000);
+    await_token(c, tokens[2 * MAX_ACTIVE + PAYERS - 1], "ACTIVE", 20000);
+    char q[512];
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM queue_tokens a JOIN queue_tokens w ON w.concert_id = a.concert_id"
+             " WHERE a.concert_id = '%s' AND a.status <> 'WAITING' AND w.status = 'WAITING' AND a.seq > w.seq",
+             concert);
+    cr_assert_eq(sql_long(q), 0, "a token admitted before one that waited longer");
+    for (int i = 0; i < TOKENS; i++) free(tokens[i]);
+    free(concert);
+}
+
+static void hold_expiry(CURL *c) {
+    char *concert = create_concert(c, 5, 1000, 10, 60000, 2000);
+    char user[64];
+    snprintf(user, sizeof user, "late-%s", run);
+    charge(c, user, 5000);
+    char *token = issue_token(c, user, concert, 20);
+    await_token(c, token, "ACTIVE", 20000);
+    resp h = hold(c, user, token, concert, "1", 3);
+    cr_assert_eq(h.status, 201, "%s", h.text);
+    char *reservation = strdup(str(&h, "reservation_id"));
+    resp_free(&h);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/reservations/%s", reservation);
+    int64_t deadline = now_ms() + 20000;
+    for (;;) {
+        resp r = call(c, "GET", path, NULL, NULL);
+        bool expired = r.status == 200 && strcmp(str(&r, "status"), "EXPIRED") == 0;
+        resp_free(&r);
+        if (expired) break;
+        cr_assert_lt(now_ms(), deadline, "the hold never expired");
+        usleep(200 * 1000);
+    }
+    char q[512];
+    snprintf(q, sizeof q, "SELECT count(*) FROM seats WHERE concert_id = '%s'", concert);
+    cr_assert_eq(sql_long(q), 0, "the seat did not come back");
+    resp p = pay(c, user, token, reservation);
+    cr_assert_eq(p.status, 410, "pay after expiry: %ld %s", p.status, p.text);
+    resp_free(&p);
+    cr_assert_eq(balance(c, user), 5000);
+    /* The seat can be held again. */
+    h = hold(c, user, token, concert, "1", 3);
+    cr_assert_eq(h.status, 201, "%s", h.text);
+    resp_free(&h);
+    free(reservation), free(token), free(concert);
+}
+
+/* Every ```sh block of docs/walkthrough.md, in order, in one bash. */
+static void walkthrough(CURL *c) {
+    (void)c;
+    char path[512], script[512], out[512];
+    snprintf(path, sizeof path, "%s/docs/walkthrough.md", CT_SOURCE_DIR);
+    snprintf(script, sizeof script, "%s/walkthrough.sh", dir);
+    snprintf(out, sizeof out, "%s/walkthrough.out", dir);
+    FILE *in = fopen(path, "r"), *sh = fopen(script, "w");
+    cr_assert(in && sh, "cannot read %s or write %s", path, script);
+    fprintf(sh, "set -euo pipefail\n");
+    char line[4096];
+    bool inside = false;
+    int blocks = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (!inside && strncmp(line, "```sh", 5) == 0) inside = true, blocks++;
+        else if (inside && strncmp(line, "```", 3) == 0) inside = false;
+        else if (inside) fputs(line, sh);
+    }
+    fclose(in), fclose(sh);
+    cr_assert_geq(blocks, 5, "only %d sh blocks in %s", blocks, path);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "API=%s CONCERT_ADMIN_KEY=%s FAN=walker-%s bash %s > %s 2>&1", base, ADMIN_KEY, run, script,
+             out);
+    int rc = system(cmd);
+    if (rc != 0) ct_test_print_log_tail(out, 60);
+    cr_assert_eq(rc, 0, "docs/walkthrough.md failed as written (output above)");
+}
+
+Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = teardown, .timeout = 400) {
+    CURL *c = curl_easy_init();
+    struct {
+        const char *name;
+        void (*fn)(CURL *);
+    } scenarios[] = {{"journey", journey}, {"seat race", seat_race}, {"queue", queue_fifo}, {"hold expiry", hold_expiry},
+                   {"walkthrough", walkthrough}};
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+        int64_t t0 = now_ms();
+        scenarios[i].fn(c);
+        check_invariants();
+        fprintf(stderr, "e2e: %s passed in %lld ms\n", scenarios[i].name, (long long)(now_ms() - t0));
+    }
+    curl_easy_cleanup(c);
+}
