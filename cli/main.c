@@ -25,7 +25,7 @@ static const command commands[] = {
      "run an exactly-once processor of one role"},
     {"relay", ct_cmd_relay, "relay [--instance NAME]",
      "publish the outbox to Kafka and tick (one leader at a time; others stand by)"},
-    {"projector", ct_cmd_projector, "projector",
+    {"projector", ct_cmd_projector, "projector [--instance NAME]",
      "materialise the read models from the event topics and deliver Slack notifications"},
     {"outbox", ct_cmd_outbox, "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed",
      "inspect the outbox, re-drive FAILED rows"},

@@ -694,7 +694,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
 
 /* ---- the loop ------------------------------------------------------------------- */
 
-ct_projector *ct_projector_new(const ct_config *cfg, ct_error *err) {
+ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err) {
     ct_projector *p = calloc(1, sizeof *p);
     if (!p || !(p->msgs = calloc((size_t)cfg->projector_batch_max, sizeof *p->msgs))) {
         free(p);
@@ -702,9 +702,11 @@ ct_projector *ct_projector_new(const ct_config *cfg, ct_error *err) {
         return NULL;
     }
     p->cfg = cfg;
-    ct_kafka_consumer_opts co = {.client_id = "concert-projector", .group_id = CT_PROJECTOR_GROUP,
-                                 .read_committed = true, .auto_commit = false, .opaque = p,
-                                 .rebalance_cb = on_rebalance};
+    char member[192];
+    snprintf(member, sizeof member, "concert-projector-%s", instance);
+    ct_kafka_consumer_opts co = {.client_id = member, .group_id = cfg->projector_group, .read_committed = true,
+                                 .auto_commit = false, .opaque = p, .rebalance_cb = on_rebalance,
+                                 .group_instance_id = member, .session_timeout_ms = CT_PROJECTOR_SESSION_TIMEOUT_MS};
     if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(TOPICS);
     for (int i = 0; i < TOPICS; i++) rd_kafka_topic_partition_list_add(subs, topic_names[i], RD_KAFKA_PARTITION_UA);
@@ -823,7 +825,7 @@ static void idle(ct_projector *p, int64_t ms) {
 
 int ct_projector_run(ct_projector *p, ct_error *err) {
     if (!(p->slack = ct_slack_start(p->cfg, err))) return -1;
-    CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", CT_PROJECTOR_GROUP,
+    CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", p->cfg->projector_group,
                 p->cfg->projector_batch_max, p->cfg->projector_batch_ms);
     int64_t stats_ms = ct_clock_mono_ms();
     uint64_t stats_applied = 0;

@@ -3,7 +3,7 @@
  * section 8).
  *
  * Consumes concert.events and wallet.events (read_committed) and the command
- * topics' dead-letter topics, in the consumer group `concert-projector`, and
+ * topics' dead-letter topics, in the consumer group CONCERT_PROJECTOR_GROUP, and
  * applies each batch to the read models of migration 0005 in ONE Postgres
  * transaction together with the batch's next offsets (projector_offsets).
  * Kafka's committed offsets are never used: on assignment the stored offsets
@@ -37,11 +37,15 @@
 #include "ct_config.h"
 #include "ct_error.h"
 
-#define CT_PROJECTOR_GROUP "concert-projector"
+/* Static group membership (group.instance.id concert-projector-<instance>):
+ * a projector restarted after a crash takes its partitions back at once
+ * instead of waiting for the dead member's session to time out. */
+#define CT_PROJECTOR_SESSION_TIMEOUT_MS 10000
 
 typedef struct ct_projector ct_projector;
 
-ct_projector *ct_projector_new(const ct_config *cfg, ct_error *err);
+/* instance: this process's name within the group (distinct per process). */
+ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err);
 /* Runs until a stop signal (ct_signal); -1 with err on a fatal error. */
 int ct_projector_run(ct_projector *p, ct_error *err);
 void ct_projector_destroy(ct_projector *p);

@@ -103,6 +103,9 @@ static const setting settings[] = {
      "Processors: most records per Kafka transaction."},
     {"CONCERT_PROCESSOR_BATCH_MS", INT(processor_batch_ms, 1, 60000), "20", 0,
      "Processors: longest wait to fill a transaction before committing what there is, in ms."},
+    {"CONCERT_PROJECTOR_GROUP", STR(projector_group), "concert-projector", 0,
+     "Projector: Kafka consumer group (letters, digits, '.', '_', '-'). Its positions live in Postgres"
+     " (projector_offsets), not in Kafka: a new group on a fresh database rebuilds the read models."},
     {"CONCERT_PROJECTOR_BATCH_MAX", INT(projector_batch_max, 1, 100000), "2000", 0,
      "Projector: most events applied in one Postgres transaction."},
     {"CONCERT_PROJECTOR_BATCH_MS", INT(projector_batch_ms, 1, 60000), "20", 0,
@@ -255,6 +258,12 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
     if (cfg->relay_backoff_base_ms > cfg->relay_backoff_max_ms) {
         CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_RELAY_BACKOFF_MAX_MS: %d is below CONCERT_RELAY_BACKOFF_BASE_MS (%d)",
                cfg->relay_backoff_max_ms, cfg->relay_backoff_base_ms);
+        return -1;
+    }
+    if (cfg->projector_group[0] == '\0' ||
+        strspn(cfg->projector_group, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(cfg->projector_group)) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_PROJECTOR_GROUP: must be letters, digits, '.', '_' or '-'");
         return -1;
     }
     if (cfg->slack_backoff_base_ms > cfg->slack_backoff_max_ms) {

@@ -72,6 +72,7 @@ typedef struct ct_config {
     int processor_batch_max;
     int processor_batch_ms;
 
+    char projector_group[128];
     int projector_batch_max;
     int projector_batch_ms;
     char slack_webhook_url[CT_CONFIG_URL_MAX]; /* empty: notifications stay unsent */

@@ -79,6 +79,9 @@ static void setup(void) {
     db = ct_test_pg_database(&cfg, dbname);
     start_projector_at_topic_ends();
     setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
+    char group[96];
+    snprintf(group, sizeof group, "ct-test-e2e-%s", run);
+    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
     /* Deadlines (hold and token expiry) advance with ticks. */
     setenv("CONCERT_TICK_MS", "200", 1);
     snprintf(log_path, sizeof log_path, "%s/up.log", dir);
