@@ -740,7 +740,7 @@ static void drop_msgs(rd_kafka_message_t **msgs, int n) {
 
 /* Fills p->msgs with up to batch_max records of assigned partitions, waiting
  * at most batch_ms after the first. A rebalance in between drops what was
- * gathered (it is read again from the stored offsets). */
+ * gathered before it (it is read again from the stored offsets). */
 static int gather(ct_projector *p) {
     int n = 0;
     uint64_t gen = p->generation;
@@ -754,11 +754,14 @@ static int gather(ct_projector *p) {
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, wait);
         if (p->generation != gen) {
-            if (m) rd_kafka_message_destroy(m);
+            /* What was gathered belongs to the old assignment and is read
+             * again from the stored offsets. m does not: the poll that ran
+             * the rebalance fetched it after the new assignment (librdkafka
+             * discards records fetched before an assign), and dropping it
+             * would lose it. */
             drop_msgs(p->msgs, n);
             n = 0;
             gen = p->generation;
-            continue;
         }
         if (!m) {
             if (n == 0) break;

@@ -27,6 +27,7 @@
 #include "../support/ct_test_http.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
+#include "../support/ct_test_projector.h"
 
 #define ADMIN_KEY "e2e-admin-key"
 #define JSON_CT "Content-Type: application/json"
@@ -43,32 +44,6 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The test cluster's topics hold what earlier tests wrote: the projector
- * of this run starts at their current ends, as a fresh system's would on
- * fresh topics, so its read models hold this run's events only. */
-static void start_projector_at_topic_ends(void) {
-    static const char *const topics[] = {"concert.events", "wallet.events", "concert.commands.dlq",
-                                         "wallet.commands.dlq"};
-    ct_error err = {0};
-    rd_kafka_t *rk = ct_kafka_admin_new(&cfg, "ct-test-e2e", &err);
-    cr_assert(rk, "%s", err.msg);
-    for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++) {
-        for (int p = 0; p < cfg.kafka_partitions; p++) {
-            int64_t lo = 0, hi = 0;
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
-            cr_assert_eq(e, 0, "watermarks of %s[%d]: %s", topics[t], p, rd_kafka_err2str(e));
-            char sql[256];
-            snprintf(sql, sizeof sql,
-                     "INSERT INTO projector_offsets (topic, partition, next_offset) VALUES ('%s', %d, %lld)", topics[t],
-                     p, (long long)hi);
-            PGresult *r = PQexec(db, sql);
-            cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
-            PQclear(r);
-        }
-    }
-    rd_kafka_destroy(rk);
-}
-
 static void setup(void) {
     ct_test_setup_run(&cfg, "e2e", run, sizeof run, dir, sizeof dir);
     /* The test cluster by address: the run directory has no local one. */
@@ -77,7 +52,7 @@ static void setup(void) {
     setenv("CONCERT_KAFKA_BROKERS", brokers, 1);
     snprintf(dbname, sizeof dbname, "ct_test_e2e_%s", run);
     db = ct_test_pg_database(&cfg, dbname);
-    start_projector_at_topic_ends();
+    ct_test_projector_start_at_ends(&cfg, db);
     setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
     char group[96];
     snprintf(group, sizeof group, "ct-test-e2e-%s", run);

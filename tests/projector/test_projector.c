@@ -1,0 +1,470 @@
+/* `concert projector` against the real Postgres and the test cluster: a
+ * generated stream of processor events (3,000 users across 10 concerts:
+ * charges, tokens, holds, payments that succeed, fail or expire), with a
+ * duplicated event, a malformed record and a dead letter in it.
+ *
+ *   read_models_follow_the_events   one uninterrupted projector: every
+ *       table holds exactly what the events say (counts and values from the
+ *       generator, not from the projector), the duplicate changed nothing,
+ *       the malformed record and the dead letter became Slack rows, every
+ *       terminal command was NOTIFYed; stopped and started again, it
+ *       resumes from the stored offsets and changes nothing
+ *   sigkill_leaves_the_read_models_equal   the same stream into a second
+ *       database, the projector killed with SIGKILL again and again while
+ *       it catches up (small batches, so kills land mid-batch), restarted
+ *       each time: the read models equal the uninterrupted run's, row for
+ *       row. */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../support/ct_test_kafka.h"
+#include "../support/ct_test_pg.h"
+#include "../support/ct_test_projector.h"
+
+enum { CONCERTS = 10, USERS = 300, PRICE = 4000, CHARGE = 10000 };
+
+static ct_config cfg;
+static char run[32], dir[256];
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the stream -------------------------------------------------------------- */
+
+/* What a user does: most pay; every 5th lets the hold expire; every 7th
+ * (not 5th) has the payment fail and keeps the hold. */
+typedef enum fate { PAYS, EXPIRES, FAILS } fate;
+static fate fate_of(int u) { return u % 5 == 0 ? EXPIRES : u % 7 == 0 ? FAILS : PAYS; }
+
+typedef struct expect {
+    long events, terminal, confirmed, expired, failed;
+} expect;
+
+static rd_kafka_t *producer;
+static int64_t produced;
+
+static void send_raw(const char *topic, const char *key, const char *value, rd_kafka_headers_t *h) {
+    rd_kafka_resp_err_t e;
+    for (;;) {
+        if (h)
+            e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                  RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+        else
+            e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                  RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(producer, 50);
+    }
+    cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
+    produced++;
+}
+
+/* One event envelope, id "<run>-<name>", to its topic. */
+static void event(const char *topic, const char *name, const char *type, int64_t ts, const char *cmd,
+                  const char *key, const char *data) {
+    char buf[2048];
+    snprintf(buf, sizeof buf,
+             "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%" PRId64 ",\"command_id\":\"%s-%s\",\"key\":\"%s\","
+             "\"data\":%s}",
+             run, name, type, ts, run, cmd, key, data);
+    send_raw(topic, key, buf, NULL);
+}
+
+/* between(c), when not NULL, runs after concert c's events are written. */
+static void produce_stream(expect *x, void (*between)(int c)) {
+    memset(x, 0, sizeof *x);
+    produced = 0;
+    ct_error err = {0};
+    ct_kafka_producer_opts po = {.client_id = "ct-test-projector", .linger_ms = 5};
+    producer = ct_kafka_producer_new(&cfg, &po, &err);
+    cr_assert(producer, "%s", err.msg);
+    char d[768], name[96], cmd[96], key[64], user[64], res[96], pay[96], tok[96];
+    const char *CE = CT_TOPIC_CONCERT_EVENTS, *WE = CT_TOPIC_WALLET_EVENTS;
+    for (int c = 0; c < CONCERTS; c++) {
+        snprintf(key, sizeof key, "%s-c%d", run, c);
+        snprintf(name, sizeof name, "cc%d", c);
+        snprintf(d, sizeof d,
+                 "{\"concert_id\":\"%s\",\"title\":\"Concert %d\",\"max_active\":%d,\"active_ttl_ms\":60000,"
+                 "\"hold_ttl_ms\":30000,\"schedule_count\":1,\"terminal\":true}",
+                 key, c, USERS);
+        event(CE, name, "ConcertCreated", 1000, name, key, d), x->events++, x->terminal++;
+        snprintf(name, sizeof name, "cs%d", c);
+        snprintf(d, sizeof d,
+                 "{\"concert_id\":\"%s\",\"schedule_id\":\"s1\",\"starts_at\":99000,\"seats\":%d,\"price\":%d,"
+                 "\"terminal\":false}",
+                 key, USERS, PRICE);
+        event(CE, name, "ScheduleCreated", 1000, "cc0", key, d), x->events++;
+        for (int u = 0; u < USERS; u++) {
+            int64_t ts = 2000 + u * 10;
+            snprintf(user, sizeof user, "%s-u%d-%d", run, c, u);
+            snprintf(res, sizeof res, "%s-r%d-%d", run, c, u);
+            snprintf(pay, sizeof pay, "%s-p%d-%d", run, c, u);
+            snprintf(tok, sizeof tok, "%s-t%d-%d", run, c, u);
+            snprintf(name, sizeof name, "ch%d-%d", c, u);
+            snprintf(d, sizeof d, "{\"user_id\":\"%s\",\"amount\":%d,\"balance\":%d,\"terminal\":true}", user,
+                     fate_of(u) == FAILS ? PRICE / 2 : CHARGE, fate_of(u) == FAILS ? PRICE / 2 : CHARGE);
+            event(WE, name, "BalanceCharged", ts, name, user, d), x->events++, x->terminal++;
+            snprintf(name, sizeof name, "ti%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"token\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\",\"seq\":%d,\"status\":\"ACTIVE\","
+                     "\"position\":0,\"active_until\":%" PRId64 ",\"terminal\":true}",
+                     tok, user, key, u + 1, ts + 60000);
+            event(CE, name, "TokenIssued", ts, name, key, d), x->events++, x->terminal++;
+            snprintf(name, sizeof name, "sh%d-%d", c, u);
+            snprintf(cmd, sizeof cmd, "sh%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"reservation_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\",\"seat_no\":%d,"
+                     "\"user_id\":\"%s\",\"token\":\"%s\",\"hold_until\":%" PRId64 ",\"price\":%d,\"terminal\":true}",
+                     res, key, u + 1, user, tok, ts + 1 + 30000, PRICE);
+            event(CE, name, "SeatHeld", ts + 1, cmd, key, d), x->events++, x->terminal++;
+            if (fate_of(u) == EXPIRES) {
+                snprintf(name, sizeof name, "he%d-%d", c, u);
+                snprintf(d, sizeof d,
+                         "{\"reservation_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\",\"seat_no\":%d,"
+                         "\"user_id\":\"%s\",\"token\":\"%s\",\"hold_until\":%" PRId64 ",\"terminal\":false}",
+                         res, key, u + 1, user, tok, ts + 1 + 30000);
+                event(CE, name, "SeatHoldExpired", ts + 30001, "tick", key, d), x->events++, x->expired++;
+                continue;
+            }
+            snprintf(cmd, sizeof cmd, "rp%d-%d", c, u);
+            snprintf(name, sizeof name, "pr%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+                     "\"amount\":%d,\"terminal\":false}",
+                     pay, res, user, key, PRICE);
+            event(CE, name, "PaymentRequested", ts + 2, cmd, key, d), x->events++;
+            if (fate_of(u) == FAILS) {
+                snprintf(name, sizeof name, "dr%d-%d", c, u);
+                snprintf(d, sizeof d,
+                         "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+                         "\"amount\":%d,\"balance\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":false}",
+                         pay, res, user, key, PRICE, PRICE / 2);
+                event(WE, name, "DebitRejected", ts + 3, cmd, user, d), x->events++;
+                snprintf(name, sizeof name, "pf%d-%d", c, u);
+                snprintf(d, sizeof d,
+                         "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
+                         "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":%" PRId64
+                         ",\"terminal\":true}",
+                         pay, res, key, user, PRICE, ts + 1 + 30000);
+                event(CE, name, "PaymentFailed", ts + 4, cmd, key, d), x->events++, x->terminal++, x->failed++;
+                continue;
+            }
+            snprintf(name, sizeof name, "bd%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+                     "\"amount\":%d,\"balance\":%d,\"terminal\":false}",
+                     pay, res, user, key, PRICE, CHARGE - PRICE);
+            event(WE, name, "BalanceDebited", ts + 3, cmd, user, d), x->events++;
+            snprintf(name, sizeof name, "ss%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"reservation_id\":\"%s\",\"payment_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
+                     "\"seat_no\":%d,\"user_id\":\"%s\",\"amount\":%d,\"terminal\":false}",
+                     res, pay, key, u + 1, user, PRICE);
+            event(CE, name, "SeatSold", ts + 4, cmd, key, d), x->events++;
+            snprintf(name, sizeof name, "rc%d-%d", c, u);
+            snprintf(d, sizeof d,
+                     "{\"reservation_id\":\"%s\",\"payment_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
+                     "\"seat_no\":%d,\"user_id\":\"%s\",\"token\":\"%s\",\"amount\":%d,\"terminal\":true}",
+                     res, pay, key, u + 1, user, tok, PRICE);
+            event(CE, name, "ReservationConfirmed", ts + 4, cmd, key, d), x->events++, x->terminal++, x->confirmed++;
+        }
+        /* A redelivered hold after its expiry (same id): applied again it
+         * would bring the seat back. */
+        snprintf(user, sizeof user, "%s-u%d-0", run, c);
+        snprintf(res, sizeof res, "%s-r%d-0", run, c);
+        snprintf(tok, sizeof tok, "%s-t%d-0", run, c);
+        snprintf(name, sizeof name, "sh%d-0", c);
+        snprintf(d, sizeof d,
+                 "{\"reservation_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\",\"seat_no\":1,"
+                 "\"user_id\":\"%s\",\"token\":\"%s\",\"hold_until\":32001,\"price\":%d,\"terminal\":true}",
+                 res, key, user, tok, PRICE);
+        event(CE, name, "SeatHeld", 2001, name, key, d);
+        if (between) {
+            cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+            between(c);
+        }
+    }
+    /* A record no processor would write, and a dead letter. */
+    snprintf(key, sizeof key, "%s-c0", run);
+    send_raw(CT_TOPIC_CONCERT_EVENTS, key, "{not json", NULL);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "dlq-reason", -1, "malformed JSON", -1);
+    rd_kafka_header_add(h, "dlq-topic", -1, "concert.commands", -1);
+    rd_kafka_header_add(h, "dlq-partition", -1, "2", -1);
+    rd_kafka_header_add(h, "dlq-offset", -1, "77", -1);
+    send_raw(CT_TOPIC_CONCERT_COMMANDS ".dlq", key, "garbage", h);
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    rd_kafka_destroy(producer);
+}
+
+/* ---- the projector as a process ------------------------------------------------ */
+
+static pid_t start_projector(const char *url, const char *group, const char *log_path) {
+    setenv("CONCERT_PG_URL", url, 1);
+    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
+    const char *argv[] = {CT_CONCERT_BIN, "projector", "--instance", run, NULL};
+    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
+                       .null_stdin = true};
+    ct_error err = {0};
+    pid_t pid = ct_proc_spawn(&po, &err);
+    cr_assert_gt(pid, 0, "%s", err.msg);
+    return pid;
+}
+
+/* Records of the events topics the projector has moved past. */
+static long position(PGconn *db) {
+    return ct_test_pg_count(db, "SELECT coalesce(sum(next_offset), 0) FROM projector_offsets"
+                                " WHERE topic IN ('concert.events', 'wallet.events')");
+}
+
+static void await_position(PGconn *db, long target, int timeout_ms, const char *log_path) {
+    int64_t deadline = now_ms() + timeout_ms;
+    while (position(db) < target) {
+        if (now_ms() > deadline) ct_test_print_log_tail(log_path, 30);
+        cr_assert_leq(now_ms(), deadline, "projector at %ld of %ld after %d ms", position(db), target, timeout_ms);
+        usleep(50 * 1000);
+    }
+}
+
+/* The read models as text, row by row in a fixed order, without the
+ * columns Postgres fills with its clock. */
+static char *snapshot(PGconn *db) {
+    static const char *const q[] = {
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM (SELECT command_id, type, status, reason, result,"
+        " event_id FROM commands) x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM concerts x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM schedules x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM seats x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM queue_tokens x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM reservations x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM payments x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM balances x",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM (SELECT kind, text, dedup_key"
+        " FROM slack_notifications) x",
+        "SELECT string_agg(id, E'\\n' ORDER BY id) FROM projected_events",
+        "SELECT string_agg(x::text, E'\\n' ORDER BY x::text) FROM (SELECT topic, partition, next_offset"
+        " FROM projector_offsets) x",
+    };
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    cr_assert(out);
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        PGresult *r = PQexec(db, q[i]);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+        const char *v = PQgetvalue(r, 0, 0);
+        size_t n = strlen(v);
+        while (len + n + 8 > cap) cr_assert(out = realloc(out, cap *= 2));
+        memcpy(out + len, v, n), len += n;
+        memcpy(out + len, "\n--\n", 4), len += 4;
+        PQclear(r);
+    }
+    out[len] = 0;
+    return out;
+}
+
+static long count(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long count(PGconn *db, const char *fmt, ...) {
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return ct_test_pg_count(db, sql);
+}
+
+/* ---- the tests ------------------------------------------------------------------ */
+
+static void setup(void) { ct_test_setup_run(&cfg, "projector", run, sizeof run, dir, sizeof dir); }
+static void teardown(void) { ct_test_cleanup_run(dir); }
+
+static void drop_db(const char *name) {
+    ct_error err = {0};
+    ct_pg_drop_database(&cfg, name, &err);
+}
+
+Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, .timeout = 240) {
+    char name[64], group[96], log_path[320];
+    snprintf(name, sizeof name, "ct_test_projector_a_%s", run);
+    snprintf(group, sizeof group, "ct-test-projector-a-%s", run);
+    snprintf(log_path, sizeof log_path, "%s/projector-a.log", dir);
+    PGconn *db = ct_test_pg_database(&cfg, name);
+    char url[1024];
+    snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
+    long start = ct_test_projector_start_at_ends(&cfg, db);
+    /* The ingress's way of hearing outcomes. */
+    PGconn *listener = PQconnectdb(url);
+    cr_assert_eq(PQstatus(listener), CONNECTION_OK);
+    PQclear(PQexec(listener, "LISTEN command_done"));
+
+    expect x;
+    produce_stream(&x, NULL);
+    setenv("CONCERT_LOG_LEVEL", "info", 1);
+    int64_t t0 = now_ms();
+    pid_t pj = start_projector(url, group, log_path);
+    await_position(db, start + produced - 1 /* the dead letter is not on an events topic */, 90000, log_path);
+    fprintf(stderr, "projector: %ld events in %lld ms (start-up included)\n", x.events, (long long)(now_ms() - t0));
+
+    const long users = (long)CONCERTS * USERS;
+    cr_assert_eq(count(db, "SELECT count(*) FROM projected_events"), x.events, "every event once, the duplicate not");
+    cr_assert_eq(count(db, "SELECT count(*) FROM commands"), x.terminal);
+    cr_assert_eq(count(db, "SELECT count(*) FROM commands WHERE status = 'REJECTED' AND reason = 'INSUFFICIENT_BALANCE'"
+                           " AND type = 'PaymentFailed'"),
+                 x.failed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM concerts"), CONCERTS);
+    cr_assert_eq(count(db, "SELECT count(*) FROM schedules WHERE seats = %d AND price = %d", USERS, PRICE), CONCERTS);
+    cr_assert_eq(count(db, "SELECT count(*) FROM queue_tokens WHERE status = 'ACTIVE' AND activated_ts = issued_ts"),
+                 users);
+    cr_assert_eq(count(db, "SELECT count(*) FROM reservations WHERE status = 'CONFIRMED'"), x.confirmed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM reservations WHERE status = 'EXPIRED'"), x.expired);
+    cr_assert_eq(count(db, "SELECT count(*) FROM reservations WHERE status = 'HELD'"), x.failed,
+                 "a failed payment gives the hold back");
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE status = 'SOLD'"), x.confirmed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE status = 'HELD'"), x.failed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE seat_no = 1"), 0,
+                 "user 0's hold expired; its redelivered SeatHeld must not bring the seat back");
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE status = 'SUCCEEDED'"), x.confirmed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE status = 'FAILED' AND reason = 'INSUFFICIENT_BALANCE'"),
+                 x.failed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM balances"), users);
+    cr_assert_eq(count(db, "SELECT count(*) FROM balances b JOIN reservations r USING (user_id)"
+                           " WHERE r.status = 'CONFIRMED' AND b.balance = %d",
+                       CHARGE - PRICE),
+                 x.confirmed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'reservation_confirmed'"),
+                 x.confirmed);
+    cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'projection_skipped'"
+                           " AND text LIKE '%%not a JSON object%%'"),
+                 1);
+    /* The dead letter is on a topic of its own: wait for it too. */
+    int64_t deadline = now_ms() + 30000;
+    while (count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < deadline)
+        usleep(50 * 1000);
+    cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'"
+                           " AND text LIKE '%%concert.commands partition 2 offset 77 (malformed JSON)%%'"),
+                 1);
+
+    /* Every terminal command was announced (after its commit). */
+    long nseen = 0;
+    size_t runlen = strlen(run);
+    int64_t nd = now_ms() + 20000;
+    while (nseen < x.terminal && now_ms() < nd) {
+        struct pollfd pfd = {.fd = PQsocket(listener), .events = POLLIN};
+        poll(&pfd, 1, 200);
+        cr_assert_eq(PQconsumeInput(listener), 1, "%s", PQerrorMessage(listener));
+        PGnotify *nf;
+        while ((nf = PQnotifies(listener)) != NULL) {
+            char *save = NULL;
+            for (char *p = strtok_r(nf->extra, ",", &save); p; p = strtok_r(NULL, ",", &save))
+                if (strncmp(p, run, runlen) == 0) nseen++;
+            PQfreemem(nf);
+        }
+    }
+    cr_assert_eq(nseen, x.terminal, "NOTIFY command_done named %ld of %ld terminal commands", nseen, x.terminal);
+    PQfinish(listener);
+
+    /* Stopped and started again: it resumes where it was; nothing moves. */
+    char *before = snapshot(db);
+    ct_test_stop_clean(pj, "projector", log_path);
+    pj = start_projector(url, group, log_path);
+    sleep(3);
+    char *after = snapshot(db);
+    cr_assert_str_eq(after, before, "a restart changed the read models");
+    ct_test_stop_clean(pj, "projector", log_path);
+    free(before), free(after);
+    PQfinish(db);
+    drop_db(name);
+}
+
+static const char *url_kill, *group_kill, *log_kill;
+static PGconn *db_kill;
+static long start_kill, last_kill = -1;
+static int kills, progressed;
+
+static void kill_cycle(int c) {
+    (void)c;
+    pid_t pb = start_projector(url_kill, group_kill, log_kill);
+    uint32_t r = 0;
+    cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
+    /* Start-up (group join) takes a few hundred ms; then batches of 10. */
+    usleep((useconds_t)(400 + r % 1200) * 1000);
+    kill(pb, SIGKILL);
+    int st;
+    waitpid(pb, &st, 0);
+    kills++;
+    long pos = position(db_kill);
+    if (pos > (last_kill < 0 ? start_kill : last_kill)) progressed++;
+    last_kill = pos;
+}
+
+Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = teardown, .timeout = 300) {
+    char name_a[64], name_b[64], group_a[96], group_b[96], log_a[320], log_b[320];
+    snprintf(name_a, sizeof name_a, "ct_test_projector_a_%s", run);
+    snprintf(name_b, sizeof name_b, "ct_test_projector_b_%s", run);
+    snprintf(group_a, sizeof group_a, "ct-test-projector-a-%s", run);
+    snprintf(group_b, sizeof group_b, "ct-test-projector-b-%s", run);
+    snprintf(log_a, sizeof log_a, "%s/projector-a.log", dir);
+    snprintf(log_b, sizeof log_b, "%s/projector-b.log", dir);
+    PGconn *db_a = ct_test_pg_database(&cfg, name_a);
+    static char url_a[1024], url_b[1024];
+    snprintf(url_a, sizeof url_a, "%s", getenv("CONCERT_PG_URL"));
+    PGconn *db_b = ct_test_pg_database(&cfg, name_b);
+    snprintf(url_b, sizeof url_b, "%s", getenv("CONCERT_PG_URL"));
+    long start = ct_test_projector_start_at_ends(&cfg, db_a);
+    cr_assert_eq(ct_test_projector_start_at_ends(&cfg, db_b), start);
+    /* Killed again and again while the stream is written: after each
+     * concert's events, a projector starts, works a while, and dies. */
+    url_kill = url_b, group_kill = group_b, log_kill = log_b, db_kill = db_b, start_kill = start;
+    setenv("CONCERT_PROJECTOR_BATCH_MAX", "10", 1);
+    expect x;
+    produce_stream(&x, kill_cycle);
+    long target = start + produced - 1;
+    fprintf(stderr, "projector: %d SIGKILLs, %d of them with progress\n", kills, progressed);
+    cr_assert_eq(kills, CONCERTS);
+    cr_assert_geq(progressed, CONCERTS / 2, "the kills did not land while it was working");
+
+    /* The reference: one uninterrupted run over the whole stream. */
+    unsetenv("CONCERT_PROJECTOR_BATCH_MAX");
+    pid_t pa = start_projector(url_a, group_a, log_a);
+    await_position(db_a, target, 90000, log_a);
+    int64_t dla = now_ms() + 30000;
+    while (count(db_a, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < dla)
+        usleep(50 * 1000);
+    ct_test_stop_clean(pa, "projector a", log_a);
+
+    pid_t pb = start_projector(url_b, group_b, log_b);
+    await_position(db_b, target, 90000, log_b);
+    /* The dead letter too. */
+    int64_t dl = now_ms() + 30000;
+    while (count(db_b, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < dl)
+        usleep(50 * 1000);
+    ct_test_stop_clean(pb, "projector b", log_b);
+
+    char *sa = snapshot(db_a), *sb = snapshot(db_b);
+    cr_assert_gt(strlen(sa), 100000u, "the reference run holds the stream");
+    if (strcmp(sa, sb) != 0) {
+        size_t i = 0;
+        while (sa[i] && sa[i] == sb[i]) i++;
+        size_t from = i > 200 ? i - 200 : 0;
+        cr_log_error("first difference at byte %zu:\n--- uninterrupted ---\n%.400s\n--- killed ---\n%.400s", i,
+                     sa + from, sb + from);
+    }
+    cr_assert(strcmp(sa, sb) == 0, "read models after %d SIGKILLs differ from the uninterrupted run's", kills);
+    free(sa), free(sb);
+    PQfinish(db_a), PQfinish(db_b);
+    drop_db(name_a), drop_db(name_b);
+}

@@ -1,0 +1,42 @@
+/* Tests that run `concert projector` on the test cluster. Header-only. */
+#ifndef CT_TEST_PROJECTOR_H
+#define CT_TEST_PROJECTOR_H
+
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+
+#include "ct_config.h"
+#include "ct_kafka.h"
+
+/* The test cluster's topics hold what earlier tests wrote: a projector on
+ * the fresh database `db` starts at their current ends, as a fresh
+ * system's would on fresh topics, so its read models hold the run's events
+ * only. Returns the sum of the events topics' end offsets. */
+static inline int64_t ct_test_projector_start_at_ends(const ct_config *cfg, PGconn *db) {
+    static const char *const topics[] = {CT_TOPIC_CONCERT_EVENTS, CT_TOPIC_WALLET_EVENTS,
+                                         CT_TOPIC_CONCERT_COMMANDS ".dlq", CT_TOPIC_WALLET_COMMANDS ".dlq"};
+    ct_error err = {0};
+    rd_kafka_t *rk = ct_kafka_admin_new(cfg, "ct-test-projector", &err);
+    cr_assert(rk, "%s", err.msg);
+    int64_t sum = 0;
+    for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++) {
+        for (int p = 0; p < cfg->kafka_partitions; p++) {
+            int64_t lo = 0, hi = 0;
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+            cr_assert_eq(e, 0, "watermarks of %s[%d]: %s", topics[t], p, rd_kafka_err2str(e));
+            char sql[256];
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO projector_offsets (topic, partition, next_offset) VALUES ('%s', %d, %lld)", topics[t],
+                     p, (long long)hi);
+            PGresult *r = PQexec(db, sql);
+            cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(db));
+            PQclear(r);
+            if (t < 2) sum += hi;
+        }
+    }
+    rd_kafka_destroy(rk);
+    return sum;
+}
+
+#endif
