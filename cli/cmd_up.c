@@ -156,6 +156,35 @@ done:
     return rc;
 }
 
+/* A crash loop becomes a Slack row (delivered by the projector's sender).
+ * When the database itself is what keeps crashing the row cannot be
+ * written: the log line the supervisor wrote stays the record. */
+static void crashloop_alert(const char *name, int restarts, const char *last_exit, void *ctx) {
+    const ct_config *cfg = ctx;
+    ct_error err = {0};
+    PGconn *pg = ct_pg_connect(cfg, NULL, &err);
+    if (!pg) {
+        CT_LOG_WARN("up", "crash-loop alert not stored component=%s: %s", name, err.msg);
+        return;
+    }
+    char host[128] = "?", text[512];
+    gethostname(host, sizeof host - 1);
+    snprintf(text, sizeof text,
+             "Component %s of concert up on %s is crash-looping: %d restarts within %d s (last: %s). See its log"
+             " lines (prefixed with its name).",
+             name, host, restarts, CT_SUPERVISOR_CRASHLOOP_WINDOW_MS / 1000, last_exit);
+    const char *v[1] = {text};
+    PGresult *res = PQexecParams(pg, "INSERT INTO slack_notifications (kind, text) VALUES ('crash_loop', $1)", 1, NULL,
+                                 v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ct_pg_result_error(pg, res, "store crash-loop alert", &err);
+        CT_LOG_WARN("up", "crash-loop alert not stored component=%s: %s", name, err.msg);
+    } else {
+        PQclear(res);
+    }
+    PQfinish(pg);
+}
+
 int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
     ct_error err = {0};
     if (cfg->http_port == 0) {
@@ -167,6 +196,7 @@ int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
     if (ct_proc_self_exe(self, sizeof self, &err) != 0) return ct_cmd_fail("up", &err);
     ct_supervisor *sup = ct_supervisor_new(cfg->up_restart_backoff_max_ms, &err);
     if (!sup) return ct_cmd_fail("up", &err);
+    ct_supervisor_on_crashloop(sup, crashloop_alert, (void *)cfg);
     int64_t deadline = ct_clock_mono_ms() + cfg->up_ready_timeout_ms;
     int rc = start_infrastructure(cfg, sup);
     if (rc == 0) rc = wait_infrastructure(cfg, sup, deadline);

@@ -41,7 +41,14 @@ struct ct_supervisor {
     int count;
     int backoff_max_ms;
     bool stopping;
+    ct_supervisor_crashloop_fn on_crashloop;
+    void *on_crashloop_ctx;
 };
+
+void ct_supervisor_on_crashloop(ct_supervisor *sup, ct_supervisor_crashloop_fn fn, void *ctx) {
+    sup->on_crashloop = fn;
+    sup->on_crashloop_ctx = ctx;
+}
 
 ct_supervisor *ct_supervisor_new(int backoff_max_ms, ct_error *err) {
     ct_supervisor *sup = calloc(1, sizeof *sup);
@@ -173,9 +180,11 @@ static void on_exit_status(ct_supervisor *sup, child *c, int status) {
     c->restart_at_ms = now + c->backoff_ms;
     CT_LOG_WARN("supervisor", "component exited component=%s %s restart_in_ms=%d restarts=%d", c->name, how,
                 c->backoff_ms, c->restarts);
-    if (c->window_restarts == CT_SUPERVISOR_CRASHLOOP_RESTARTS)
+    if (c->window_restarts == CT_SUPERVISOR_CRASHLOOP_RESTARTS) {
         CT_LOG_ERROR("supervisor", "component is crash-looping component=%s restarts=%d window_ms=%d", c->name,
                      c->window_restarts, CT_SUPERVISOR_CRASHLOOP_WINDOW_MS);
+        if (sup->on_crashloop) sup->on_crashloop(c->name, c->window_restarts, how, sup->on_crashloop_ctx);
+    }
     c->backoff_ms = c->backoff_ms * 2 > sup->backoff_max_ms ? sup->backoff_max_ms : c->backoff_ms * 2;
 }
 

@@ -37,6 +37,12 @@ ct_supervisor *ct_supervisor_new(int backoff_max_ms, ct_error *err);
 /* Destroys after ct_supervisor_stop_all() (called here if needed). NULL ok. */
 void ct_supervisor_destroy(ct_supervisor *sup);
 
+/* Called once per crash-loop window when a child reaches
+ * CT_SUPERVISOR_CRASHLOOP_RESTARTS restarts in it, from ct_supervisor_poll
+ * (keep it short: the supervisor waits). last_exit: "exit=N" / "signal=N". */
+typedef void (*ct_supervisor_crashloop_fn)(const char *name, int restarts, const char *last_exit, void *ctx);
+void ct_supervisor_on_crashloop(ct_supervisor *sup, ct_supervisor_crashloop_fn fn, void *ctx);
+
 /* Registers and starts a child. */
 int ct_supervisor_add(ct_supervisor *sup, const ct_child_spec *spec, ct_error *err);
 

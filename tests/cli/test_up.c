@@ -20,7 +20,9 @@
 #include "ct_config.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_pg.h"
 #include "ct_proc.h"
+#include "ct_supervisor.h"
 
 #define HTTP_PORT 38080
 #define READY_WAIT_MS 240000
@@ -161,6 +163,7 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     pid_t pids[64];
     cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 3, "three brokers");
     cr_assert_eq(find_marked(marker, "processor", pids, 64), 2, "one processor per role");
+    cr_assert_eq(find_marked(marker, "projector", pids, 64), 1, "the projector");
     cr_assert_geq(find_marked(marker, NULL, pids, 64), 7, "postgres and ingress too");
 
     /* A component killed under the supervisor comes back. */
@@ -175,6 +178,34 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     pid_t again[4];
     cr_assert_eq(find_marked(marker, "ingress", again, 4), 1);
     cr_assert_neq(again[0], pids[0], "a new ingress process");
+
+    /* A component that keeps dying is a crash loop: a Slack row says so. */
+    for (int k = 0; k < CT_SUPERVISOR_CRASHLOOP_RESTARTS; k++) {
+        pid_t relay[4];
+        int64_t until = ct_clock_mono_ms() + 20000;
+        while (find_marked(marker, "relay", relay, 4) != 1 && ct_clock_mono_ms() < until) sleep_ms(50);
+        cr_assert_eq(find_marked(marker, "relay", relay, 4), 1, "relay back for kill %d", k + 1);
+        kill(relay[0], SIGKILL);
+        while (find_marked(marker, "relay", again, 4) == 1 && again[0] == relay[0]) sleep_ms(20);
+    }
+    ct_config upcfg;
+    ct_error err = {0};
+    char *upenv[] = {data_env, "CONCERT_PG_PORT=35432", NULL};
+    cr_assert_eq(ct_config_load(&upcfg, upenv, &err), 0, "%s", err.msg);
+    PGconn *pg = ct_pg_connect(&upcfg, NULL, &err);
+    cr_assert_not_null(pg, "%s", err.msg);
+    long alerts = 0;
+    deadline = ct_clock_mono_ms() + 15000;
+    while (alerts == 0 && ct_clock_mono_ms() < deadline) {
+        PGresult *r = PQexec(pg, "SELECT count(*) FROM slack_notifications WHERE kind = 'crash_loop'"
+                                 " AND text LIKE 'Component relay %crash-looping%'");
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(pg));
+        alerts = atol(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (alerts == 0) sleep_ms(100);
+    }
+    PQfinish(pg);
+    cr_assert_eq(alerts, 1, "one crash-loop alert for the relay");
 
     /* SIGTERM: everything stops, up exits 0, nothing is left behind. */
     expect_clean_stop(up, marker);
