@@ -2,6 +2,7 @@
 #include "ct_kafka.h"
 
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -108,9 +109,24 @@ rd_kafka_t *ct_kafka_producer_new(const ct_config *cfg, const ct_kafka_producer_
     return new_handle(RD_KAFKA_PRODUCER, conf, err);
 }
 
+static bool user_set(const ct_config *cfg, const char *prop) {
+    for (int i = 0; i < cfg->kafka_conf_count; i++)
+        if (strcmp(cfg->kafka_conf[i].name, prop) == 0) return true;
+    return false;
+}
+
 rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_opts *opts, ct_error *err) {
     rd_kafka_conf_t *conf = base_conf(cfg, opts->client_id, err);
     if (!conf) return NULL;
+    /* A read_committed fetch that finds nothing committed yet is held by
+     * the broker for fetch.wait.max.ms (librdkafka: 500 ms) even when the
+     * transaction commits meanwhile; every hop of a command through the
+     * pipeline paid it. 10 ms: journeys/s 21 -> 31 (docs/decisions.md).
+     * CONCERT_KAFKA_CONF_FETCH_WAIT_MAX_MS still decides when set. */
+    if (!user_set(cfg, "fetch.wait.max.ms") && conf_set(conf, "fetch.wait.max.ms", "10", err) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (conf_set(conf, "group.id", opts->group_id, err) != 0 ||
         conf_set(conf, "isolation.level", opts->read_committed ? "read_committed" : "read_uncommitted", err) != 0 ||
         conf_set(conf, "enable.auto.commit", opts->auto_commit ? "true" : "false", err) != 0 ||
