@@ -217,9 +217,19 @@ static void check_invariants(void) {
     }
     /* 4: every row SENT (above); 3: one terminal outcome per command, none
      * for anything that was not accepted. */
-    cr_assert_eq(sql_long("SELECT count(*) FROM commands c WHERE NOT EXISTS"
-                          " (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)"),
-                 0, "outcomes for commands never accepted");
+    /* The command topics are shared with earlier tests, whose unprocessed
+     * commands this run's processors also work through: a phantom is an
+     * outcome about this run's users (named with the run id) or concerts
+     * (created through this run's outbox) that was never accepted here. */
+    char q[1024];
+    snprintf(q, sizeof q,
+             "WITH mine AS (SELECT c.result->>'concert_id' AS concert_id FROM commands c JOIN outbox o"
+             "  ON o.command_id::text = c.command_id WHERE c.type = 'ConcertCreated')"
+             " SELECT count(*) FROM commands c WHERE (c.result->>'user_id' LIKE '%%%s%%'"
+             "  OR c.result->>'concert_id' IN (SELECT concert_id FROM mine))"
+             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)",
+             run);
+    cr_assert_eq(sql_long(q), 0, "outcomes for commands never accepted");
     /* 1: no seat held or sold by two: one live reservation per seat, and the
      * seat row names it. */
     cr_assert_eq(sql_long("SELECT count(*) FROM (SELECT concert_id, schedule_id, seat_no FROM reservations"
