@@ -65,9 +65,7 @@ static void setup(void) {
 
 static void teardown(void) {
     if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
-    if (db) PQfinish(db);
-    ct_error err = {0};
-    ct_pg_drop_database(&cfg, dbname, &err);
+    ct_test_pg_drop(db, &cfg, dbname);
     ct_test_cleanup_run(dir);
 }
 

@@ -43,11 +43,9 @@ static void setup(void) {
 static void teardown(void) {
     if (curl) curl_easy_cleanup(curl);
     if (ingress > 0) ct_test_stop_clean(ingress, "the ingress", log_path);
-    if (db) PQfinish(db);
-    ct_error err = {0};
     char name[64];
     snprintf(name, sizeof name, "ct_test_ingress_%s", run);
-    ct_pg_drop_database(&cfg, name, &err);
+    ct_test_pg_drop(db, &cfg, name);
     ct_test_cleanup_run(dir);
 }
 

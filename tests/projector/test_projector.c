@@ -218,12 +218,7 @@ static pid_t start_projector(const char *url, const char *group, const char *log
     setenv("CONCERT_PG_URL", url, 1);
     setenv("CONCERT_PROJECTOR_GROUP", group, 1);
     const char *argv[] = {CT_CONCERT_BIN, "projector", "--instance", run, NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
-    ct_error err = {0};
-    pid_t pid = ct_proc_spawn(&po, &err);
-    cr_assert_gt(pid, 0, "%s", err.msg);
-    return pid;
+    return ct_test_spawn(argv, log_path);
 }
 
 /* Records of the events topics the projector has moved past. */
@@ -287,15 +282,19 @@ static long count(PGconn *db, const char *fmt, ...) {
     return ct_test_pg_count(db, sql);
 }
 
+/* The dead letter is on a topic of its own: the events topics' position
+ * does not say it was read. */
+static void await_dead_letter(PGconn *db) {
+    int64_t deadline = now_ms() + 30000;
+    while (count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < deadline)
+        usleep(50 * 1000);
+}
+
 /* ---- the tests ------------------------------------------------------------------ */
 
 static void setup(void) { ct_test_setup_run(&cfg, "projector", run, sizeof run, dir, sizeof dir); }
 static void teardown(void) { ct_test_cleanup_run(dir); }
 
-static void drop_db(const char *name) {
-    ct_error err = {0};
-    ct_pg_drop_database(&cfg, name, &err);
-}
 
 Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, .timeout = 240) {
     char name[64], group[96], log_path[320];
@@ -350,10 +349,7 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'projection_skipped'"
                            " AND text LIKE '%%not a JSON object%%'"),
                  1);
-    /* The dead letter is on a topic of its own: wait for it too. */
-    int64_t deadline = now_ms() + 30000;
-    while (count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < deadline)
-        usleep(50 * 1000);
+    await_dead_letter(db);
     cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'"
                            " AND text LIKE '%%concert.commands partition 2 offset 77 (malformed JSON)%%'"),
                  1);
@@ -386,8 +382,7 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     cr_assert_str_eq(after, before, "a restart changed the read models");
     ct_test_stop_clean(pj, "projector", log_path);
     free(before), free(after);
-    PQfinish(db);
-    drop_db(name);
+    ct_test_pg_drop(db, &cfg, name);
 }
 
 static const char *url_kill, *group_kill, *log_kill;
@@ -441,17 +436,12 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     unsetenv("CONCERT_PROJECTOR_BATCH_MAX");
     pid_t pa = start_projector(url_a, group_a, log_a);
     await_position(db_a, target, 90000, log_a);
-    int64_t dla = now_ms() + 30000;
-    while (count(db_a, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < dla)
-        usleep(50 * 1000);
+    await_dead_letter(db_a);
     ct_test_stop_clean(pa, "projector a", log_a);
 
     pid_t pb = start_projector(url_b, group_b, log_b);
     await_position(db_b, target, 90000, log_b);
-    /* The dead letter too. */
-    int64_t dl = now_ms() + 30000;
-    while (count(db_b, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < dl)
-        usleep(50 * 1000);
+    await_dead_letter(db_b);
     ct_test_stop_clean(pb, "projector b", log_b);
 
     char *sa = snapshot(db_a), *sb = snapshot(db_b);
@@ -465,6 +455,6 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     }
     cr_assert(strcmp(sa, sb) == 0, "read models after %d SIGKILLs differ from the uninterrupted run's", kills);
     free(sa), free(sb);
-    PQfinish(db_a), PQfinish(db_b);
-    drop_db(name_a), drop_db(name_b);
+    ct_test_pg_drop(db_a, &cfg, name_a);
+    ct_test_pg_drop(db_b, &cfg, name_b);
 }

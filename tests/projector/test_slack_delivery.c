@@ -133,12 +133,7 @@ static void await_received(const char *needle, int timeout_ms) {
 
 static pid_t spawn(const char *sub, const char *log_path) {
     const char *argv[] = {CT_CONCERT_BIN, sub, NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
-    ct_error err = {0};
-    pid_t pid = ct_proc_spawn(&po, &err);
-    cr_assert_gt(pid, 0, "%s", err.msg);
-    return pid;
+    return ct_test_spawn(argv, log_path);
 }
 
 static long sql_long(const char *fmt, const char *arg) {
@@ -190,9 +185,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    if (db) PQfinish(db);
-    ct_error err = {0};
-    ct_pg_drop_database(&cfg, dbname, &err);
+    ct_test_pg_drop(db, &cfg, dbname);
     ct_test_cleanup_run(dir);
 }
 

@@ -34,9 +34,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    if (db) PQfinish(db);
-    ct_error err = {0};
-    ct_pg_drop_database(&cfg, dbname, &err);
+    ct_test_pg_drop(db, &cfg, dbname);
     ct_test_cleanup_run(dir);
 }
 

@@ -91,14 +91,20 @@ static inline rd_kafka_t *ct_test_consumer(const ct_config *cfg, const char *gro
  * dies with this process, its output appended to log_path. Call before
  * this process creates any librdkafka handle, or with exec right after
  * fork as here (a forked child must not run librdkafka code). */
-static inline pid_t ct_test_start_processor(const char *role, const char *instance, const char *log_path) {
-    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", instance, NULL};
+/* `concert <argv...>` (argv[0] is CT_CONCERT_BIN) as a child that dies with
+ * this process, its output appended to log_path. */
+static inline pid_t ct_test_spawn(const char *const *argv, const char *log_path) {
     ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
                        .null_stdin = true};
     ct_error err = {0};
     pid_t pid = ct_proc_spawn(&po, &err);
     cr_assert_gt(pid, 0, "%s", err.msg);
     return pid;
+}
+
+static inline pid_t ct_test_start_processor(const char *role, const char *instance, const char *log_path) {
+    const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", instance, NULL};
+    return ct_test_spawn(argv, log_path);
 }
 
 /* The last `lines` lines of a child's log into the test's output, so a

@@ -33,6 +33,13 @@ static inline PGconn *ct_test_pg_database(ct_config *cfg, const char *name) {
     return c;
 }
 
+/* Closes db (may be NULL) and drops database `name`. */
+static inline void ct_test_pg_drop(PGconn *db, const ct_config *cfg, const char *name) {
+    if (db) PQfinish(db);
+    ct_error err = {0};
+    ct_pg_drop_database(cfg, name, &err);
+}
+
 static inline long ct_test_pg_count(PGconn *c, const char *sql) {
     PGresult *r = PQexec(c, sql);
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
