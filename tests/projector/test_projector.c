@@ -11,9 +11,10 @@
  *       resumes from the stored offsets and changes nothing
  *   sigkill_leaves_the_read_models_equal   the same stream into a second
  *       database, the projector killed with SIGKILL again and again while
- *       it catches up (small batches, so kills land mid-batch), restarted
- *       each time: the read models equal the uninterrupted run's, row for
- *       row. */
+ *       the stream is written (small batches, so kills land mid-batch),
+ *       restarted each time, and in between its Postgres connections cut
+ *       (pg_terminate_backend) four times, which it must survive: the read
+ *       models equal the uninterrupted run's, row for row. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -388,18 +389,40 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
 static const char *url_kill, *group_kill, *log_kill;
 static PGconn *db_kill;
 static long start_kill, last_kill = -1;
-static int kills, progressed;
+static int kills, progressed, reconnected;
 
+static pid_t live;
+static long cut_at = -1;
+
+/* After concert c's events: a projector (the one still alive, or a new
+ * one) works a while, then dies by SIGKILL; or, every other time, loses
+ * its Postgres connections instead (as in a database restart or failover)
+ * and lives on into the next concert's events, which it must apply after
+ * reconnecting and re-reading its offsets. */
 static void kill_cycle(int c) {
-    (void)c;
-    pid_t pb = start_projector(url_kill, group_kill, log_kill);
+    if (cut_at >= 0) {
+        int64_t until = now_ms() + 15000;
+        while (position(db_kill) <= cut_at && now_ms() < until) usleep(20 * 1000);
+        cr_assert_gt(position(db_kill), cut_at, "no progress after the projector lost its connections");
+        cr_assert_eq(waitpid(live, NULL, WNOHANG), 0, "the projector died with its database connections");
+        reconnected++;
+        cut_at = -1;
+    }
+    if (!live) live = start_projector(url_kill, group_kill, log_kill);
     uint32_t r = 0;
     cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
     /* Start-up (group join) takes a few hundred ms; then batches of 10. */
     usleep((useconds_t)(400 + r % 1200) * 1000);
-    kill(pb, SIGKILL);
+    if (c % 2 == 1 && c < CONCERTS - 1) {
+        PQclear(PQexec(db_kill, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE datname = current_database() AND pid <> pg_backend_pid()"));
+        cut_at = position(db_kill);
+        return;
+    }
+    kill(live, SIGKILL);
     int st;
-    waitpid(pb, &st, 0);
+    waitpid(live, &st, 0);
+    live = 0;
     kills++;
     long pos = position(db_kill);
     if (pos > (last_kill < 0 ? start_kill : last_kill)) progressed++;
@@ -428,9 +451,11 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     expect x;
     produce_stream(&x, kill_cycle);
     long target = start + produced - 1;
-    fprintf(stderr, "projector: %d SIGKILLs, %d of them with progress\n", kills, progressed);
-    cr_assert_eq(kills, CONCERTS);
-    cr_assert_geq(progressed, CONCERTS / 2, "the kills did not land while it was working");
+    fprintf(stderr, "projector: %d SIGKILLs (%d with progress since the last), %d lost connections survived\n",
+            kills, progressed, reconnected);
+    cr_assert_eq(kills, CONCERTS / 2 + 1);
+    cr_assert_eq(reconnected, CONCERTS / 2 - 1);
+    cr_assert_geq(progressed, kills / 2, "the kills did not land while it was working");
 
     /* The reference: one uninterrupted run over the whole stream. */
     unsetenv("CONCERT_PROJECTOR_BATCH_MAX");
