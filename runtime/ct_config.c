@@ -99,8 +99,9 @@ static const setting settings[] = {
      "Relay: ceiling of the retry delay, in ms (at least CONCERT_RELAY_BACKOFF_BASE_MS)."},
     {"CONCERT_TICK_MS", INT(tick_ms, 10, 3600000), "1000", 0,
      "Relay leader: interval of the Tick record sent to every partition of concert.commands, in ms."},
-    {"CONCERT_PROCESSOR_BATCH_MAX", INT(processor_batch_max, 1, 100000), "1000", 0,
-     "Processors: most records per Kafka transaction."},
+    {"CONCERT_PROCESSOR_BATCH_MAX", INT(processor_batch_max, 1, 100000), "5000", 0,
+     "Processors: most records per Kafka transaction (a commit costs tens of ms: bigger transactions, more"
+     " records/s)."},
     {"CONCERT_PROCESSOR_BATCH_MS", INT(processor_batch_ms, 1, 60000), "20", 0,
      "Processors: longest wait to fill a transaction before committing what there is, in ms."},
     {"CONCERT_PROJECTOR_GROUP", STR(projector_group), "concert-projector", 0,

@@ -38,6 +38,7 @@ Test(config, defaults_apply_when_nothing_is_set) {
     cr_assert_eq(cfg.ingress_waiters_max, 10000);
     cr_assert_str_empty(cfg.slack_webhook_url, "without a URL notifications stay unsent");
     cr_assert_eq(cfg.projector_batch_max, 2000);
+    cr_assert_eq(cfg.processor_batch_max, 5000);
 }
 
 Test(config, overrides_replace_defaults) {
