@@ -785,19 +785,21 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     in->cfg = cfg;
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)cfg->http_port);
-    if (inet_pton(AF_INET, cfg->http_addr, &addr.sin_addr) != 1) {
-        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 address", cfg->http_addr);
+    /* The configuration checked it already; a cfg built another way is
+     * checked here by the same function. */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    if (ct_config_listen_addr(cfg->http_addr, cfg->http_port, &addr, &addr_len) != 0) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal",
+               cfg->http_addr);
         goto fail;
     }
     if (!(in->commit = ct_commit_start(cfg, err))) goto fail;
     if (!(in->reads = ct_commit_start_pool(cfg, cfg->ingress_read_conns, 1, err))) goto fail;
     if (!(in->wait = ct_wait_start(cfg, in->reads, err))) goto fail;
     in->mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cfg->http_port, NULL, NULL, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CT_INGRESS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->http_connections_max, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CT_INGRESS_CONN_MEMORY_BYTES,

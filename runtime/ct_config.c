@@ -5,12 +5,15 @@
  */
 #include "ct_config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,7 +70,8 @@ static const setting settings[] = {
      "Local Postgres: TCP port on 127.0.0.1 (its unix socket lives under the data dir)."},
     {"CONCERT_PG_BINDIR", STR(pg_bindir), "", 0,
      "Local Postgres: directory of initdb/pg_ctl/postgres. Empty: newest /usr/lib/postgresql/<v>/bin."},
-    {"CONCERT_HTTP_ADDR", STR(http_addr), "127.0.0.1", 0, "Ingress: IPv4 address to listen on."},
+    {"CONCERT_HTTP_ADDR", STR(http_addr), "127.0.0.1", 0,
+     "Ingress: address to listen on, an IPv4 or IPv6 literal (0.0.0.0: every IPv4 interface; ::1; no host names)."},
     {"CONCERT_HTTP_PORT", INT(http_port, 0, 65535), "8080", 0, "Ingress: TCP port to listen on (0: any free port)."},
     {"CONCERT_HTTP_CONNECTIONS_MAX", INT(http_connections_max, 1, 65536), "1024", 0,
      "Ingress: concurrent connections accepted; more are refused at accept."},
@@ -244,7 +248,34 @@ static int validate_brokers(const char *list, ct_error *err) {
     return 0;
 }
 
+int ct_config_listen_addr(const char *addr, int port, struct sockaddr_storage *out, socklen_t *out_len) {
+    memset(out, 0, sizeof *out);
+    if (port < 0 || port > 65535) return -1;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *out_len = sizeof *v4;
+        return 0;
+    }
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *out_len = sizeof *v6;
+        return 0;
+    }
+    return -1;
+}
+
 static int config_finalize(ct_config *cfg, ct_error *err) {
+    struct sockaddr_storage listen;
+    socklen_t listen_len;
+    if (ct_config_listen_addr(cfg->http_addr, cfg->http_port, &listen, &listen_len) != 0) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal",
+               cfg->http_addr);
+        return -1;
+    }
     if (cfg->kafka_min_isr > cfg->kafka_replication) {
         CT_ERR(err, CT_ERR_PERMANENT,
                "CONCERT_KAFKA_MIN_ISR: %d exceeds CONCERT_KAFKA_REPLICATION (%d)", cfg->kafka_min_isr,

@@ -14,6 +14,7 @@
 #define CT_CONFIG_H
 
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "ct_error.h"
 #include "ct_log.h"
@@ -97,6 +98,13 @@ int ct_config_load_env(ct_config *cfg, ct_error *err);
 void ct_config_print_help(FILE *out);
 /* Logs the effective configuration once, secrets redacted. */
 void ct_config_log_effective(const ct_config *cfg);
+
+/* The socket address of an IPv4 or IPv6 address literal ("0.0.0.0",
+ * "::1"; no brackets, no zone, no name lookup: a listen address must not
+ * depend on DNS) and a port. Returns 0 with *out and *out_len filled, or -1
+ * if addr is not such a literal. Pure; any thread. config finalize checks
+ * CONCERT_HTTP_ADDR with it, and the ingress binds what it returns. */
+int ct_config_listen_addr(const char *addr, int port, struct sockaddr_storage *out, socklen_t *out_len);
 
 /* Derived paths (into out; returns out). */
 const char *ct_config_path(const ct_config *cfg, const char *relative, char *out, size_t out_bytes);

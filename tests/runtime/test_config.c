@@ -1,8 +1,14 @@
 /* Configuration: defaults, overrides, and every invalid value rejected with
  * a message that names the variable. */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ct_config.h"
 #include "ct_log.h"
@@ -122,6 +128,41 @@ static const bad_case bad_cases[] = {
     {"CONCERT_PG_URL=postgresql://db:5432/c?nosuchoption=1", NULL, "CONCERT_PG_URL", "not a valid connection string"},
     {"CONCERT_DATA_DIR=", NULL, "CONCERT_DATA_DIR", "must not be empty"},
     {"CONCERT_DATA_DIR=/tmp/\x01x", NULL, "CONCERT_DATA_DIR", "control character"},
+    {"CONCERT_KAFKA_START_TIMEOUT_MS=999", NULL, "CONCERT_KAFKA_START_TIMEOUT_MS", "out of range"},
+    {"CONCERT_KAFKA_START_TIMEOUT_MS=900001", NULL, "CONCERT_KAFKA_START_TIMEOUT_MS", "out of range"},
+    {"CONCERT_KAFKA_LIBS_DIR=/opt/\x1b[2Jkafka", NULL, "CONCERT_KAFKA_LIBS_DIR", "control character"},
+    {"CONCERT_JAVA=java\n", NULL, "CONCERT_JAVA", "control character"},
+    {"CONCERT_MAVEN=m\tvn", NULL, "CONCERT_MAVEN", "control character"},
+    {"CONCERT_PG_BINDIR=/usr/lib/\x7fpostgresql", NULL, "CONCERT_PG_BINDIR", "control character"},
+    {"CONCERT_ADMIN_KEY=key\r", NULL, "CONCERT_ADMIN_KEY", "control character"},
+    {"CONCERT_HTTP_ADDR=localhost", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR=", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR=256.0.0.1", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR=127.0.0.1:8080", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR=[::1]", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR=fe80::1%eth0", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_HTTP_ADDR= 127.0.0.1", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
+    {"CONCERT_INGRESS_QUEUE_MAX=0", NULL, "CONCERT_INGRESS_QUEUE_MAX", "out of range"},
+    {"CONCERT_INGRESS_QUEUE_MAX=1000001", NULL, "CONCERT_INGRESS_QUEUE_MAX", "out of range"},
+    {"CONCERT_INGRESS_BATCH_MAX=0", NULL, "CONCERT_INGRESS_BATCH_MAX", "out of range"},
+    {"CONCERT_INGRESS_BATCH_MAX=10001", NULL, "CONCERT_INGRESS_BATCH_MAX", "out of range"},
+    {"CONCERT_RELAY_BATCH_MAX=0", NULL, "CONCERT_RELAY_BATCH_MAX", "out of range"},
+    {"CONCERT_RELAY_BATCH_MAX=100001", NULL, "CONCERT_RELAY_BATCH_MAX", "out of range"},
+    {"CONCERT_RELAY_POLL_MS=9", NULL, "CONCERT_RELAY_POLL_MS", "out of range"},
+    {"CONCERT_RELAY_POLL_MS=1s", NULL, "CONCERT_RELAY_POLL_MS", "not an integer"},
+    {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS=999", NULL, "CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "out of range"},
+    {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS=600001", NULL, "CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "out of range"},
+    {"CONCERT_RELAY_BACKOFF_BASE_MS=0", NULL, "CONCERT_RELAY_BACKOFF_BASE_MS", "out of range"},
+    {"CONCERT_RELAY_BACKOFF_MAX_MS=0", NULL, "CONCERT_RELAY_BACKOFF_MAX_MS", "out of range"},
+    {"CONCERT_RELAY_BACKOFF_MAX_MS=499", NULL, "CONCERT_RELAY_BACKOFF_MAX_MS", "below CONCERT_RELAY_BACKOFF_BASE_MS"},
+    {"CONCERT_PROCESSOR_BATCH_MAX=0", NULL, "CONCERT_PROCESSOR_BATCH_MAX", "out of range"},
+    {"CONCERT_PROCESSOR_BATCH_MAX=100001", NULL, "CONCERT_PROCESSOR_BATCH_MAX", "out of range"},
+    {"CONCERT_PROCESSOR_BATCH_MS=0", NULL, "CONCERT_PROCESSOR_BATCH_MS", "out of range"},
+    {"CONCERT_PROCESSOR_BATCH_MS=60001", NULL, "CONCERT_PROCESSOR_BATCH_MS", "out of range"},
+    {"CONCERT_SLACK_BACKOFF_BASE_MS=0", NULL, "CONCERT_SLACK_BACKOFF_BASE_MS", "out of range"},
+    {"CONCERT_SLACK_BACKOFF_MAX_MS=3600001", NULL, "CONCERT_SLACK_BACKOFF_MAX_MS", "out of range"},
+    {"CONCERT_UP_RESTART_BACKOFF_MAX_MS=99", NULL, "CONCERT_UP_RESTART_BACKOFF_MAX_MS", "out of range"},
+    {"CONCERT_UP_RESTART_BACKOFF_MAX_MS=600001", NULL, "CONCERT_UP_RESTART_BACKOFF_MAX_MS", "out of range"},
     {"CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY=1", NULL, "CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY", "librdkafka rejects"},
     {"CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=soon", NULL, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS", "librdkafka rejects"},
 };
@@ -136,6 +177,72 @@ Test(config, every_invalid_value_is_rejected_naming_the_variable) {
         cr_assert(strstr(err.msg, c->var) != NULL, "'%s' does not name %s", err.msg, c->var);
         cr_assert(strstr(err.msg, c->problem) != NULL, "'%s' does not say '%s'", err.msg, c->problem);
     }
+}
+
+/* Every variable `concert help config` lists has an invalid value in
+ * bad_cases, so a new setting cannot arrive without its rejection test. */
+Test(config, every_variable_has_an_invalid_case) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ct_config_print_help(f);
+    fclose(f);
+    int vars = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[96];
+        if (!strstr(line, " default: ") || sscanf(line, " %95[A-Z_]", name) != 1 || strncmp(name, "CONCERT_", 8) != 0)
+            continue;
+        vars++;
+        size_t n = strlen(name);
+        bool found = false;
+        for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0] && !found; i++)
+            found = strncmp(bad_cases[i].var, name, n) == 0 && bad_cases[i].var[n] == '\0';
+        cr_assert(found, "%s has no invalid value in bad_cases", name);
+    }
+    cr_assert_geq(vars, 40, "help listed only %d variables", vars);
+    free(buf);
+}
+
+Test(config, listen_addresses_are_ipv4_or_ipv6_literals) {
+    static const char *const good[] = {"127.0.0.1", "0.0.0.0", "::1", "::", "fd00::2", "::ffff:10.0.0.1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char var[96];
+        snprintf(var, sizeof var, "CONCERT_HTTP_ADDR=%s", good[i]);
+        ct_config cfg;
+        ct_error err = {0};
+        cr_assert_eq(load(&cfg, &err, var, NULL), 0, "%s: %s", var, err.msg);
+        cr_assert_str_eq(cfg.http_addr, good[i]);
+        struct sockaddr_storage ss;
+        socklen_t sl = 0;
+        cr_assert_eq(ct_config_listen_addr(cfg.http_addr, 8080, &ss, &sl), 0);
+        cr_assert_eq(ss.ss_family, strchr(good[i], ':') ? AF_INET6 : AF_INET, "%s", good[i]);
+        cr_assert_eq(sl, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    cr_assert_eq(ct_config_listen_addr("127.0.0.1", 65536, &ss, &sl), -1, "a port out of range");
+    cr_assert_eq(ct_config_listen_addr("localhost", 80, &ss, &sl), -1, "no name lookup");
+}
+
+/* main turns a configuration error into exit code 2 and names the
+ * variable before a command starts anything. */
+Test(config, a_bad_listen_address_exits_2_naming_the_variable) {
+    char out[] = "/tmp/ct-test-config-XXXXXX";
+    int fd = mkstemp(out);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "CONCERT_HTTP_ADDR=localhost %s ingress > %s 2>&1", CT_CONCERT_BIN, out);
+    int st = system(cmd);
+    char text[1024] = "";
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status %d: %s", st, text);
+    cr_assert(strstr(text, "CONCERT_HTTP_ADDR") && strstr(text, "localhost"), "%s", text);
 }
 
 Test(config, overlong_path_is_rejected) {
