@@ -18,8 +18,12 @@
  *     as the ticker's records are) give the same final state as no ticks,
  *     once both runs have reached the same final time.
  *
- * CT_PROP_SEED (default 20240601) and CT_PROP_STEPS (default 100000) set
- * the run; every failure message names the seed and step.
+ * A run issues CT_PROP_COMMANDS commands (default 100,000; CT_PROP_STEPS is
+ * its old name): fresh records of every kind, counted as they are made, so
+ * generator steps that issue nothing (a delivery with an empty queue, a
+ * tick, a payment before any hold) do not count. Saga messages routed
+ * between the roles and ticks come on top. CT_PROP_SEED (default 20240601)
+ * sets the seed; every failure message names the seed and step.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -82,7 +86,7 @@ enum { EXPECT_TERMINAL = 1, EXPECT_NONE = 2 };
 
 typedef struct sim {
     uint64_t seed;
-    long steps, step;
+    long target, step; /* commands to issue; generator step */
     bool ticks;
     rng r, rt;
     ct_memkv *ckv, *wkv;
@@ -92,7 +96,9 @@ typedef struct sim {
     queue win, cin;
     ct_cmd last_settled;
     bool have_settled;
-    uint64_t n_tok, n_res, n_pay, n_cmd, n_rec, n_tick, n_forge;
+    uint64_t n_tok, n_res, n_pay, n_cmd, n_rec, n_tick, n_forge, n_stray;
+    uint64_t n_applied; /* every record applied: commands, routed saga messages, copies, ticks */
+    size_t cap_cmd, cap_concert; /* sizes of the per-command and per-concert arrays */
     /* model */
     uint8_t *tok_status, *tok_user, *res_user;
     uint32_t *tok_concert, *res_concert;
@@ -113,9 +119,9 @@ typedef struct sim {
     do {                                                                                           \
         char m_[1024];                                                                             \
         snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
-        cr_assert_fail("seed=%llu step=%ld (replay: CT_PROP_SEED=%llu CT_PROP_STEPS=%ld): %s",     \
+        cr_assert_fail("seed=%llu step=%ld (replay: CT_PROP_SEED=%llu CT_PROP_COMMANDS=%ld): %s",  \
                        (unsigned long long)(s)->seed, (s)->step, (unsigned long long)(s)->seed,    \
-                       (s)->steps, m_);                                                            \
+                       (s)->target, m_);                                                           \
     } while (0)
 #define CHECK(s, cond, ...)                                                                        \
     do {                                                                                           \
@@ -130,24 +136,28 @@ static uint64_t env_u64(const char *name, uint64_t dflt) {
 
 static uint64_t id_num(const ct_id *id) { return strtoull(id->s + 1, NULL, 10); }
 
-static void sim_init(sim *s, uint64_t seed, long steps, bool ticks) {
+static void sim_init(sim *s, uint64_t seed, long target, bool ticks) {
     memset(s, 0, sizeof *s);
     s->seed = seed;
-    s->steps = steps;
+    s->target = target;
     s->ticks = ticks;
     s->r.s = seed;
     s->rt.s = seed ^ 0x5eedull;
     s->ckv = ct_memkv_new();
     s->wkv = ct_memkv_new();
     s->fx = ct_effects_new();
-    size_t n = (size_t)steps + 64;
+    /* A step issues at most two commands (a new concert and one more), so
+     * n_cmd, n_tok and n_res stay below target + 2. */
+    size_t n = (size_t)target + 64;
+    s->cap_cmd = n;
     s->tok_status = calloc(n, 1);
     s->tok_user = calloc(n, 1);
     s->tok_concert = calloc(n, sizeof(uint32_t));
     s->res_user = calloc(n, 1);
     s->res_concert = calloc(n, sizeof(uint32_t));
     s->res_token = calloc(n, sizeof(uint64_t));
-    size_t nc = (size_t)steps / CONCERT_EVERY_STEPS + 4;
+    size_t nc = (size_t)target / CONCERT_EVERY_STEPS + 4; /* grown by create_concert */
+    s->cap_concert = nc;
     s->seat_owner = calloc(nc, sizeof *s->seat_owner);
     s->seat_sold = calloc(nc, sizeof *s->seat_sold);
     s->active = calloc(nc, sizeof *s->active);
@@ -184,6 +194,7 @@ static void envelope(sim *s, ct_cmd *c, ct_cmd_type t, const ct_id *key, uint8_t
     c->type = t;
     c->ts_ms = s->gen_ms;
     uint64_t n = ++s->n_cmd;
+    CHECK(s, n < s->cap_cmd, "command %llu beyond the model's %zu", (unsigned long long)n, s->cap_cmd);
     c->id_len = (uint8_t)snprintf(c->id, sizeof c->id, "i%llu", (unsigned long long)n);
     c->command_id = mkid('k', n);
     c->key = *key;
@@ -357,6 +368,7 @@ static void apply(sim *s, const ct_cmd *c, bool wallet) {
     ct_memkv *kv = wallet ? s->wkv : s->ckv;
     ct_kv_port port = ct_memkv_port(kv);
     ct_error_clear(&s->err);
+    s->n_applied++;
     int rc = wallet ? ct_wallet_apply(&port, c, s->fx, &s->err) : ct_concert_apply(&port, c, s->fx, &s->err);
     /* a fresh command ("i<n>"), not a routed output ("i<n>:<m>") or a copy */
     uint64_t k = c->id[0] == 'i' && !strchr(c->id, ':') ? id_num(&c->command_id) : 0;
@@ -472,6 +484,16 @@ static void step(sim *s) {
         c = s->last_settled;
         c.id_len = (uint8_t)snprintf(c.id, sizeof c.id, "dup%llu", (unsigned long long)++s->n_rec);
         apply(s, &c, false);
+    } else if (pick < 997) { /* a debit for a payment the concert side never made: refunded */
+        int u = (int)rbelow(&s->r, USERS);
+        ct_id uid = mkid('u', (uint64_t)u);
+        envelope(s, &c, CT_CMD_DEBIT_REQUESTED, &uid, EXPECT_NONE);
+        c.u.debit_requested.payment_id = mkid('y', ++s->n_stray);
+        c.u.debit_requested.reservation_id = mkid('r', 1);
+        c.u.debit_requested.user_id = uid;
+        c.u.debit_requested.concert_id = mkid('c', some_concert(s));
+        c.u.debit_requested.amount_won = 1 + (int64_t)rbelow(&s->r, 300);
+        apply(s, &c, true);
     } else { /* a forged settlement for a payment nobody made */
         int u = (int)rbelow(&s->r, USERS);
         ct_id cid = mkid('c', some_concert(s));
@@ -488,6 +510,17 @@ static void step(sim *s) {
 }
 
 static void create_concert(sim *s) {
+    if (s->n_concert + 1 >= s->cap_concert) {
+        size_t old = s->cap_concert, cap = old * 2;
+        s->seat_owner = realloc(s->seat_owner, cap * sizeof *s->seat_owner);
+        s->seat_sold = realloc(s->seat_sold, cap * sizeof *s->seat_sold);
+        s->active = realloc(s->active, cap * sizeof *s->active);
+        cr_assert(s->seat_owner && s->seat_sold && s->active);
+        memset(s->seat_owner + old, 0, (cap - old) * sizeof *s->seat_owner);
+        memset(s->seat_sold + old, 0, (cap - old) * sizeof *s->seat_sold);
+        memset(s->active + old, 0, (cap - old) * sizeof *s->active);
+        s->cap_concert = cap;
+    }
     {
         uint64_t cc = s->n_concert++;
         ct_cmd c;
@@ -511,7 +544,7 @@ static void create_concert(sim *s) {
 }
 
 static void run(sim *s) {
-    for (s->step = 0; s->step < s->steps; s->step++) step(s);
+    for (s->step = 0; s->n_cmd < (uint64_t)s->target; s->step++) step(s);
     /* drain the saga messages, then bring both runs to the same final time */
     ct_cmd c;
     for (;;) {
@@ -536,9 +569,10 @@ static void run(sim *s) {
 
 static void report(const sim *s, const char *what, double secs) {
     fprintf(stderr,
-            "property %s: seed=%llu steps=%ld records=%llu outputs=%llu in %.2fs | held=%llu sold=%llu expired=%llu "
-            "failed=%llu rejected=%llu refunds=%llu ticks=%llu\n",
-            what, (unsigned long long)s->seed, s->steps, (unsigned long long)(s->n_cmd + s->n_tick),
+            "property %s: seed=%llu commands=%llu steps=%ld records=%llu outputs=%llu in %.2fs | held=%llu sold=%llu "
+            "expired=%llu failed=%llu rejected=%llu refunds=%llu ticks=%llu\n",
+            what, (unsigned long long)s->seed, (unsigned long long)s->n_cmd, s->step,
+            (unsigned long long)s->n_applied,
             (unsigned long long)s->outputs, secs, (unsigned long long)s->count[CT_OUT_SEAT_HELD],
             (unsigned long long)s->count[CT_OUT_SEAT_SOLD], (unsigned long long)s->count[CT_OUT_SEAT_HOLD_EXPIRED],
             (unsigned long long)s->count[CT_OUT_PAYMENT_FAILED], (unsigned long long)s->count[CT_OUT_COMMAND_REJECTED],
@@ -557,20 +591,30 @@ static double now_s(void) {
 
 TestSuite(property, .timeout = 600);
 
+/* The run's size: CT_PROP_COMMANDS, or its old name CT_PROP_STEPS. */
+static long prop_commands(void) {
+    const char *v = getenv("CT_PROP_COMMANDS");
+    return (long)env_u64(v && *v ? "CT_PROP_COMMANDS" : "CT_PROP_STEPS", 100000);
+}
+
 Test(property, invariants_hold_after_every_step_and_runs_are_byte_identical) {
     uint64_t seed = env_u64("CT_PROP_SEED", 20240601);
-    long steps = (long)env_u64("CT_PROP_STEPS", 100000);
+    long target = prop_commands();
     static sim a, b;
     double t0 = now_s();
-    sim_init(&a, seed, steps, true);
+    sim_init(&a, seed, target, true);
     run(&a);
     report(&a, "run 1", now_s() - t0);
-    sim_init(&b, seed, steps, true);
+    sim_init(&b, seed, target, true);
     run(&b);
+    cr_assert_geq(a.n_cmd, (uint64_t)target, "seed=%llu: %llu commands issued, %ld asked", (unsigned long long)seed,
+                  (unsigned long long)a.n_cmd, target);
     cr_assert_gt(a.count[CT_OUT_SEAT_SOLD], 0, "the generator never sold a seat: it tests too little");
     cr_assert_gt(a.count[CT_OUT_SEAT_HOLD_EXPIRED], 0);
     cr_assert_gt(a.count[CT_OUT_PAYMENT_FAILED], 0);
     cr_assert_gt(a.count[CT_OUT_TOKEN_ACTIVATED], 0);
+    cr_assert_gt(a.count[CT_OUT_BALANCE_REFUNDED], 0, "invariant 2's refunds never happened");
+    cr_assert_eq(a.n_cmd, b.n_cmd, "seed=%llu: command counts differ", (unsigned long long)seed);
     cr_assert_eq(a.outputs, b.outputs, "seed=%llu: output counts differ", (unsigned long long)seed);
     cr_assert_eq(a.hash, b.hash, "seed=%llu: the same input gave different output bytes", (unsigned long long)seed);
     cr_assert(ct_memkv_equal(a.ckv, b.ckv, NULL), "seed=%llu: concert state differs", (unsigned long long)seed);
@@ -581,18 +625,20 @@ Test(property, invariants_hold_after_every_step_and_runs_are_byte_identical) {
 
 Test(property, ticks_at_random_intervals_give_the_same_state_as_none) {
     uint64_t seed = env_u64("CT_PROP_SEED", 20240601) + 1;
-    long steps = (long)env_u64("CT_PROP_STEPS", 100000);
+    long target = prop_commands();
     static sim none, ticks;
     double t0 = now_s();
-    sim_init(&none, seed, steps, false);
+    sim_init(&none, seed, target, false);
     run(&none);
     report(&none, "no ticks", now_s() - t0);
     t0 = now_s();
-    sim_init(&ticks, seed, steps, true);
+    sim_init(&ticks, seed, target, true);
     run(&ticks);
     report(&ticks, "with ticks", now_s() - t0);
+    cr_assert_geq(none.n_cmd, (uint64_t)target, "seed=%llu: %llu commands issued, %ld asked",
+                  (unsigned long long)seed, (unsigned long long)none.n_cmd, target);
     cr_assert_eq(none.n_tick, 0, "the run without ticks had ticks");
-    cr_assert_gt(ticks.n_tick, (uint64_t)steps / 10, "too few ticks to test anything");
+    cr_assert_gt(ticks.n_tick, (uint64_t)target / 10, "too few ticks to test anything");
     cr_assert_eq(none.n_cmd, ticks.n_cmd, "seed=%llu: the command sequences differ", (unsigned long long)seed);
     cr_assert(ct_memkv_equal(none.ckv, ticks.ckv, NULL), "seed=%llu: ticks changed the concert state",
               (unsigned long long)seed);
