@@ -147,9 +147,11 @@ static int bench_eos(const ct_config *cfg, int n) {
     rd_kafka_flush(p, 30000);
     char last_cmd[64];
     snprintf(last_cmd, sizeof last_cmd, "%s-0", run);
+    ct_processor_stats before = {0};
     for (int pass = 0; pass < 2; pass++) {
         int64_t t0 = ct_clock_mono_ms();
         if (pass == 1) {
+            ct_processor_stats_get(t.p, &before);
             for (int i = 1; i <= n; i++) {
                 while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS), RD_KAFKA_V_KEY(concert, strlen(concert)),
                                          RD_KAFKA_V_VALUE(recs[i], strlen(recs[i])), RD_KAFKA_V_END) ==
@@ -183,6 +185,13 @@ static int bench_eos(const ct_config *cfg, int n) {
     }
     ct_signal_request_stop();
     pthread_join(th, NULL);
+    ct_processor_stats ps;
+    ct_processor_stats_get(t.p, &ps);
+    uint64_t txns = ps.batches - before.batches;
+    printf("    processor: %" PRIu64 " transactions (%.0f records each); ms in poll %" PRId64 ", apply %" PRId64
+           ", commit %" PRId64 ", store %" PRId64 "\n",
+           txns, txns ? (double)(ps.applied - before.applied) / (double)txns : 0.0, ps.poll_ms - before.poll_ms,
+           ps.apply_ms - before.apply_ms, ps.commit_ms - before.commit_ms, ps.store_ms - before.store_ms);
     ct_processor_destroy(t.p);
     rd_kafka_destroy(p);
     rd_kafka_consumer_close(c);

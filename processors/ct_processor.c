@@ -39,7 +39,13 @@ struct ct_processor {
     char buf[CT_PROCESSOR_RECORD_BYTES_MAX];
     rd_kafka_message_t **msgs; /* one batch: CONCERT_PROCESSOR_BATCH_MAX records */
     uint64_t applied, skipped, dead_lettered, batches;
+    int64_t poll_ms, apply_ms, commit_ms, store_ms;
 };
+
+/* Counters are written by the loop's thread and may be read by any
+ * (ct_processor_stats_get): relaxed atomics, no ordering needed. */
+#define ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
+#define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 static void store_dir(const ct_processor *p, int32_t partition, char *out, size_t n) {
     snprintf(out, n, "%s/p%d", p->store_root, (int)partition);
@@ -76,7 +82,7 @@ static int dead_letter(ct_processor *p, const rd_kafka_message_t *m, const char 
     rd_kafka_header_add(h, "dlq-offset", -1, off, -1);
     CT_LOG_RATELIMITED(CT_LOG_WARN, "dlq", 1000, "dead-lettered record topic=%s partition=%d offset=%" PRId64 " reason=%s",
                        p->in_topic, (int)m->partition, m->offset, reason);
-    p->dead_lettered++;
+    ADD(p->dead_lettered, 1);
     return produce(p, p->dlq_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h, err);
 }
 
@@ -94,7 +100,7 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     bool applied = false;
     if (ct_store_is_applied(t->store, cmd.id, &applied, err) != 0) return -1;
     if (applied) { /* a redelivery: changes nothing */
-        p->skipped++;
+        ADD(p->skipped, 1);
         return ct_store_batch_set_offset(t->store, m->offset, err);
     }
     ct_kv_port port = ct_store_port(t->store);
@@ -121,7 +127,7 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     }
     if (ct_store_batch_add(t->store, p->fx, err) != 0) return -1;
     if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, err) != 0) return -1;
-    p->applied++;
+    ADD(p->applied, 1);
     return 0;
 bad_record:
     rc = producing ? dead_letter(p, m, rec_err.msg, err) : 0;
@@ -353,7 +359,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
     rd_kafka_message_t **msgs = p->msgs;
     int max = p->cfg->processor_batch_max;
     int n = 0;
-    int64_t deadline = ct_clock_mono_ms() + p->cfg->processor_batch_ms;
+    int64_t t_poll = ct_clock_mono_ms(), t_apply = 0, t_commit = 0, t_store = 0;
+    int64_t deadline = t_poll + p->cfg->processor_batch_ms;
     while (n < max) {
         int64_t left = deadline - ct_clock_mono_ms();
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, n == 0 ? 100 : (int)(left > 0 ? left : 0));
@@ -379,6 +386,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
     if (n == 0) return 0;
 
     int rc = 0;
+    t_apply = ct_clock_mono_ms();
+    ADD(p->poll_ms, t_apply - t_poll);
     rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
     if (e) {
         rc = txn_error(p, e, "begin_transaction", err);
@@ -403,6 +412,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
         }
         t->next_offset = m->offset + 1;
     }
+    t_commit = ct_clock_mono_ms();
+    ADD(p->apply_ms, t_commit - t_apply);
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
         if (p->tasks[i].staged && p->tasks[i].next_offset >= 0)
@@ -426,6 +437,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
             goto done;
         }
     }
+    t_store = ct_clock_mono_ms();
+    ADD(p->commit_ms, t_store - t_commit);
     /* Committed in Kafka: now make the state durable. A crash before this
      * point is repaired by restore mode on the next assignment. */
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
@@ -438,7 +451,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
         t->staged = false;
         t->next_offset = -1;
     }
-    p->batches++;
+    ADD(p->batches, 1);
+    ADD(p->store_ms, ct_clock_mono_ms() - t_store);
 done:
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
     return rc;
@@ -515,7 +529,9 @@ int ct_processor_run(ct_processor *p, ct_error *err) {
         if (ct_clock_mono_ms() - last_report > 10000) {
             last_report = ct_clock_mono_ms();
             CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64
-                        " batches=%" PRIu64, p->applied, p->skipped, p->dead_lettered, p->batches);
+                        " batches=%" PRIu64 " poll_ms=%" PRId64 " apply_ms=%" PRId64 " commit_ms=%" PRId64
+                        " store_ms=%" PRId64, p->applied, p->skipped, p->dead_lettered, p->batches, p->poll_ms,
+                        p->apply_ms, p->commit_ms, p->store_ms);
         }
     }
     return 0;
@@ -533,4 +549,11 @@ void ct_processor_destroy(ct_processor *p) {
     ct_effects_destroy(p->fx);
     free(p->msgs);
     free(p);
+}
+
+void ct_processor_stats_get(const ct_processor *p, ct_processor_stats *out) {
+    *out = (ct_processor_stats){.applied = GET(p->applied), .skipped = GET(p->skipped),
+                                .dead_lettered = GET(p->dead_lettered), .batches = GET(p->batches),
+                                .poll_ms = GET(p->poll_ms), .apply_ms = GET(p->apply_ms),
+                                .commit_ms = GET(p->commit_ms), .store_ms = GET(p->store_ms)};
 }

@@ -31,6 +31,8 @@
 #ifndef CT_PROCESSOR_H
 #define CT_PROCESSOR_H
 
+#include <stdint.h>
+
 #include "ct_config.h"
 #include "ct_error.h"
 #include "ct_record.h"
@@ -45,9 +47,19 @@
 #define CT_PROCESSOR_SESSION_TIMEOUT_MS 10000
 #define CT_PROCESSOR_PARTITIONS_MAX 1024
 #define CT_PROCESSOR_RECORD_BYTES_MAX (64 * 1024)
-#define CT_PROCESSOR_RESTORE_COMMIT_EVERY 2000
+#define CT_PROCESSOR_RESTORE_COMMIT_EVERY 10000
 
 typedef struct ct_processor ct_processor;
+
+/* Counters since start, for progress lines and benchmarks; the ms fields
+ * split a batch's wall time into its phases. */
+typedef struct ct_processor_stats {
+    uint64_t applied, skipped, dead_lettered, batches;
+    int64_t poll_ms;   /* waiting for and fetching the batch's records */
+    int64_t apply_ms;  /* decode, core, encode, produce (enqueue), stage */
+    int64_t commit_ms; /* send_offsets_to_transaction + commit_transaction */
+    int64_t store_ms;  /* writing the stores after the commit */
+} ct_processor_stats;
 
 /* instance: [A-Za-z0-9_-]{1,64}; its stores live under
  * <data dir>/processors/<role>-<instance>/. */
@@ -55,5 +67,7 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
 /* Runs until a stop signal (0) or a fatal error (-1). */
 int ct_processor_run(ct_processor *p, ct_error *err);
 void ct_processor_destroy(ct_processor *p);
+/* A copy of the counters; any thread may call it. */
+void ct_processor_stats_get(const ct_processor *p, ct_processor_stats *out);
 
 #endif

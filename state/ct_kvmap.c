@@ -118,6 +118,34 @@ int ct_kvmap_put(ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *v, siz
     return 0;
 }
 
+int ct_kvmap_move_all(ct_kvmap *dst, ct_kvmap *src) {
+    int rc = 0;
+    for (size_t i = 0; i < src->cap; i++) {
+        entry *e = src->slots[i].e;
+        if (!e) continue;
+        src->slots[i].e = NULL;
+        if (rc != 0 || ((dst->count + 1) * 4 > dst->cap * 3 && grow(dst) != 0)) {
+            free(e);
+            rc = -1;
+            continue;
+        }
+        uint64_t h = src->slots[i].hash;
+        size_t j = find(dst, h, e->data, e->kn);
+        entry *old = dst->slots[j].e;
+        if (old) {
+            dst->bytes -= old->kn + old->vn;
+            free(old);
+        } else {
+            dst->count++;
+        }
+        dst->slots[j].hash = h;
+        dst->slots[j].e = e;
+        dst->bytes += e->kn + e->vn;
+    }
+    src->count = src->bytes = 0;
+    return rc;
+}
+
 size_t ct_kvmap_count(const ct_kvmap *m) { return m->count; }
 size_t ct_kvmap_bytes(const ct_kvmap *m) { return m->bytes; }
 size_t ct_kvmap_capacity(const ct_kvmap *m) { return m->cap; }

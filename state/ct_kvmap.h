@@ -23,6 +23,11 @@ int ct_kvmap_get(const ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *
 /* Inserts or replaces; 0, or -1 when out of memory (the map is unchanged). */
 int ct_kvmap_put(ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn, bool tomb);
 
+/* Moves every entry of src into dst (replacing dst's entries of the same
+ * keys) without copying them, and leaves src empty; 0, or -1 when out of
+ * memory (then dst holds part of src and src is empty: dst is a cache). */
+int ct_kvmap_move_all(ct_kvmap *dst, ct_kvmap *src);
+
 size_t ct_kvmap_count(const ct_kvmap *m);
 /* Bytes of keys and values held (for bounding a cache). */
 size_t ct_kvmap_bytes(const ct_kvmap *m);
