@@ -31,6 +31,15 @@
  * validates it (ct_cmd_validate). Returns 0, or -1 with a PERMANENT error. */
 int ct_codec_decode(const char *json, size_t len, ct_cmd *out, ct_error *err);
 
+/* ct_codec_decode is these two: the fast path, which decodes the common
+ * shape (a flat envelope of ASCII strings, integers and booleans) in place
+ * and returns 1, or returns 0 for anything else without a message; then,
+ * for what it declined, the general decoder (jansson). Both produce the
+ * same ct_cmd for what the fast path accepts (without validation: the
+ * caller runs ct_cmd_validate); exposed so tests can hold them equal. */
+int ct_codec_decode_fast(const char *json, size_t len, ct_cmd *out);
+int ct_codec_decode_general(const char *json, size_t len, ct_cmd *out, ct_error *err);
+
 /* Encodes output o, produced by the input whose id is input_id, into buf
  * (cap bytes; CT_OUTPUT_RECORD_BYTES_MAX always suffices). Sets *len (no
  * NUL counted; a NUL is written when room allows). Returns 0, or -1 with a
