@@ -3,7 +3,10 @@
  * fresh Postgres database, driven the way a client would, with
  * `Prefer: wait`. One pipeline serves every scenario (starting one costs
  * seconds); each scenario works on a concert of its own, and the read
- * models are checked against DESIGN.md section 11's invariants after each.
+ * models are checked against DESIGN.md section 11's invariants 1-4 and 6
+ * after each (../support/ct_test_invariants.h: scoped to this run's users,
+ * concerts and outbox; balances = charged - debited + refunded per user
+ * from the wallet events the read models hold).
  *
  *   journey          create, charge, token, hold, pay, see reservation and
  *                    balance; 402 leaves the balance and the hold, which is
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "../support/ct_test_http.h"
+#include "../support/ct_test_invariants.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
 #include "../support/ct_test_projector.h"
@@ -37,6 +41,12 @@ static ct_config cfg;
 static char run[32], dir[256], base[64], log_path[320], dbname[64];
 static PGconn *db;
 static pid_t up;
+static ct_test_inv inv;
+
+/* This run's concerts: those its outbox created. */
+#define E2E_CONCERTS_SQL                                                                                      \
+    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id"       \
+    " WHERE c.type = 'ConcertCreated'"
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -53,6 +63,7 @@ static void setup(void) {
     snprintf(dbname, sizeof dbname, "ct_test_e2e_%s", run);
     db = ct_test_pg_database(&cfg, dbname);
     ct_test_projector_start_at_ends(&cfg, db);
+    ct_test_inv_init(&inv, &cfg, db, run, E2E_CONCERTS_SQL, true);
     setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
     char group[96];
     snprintf(group, sizeof group, "ct-test-e2e-%s", run);
@@ -64,6 +75,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
+    ct_test_inv_fini(&inv);
     if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
     ct_test_pg_drop(db, &cfg, dbname);
     ct_test_cleanup_run(dir);
@@ -199,67 +211,6 @@ static resp pay(CURL *c, const char *user, const char *token, const char *reserv
     snprintf(qt, sizeof qt, "X-Queue-Token: %s", token);
     const char *h[] = {JSON_CT, qt, "Prefer: wait=20", NULL};
     return call(c, "POST", "/v1/payments", h, body);
-}
-
-/* ---- invariants (DESIGN.md section 11) on the read models ---------------- */
-
-/* Waits until every outbox row is SENT and has its outcome, then checks. */
-static void check_invariants(void) {
-    int64_t deadline = now_ms() + 60000;
-    for (;;) {
-        long open = sql_long("SELECT count(*) FROM outbox o WHERE o.status <> 'SENT'"
-                             " OR NOT EXISTS (SELECT 1 FROM commands c WHERE c.command_id = o.command_id::text)");
-        if (open == 0) break;
-        cr_assert_lt(now_ms(), deadline, "%ld outbox rows without SENT + outcome after 60 s", open);
-        usleep(200 * 1000);
-    }
-    /* 4: every row SENT (above); 3: one terminal outcome per command, none
-     * for anything that was not accepted. */
-    /* The command topics are shared with earlier tests, whose unprocessed
-     * commands this run's processors also work through: a phantom is an
-     * outcome about this run's users (named with the run id) or concerts
-     * (created through this run's outbox) that was never accepted here. */
-    char q[1024];
-    snprintf(q, sizeof q,
-             "WITH mine AS (SELECT c.result->>'concert_id' AS concert_id FROM commands c JOIN outbox o"
-             "  ON o.command_id::text = c.command_id WHERE c.type = 'ConcertCreated')"
-             " SELECT count(*) FROM commands c WHERE (c.result->>'user_id' LIKE '%%%s%%'"
-             "  OR c.result->>'concert_id' IN (SELECT concert_id FROM mine))"
-             " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)",
-             run);
-    cr_assert_eq(sql_long(q), 0, "outcomes for commands never accepted");
-    /* 1: no seat held or sold by two: one live reservation per seat, and the
-     * seat row names it. */
-    cr_assert_eq(sql_long("SELECT count(*) FROM (SELECT concert_id, schedule_id, seat_no FROM reservations"
-                          " WHERE status IN ('HELD','PAYMENT_PENDING','CONFIRMED')"
-                          " GROUP BY 1, 2, 3 HAVING count(*) > 1) x"),
-                 0, "a seat with two live reservations");
-    cr_assert_eq(sql_long("SELECT count(*) FROM reservations r WHERE r.status IN ('HELD','PAYMENT_PENDING','CONFIRMED')"
-                          " AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.concert_id = r.concert_id"
-                          " AND s.schedule_id = r.schedule_id AND s.seat_no = r.seat_no"
-                          " AND s.reservation_id = r.reservation_id)"),
-                 0, "a live reservation whose seat names another");
-    /* 2: balances never negative; charged - paid = balance per user (no
-     * refunds happen in these scenarios). */
-    cr_assert_eq(sql_long("SELECT count(*) FROM balances WHERE balance < 0"), 0);
-    cr_assert_eq(sql_long("WITH ch AS (SELECT result->>'user_id' AS u, sum((result->>'amount')::bigint) AS s"
-                          "  FROM commands WHERE type = 'BalanceCharged' GROUP BY 1),"
-                          " pd AS (SELECT user_id AS u, sum(amount) AS s FROM payments WHERE status = 'SUCCEEDED'"
-                          "  GROUP BY 1)"
-                          " SELECT count(*) FROM balances b LEFT JOIN ch ON ch.u = b.user_id"
-                          " LEFT JOIN pd ON pd.u = b.user_id"
-                          " WHERE coalesce(ch.s, 0) - coalesce(pd.s, 0) <> b.balance"),
-                 0, "a balance that is not charged - paid");
-    /* 6: at most max_active ACTIVE tokens per concert; every reservation
-     * was made with a token of its user and concert, active at the time. */
-    cr_assert_eq(sql_long("SELECT count(*) FROM (SELECT t.concert_id FROM queue_tokens t"
-                          " JOIN concerts c USING (concert_id) WHERE t.status = 'ACTIVE'"
-                          " GROUP BY t.concert_id, c.max_active HAVING count(*) > c.max_active) x"),
-                 0, "more ACTIVE tokens than max_active");
-    cr_assert_eq(sql_long("SELECT count(*) FROM reservations r LEFT JOIN queue_tokens t ON t.token = r.token"
-                          " WHERE t.token IS NULL OR t.user_id <> r.user_id OR t.concert_id <> r.concert_id"
-                          " OR t.activated_ts IS NULL OR t.activated_ts > r.held_ts OR t.active_until <= r.held_ts"),
-                 0, "a reservation made without an active token");
 }
 
 /* ---- scenarios ------------------------------------------------------------ */
@@ -510,7 +461,7 @@ Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = tear
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int64_t t0 = now_ms();
         scenarios[i].fn(c);
-        check_invariants();
+        ct_test_inv_check(&inv, scenarios[i].name);
         fprintf(stderr, "e2e: %s passed in %lld ms\n", scenarios[i].name, (long long)(now_ms() - t0));
     }
     curl_easy_cleanup(c);

@@ -14,7 +14,11 @@
  *       the stream is written (small batches, so kills land mid-batch),
  *       restarted each time, and in between its Postgres connections cut
  *       (pg_terminate_backend) four times, which it must survive: the read
- *       models equal the uninterrupted run's, row for row. */
+ *       models equal the uninterrupted run's, row for row.
+ * Both end with DESIGN.md section 11's invariants 1-4 and 6 on every
+ * database's read models (../support/ct_test_invariants.h), as far as a
+ * stream without an outbox allows: the run's concerts, users and command
+ * ids, against the events the projector applied. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -28,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/ct_test_invariants.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
 #include "../support/ct_test_projector.h"
@@ -294,6 +299,14 @@ static void await_dead_letter(PGconn *db) {
 /* ---- the tests ------------------------------------------------------------------ */
 
 static void setup(void) { ct_test_setup_run(&cfg, "projector", run, sizeof run, dir, sizeof dir); }
+
+/* The invariants' scope on database db: the stream's concerts are
+ * "<run>-c<n>". */
+static void invariants_init(ct_test_inv *inv, PGconn *db) {
+    char concerts[256];
+    snprintf(concerts, sizeof concerts, "SELECT concert_id FROM concerts WHERE concert_id LIKE '%s-c%%'", run);
+    ct_test_inv_init(inv, &cfg, db, run, concerts, false);
+}
 static void teardown(void) { ct_test_cleanup_run(dir); }
 
 
@@ -306,6 +319,8 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     char url[1024];
     snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
     long start = ct_test_projector_start_at_ends(&cfg, db);
+    ct_test_inv inv;
+    invariants_init(&inv, db);
     /* The ingress's way of hearing outcomes. */
     PGconn *listener = PQconnectdb(url);
     cr_assert_eq(PQstatus(listener), CONNECTION_OK);
@@ -383,6 +398,8 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     cr_assert_str_eq(after, before, "a restart changed the read models");
     ct_test_stop_clean(pj, "projector", log_path);
     free(before), free(after);
+    ct_test_inv_check(&inv, "the stream");
+    ct_test_inv_fini(&inv);
     ct_test_pg_drop(db, &cfg, name);
 }
 
@@ -444,6 +461,9 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     snprintf(url_b, sizeof url_b, "%s", getenv("CONCERT_PG_URL"));
     long start = ct_test_projector_start_at_ends(&cfg, db_a);
     cr_assert_eq(ct_test_projector_start_at_ends(&cfg, db_b), start);
+    ct_test_inv inv_a, inv_b;
+    invariants_init(&inv_a, db_a);
+    invariants_init(&inv_b, db_b);
     /* Killed again and again while the stream is written: after each
      * concert's events, a projector starts, works a while, and dies. */
     url_kill = url_b, group_kill = group_b, log_kill = log_b, db_kill = db_b, start_kill = start;
@@ -480,6 +500,10 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     }
     cr_assert(strcmp(sa, sb) == 0, "read models after %d SIGKILLs differ from the uninterrupted run's", kills);
     free(sa), free(sb);
+    ct_test_inv_check(&inv_a, "the uninterrupted run");
+    ct_test_inv_check(&inv_b, "the SIGKILLs");
+    ct_test_inv_fini(&inv_a);
+    ct_test_inv_fini(&inv_b);
     ct_test_pg_drop(db_a, &cfg, name_a);
     ct_test_pg_drop(db_b, &cfg, name_b);
 }
