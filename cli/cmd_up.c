@@ -8,10 +8,14 @@
  * 2. waits until Postgres accepts connections and all brokers answer, then
  *    applies migrations and ensures the topics;
  * 3. the pipeline components as supervised children (tier 1);
- * 4. prints `ready: http://127.0.0.1:<port>` on stdout once /readyz answers
- *    200, then supervises until SIGINT/SIGTERM and stops everything.
+ * 4. prints `ready: http://<host>:<port>` on stdout once /readyz answers
+ *    200 (host: CONCERT_HTTP_ADDR, or loopback when that is every address,
+ *    127.0.0.1 by default), then supervises until SIGINT/SIGTERM and stops
+ *    everything.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -35,19 +39,34 @@
 #define INFRA_STOP_GRACE_MS (30 * 1000)
 #define COMPONENT_STOP_GRACE_MS (10 * 1000)
 
-/* Status code of GET path on 127.0.0.1:port, or -1 when nothing answers. */
-static int http_status(int port, const char *path) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+/* The address a client on this machine reaches the ingress at: its own
+ * listen address, or loopback when it listens on every address. */
+static const char *probe_host(const ct_config *cfg) {
+    if (strcmp(cfg->http_addr, "0.0.0.0") == 0) return "127.0.0.1";
+    if (strcmp(cfg->http_addr, "::") == 0) return "::1";
+    return cfg->http_addr;
+}
+
+/* Status code of GET path on the ingress, or -1 when nothing answers. */
+static int http_status(const ct_config *cfg, const char *path) {
+    const char *host = probe_host(cfg);
+    char port[8];
+    snprintf(port, sizeof port, "%d", cfg->http_port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+    struct addrinfo *ai = NULL;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) return -1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(ai);
+        return -1;
+    }
     struct timeval tv = {.tv_sec = 2};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     int status = -1;
     char req[256], resp[64];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)n) == n) {
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 && write(fd, req, (size_t)n) == n) {
         ssize_t r = read(fd, resp, sizeof resp - 1);
         if (r > 12) {
             resp[r] = '\0';
@@ -55,6 +74,7 @@ static int http_status(int port, const char *path) {
         }
     }
     close(fd);
+    freeaddrinfo(ai);
     return status;
 }
 
@@ -214,9 +234,11 @@ int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
     }
     bool ready = false;
     while (rc == 0 && !ct_signal_stop_requested()) {
-        if (!ready && http_status(cfg->http_port, "/readyz") == 200) {
+        if (!ready && http_status(cfg, "/readyz") == 200) {
             ready = true;
-            printf("ready: http://127.0.0.1:%d\n", cfg->http_port);
+            const char *host = probe_host(cfg);
+            bool v6 = strchr(host, ':') != NULL;
+            printf("ready: http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", cfg->http_port);
             fflush(stdout);
         }
         if (!ready && ct_clock_mono_ms() >= deadline) {

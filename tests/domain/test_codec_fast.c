@@ -165,7 +165,7 @@ Test(codec_fast, mutated_records_decode_the_same_either_way) {
                 if (from + n > len) n = len - from;
                 if (len + n >= sizeof buf) break;
                 memmove(buf + at + n, buf + at, len - at);
-                memcpy(buf + at, buf + (from >= at ? from + n : from), n);
+                memmove(buf + at, buf + (from >= at ? from + n : from), n);
                 len += n;
             }
             }

@@ -3,6 +3,7 @@
 #define CT_TEST_PROJECTOR_H
 
 #include <criterion/criterion.h>
+#include <unistd.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 
@@ -23,7 +24,14 @@ static inline int64_t ct_test_projector_start_at_ends(const ct_config *cfg, PGco
     for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++) {
         for (int p = 0; p < cfg->kafka_partitions; p++) {
             int64_t lo = 0, hi = 0;
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+            /* A broker restarted by an earlier test may still be handing
+             * leadership back ("not leader"): ask again for a while. */
+            rd_kafka_resp_err_t e;
+            for (int attempt = 0;; attempt++) {
+                e = rd_kafka_query_watermark_offsets(rk, topics[t], p, &lo, &hi, 10000);
+                if (e == 0 || attempt >= 30) break;
+                usleep(500 * 1000);
+            }
             cr_assert_eq(e, 0, "watermarks of %s[%d]: %s", topics[t], p, rd_kafka_err2str(e));
             char sql[256];
             snprintf(sql, sizeof sql,
