@@ -94,18 +94,9 @@ static int grow(ct_kvmap *m) {
     return 0;
 }
 
-int ct_kvmap_put(ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn, bool tomb) {
-    if ((m->count + 1) * 4 > m->cap * 3 && grow(m) != 0) return -1;
-    uint64_t h = hash_bytes(k, kn);
-    size_t i = find(m, h, k, kn);
+/* Puts e in slot i (found by find for hash h), freeing what was there. */
+static void install(ct_kvmap *m, size_t i, uint64_t h, entry *e) {
     entry *old = m->slots[i].e;
-    entry *e = malloc(sizeof *e + kn + vn);
-    if (!e) return -1;
-    e->kn = (uint32_t)kn;
-    e->vn = (uint32_t)vn;
-    e->tomb = tomb;
-    memcpy(e->data, k, kn);
-    if (vn) memcpy(e->data + kn, v, vn);
     if (old) {
         m->bytes -= old->kn + old->vn;
         free(old);
@@ -114,7 +105,21 @@ int ct_kvmap_put(ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *v, siz
     }
     m->slots[i].hash = h;
     m->slots[i].e = e;
-    m->bytes += kn + vn;
+    m->bytes += e->kn + e->vn;
+}
+
+int ct_kvmap_put(ct_kvmap *m, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn, bool tomb) {
+    if ((m->count + 1) * 4 > m->cap * 3 && grow(m) != 0) return -1;
+    uint64_t h = hash_bytes(k, kn);
+    size_t i = find(m, h, k, kn);
+    entry *e = malloc(sizeof *e + kn + vn);
+    if (!e) return -1;
+    e->kn = (uint32_t)kn;
+    e->vn = (uint32_t)vn;
+    e->tomb = tomb;
+    memcpy(e->data, k, kn);
+    if (vn) memcpy(e->data + kn, v, vn);
+    install(m, i, h, e);
     return 0;
 }
 
@@ -130,17 +135,7 @@ int ct_kvmap_move_all(ct_kvmap *dst, ct_kvmap *src) {
             continue;
         }
         uint64_t h = src->slots[i].hash;
-        size_t j = find(dst, h, e->data, e->kn);
-        entry *old = dst->slots[j].e;
-        if (old) {
-            dst->bytes -= old->kn + old->vn;
-            free(old);
-        } else {
-            dst->count++;
-        }
-        dst->slots[j].hash = h;
-        dst->slots[j].e = e;
-        dst->bytes += e->kn + e->vn;
+        install(dst, find(dst, h, e->data, e->kn), h, e);
     }
     src->count = src->bytes = 0;
     return rc;
