@@ -61,10 +61,14 @@ static outcome *outcome_of(const char *command_id) {
 
 /* Reads events until `terminals` commands of this run have a terminal and
  * token 3 was activated. */
+/* Reads events until `terminals` commands have their outcome, token 3 was
+ * activated and the payment's BalanceDebited arrived: it is on
+ * wallet.events, so it can come after the ReservationConfirmed it caused
+ * (read from concert.events). */
 static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
     int64_t deadline = ct_clock_mono_ms() + WAIT_MS;
-    int have = 0;
-    while ((have < terminals || *token_activated_t3 == 0) && ct_clock_mono_ms() < deadline) {
+    int have = 0, debited = 0;
+    while ((have < terminals || *token_activated_t3 == 0 || debited == 0) && ct_clock_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
         if (!m) continue;
         if (!m->err) {
@@ -82,6 +86,7 @@ static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
                 outcome *o = outcome_of(cid);
                 o->records++;
                 if (strcmp(type, "TokenActivated") == 0 && strstr(cid, "-issue3")) (*token_activated_t3)++;
+                if (strcmp(type, "BalanceDebited") == 0) debited++;
                 if (json_is_true(json_object_get(data, "terminal"))) {
                     o->terminals++;
                     snprintf(o->type, sizeof o->type, "%s", type);

@@ -264,6 +264,19 @@ static void seen_free(seen *s) {
     free(s->hits);
 }
 
+/* Every outbox row of this run (keys starting with run_key_prefix) is in
+ * wallet.commands exactly once. */
+static void assert_each_once(const char *run_key_prefix) {
+    seen s = {0};
+    long mismatched = 0;
+    read_back(CT_TOPIC_WALLET_COMMANDS, run_key_prefix, &s, &mismatched);
+    long missing = 0, twice = 0;
+    for (long i = 0; i < s.n; i++) missing += s.hits[i] == 0, twice += s.hits[i] > 1;
+    cr_assert_eq(missing, 0, "%ld rows not in Kafka", missing);
+    cr_assert_eq(twice, 0, "%ld rows in Kafka more than once", twice);
+    seen_free(&s);
+}
+
 /* ---- 10,000 commands over HTTP ------------------------------------------- */
 
 typedef struct client {
@@ -322,16 +335,9 @@ Test(relay, ten_thousand_commands_are_published_once_each_in_key_order, .init = 
                        " WINDOW w AS (PARTITION BY partition_key ORDER BY id)) s"
                        " WHERE pp IS NOT NULL AND (pp <> p OR o <= po)"),
                  0, "a key's rows are out of id order in Kafka");
-    seen s = {0};
-    long mismatched = 0;
     char user_prefix[48];
     snprintf(user_prefix, sizeof user_prefix, "u%sx", run);
-    read_back(CT_TOPIC_WALLET_COMMANDS, user_prefix, &s, &mismatched);
-    long missing = 0, twice = 0;
-    for (long i = 0; i < s.n; i++) missing += s.hits[i] == 0, twice += s.hits[i] > 1;
-    cr_assert_eq(missing, 0, "%ld commands not in Kafka", missing);
-    cr_assert_eq(twice, 0, "%ld commands in Kafka more than once", twice);
-    seen_free(&s);
+    assert_each_once(user_prefix);
     cr_assert_gt(lines_with("r1", "leader instance=r1"), 0);
     ct_test_stop_clean(relay, "the relay", log_of("r1"));
     ct_test_stop_clean(ingress, "the ingress", log_of("ingress"));
@@ -922,15 +928,8 @@ Test(relay, with_the_broker_leading_the_topic_killed_rows_are_sent_once_after_le
     restore_broker();
     cr_log_info("broker %d back with every ISR whole in %lld ms", victim, (long long)(ct_clock_mono_ms() - t_restart));
 
-    seen s = {0};
-    long mismatched = 0;
     char key_prefix[48];
     snprintf(key_prefix, sizeof key_prefix, "%s-", run);
-    read_back(CT_TOPIC_WALLET_COMMANDS, key_prefix, &s, &mismatched);
-    long missing = 0, twice = 0;
-    for (long i = 0; i < s.n; i++) missing += s.hits[i] == 0, twice += s.hits[i] > 1;
-    cr_assert_eq(missing, 0, "%ld rows not in Kafka", missing);
-    cr_assert_eq(twice, 0, "%ld rows in Kafka more than once", twice);
-    seen_free(&s);
+    assert_each_once(key_prefix);
     ct_test_stop_clean(relay, "the relay", log_of("v"));
 }
