@@ -86,6 +86,32 @@ static int find_marked(const char *marker, const char *cmd, pid_t *pids, int max
 /* Starts `concert up` with the given extra environment (NAME=VALUE
  * strings, NULL-terminated) on top of the marker and data dir; its stdout
  * comes back through *out_fd, its stderr goes to log_path. */
+/* The `concert up` a test started, so that a failed test still stops it
+ * (its children die with it: PR_SET_PDEATHSIG). */
+static pid_t launched;
+
+static void stop_launched(void) {
+    if (launched <= 0) return;
+    if (kill(launched, SIGTERM) == 0) {
+        int64_t until = ct_clock_mono_ms() + 20000;
+        while (waitpid(launched, NULL, WNOHANG) == 0 && ct_clock_mono_ms() < until) sleep_ms(100);
+        if (kill(launched, 0) == 0) kill(launched, SIGKILL), waitpid(launched, NULL, 0);
+    }
+    launched = 0;
+}
+
+/* Fails at once when something already listens on a port the test's own
+ * cluster needs (another cluster on these ports would be used instead). */
+static void expect_port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int used = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    cr_assert(!used, "port %d is in use: stop what listens there, this test starts its own cluster on it", port);
+}
+
 static pid_t launch_up(char *const *env, const char *log_path, FILE **out) {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -104,6 +130,7 @@ static pid_t launch_up(char *const *env, const char *log_path, FILE **out) {
     }
     close(fds[1]);
     *out = fdopen(fds[0], "r");
+    launched = up;
     return up;
 }
 
@@ -135,7 +162,7 @@ static void expect_clean_stop(pid_t up, const char *marker) {
     cr_assert_eq(left, 0, "%d processes left behind", left);
 }
 
-Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .timeout = 600) {
+Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .timeout = 600, .fini = stop_launched) {
     char dir[] = "/tmp/ct-test-up-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     chmod(dir, 0755); /* the local Postgres runs as the postgres user */
@@ -147,6 +174,8 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     const char *test_data = getenv("CONCERT_DATA_DIR");
     snprintf(libs_env, sizeof libs_env, "CONCERT_KAFKA_LIBS_DIR=%s/kafka/libs", test_data ? test_data : ".concert");
 
+    static const int own_ports[] = {39092, 39093, 39094, 39102, 39103, 39104, 35432, HTTP_PORT};
+    for (size_t i = 0; i < sizeof own_ports / sizeof own_ports[0]; i++) expect_port_free(own_ports[i]);
     char *env[] = {marker, data_env, libs_env, "CONCERT_KAFKA_BASE_PORT=39092", "CONCERT_PG_PORT=35432",
                    "CONCERT_HTTP_PORT=38080", "CONCERT_KAFKA_HEAP_MB=384", "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000", NULL};
     FILE *f = NULL;
@@ -209,6 +238,7 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
 
     /* SIGTERM: everything stops, up exits 0, nothing is left behind. */
     expect_clean_stop(up, marker);
+    launched = 0; /* stopped and reaped */
     fclose(f);
 
     char cmd[128];
@@ -219,7 +249,7 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
 /* With CONCERT_KAFKA_BROKERS and CONCERT_PG_URL set (here: the test
  * cluster), up starts no local Kafka or Postgres: it ensures the topics,
  * migrates, and supervises the components only. */
-Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeout = 300) {
+Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeout = 300, .fini = stop_launched) {
     char dir[] = "/tmp/ct-test-upx-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     if (getenv("CONCERT_KAFKA_BROKERS") || getenv("CONCERT_PG_URL"))
@@ -235,6 +265,7 @@ Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeou
     ct_kafka_bootstrap(&cfg, brokers + strlen(brokers), sizeof brokers - strlen(brokers));
     snprintf(pg_url, sizeof pg_url, "CONCERT_PG_URL=postgresql://concert@127.0.0.1:%d/concert", cfg.pg_port);
     snprintf(log_path, sizeof log_path, "%s/up.log", dir);
+    expect_port_free(38081);
     char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=38081", NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
@@ -251,6 +282,7 @@ Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeou
     snprintf(path, sizeof path, "%s/data/pg", dir);
     cr_assert_not(ct_fs_exists(path));
     expect_clean_stop(up, marker);
+    launched = 0; /* stopped and reaped */
     fclose(f);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

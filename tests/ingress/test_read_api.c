@@ -532,7 +532,17 @@ Test(read_api, stopping_answers_waiting_writes_202_and_exits_cleanly, .init = se
     pthread_create(&t, NULL, post_thread, &p);
     char id[64];
     command_of_key("stop", id);
-    usleep(200 * 1000);
+    /* Stop only once the write is held as a waiter (the row exists a moment
+     * before the waiter does; on a loaded machine, more than a moment). */
+    bool waiting = false;
+    for (int i = 0; i < 200 && !waiting; i++) {
+        ct_http_resp r;
+        cr_assert_eq(get("/metrics", &r), 200);
+        waiting = strstr(r.body, "\nconcert_ingress_waiters 1\n") != NULL;
+        ct_http_free(&r);
+        if (!waiting) usleep(50 * 1000);
+    }
+    cr_assert(waiting, "the write never became a waiter");
     ct_test_stop_clean(ingress, "the ingress", log_path);
     ingress = 0;
     pthread_join(t, NULL);
