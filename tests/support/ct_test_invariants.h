@@ -102,13 +102,9 @@ static inline int64_t ct_test_inv_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static inline PGresult *ct_test_inv_q(ct_test_inv *inv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline PGresult *ct_test_inv_q(ct_test_inv *inv, const char *fmt, ...) {
+static inline PGresult *ct_test_inv_vq(ct_test_inv *inv, const char *fmt, va_list ap) {
     char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
     cr_assert(n > 0 && (size_t)n < sizeof sql, "invariant query too long");
     PGresult *r = PQexec(inv->db, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -116,15 +112,21 @@ static inline PGresult *ct_test_inv_q(ct_test_inv *inv, const char *fmt, ...) {
     return r;
 }
 
-static inline long ct_test_inv_count(ct_test_inv *inv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static inline long ct_test_inv_count(ct_test_inv *inv, const char *fmt, ...) {
-    char sql[8192];
+static inline PGresult *ct_test_inv_q(ct_test_inv *inv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline PGresult *ct_test_inv_q(ct_test_inv *inv, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(sql, sizeof sql, fmt, ap);
+    PGresult *r = ct_test_inv_vq(inv, fmt, ap);
     va_end(ap);
-    cr_assert(n > 0 && (size_t)n < sizeof sql, "invariant query too long");
-    PGresult *r = ct_test_inv_q(inv, "%s", sql);
+    return r;
+}
+
+static inline long ct_test_inv_count(ct_test_inv *inv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline long ct_test_inv_count(ct_test_inv *inv, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *r = ct_test_inv_vq(inv, fmt, ap);
+    va_end(ap);
     long c = atol(PQgetvalue(r, 0, 0));
     PQclear(r);
     return c;
