@@ -14,12 +14,12 @@
  *    everything.
  */
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <stdbool.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -85,6 +85,28 @@ static const field *const fields_of[CT_CMD_TYPE_COUNT_] = {
         return -1;                                                                                 \
     } while (0)
 
+/* The envelope's fields (DESIGN.md section 3), in the order both decoders
+ * index them: e[0] id .. e[6] data. */
+static const char *const envelope_fields[] = {"id", "type", "v", "ts", "command_id", "key", "data"};
+#define ENVELOPE_FIELDS 7
+
+/* Stores an integer field's value, range-checked by the caller. */
+static void store_int(const field *f, ct_cmd *c, int64_t x) {
+    char *p = (char *)c + f->off;
+    if (f->kind == F_I64) {
+        memcpy(p, &x, sizeof x);
+    } else {
+        uint32_t u = (uint32_t)x;
+        memcpy(p, &u, sizeof u);
+    }
+}
+
+/* An absent optional field: integers take their default, a reason stays
+ * NONE. */
+static void store_default(const field *f, ct_cmd *c) {
+    if (f->kind == F_I64 || f->kind == F_U32) store_int(f, c, f->dflt);
+}
+
 static int get_id(json_t *j, const char *where, ct_id *id, bool empty_ok, ct_error *err) {
     if (!json_is_string(j)) BAD("field %s: expected a string", where);
     const char *s = json_string_value(j);
@@ -149,15 +171,10 @@ static int decode_field(const field *f, json_t *j, ct_cmd *c, ct_error *err) {
     switch (f->kind) {
     case F_ID: return get_id(j, where, (ct_id *)(void *)p, false, err);
     case F_I64:
+    case F_U32:
         if (get_int(j, where, f->lo, f->hi, &x, err)) return -1;
-        memcpy(p, &x, sizeof x);
+        store_int(f, c, x);
         return 0;
-    case F_U32: {
-        if (get_int(j, where, f->lo, f->hi, &x, err)) return -1;
-        uint32_t u = (uint32_t)x;
-        memcpy(p, &u, sizeof u);
-        return 0;
-    }
     case F_BOOL: {
         if (!json_is_boolean(j)) BAD("field %s: expected true or false", where);
         bool b = json_is_true(j);
@@ -200,13 +217,8 @@ static int decode_data(json_t *data, ct_cmd *c, ct_error *err) {
         json_t *j = json_object_get(data, f->name);
         if (!j) {
             if (f->required) BAD("field data.%s: missing", f->name);
-            char *p = (char *)c + f->off;
-            if (f->kind == F_I64) memcpy(p, &f->dflt, sizeof f->dflt);
-            if (f->kind == F_U32) {
-                uint32_t u = (uint32_t)f->dflt;
-                memcpy(p, &u, sizeof u);
-            }
-            continue; /* F_REASON: stays NONE */
+            store_default(f, c);
+            continue;
         }
         if (decode_field(f, j, c, err)) return -1;
     }
@@ -214,17 +226,16 @@ static int decode_data(json_t *data, ct_cmd *c, ct_error *err) {
 }
 
 static int decode_root(json_t *root, ct_cmd *c, ct_error *err) {
-    static const char *const env[] = {"id", "type", "v", "ts", "command_id", "key", "data"};
     if (!json_is_object(root)) BAD("record: expected a JSON object");
     const char *k;
     json_t *v;
     json_object_foreach(root, k, v) {
         int i = 0;
-        while (i < 7 && strcmp(env[i], k)) i++;
-        if (i == 7) BAD("field %.64s: unknown envelope field", k);
+        while (i < ENVELOPE_FIELDS && strcmp(envelope_fields[i], k)) i++;
+        if (i == ENVELOPE_FIELDS) BAD("field %.64s: unknown envelope field", k);
     }
-    for (int i = 0; i < 7; i++)
-        if (!json_object_get(root, env[i])) BAD("field %s: missing", env[i]);
+    for (int i = 0; i < ENVELOPE_FIELDS; i++)
+        if (!json_object_get(root, envelope_fields[i])) BAD("field %s: missing", envelope_fields[i]);
 
     json_t *j = json_object_get(root, "type");
     if (!json_is_string(j)) BAD("field type: expected a string");
@@ -396,15 +407,10 @@ static bool fast_field(const field *f, const tok *t, ct_cmd *c) {
     switch (f->kind) {
     case F_ID: return fast_id(t, (ct_id *)(void *)p, false);
     case F_I64:
+    case F_U32:
         if (!fast_int(t, f->lo, f->hi, &x)) return false;
-        memcpy(p, &x, sizeof x);
+        store_int(f, c, x);
         return true;
-    case F_U32: {
-        if (!fast_int(t, f->lo, f->hi, &x)) return false;
-        uint32_t u = (uint32_t)x;
-        memcpy(p, &u, sizeof u);
-        return true;
-    }
     case F_BOOL: {
         if (t->kind != TOK_TRUE && t->kind != TOK_FALSE) return false;
         bool b = t->kind == TOK_TRUE;
@@ -426,21 +432,21 @@ static bool fast_field(const field *f, const tok *t, ct_cmd *c) {
 }
 
 int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
-    static const char *const env[] = {"id", "type", "v", "ts", "command_id", "key", "data"};
     scan sc = {buf, buf + len};
-    tok e[7], data[FAST_DATA_FIELDS_MAX];
+    tok e[ENVELOPE_FIELDS], data[FAST_DATA_FIELDS_MAX];
     size_t data_n = 0;
-    bool seen[7] = {false};
+    bool seen[ENVELOPE_FIELDS] = {false};
     if (len > CT_INPUT_RECORD_BYTES_MAX || !sc_ch(&sc, '{')) return 0;
     do {
         const char *k;
         size_t kn;
         if (!sc_str(&sc, &k, &kn) || !sc_ch(&sc, ':')) return 0;
         int i = 0;
-        while (i < 7 && !(strlen(env[i]) == kn && memcmp(env[i], k, kn) == 0)) i++;
-        if (i == 7 || seen[i]) return 0;
+        while (i < ENVELOPE_FIELDS && (strlen(envelope_fields[i]) != kn || memcmp(envelope_fields[i], k, kn) != 0))
+            i++;
+        if (i == ENVELOPE_FIELDS || seen[i]) return 0;
         seen[i] = true;
-        if (i == 6) {
+        if (i == ENVELOPE_FIELDS - 1) { /* data */
             if (!sc_flat_object(&sc, data, &data_n)) return 0;
         } else if (!sc_value(&sc, &e[i])) {
             return 0;
@@ -449,7 +455,7 @@ int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
     if (!sc_ch(&sc, '}')) return 0;
     sc_ws(&sc);
     if (sc.p != sc.end) return 0;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < ENVELOPE_FIELDS; i++)
         if (!seen[i]) return 0;
 
     char type[32];
@@ -481,12 +487,7 @@ int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
             if (key_is(&data[i], f->name)) t = &data[i];
         if (!t) {
             if (f->required || f->kind == F_TITLE || f->kind == F_SCHEDULES) return 0;
-            char *p = (char *)c + f->off;
-            if (f->kind == F_I64) memcpy(p, &f->dflt, sizeof f->dflt);
-            if (f->kind == F_U32) {
-                uint32_t u = (uint32_t)f->dflt;
-                memcpy(p, &u, sizeof u);
-            }
+            store_default(f, c);
             continue;
         }
         if (!fast_field(f, t, c)) return 0;

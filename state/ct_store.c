@@ -13,8 +13,9 @@
 /* Prefixes with a sorted view of the pending keys, for ordered reads. */
 #define VIEWS_MAX 4
 #define VIEW_PREFIX_MAX 16
-/* Longest position a view's iterator remembers (a domain key plus one). */
-#define VIEW_POS_MAX 264
+/* Longest position a view's iterator remembers: a domain key and the zero
+ * byte of its successor. */
+#define VIEW_POS_MAX (CT_KEY_BYTES_MAX + 1)
 
 /* The pending keys under one prefix, sorted, built on the first ordered
  * read of that prefix in a batch and kept sorted as the batch grows. */
