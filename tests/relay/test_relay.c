@@ -546,16 +546,23 @@ Test(relay, a_persistent_failure_becomes_FAILED_with_a_slack_row_and_an_admin_re
     ct_test_stop_clean(relay, "the relay", log_of("f"));
 }
 
-Test(relay, with_every_broker_stopped_rows_wait_and_are_sent_once_the_cluster_is_back, .init = setup,
-     .fini = teardown, .timeout = 400) {
-    if (cluster_cfg.kafka_brokers[0]) cr_skip_test("stops the local cluster: runs only on the one scripts/test starts");
+/* A relay that retries quickly and never gives a row up, with 100 rows
+ * SENT through it before the outage a test is about to cause. */
+static pid_t start_relay_for_outage(const char *name) {
     setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "1000", 1);
     setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "100", 1);
     setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "1000", 1);
     setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "2000", 1);
-    pid_t relay = start_relay("o");
+    pid_t relay = start_relay(name);
     insert_rows(100, CT_TOPIC_WALLET_COMMANDS, run);
     cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 100, 60000), 100);
+    return relay;
+}
+
+Test(relay, with_every_broker_stopped_rows_wait_and_are_sent_once_the_cluster_is_back, .init = setup,
+     .fini = teardown, .timeout = 400) {
+    if (cluster_cfg.kafka_brokers[0]) cr_skip_test("stops the local cluster: runs only on the one scripts/test starts");
+    pid_t relay = start_relay_for_outage("o");
     ct_error err = {0};
     cr_assert_eq(ct_localkafka_stop(&cluster_cfg, &err), 0, "%s", err.msg);
     insert_rows(300, CT_TOPIC_WALLET_COMMANDS, run);
@@ -883,13 +890,7 @@ Test(relay, with_the_broker_leading_the_topic_killed_every_row_is_sent_and_only_
     if (cluster_cfg.kafka_brokers[0])
         cr_skip_test("kills a local broker: runs only on the cluster scripts/test starts");
     cr_assert_eq(ct_localkafka_running(&cluster_cfg), CT_LOCALKAFKA_NODES, "needs all local brokers running");
-    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "1000", 1);
-    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "100", 1);
-    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "1000", 1);
-    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "2000", 1);
-    pid_t relay = start_relay("v");
-    insert_rows(100, CT_TOPIC_WALLET_COMMANDS, run);
-    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 100, 60000), 100);
+    pid_t relay = start_relay_for_outage("v");
     long last_before = count("SELECT max(id) FROM outbox");
 
     bool led[TICK_PARTS_MAX] = {0};
