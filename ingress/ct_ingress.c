@@ -48,6 +48,7 @@ struct ct_ingress {
     _Atomic uint64_t write_latency_sum_us;
     _Atomic uint64_t read_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t read_latency_sum_us;
+    _Atomic int64_t open_requests; /* from their headers until MHD reports them completed */
 };
 
 typedef enum req_state { R_HEADERS, R_BODY, R_QUEUED, R_DONE } req_state;
@@ -671,6 +672,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         r->in = in, r->conn = conn, r->t0_us = mono_us();
         *req_cls = r;
+        atomic_fetch_add(&in->open_requests, 1);
         return on_headers(in, r, method, url);
     }
     if (*upload_data_size != 0) {
@@ -714,6 +716,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     (void)cls, (void)conn, (void)toe;
     req *r = *req_cls;
     if (!r) return;
+    atomic_fetch_sub(&r->in->open_requests, 1);
     ct_api_command_clear(&r->cmd);
     ct_waiter_clear(&r->waiter);
     free(r->item.body);
@@ -834,6 +837,13 @@ void ct_ingress_stop(ct_ingress *in) {
      * before the read pool (which finishes the waiters' checks in flight). */
     ct_wait_stop(in->wait);
     if (in->reads) ct_commit_stop(in->reads);
+    /* Every request has its answer now, but a resumed connection is written
+     * by MHD's threads a moment later: stopping MHD at once could close it
+     * with the answer unsent (a waiting write saw an empty reply). */
+    struct timespec tick = {.tv_nsec = 10 * 1000 * 1000};
+    for (int64_t until = ct_clock_mono_ms() + CT_INGRESS_STOP_FLUSH_MS;
+         in->mhd && atomic_load(&in->open_requests) > 0 && ct_clock_mono_ms() < until;)
+        nanosleep(&tick, NULL);
     if (in->mhd) MHD_stop_daemon(in->mhd);
     ct_wait_destroy(in->wait);
     ct_commit_destroy(in->reads);

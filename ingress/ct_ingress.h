@@ -37,6 +37,10 @@
 #define CT_INGRESS_IDLE_TIMEOUT_S 30
 #define CT_INGRESS_READY_INTERVAL_MS 1000
 #define CT_INGRESS_HTTP_THREADS 2
+/* At stop, how long answered requests (waiting writes answered 202, the
+ * last group commit's) get to reach their clients before the HTTP server
+ * closes every connection. */
+#define CT_INGRESS_STOP_FLUSH_MS 5000
 
 typedef struct ct_ingress ct_ingress;
 
