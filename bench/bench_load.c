@@ -11,8 +11,8 @@
  * p50/p99 from POST to outcome per step, and CPU use per component
  * (from /proc) over the run.
  *
- * Each connection is a thread with a keep-alive socket posting balance
- * charges (random users). --rate 0: closed loop (next request when the
+ * The write scenario drives every keep-alive connection from one epoll
+ * loop, posting balance charges (random users). --rate 0: closed loop (next request when the
  * answer arrives). --rate R: open loop, R requests/s in total, latency
  * measured from each request's scheduled time (a stall counts against
  * latency: no coordinated omission). --pg: afterwards, waits until every
@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,63 +68,112 @@ static int dial(void) {
     return fd;
 }
 
-/* Reads one response; returns its status or -1. */
-static int read_response(int fd, char *buf, size_t cap) {
-    size_t n = 0;
-    char *end = NULL;
-    while (!end) {
-        ssize_t r = read(fd, buf + n, cap - n - 1);
-        if (r <= 0) return -1;
-        n += (size_t)r;
-        buf[n] = 0;
-        end = strstr(buf, "\r\n\r\n");
+/* ---- the write scenario: one thread, epoll, every connection ------------ */
+
+/* A load program that spends a thread (and two context switches) per
+ * request takes a good part of two cores away from what it measures; one
+ * epoll loop drives all the connections instead, as wrk does. */
+typedef struct wconn {
+    int fd;
+    unsigned seed;
+    bool busy;       /* a request is out */
+    int64_t t0;      /* when it was due (open loop) or sent */
+    int64_t next;    /* open loop: when the next request is due */
+    size_t have;     /* response bytes read so far */
+    char buf[8192];
+} wconn;
+
+static int wconn_send(int ep, wconn *c, int64_t due) {
+    if (c->fd < 0) {
+        if ((c->fd = dial()) < 0) return -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
     }
-    const char *cl = strcasestr(buf, "Content-Length:");
-    size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0, have = n - (size_t)(end + 4 - buf);
-    while (have < body) {
-        ssize_t r = read(fd, buf, cap - 1);
-        if (r <= 0) return -1;
-        have += (size_t)r;
-    }
-    return atoi(buf + 9);
+    char req[512];
+    const char *body = "{\"amount\":1000}";
+    int len = snprintf(req, sizeof req,
+                       "POST /v1/users/u%u/balance/charge HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                       "Content-Length: %zu\r\n\r\n%s",
+                       rand_r(&c->seed) % 100000, host, strlen(body), body);
+    if (write(c->fd, req, (size_t)len) != len) return -1;
+    c->busy = true, c->have = 0, c->t0 = due;
+    return 0;
 }
 
-static void *worker(void *arg) {
-    unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u;
-    int fd = dial();
-    char req[512], buf[8192];
+static void wconn_drop(int ep, wconn *c) {
+    if (c->fd >= 0) epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL), close(c->fd);
+    c->fd = -1, c->busy = false;
+    atomic_fetch_add(&errors, 1);
+}
+
+/* Reads what arrived; 1 when a whole response is in (status in *status),
+ * 0 when more is to come, -1 when the connection broke. */
+static int wconn_read(wconn *c, int *status) {
+    ssize_t r = read(c->fd, c->buf + c->have, sizeof c->buf - c->have - 1);
+    if (r <= 0) return -1;
+    c->have += (size_t)r;
+    c->buf[c->have] = 0;
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end) return c->have + 1 < sizeof c->buf ? 0 : -1;
+    const char *cl = strcasestr(c->buf, "Content-Length:");
+    size_t body = cl ? strtoul(cl + 15, NULL, 10) : 0, head = (size_t)(end + 4 - c->buf);
+    if (head + body >= sizeof c->buf) return -1;
+    if (c->have < head + body) return 0;
+    *status = atoi(c->buf + 9);
+    return 1;
+}
+
+static void run_writes(void) {
+    int ep = epoll_create1(0);
+    wconn *cs = calloc((size_t)connections, sizeof *cs);
     double interval_ns = rate > 0 ? 1e9 * connections / rate : 0;
-    int64_t next = t_start_ns + (int64_t)(interval_ns * ((uintptr_t)arg % 1000) / 1000.0);
-    while (now_ns() < t_end_ns) {
-        if (rate > 0) {
-            int64_t w = next - now_ns();
-            if (w > 0) nanosleep(&(struct timespec){w / 1000000000, w % 1000000000}, NULL);
-        }
-        int64_t t0 = rate > 0 ? next : now_ns();
-        next += (int64_t)interval_ns;
-        if (fd < 0 && (fd = dial()) < 0) {
-            atomic_fetch_add(&errors, 1);
-            usleep(10000);
-            continue;
-        }
-        const char *body = "{\"amount\":1000}";
-        int len = snprintf(req, sizeof req,
-                           "POST /v1/users/u%u/balance/charge HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                           "Content-Length: %zu\r\n\r\n%s",
-                           rand_r(&seed) % 100000, host, strlen(body), body);
-        int st = write(fd, req, (size_t)len) == len ? read_response(fd, buf, sizeof buf) : -1;
-        if (st < 0) {
-            atomic_fetch_add(&errors, 1);
-            close(fd);
-            fd = -1;
-            continue;
-        }
-        atomic_fetch_add(st == 202 ? &ok : &bad, 1);
-        long i = atomic_fetch_add(&nsamples, 1);
-        if (i < SAMPLES_MAX) samples[i] = (float)((now_ns() - t0) / 1e6);
+    for (int i = 0; i < connections; i++) {
+        cs[i].fd = -1, cs[i].seed = (unsigned)(i + 1) * 2654435761u;
+        cs[i].next = t_start_ns + (int64_t)(interval_ns * i / connections);
     }
-    if (fd >= 0) close(fd);
-    return NULL;
+    struct epoll_event evs[256];
+    for (;;) {
+        int64_t now = now_ns(), wake = t_end_ns;
+        bool out = false;
+        for (int i = 0; i < connections; i++) {
+            wconn *c = &cs[i];
+            if (c->busy) {
+                out = true;
+                continue;
+            }
+            if (now >= t_end_ns) continue;
+            if (rate > 0 && c->next > now) {
+                if (c->next < wake) wake = c->next;
+                continue;
+            }
+            int64_t due = rate > 0 ? c->next : now;
+            c->next += (int64_t)interval_ns;
+            if (wconn_send(ep, c, due) != 0) wconn_drop(ep, c);
+            else out = true;
+        }
+        if (!out && now >= t_end_ns) break;
+        int timeout_ms = (int)((wake - now) / 1000000);
+        if (timeout_ms < 0) timeout_ms = 0;
+        if (timeout_ms > 100) timeout_ms = 100;
+        int ne = epoll_wait(ep, evs, 256, rate > 0 || !out ? timeout_ms : 100);
+        for (int e = 0; e < ne; e++) {
+            wconn *c = evs[e].data.ptr;
+            int status = 0, rc = wconn_read(c, &status);
+            if (rc == 0) continue;
+            if (rc < 0) {
+                wconn_drop(ep, c);
+                continue;
+            }
+            c->busy = false;
+            atomic_fetch_add(status == 202 ? &ok : &bad, 1);
+            long i = atomic_fetch_add(&nsamples, 1);
+            if (i < SAMPLES_MAX) samples[i] = (float)((now_ns() - c->t0) / 1e6);
+        }
+    }
+    for (int i = 0; i < connections; i++)
+        if (cs[i].fd >= 0) close(cs[i].fd);
+    free(cs);
+    close(ep);
 }
 
 /* ---- the journey scenario ------------------------------------------------ */
@@ -316,6 +366,23 @@ static void print_cpu(const long long before[COMPONENTS], double secs) {
     printf("\n");
 }
 
+/* A counter of the ingress's /metrics, or -1 when it cannot be read. */
+static double ingress_metric(const char *name) {
+    int fd = -1;
+    char buf[65536], *body = NULL;
+    double v = -1;
+    if (http(&fd, "GET", "/metrics", NULL, NULL, buf, sizeof buf, &body) == 200) {
+        size_t len = strlen(name);
+        for (const char *p = strstr(body, name); p; p = strstr(p + 1, name))
+            if ((p == body || p[-1] == '\n') && p[len] == ' ') {
+                v = atof(p + len + 1);
+                break;
+            }
+    }
+    if (fd >= 0) close(fd);
+    return v;
+}
+
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
@@ -389,12 +456,13 @@ int main(int argc, char **argv) {
         first_id = max_id(pg);
     }
     samples = malloc(sizeof *samples * SAMPLES_MAX);
-    pthread_t *t = calloc((size_t)connections, sizeof *t);
+    double write_s0 = ingress_metric("concert_ingress_commit_write_seconds_total");
+    double rows0 = ingress_metric("concert_ingress_commit_rows_total");
+    double batches0 = ingress_metric("concert_ingress_commit_batches_total");
     cpu_ticks(cpu_before);
     t_start_ns = now_ns();
     t_end_ns = t_start_ns + (int64_t)duration_s * 1000000000;
-    for (int i = 0; i < connections; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1));
-    for (int i = 0; i < connections; i++) pthread_join(t[i], NULL);
+    run_writes();
     double secs = (now_ns() - t_start_ns) / 1e9;
     long n = nsamples < SAMPLES_MAX ? nsamples : SAMPLES_MAX;
     qsort(samples, (size_t)n, sizeof *samples, cmp_float);
@@ -404,6 +472,14 @@ int main(int argc, char **argv) {
     printf("accepted/s=%.1f\n", ok / secs);
     printf("latency ms p50=%.2f p99=%.2f p999=%.2f max=%.2f\n", PCT(0.50), PCT(0.99), PCT(0.999), n ? samples[n - 1] : 0);
     print_cpu(cpu_before, secs);
+    double write_s = ingress_metric("concert_ingress_commit_write_seconds_total") - write_s0;
+    double wrows = ingress_metric("concert_ingress_commit_rows_total") - rows0;
+    double batches = ingress_metric("concert_ingress_commit_batches_total") - batches0;
+    /* The outbox writers take turns: busy near CONCERT_INGRESS_PG_CONNS
+     * means the write path, not HTTP, bounds the rate. */
+    if (write_s0 >= 0 && wrows > 0 && batches > 0)
+        printf("writer: busy=%.2f rows/batch=%.1f us/row=%.1f\n", write_s / secs, wrows / batches,
+               write_s * 1e6 / wrows);
     if (pg) {
         char from[32];
         snprintf(from, sizeof from, "%ld", first_id);
@@ -430,6 +506,5 @@ int main(int argc, char **argv) {
         PQfinish(pg);
     }
     free(samples);
-    free(t);
     return ok > 0 ? 0 : 1;
 }

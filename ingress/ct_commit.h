@@ -67,6 +67,9 @@ void ct_commit_destroy(ct_commit *c); /* stops first if needed; NULL ok */
 
 typedef struct ct_commit_stats {
     uint64_t batches, rows, replays, failures;
+    /* Time the writers spent in outbox transactions (summed over writers):
+     * its rate near the writer count means writing is the bottleneck. */
+    uint64_t write_us;
     int64_t queued;
 } ct_commit_stats;
 void ct_commit_get_stats(ct_commit *c, ct_commit_stats *out);

@@ -72,11 +72,6 @@ typedef struct req {
     ct_waiter waiter;
 } req;
 
-static int64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- responses ---------------------------------------------------------- */
 
@@ -156,6 +151,10 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
         "# HELP concert_ingress_commit_rows_total Outbox rows written by group commits.\n"
         "# TYPE concert_ingress_commit_rows_total counter\n"
         "concert_ingress_commit_rows_total %" PRIu64 "\n"
+        "# HELP concert_ingress_commit_write_seconds_total Time the writers spent in outbox transactions"
+        " (a rate near CONCERT_INGRESS_PG_CONNS: writing is the bottleneck).\n"
+        "# TYPE concert_ingress_commit_write_seconds_total counter\n"
+        "concert_ingress_commit_write_seconds_total %.6f\n"
         "# HELP concert_ingress_idempotent_replays_total Requests answered from an earlier Idempotency-Key.\n"
         "# TYPE concert_ingress_idempotent_replays_total counter\n"
         "concert_ingress_idempotent_replays_total %" PRIu64 "\n"
@@ -165,7 +164,7 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
         "# HELP concert_ingress_queue_depth Requests waiting for a group commit.\n"
         "# TYPE concert_ingress_queue_depth gauge\n"
         "concert_ingress_queue_depth %" PRId64 "\n",
-        s.batches, s.rows, s.replays, s.failures, s.queued);
+        s.batches, s.rows, (double)s.write_us / 1e6, s.replays, s.failures, s.queued);
     n = histogram(buf, n, sizeof buf, "concert_ingress_write_seconds",
                   "Latency of write requests without Prefer: wait, headers to answer.", in->write_latency,
                   &in->write_latency_sum_us);
@@ -670,7 +669,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req *r = *req_cls;
     if (!r) { /* first call: headers only */
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        r->in = in, r->conn = conn, r->t0_us = mono_us();
+        r->in = in, r->conn = conn, r->t0_us = ct_clock_mono_us();
         *req_cls = r;
         atomic_fetch_add(&in->open_requests, 1);
         return on_headers(in, r, method, url);
@@ -693,9 +692,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (atomic_load(&r->state) == R_DONE) {
         if (r->item.status == 202) atomic_fetch_add(&in->accepted, 1);
         if (r->item.cmd && r->wait_s == 0)
-            record_latency(in->write_latency, &in->write_latency_sum_us, mono_us() - r->t0_us);
+            record_latency(in->write_latency, &in->write_latency_sum_us, ct_clock_mono_us() - r->t0_us);
         if (ct_api_route_is_read(r->route))
-            record_latency(in->read_latency, &in->read_latency_sum_us, mono_us() - r->t0_us);
+            record_latency(in->read_latency, &in->read_latency_sum_us, ct_clock_mono_us() - r->t0_us);
         if (r->waiter.found) {
             unsigned status = 0;
             char *body = NULL;

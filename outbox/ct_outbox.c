@@ -27,16 +27,19 @@ int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err) {
     char idbuf[32];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     const char *params[1] = {idbuf};
-    /* One statement: the state check and the transition cannot race. */
+    /* One statement: the state check and the transition cannot race, and
+     * the notification goes out with the commit that made the rows PENDING. */
     PGresult *res = PQexecParams(conn,
-                                 "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
-                                 " last_error = NULL WHERE status = 'FAILED' AND ($1::bigint = 0 OR id = $1::bigint)",
+                                 "WITH r AS (UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
+                                 " last_error = NULL WHERE status = 'FAILED' AND ($1::bigint = 0 OR id = $1::bigint)"
+                                 " RETURNING id)"
+                                 " SELECT count(*), pg_notify('outbox', '" CT_OUTBOX_NOTIFY_REWIND "')::text FROM r",
                                  1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ct_pg_result_error(conn, res, "outbox retry", err);
         return -1;
     }
-    int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+    int64_t n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     if (id > 0 && n == 0) {
         res = PQexecParams(conn, "SELECT status FROM outbox WHERE id = $1::bigint", 1, NULL, params, NULL, NULL, 0);

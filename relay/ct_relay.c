@@ -12,6 +12,7 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 #include "ct_publisher.h"
@@ -27,6 +28,10 @@ struct ct_relay {
     PGconn *pg;
     bool leader;
     bool standby_logged;
+    /* No PENDING row has a smaller id (see the statements); 0: not known. */
+    int64_t frontier;
+    /* After a round that did not fill the batch, no claim before this. */
+    int64_t linger_until_ms;
     ct_publisher *pub;
     int64_t next_tick_ms, last_tick_ts, next_connect_ms, last_stats_ms;
     uint64_t sent, failed, failed_final, ticks, rounds;
@@ -44,6 +49,8 @@ struct ct_relay {
 
 /* ---- Postgres: connection, leadership ----------------------------------- */
 
+static int prepare_statements(PGconn *pg, ct_error *err);
+
 static void drop_pg(ct_relay *r, const char *why) {
     if (r->pg) {
         CT_LOG_WARN("relay", "database connection lost (%s)%s", why, r->leader ? ", leadership released" : "");
@@ -52,6 +59,7 @@ static void drop_pg(ct_relay *r, const char *why) {
     r->pg = NULL;
     r->leader = false;
     r->standby_logged = false;
+    r->frontier = 0; /* a rewind may have been missed while disconnected */
     r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
 }
 
@@ -65,7 +73,7 @@ static bool ensure_pg(ct_relay *r) {
         r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
         return false;
     }
-    if (ct_pg_exec(r->pg, "LISTEN outbox", &err) != 0) {
+    if (ct_pg_exec(r->pg, "LISTEN outbox", &err) != 0 || prepare_statements(r->pg, &err) != 0) {
         drop_pg(r, err.msg);
         return false;
     }
@@ -86,6 +94,7 @@ static bool try_lead(ct_relay *r) {
     PQclear(res);
     if (r->leader) {
         CT_LOG_INFO("relay", "leader instance=%s: publishing the outbox and ticking", r->instance);
+        r->frontier = 0;
         r->next_tick_ms = ct_clock_mono_ms();
     } else if (!r->standby_logged) {
         CT_LOG_INFO("relay", "standby instance=%s: another relay holds the lock", r->instance);
@@ -94,11 +103,15 @@ static bool try_lead(ct_relay *r) {
     return r->leader;
 }
 
-/* Drains queued notifications; true if there was one. */
+/* Drains queued notifications; true if there was one. `rewind` (an admin
+ * retry made FAILED rows PENDING again) sends the claim back to id 0. */
 static bool drain_notifies(ct_relay *r) {
     bool any = false;
     PGnotify *n;
-    while (r->pg && (n = PQnotifies(r->pg))) PQfreemem(n), any = true;
+    while (r->pg && (n = PQnotifies(r->pg))) {
+        if (strcmp(n->extra, CT_OUTBOX_NOTIFY_REWIND) == 0) r->frontier = 0;
+        PQfreemem(n), any = true;
+    }
     return any;
 }
 
@@ -120,6 +133,14 @@ static void wait_for_work(ct_relay *r, int timeout_ms) {
     }
 }
 
+/* Sleeps timeout_ms unless a signal comes; notifications wait in the
+ * socket for the next wait_for_work. */
+static void linger(int timeout_ms) {
+    struct pollfd fd = {.fd = ct_signal_fd(), .events = POLLIN};
+    poll(&fd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+    ct_signal_drain();
+}
+
 /* ---- publishing the outbox ---------------------------------------------- */
 
 static int ensure_publisher(ct_relay *r, ct_error *err) {
@@ -130,36 +151,60 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
     return r->pub ? 0 : -1;
 }
 
-static const char *const claim_sql =
+/* The claim reads PENDING rows from the frontier on: every row below it is
+ * SENT or FAILED. Without it each claim would walk the index entries of
+ * every row sent since the last vacuum (dead, but still in the partial
+ * index), a walk that grows with the rate. The frontier moves to the
+ * smallest PENDING id the claim's snapshot sees (or past the last row):
+ * a row committed later has a larger id, since outbox writers commit in id
+ * order (ct_commit's lock), and a failed row stays PENDING, so it holds
+ * the frontier where it is. Only an admin retry makes a row below it
+ * PENDING again; it notifies `rewind` and the relay starts from 0. */
+enum { STMT_CLAIM, STMT_FRONTIER, STMT_SENT, STMT_FAILED };
+#define FRONTIER_SQL(param)                                                                                        \
+    "coalesce((SELECT min(id) FROM outbox WHERE status = 'PENDING' AND id >= " param "::bigint),"                  \
+    " (SELECT max(id) + 1 FROM outbox), " param "::bigint)"
+static const ct_pg_statement statements[] = {
     /* Keys whose oldest unsent row waits out a backoff: their later rows
      * wait too, so each key's rows reach Kafka in id order. Only a row that
      * failed before waits (attempts > 0, index outbox_backoff). */
-    "WITH blocked AS ("
-    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-    "  WHERE status = 'PENDING' AND attempts > 0 AND next_attempt_at > now() GROUP BY topic, partition_key)"
-    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts FROM outbox o"
-    " WHERE o.status = 'PENDING' AND o.next_attempt_at <= now() AND NOT EXISTS ("
-    "  SELECT 1 FROM blocked b WHERE b.topic = o.topic AND b.partition_key = o.partition_key AND b.first < o.id)"
-    " ORDER BY o.id LIMIT $1::int";
+    [STMT_CLAIM] = {"ct_relay_claim",
+                    "WITH blocked AS ("
+                    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
+                    "  WHERE status = 'PENDING' AND attempts > 0 AND next_attempt_at > now() GROUP BY topic, partition_key)"
+                    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
+                    "  " FRONTIER_SQL("$2") " FROM outbox o"
+                    " WHERE o.status = 'PENDING' AND o.id >= $2::bigint AND o.next_attempt_at <= now() AND NOT EXISTS ("
+                    "  SELECT 1 FROM blocked b WHERE b.topic = o.topic AND b.partition_key = o.partition_key"
+                    "  AND b.first < o.id)"
+                    " ORDER BY o.id LIMIT $1::int"},
+    [STMT_FRONTIER] = {"ct_relay_frontier", "SELECT " FRONTIER_SQL("$1")},
+    [STMT_SENT] = {"ct_relay_sent",
+                   "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
+                   " last_error = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
+                   " WHERE o.id = u.id AND o.status = 'PENDING'"},
+    [STMT_FAILED] = {"ct_relay_failed",
+                     "WITH f AS ("
+                     "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
+                     "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
+                     "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond'"
+                     "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
+                     "  WHERE o.id = u.id AND o.status = 'PENDING'"
+                     "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
+                     " INSERT INTO slack_notifications (kind, text)"
+                     " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
+                     "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+                     "   id, type, command_id, topic, attempts, last_error, id, id)"
+                     " FROM f WHERE status = 'FAILED' RETURNING id"},
+};
 
-static const char *const sent_sql =
-    "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
-    " last_error = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
-    " WHERE o.id = u.id AND o.status = 'PENDING'";
+static int prepare_statements(PGconn *pg, ct_error *err) {
+    return ct_pg_prepare(pg, statements, sizeof statements / sizeof *statements, err);
+}
 
-static const char *const failed_sql =
-    "WITH f AS ("
-    "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
-    "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
-    "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond'"
-    "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
-    "  WHERE o.id = u.id AND o.status = 'PENDING'"
-    "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
-    " INSERT INTO slack_notifications (kind, text)"
-    " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
-    "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
-    "   id, type, command_id, topic, attempts, last_error, id, id)"
-    " FROM f WHERE status = 'FAILED' RETURNING id";
+static PGresult *exec_stmt(ct_relay *r, int stmt, int nparams, const char *const *params) {
+    return PQexecPrepared(r->pg, statements[stmt].name, nparams, params, NULL, NULL, 0);
+}
 
 /* Records the batch's outcome in one transaction. */
 static int record_outcome(ct_relay *r, int n, ct_error *err) {
@@ -184,7 +229,7 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
     PGresult *res = NULL;
     if (rc == 0 && nsent > 0) {
         const char *p[3] = {ct_pgarray_text(&sid), ct_pgarray_text(&spart), ct_pgarray_text(&soff)};
-        res = PQexecParams(r->pg, sent_sql, 3, NULL, p, NULL, NULL, 0);
+        res = exec_stmt(r, STMT_SENT, 3, p);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) ct_pg_result_error(r->pg, res, "mark SENT", err), rc = -1;
         else PQclear(res);
     }
@@ -193,7 +238,7 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
         char max[16];
         snprintf(max, sizeof max, "%d", r->cfg->outbox_max_attempts);
         const char *p[4] = {ct_pgarray_text(&fid), ct_pgarray_text(&ferr), ct_pgarray_text(&fdelay), max};
-        res = PQexecParams(r->pg, failed_sql, 4, NULL, p, NULL, NULL, 0);
+        res = exec_stmt(r, STMT_FAILED, 4, p);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) ct_pg_result_error(r->pg, res, "record failures", err), rc = -1;
         else newly_failed = PQntuples(res), PQclear(res);
     }
@@ -214,11 +259,12 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
 
 /* One round: claim due rows, publish, record. Returns rows handled, or -1. */
 static int publish_round(ct_relay *r, ct_error *err) {
-    char limit[16];
+    char limit[16], frontier[32];
     snprintf(limit, sizeof limit, "%d", r->cfg->relay_batch_max);
-    const char *p[1] = {limit};
+    snprintf(frontier, sizeof frontier, "%" PRId64, r->frontier);
+    const char *p[2] = {limit, frontier};
     int64_t t0 = ct_clock_mono_ms();
-    PGresult *res = PQexecParams(r->pg, claim_sql, 1, NULL, p, NULL, NULL, 0);
+    PGresult *res = exec_stmt(r, STMT_CLAIM, 2, p);
     int64_t t1 = ct_clock_mono_ms();
     r->claim_ms += t1 - t0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -228,8 +274,17 @@ static int publish_round(ct_relay *r, ct_error *err) {
     int n = PQntuples(res);
     if (n == 0) {
         PQclear(res);
+        /* Nothing due: still move the frontier past what was sent. */
+        res = exec_stmt(r, STMT_FRONTIER, 1, p + 1);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            ct_pg_result_error(r->pg, res, "find the outbox frontier", err);
+            return -1;
+        }
+        r->frontier = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
         return 0;
     }
+    int64_t next_frontier = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
     for (int i = 0; i < n; i++) {
         ct_publish_msg *m = &r->msgs[i];
         memset(m, 0, sizeof *m);
@@ -249,6 +304,7 @@ static int publish_round(ct_relay *r, ct_error *err) {
     int64_t t2 = ct_clock_mono_ms();
     int rc = record_outcome(r, n, err);
     r->publish_ms += t2 - t1, r->record_ms += ct_clock_mono_ms() - t2;
+    if (rc == 0) r->frontier = next_frontier;
     bool stale_metadata = false;
     for (int i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = r->msgs[i].out_err;
@@ -351,8 +407,8 @@ ct_relay *ct_relay_new(const ct_config *cfg, const char *instance, ct_error *err
 }
 
 int ct_relay_run(ct_relay *r, ct_error *err) {
-    CT_LOG_INFO("relay", "running instance=%s batch_max=%d tick_ms=%d", r->instance, r->cfg->relay_batch_max,
-                r->cfg->tick_ms);
+    CT_LOG_INFO("relay", "running instance=%s batch_max=%d linger_ms=%d tick_ms=%d", r->instance,
+                r->cfg->relay_batch_max, r->cfg->relay_linger_ms, r->cfg->tick_ms);
     r->last_stats_ms = ct_clock_mono_ms();
     while (!ct_signal_stop_requested()) {
         int64_t now = ct_clock_mono_ms();
@@ -382,6 +438,12 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
             if (r->next_tick_ms < ct_clock_mono_ms()) r->next_tick_ms = ct_clock_mono_ms() + r->cfg->tick_ms;
             if (!r->pub) continue;
         }
+        now = ct_clock_mono_ms();
+        if (now < r->linger_until_ms) {
+            int64_t w = r->linger_until_ms - now, t = r->next_tick_ms - now;
+            linger((int)(w < t ? w : t));
+            continue;
+        }
         ct_error rerr = {0};
         int n = publish_round(r, &rerr);
         if (n < 0) {
@@ -395,6 +457,9 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
             wait_for_work(r, 0);
             continue;
         }
+        /* Under load rows keep coming: letting them gather for a moment
+         * makes the next produce requests larger and fewer. */
+        if (n > 0) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
         int64_t until_tick = r->next_tick_ms - ct_clock_mono_ms();
         wait_for_work(r, (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms));
     }

@@ -93,6 +93,9 @@ static const setting settings[] = {
      "Relay: publish attempts of an outbox row before it becomes FAILED (and a Slack alert)."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
+    {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "20", 0,
+     "Relay: after a round that did not fill CONCERT_RELAY_BATCH_MAX, wait this long for more rows before the"
+     " next (fewer, larger produce requests: the brokers' cost is per request; 0: no wait), in ms."},
     {"CONCERT_RELAY_POLL_MS", INT(relay_poll_ms, 10, 60000), "1000", 0,
      "Relay: polling interval when no NOTIFY arrives (also the standby's leadership retry), in ms."},
     {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS", INT(relay_publish_timeout_ms, 1000, 600000), "30000", 0,

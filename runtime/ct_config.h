@@ -65,6 +65,7 @@ typedef struct ct_config {
     int outbox_max_attempts;
     int relay_batch_max;
     int relay_poll_ms;
+    int relay_linger_ms;
     int relay_publish_timeout_ms;
     int relay_backoff_base_ms;
     int relay_backoff_max_ms;

@@ -52,9 +52,10 @@ int ct_log_ratelimit_allow(ct_log_ratelimit *rl, int64_t interval_ms, int64_t *s
             ct_log_write((level), fac, fmt " suppressed=%lld", __VA_ARGS__, (long long)ct__sup);   \
     } while (0)
 
-/* Monotonic and wall clocks in milliseconds (adapters only; the domain core
- * never reads a clock). */
+/* Monotonic and wall clocks in milliseconds, the monotonic one also in
+ * microseconds (adapters only; the domain core never reads a clock). */
 int64_t ct_clock_mono_ms(void);
+int64_t ct_clock_mono_us(void);
 int64_t ct_clock_wall_ms(void);
 
 #endif

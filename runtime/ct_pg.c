@@ -68,6 +68,18 @@ int ct_pg_exec(PGconn *conn, const char *sql, ct_error *err) {
     return 0;
 }
 
+int ct_pg_prepare(PGconn *conn, const ct_pg_statement *stmts, size_t n, ct_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res = PQprepare(conn, stmts[i].name, stmts[i].sql, 0, NULL);
+        if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+            ct_pg_result_error(conn, res, stmts[i].name, err);
+            return -1;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
 static int database_ddl(const ct_config *cfg, const char *name, int create, ct_error *err) {
     PGconn *conn = ct_pg_connect(cfg, "postgres", err);
     if (!conn) return -1;

@@ -23,6 +23,17 @@ PGconn *ct_pg_connect(const ct_config *cfg, const char *dbname, ct_error *err);
 /* Runs one statement that returns no rows (or whose rows are ignored). */
 int ct_pg_exec(PGconn *conn, const char *sql, ct_error *err);
 
+/* A statement prepared once per connection: a hot path that runs the same
+ * SQL on every batch skips the server's parse and plan each time. */
+typedef struct ct_pg_statement {
+    const char *name;
+    const char *sql;
+} ct_pg_statement;
+
+/* Prepares each of stmts[0..n) on conn (parameter types come from the
+ * SQL's casts). */
+int ct_pg_prepare(PGconn *conn, const ct_pg_statement *stmts, size_t n, ct_error *err);
+
 /* Turns a failed result into err (retriable for connection and
  * serialization failures, permanent otherwise) and clears it. */
 void ct_pg_result_error(PGconn *conn, PGresult *res, const char *what, ct_error *err);
