@@ -272,3 +272,90 @@ Test(ingress, admin_outbox_list_and_retry, .init = setup, .fini = teardown) {
     cr_assert(strstr(r.body, "concert_ingress_write_seconds_count 3"), "%s", r.body);
     ct_http_free(&r);
 }
+
+/* The outbox writers' connections are cut while commands stream in: every
+ * 202 names a row that is stored, a 503 saying nothing was stored names
+ * none, and the ingress writes again once it has reconnected. This is the
+ * guarantee of the pipelined writer, which sends a transaction before the
+ * previous one's result is read. */
+typedef struct streamer {
+    const char *base;
+    int n, accepted, unavailable, unknown, other;
+    char (*ids)[40];      /* command ids answered 202 */
+} streamer;
+
+static void *stream(void *arg) {
+    streamer *s = arg;
+    CURL *c = curl_easy_init();
+    char url[128];
+    const char *h[] = {JSON, NULL};
+    for (int i = 0; i < s->n; i++) {
+        snprintf(url, sizeof url, "%s/v1/users/cut%d/balance/charge", s->base, i % 50);
+        ct_http_resp r;
+        long st = ct_http_do(c, "POST", url, h, "{\"amount\":5}", &r);
+        const char *id = r.body ? strstr(r.body, "\"command_id\":\"") : NULL;
+        if (st == 202 && id) snprintf(s->ids[s->accepted++], 40, "%.36s", id + 14);
+        else if (st == 503 && strstr(r.body, "STORE_UNAVAILABLE")) s->unavailable++;
+        else if (st == 503 && strstr(r.body, "OUTCOME_UNKNOWN")) s->unknown++;
+        else s->other++;
+        ct_http_free(&r);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(ingress, cutting_the_writers_connections_loses_no_acknowledged_command, .init = setup, .fini = teardown,
+     .timeout = 120) {
+    enum { THREADS = 8, EACH = 250, CUTS = 6 };
+    streamer ss[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        ss[i] = (streamer){.base = base, .n = EACH, .ids = calloc(EACH, 40)};
+        pthread_create(&t[i], NULL, stream, &ss[i]);
+    }
+    int cut = 0;
+    for (int k = 0; k < CUTS; k++) {
+        usleep(150 * 1000);
+        /* The writers' connections are the ones whose statements touch the
+         * outbox lock or insert (the prepared statements' text). */
+        cut += (int)ct_test_pg_count(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                                         " AND (query LIKE 'INSERT INTO outbox%' OR query LIKE 'SELECT pg_advisory_xact_lock%')");
+    }
+    int accepted = 0, unavailable = 0, unknown = 0, other = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        accepted += ss[i].accepted, unavailable += ss[i].unavailable, unknown += ss[i].unknown;
+        other += ss[i].other;
+    }
+    cr_log_info("accepted=%d unavailable=%d unknown=%d other=%d connections cut=%d", accepted, unavailable, unknown,
+                other, cut);
+    cr_expect_geq(cut, CUTS, "every cut hit a writer connection");
+    cr_expect_eq(other, 0, "only 202 and 503 answers");
+    cr_expect_eq(accepted + unavailable + unknown, THREADS * EACH);
+    /* Every acknowledged command is stored, once. */
+    long missing = 0;
+    for (int i = 0; i < THREADS; i++) {
+        for (int j = 0; j < ss[i].accepted; j++) {
+            char sql[160];
+            snprintf(sql, sizeof sql, "SELECT 1 - count(*) FROM outbox WHERE command_id = '%s'", ss[i].ids[j]);
+            missing += ct_test_pg_count(db, sql);
+        }
+        free(ss[i].ids);
+    }
+    cr_expect_eq(missing, 0, "%ld acknowledged commands are not in the outbox", missing);
+    /* Rows beyond the acknowledged ones can only come from OUTCOME_UNKNOWN. */
+    long rows = outbox_rows();
+    cr_expect(rows >= accepted && rows <= accepted + unknown, "rows=%ld accepted=%d unknown=%d", rows, accepted,
+              unknown);
+    /* And it writes again. */
+    ct_http_resp r;
+    const char *h[] = {JSON, NULL};
+    long st = 0;
+    for (int i = 0; i < 50 && st != 202; i++) {
+        st = req("POST", "/v1/users/after/balance/charge", h, "{\"amount\":1}", &r);
+        ct_http_free(&r);
+        if (st != 202) usleep(100 * 1000);
+    }
+    cr_expect_eq(st, 202, "a write after the cuts is accepted");
+}
