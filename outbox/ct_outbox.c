@@ -27,19 +27,18 @@ int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err) {
     char idbuf[32];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
     const char *params[1] = {idbuf};
-    /* One statement: the state check and the transition cannot race, and
-     * the notification goes out with the commit that made the rows PENDING. */
+    /* One statement: the state check and the transition cannot race. A
+     * FAILED row's retry_at is 'infinity' (index outbox_retry). */
     PGresult *res = PQexecParams(conn,
-                                 "WITH r AS (UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
-                                 " last_error = NULL WHERE status = 'FAILED' AND ($1::bigint = 0 OR id = $1::bigint)"
-                                 " RETURNING id)"
-                                 " SELECT count(*), pg_notify('outbox', '" CT_OUTBOX_NOTIFY_REWIND "')::text FROM r",
+                                 "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
+                                 " retry_at = now(), last_error = NULL WHERE status = 'FAILED' AND retry_at = 'infinity'"
+                                 " AND ($1::bigint = 0 OR id = $1::bigint)",
                                  1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         ct_pg_result_error(conn, res, "outbox retry", err);
         return -1;
     }
-    int64_t n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
     if (id > 0 && n == 0) {
         res = PQexecParams(conn, "SELECT status FROM outbox WHERE id = $1::bigint", 1, NULL, params, NULL, NULL, 0);
@@ -66,16 +65,26 @@ int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int
     snprintf(after, sizeof after, "%" PRId64, after_id);
     snprintf(lim, sizeof lim, "%d", limit);
     const char *params[3] = {status_filter ? ct_outbox_status_name(*status_filter) : NULL, after, lim};
-    /* Postgres builds the JSON: one round trip, types rendered exactly. */
+    /* Postgres builds the JSON: one round trip, types rendered exactly.
+     * No index mentions status (migration 0006): PENDING rows are those
+     * from the relay's frontier on plus those awaiting a retry, FAILED
+     * ones have retry_at 'infinity'; each branch reads an index. */
     PGresult *res = PQexecParams(
         conn,
         "SELECT coalesce(json_agg(json_build_object("
         " 'id', id, 'command_id', command_id, 'topic', topic, 'partition_key', partition_key, 'type', type,"
         " 'status', status, 'attempts', attempts, 'next_attempt_at', next_attempt_at, 'last_error', last_error,"
         " 'created_at', created_at, 'sent_at', sent_at, 'kafka_partition', kafka_partition,"
-        " 'kafka_offset', kafka_offset) ORDER BY id), '[]')::text"
-        " FROM (SELECT * FROM outbox WHERE ($1::text IS NULL OR status = $1) AND id > $2::bigint"
-        "       ORDER BY id LIMIT $3::int) r",
+        " 'kafka_offset', kafka_offset) ORDER BY id), '[]')::text FROM ("
+        "  SELECT * FROM outbox WHERE $1::text IS DISTINCT FROM 'PENDING' AND $1::text IS DISTINCT FROM 'FAILED'"
+        "   AND ($1::text IS NULL OR status = $1) AND id > $2::bigint"
+        "  UNION ALL SELECT * FROM outbox WHERE $1::text = 'FAILED' AND retry_at = 'infinity' AND status = 'FAILED'"
+        "   AND id > $2::bigint"
+        "  UNION ALL SELECT * FROM outbox WHERE $1::text = 'PENDING' AND retry_at IS NOT NULL AND status = 'PENDING'"
+        "   AND id > $2::bigint"
+        "  UNION ALL SELECT * FROM outbox WHERE $1::text = 'PENDING' AND retry_at IS NULL AND status = 'PENDING'"
+        "   AND id > $2::bigint AND id >= (SELECT next_id FROM outbox_frontier)"
+        "  ORDER BY id LIMIT $3::int) r",
         3, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ct_pg_result_error(conn, res, "outbox list", err);

@@ -21,14 +21,11 @@ const char *ct_outbox_status_name(ct_outbox_status s);
 /* 0 and *out on success, -1 for an unknown name. */
 int ct_outbox_status_parse(const char *name, ct_outbox_status *out);
 
-/* The payload of the NOTIFY on channel `outbox` sent with a retry: rows
- * below the relay's claim frontier are PENDING again (ct_relay). */
-#define CT_OUTBOX_NOTIFY_REWIND "rewind"
-
-/* Puts FAILED rows back to PENDING with attempts reset and due now, and
- * notifies CT_OUTBOX_NOTIFY_REWIND. id > 0: that row only (it must exist
- * and be FAILED, else a PERMANENT error whose message says which); id == 0:
- * every FAILED row. *count gets the number of rows re-driven. */
+/* Puts FAILED rows back to PENDING with attempts reset and due now (among
+ * the rows awaiting a retry, retry_at = now(), where the relay finds them).
+ * id > 0: that row only (it must exist and be FAILED, else a PERMANENT
+ * error whose message says which); id == 0: every FAILED row. *count gets
+ * the number of rows re-driven. */
 int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err);
 
 /* Rows with the given status (any when status_filter is NULL), id order,

@@ -12,7 +12,6 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
-#include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 #include "ct_publisher.h"
@@ -28,8 +27,10 @@ struct ct_relay {
     PGconn *pg;
     bool leader;
     bool standby_logged;
-    /* No PENDING row has a smaller id (see the statements); 0: not known. */
+    /* outbox_frontier.next_id as this leader last read or wrote it; -1:
+     * to be read. */
     int64_t frontier;
+    int64_t *park; /* the current batch's held new rows */
     /* After a round that did not fill the batch, no claim before this. */
     int64_t linger_until_ms;
     ct_publisher *pub;
@@ -59,7 +60,7 @@ static void drop_pg(ct_relay *r, const char *why) {
     r->pg = NULL;
     r->leader = false;
     r->standby_logged = false;
-    r->frontier = 0; /* a rewind may have been missed while disconnected */
+    r->frontier = -1; /* read again: another leader may have moved it */
     r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
 }
 
@@ -94,7 +95,7 @@ static bool try_lead(ct_relay *r) {
     PQclear(res);
     if (r->leader) {
         CT_LOG_INFO("relay", "leader instance=%s: publishing the outbox and ticking", r->instance);
-        r->frontier = 0;
+        r->frontier = -1;
         r->next_tick_ms = ct_clock_mono_ms();
     } else if (!r->standby_logged) {
         CT_LOG_INFO("relay", "standby instance=%s: another relay holds the lock", r->instance);
@@ -103,15 +104,11 @@ static bool try_lead(ct_relay *r) {
     return r->leader;
 }
 
-/* Drains queued notifications; true if there was one. `rewind` (an admin
- * retry made FAILED rows PENDING again) sends the claim back to id 0. */
+/* Drains queued notifications; true if there was one. */
 static bool drain_notifies(ct_relay *r) {
     bool any = false;
     PGnotify *n;
-    while (r->pg && (n = PQnotifies(r->pg))) {
-        if (strcmp(n->extra, CT_OUTBOX_NOTIFY_REWIND) == 0) r->frontier = 0;
-        PQfreemem(n), any = true;
-    }
+    while (r->pg && (n = PQnotifies(r->pg))) PQfreemem(n), any = true;
     return any;
 }
 
@@ -151,43 +148,51 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
     return r->pub ? 0 : -1;
 }
 
-/* The claim reads PENDING rows from the frontier on: every row below it is
- * SENT or FAILED. Without it each claim would walk the index entries of
- * every row sent since the last vacuum (dead, but still in the partial
- * index), a walk that grows with the rate. The frontier moves to the
- * smallest PENDING id the claim's snapshot sees (or past the last row):
- * a row committed later has a larger id, since outbox writers commit in id
- * order (ct_commit's lock), and a failed row stays PENDING, so it holds
- * the frontier where it is. Only an admin retry makes a row below it
- * PENDING again; it notifies `rewind` and the relay starts from 0. */
-enum { STMT_CLAIM, STMT_FRONTIER, STMT_SENT, STMT_FAILED };
-#define FRONTIER_SQL(param)                                                                                        \
-    "coalesce((SELECT min(id) FROM outbox WHERE status = 'PENDING' AND id >= " param "::bigint),"                  \
-    " (SELECT max(id) + 1 FROM outbox), " param "::bigint)"
+/* The claim reads new rows from the frontier on (every row below it is
+ * SENT, FAILED or has retry_at set; migration 0006) through the primary
+ * key, and rows awaiting a retry through retry_at's index: no index
+ * mentions status, so marking a row SENT is a HOT update, and no claim
+ * walks the rows sent before. A row committed later has a larger id, since
+ * outbox writers commit in id order (ct_commit's lock), so the frontier
+ * only moves past rows the claim has seen: to the largest new id it
+ * returned, plus one, once the round is recorded.
+ *
+ * Per-key order: a key whose earliest waiting row is still in its backoff
+ * holds its later rows back. A held new row is parked (retry_at = now(),
+ * attempts unchanged) so the frontier can pass it; parked and failed rows
+ * go out in id order once nothing earlier of their key waits. FAILED rows
+ * ('infinity') hold nothing back. */
+enum { STMT_CLAIM, STMT_SENT, STMT_FAILED, STMT_PARK, STMT_FRONTIER_GET, STMT_FRONTIER_SET };
+#define CLAIM_HELD(o)                                                                                              \
+    "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key"         \
+    " AND b.first < " o ".id)"
 static const ct_pg_statement statements[] = {
-    /* Keys whose oldest unsent row waits out a backoff: their later rows
-     * wait too, so each key's rows reach Kafka in id order. Only a row that
-     * failed before waits (attempts > 0, index outbox_backoff). */
     [STMT_CLAIM] = {"ct_relay_claim",
                     "WITH blocked AS ("
                     "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-                    "  WHERE status = 'PENDING' AND attempts > 0 AND next_attempt_at > now() GROUP BY topic, partition_key)"
+                    "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
+                    " fresh AS ("
+                    "  SELECT id, true AS fresh FROM outbox"
+                    "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
+                    " due AS ("
+                    "  SELECT o.id, false AS fresh FROM outbox o"
+                    "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD("o")
+                    "  ORDER BY o.id LIMIT $1::int),"
+                    " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
                     " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
-                    "  " FRONTIER_SQL("$2") " FROM outbox o"
-                    " WHERE o.status = 'PENDING' AND o.id >= $2::bigint AND o.next_attempt_at <= now() AND NOT EXISTS ("
-                    "  SELECT 1 FROM blocked b WHERE b.topic = o.topic AND b.partition_key = o.partition_key"
-                    "  AND b.first < o.id)"
-                    " ORDER BY o.id LIMIT $1::int"},
-    [STMT_FRONTIER] = {"ct_relay_frontier", "SELECT " FRONTIER_SQL("$1")},
+                    "  p.fresh, p.fresh AND " CLAIM_HELD("o")
+                    " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
     [STMT_SENT] = {"ct_relay_sent",
                    "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
-                   " last_error = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
+                   " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
                    " WHERE o.id = u.id AND o.status = 'PENDING'"},
     [STMT_FAILED] = {"ct_relay_failed",
                      "WITH f AS ("
                      "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
                      "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
-                     "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond'"
+                     "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond',"
+                     "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
+                     "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
                      "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
                      "  WHERE o.id = u.id AND o.status = 'PENDING'"
                      "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
@@ -196,6 +201,11 @@ static const ct_pg_statement statements[] = {
                      "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
                      "   id, type, command_id, topic, attempts, last_error, id, id)"
                      " FROM f WHERE status = 'FAILED' RETURNING id"},
+    [STMT_PARK] = {"ct_relay_park",
+                   "UPDATE outbox SET retry_at = now() WHERE id = ANY($1::bigint[]) AND status = 'PENDING'"
+                   " AND retry_at IS NULL"},
+    [STMT_FRONTIER_GET] = {"ct_relay_frontier_get", "SELECT next_id FROM outbox_frontier"},
+    [STMT_FRONTIER_SET] = {"ct_relay_frontier_set", "UPDATE outbox_frontier SET next_id = $1::bigint WHERE next_id < $1::bigint"},
 };
 
 static int prepare_statements(PGconn *pg, ct_error *err) {
@@ -206,9 +216,21 @@ static PGresult *exec_stmt(ct_relay *r, int stmt, int nparams, const char *const
     return PQexecPrepared(r->pg, statements[stmt].name, nparams, params, NULL, NULL, 0);
 }
 
-/* Records the batch's outcome in one transaction. */
-static int record_outcome(ct_relay *r, int n, ct_error *err) {
-    ct_pgarray sid = {0}, spart = {0}, soff = {0}, fid = {0}, ferr = {0}, fdelay = {0};
+/* 0 if res has status want, else -1 with err; res is cleared unless keep
+ * and 0. */
+static int exec_check(ct_relay *r, PGresult *res, ExecStatusType want, bool keep, const char *what, ct_error *err) {
+    if (PQresultStatus(res) != want) {
+        ct_pg_result_error(r->pg, res, what, err);
+        return -1;
+    }
+    if (!keep) PQclear(res);
+    return 0;
+}
+
+/* Records the batch's outcome in one transaction: n published messages,
+ * npark held rows parked, and the frontier moved to next_frontier. */
+static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, ct_error *err) {
+    ct_pgarray sid = {0}, spart = {0}, soff = {0}, fid = {0}, ferr = {0}, fdelay = {0}, pid = {0};
     int nsent = 0, nfail = 0;
     for (int i = 0; i < n; i++) {
         ct_publish_msg *m = &r->msgs[i];
@@ -225,28 +247,37 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
             nfail++;
         }
     }
+    for (int i = 0; i < npark; i++) ct_pgarray_add_int(&pid, r->park[i]);
     int rc = ct_pg_exec(r->pg, "BEGIN", err);
-    PGresult *res = NULL;
     if (rc == 0 && nsent > 0) {
         const char *p[3] = {ct_pgarray_text(&sid), ct_pgarray_text(&spart), ct_pgarray_text(&soff)};
-        res = exec_stmt(r, STMT_SENT, 3, p);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) ct_pg_result_error(r->pg, res, "mark SENT", err), rc = -1;
-        else PQclear(res);
+        rc = exec_check(r, exec_stmt(r, STMT_SENT, 3, p), PGRES_COMMAND_OK, false, "mark SENT", err);
     }
     int newly_failed = 0;
     if (rc == 0 && nfail > 0) {
         char max[16];
         snprintf(max, sizeof max, "%d", r->cfg->outbox_max_attempts);
         const char *p[4] = {ct_pgarray_text(&fid), ct_pgarray_text(&ferr), ct_pgarray_text(&fdelay), max};
-        res = exec_stmt(r, STMT_FAILED, 4, p);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) ct_pg_result_error(r->pg, res, "record failures", err), rc = -1;
-        else newly_failed = PQntuples(res), PQclear(res);
+        PGresult *res = exec_stmt(r, STMT_FAILED, 4, p);
+        newly_failed = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
+        rc = exec_check(r, res, PGRES_TUPLES_OK, false, "record failures", err);
+    }
+    if (rc == 0 && npark > 0) {
+        const char *p[1] = {ct_pgarray_text(&pid)};
+        rc = exec_check(r, exec_stmt(r, STMT_PARK, 1, p), PGRES_COMMAND_OK, false, "park held rows", err);
+    }
+    if (rc == 0 && next_frontier > r->frontier) {
+        char f[32];
+        snprintf(f, sizeof f, "%" PRId64, next_frontier);
+        const char *p[1] = {f};
+        rc = exec_check(r, exec_stmt(r, STMT_FRONTIER_SET, 1, p), PGRES_COMMAND_OK, false, "move the frontier", err);
     }
     if (rc == 0) rc = ct_pg_exec(r->pg, "COMMIT", err);
     else PQclear(PQexec(r->pg, "ROLLBACK"));
     ct_pgarray_free(&sid), ct_pgarray_free(&spart), ct_pgarray_free(&soff);
-    ct_pgarray_free(&fid), ct_pgarray_free(&ferr), ct_pgarray_free(&fdelay);
+    ct_pgarray_free(&fid), ct_pgarray_free(&ferr), ct_pgarray_free(&fdelay), ct_pgarray_free(&pid);
     if (rc != 0) return -1;
+    if (next_frontier > r->frontier) r->frontier = next_frontier;
     r->sent += (uint64_t)nsent;
     r->failed += (uint64_t)nfail;
     r->failed_final += (uint64_t)newly_failed;
@@ -257,8 +288,22 @@ static int record_outcome(ct_relay *r, int n, ct_error *err) {
     return 0;
 }
 
-/* One round: claim due rows, publish, record. Returns rows handled, or -1. */
+static int load_frontier(ct_relay *r, ct_error *err) {
+    PGresult *res = exec_stmt(r, STMT_FRONTIER_GET, 0, NULL);
+    if (exec_check(r, res, PGRES_TUPLES_OK, true, "read the outbox frontier", err) != 0) return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        CT_ERR(err, CT_ERR_FATAL, "outbox_frontier must hold one row (migration 0006)");
+        return -1;
+    }
+    r->frontier = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+
+/* One round: claim due rows, publish, record. Returns rows claimed, or -1. */
 static int publish_round(ct_relay *r, ct_error *err) {
+    if (r->frontier < 0 && load_frontier(r, err) != 0) return -1;
     char limit[16], frontier[32];
     snprintf(limit, sizeof limit, "%d", r->cfg->relay_batch_max);
     snprintf(frontier, sizeof frontier, "%" PRId64, r->frontier);
@@ -267,29 +312,25 @@ static int publish_round(ct_relay *r, ct_error *err) {
     PGresult *res = exec_stmt(r, STMT_CLAIM, 2, p);
     int64_t t1 = ct_clock_mono_ms();
     r->claim_ms += t1 - t0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        ct_pg_result_error(r->pg, res, "read the outbox", err);
-        return -1;
-    }
-    int n = PQntuples(res);
-    if (n == 0) {
-        PQclear(res);
-        /* Nothing due: still move the frontier past what was sent. */
-        res = exec_stmt(r, STMT_FRONTIER, 1, p + 1);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            ct_pg_result_error(r->pg, res, "find the outbox frontier", err);
-            return -1;
-        }
-        r->frontier = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (exec_check(r, res, PGRES_TUPLES_OK, true, "read the outbox", err) != 0) return -1;
+    int rows = PQntuples(res), n = 0, npark = 0;
+    if (rows == 0) {
         PQclear(res);
         return 0;
     }
-    int64_t next_frontier = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-    for (int i = 0; i < n; i++) {
-        ct_publish_msg *m = &r->msgs[i];
+    int64_t next_frontier = r->frontier;
+    for (int i = 0; i < rows; i++) {
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        bool fresh = PQgetvalue(res, i, 7)[0] == 't', held = PQgetvalue(res, i, 8)[0] == 't';
+        if (fresh && id >= next_frontier) next_frontier = id + 1;
+        if (held) {
+            r->park[npark++] = id;
+            continue;
+        }
+        ct_publish_msg *m = &r->msgs[n];
         memset(m, 0, sizeof *m);
-        r->ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        r->attempts[i] = atoi(PQgetvalue(res, i, 6));
+        r->ids[n] = id;
+        r->attempts[n] = atoi(PQgetvalue(res, i, 6));
         m->id = PQgetvalue(res, i, 1);
         m->topic = PQgetvalue(res, i, 2);
         m->partition = RD_KAFKA_PARTITION_UA;
@@ -298,13 +339,13 @@ static int publish_round(ct_relay *r, ct_error *err) {
         m->type = PQgetvalue(res, i, 4);
         m->value = PQgetvalue(res, i, 5);
         m->value_len = (size_t)PQgetlength(res, i, 5);
+        n++;
     }
     ct_error perr = {0};
-    int prc = ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr);
+    int prc = n > 0 ? ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr) : 0;
     int64_t t2 = ct_clock_mono_ms();
-    int rc = record_outcome(r, n, err);
+    int rc = record_outcome(r, n, npark, next_frontier, err);
     r->publish_ms += t2 - t1, r->record_ms += ct_clock_mono_ms() - t2;
-    if (rc == 0) r->frontier = next_frontier;
     bool stale_metadata = false;
     for (int i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = r->msgs[i].out_err;
@@ -327,7 +368,7 @@ static int publish_round(ct_relay *r, ct_error *err) {
      * since librdkafka remembers that until its next metadata refresh
      * (minutes) and a fresh producer sees a topic created meanwhile. */
     if (stale_metadata || (prc != 0 && perr.klass == CT_ERR_FATAL)) ct_publisher_destroy(r->pub), r->pub = NULL;
-    return rc == 0 ? n : -1;
+    return rc == 0 ? rows : -1;
 }
 
 /* ---- the ticker ----------------------------------------------------------- */
@@ -398,7 +439,9 @@ ct_relay *ct_relay_new(const ct_config *cfg, const char *instance, ct_error *err
     r->msgs = calloc(n, sizeof *r->msgs);
     r->ids = calloc(n, sizeof *r->ids);
     r->attempts = calloc(n, sizeof *r->attempts);
-    if (!r->msgs || !r->ids || !r->attempts) {
+    r->park = calloc(n, sizeof *r->park);
+    r->frontier = -1;
+    if (!r->msgs || !r->ids || !r->attempts || !r->park) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         ct_relay_destroy(r);
         return NULL;
@@ -475,6 +518,7 @@ void ct_relay_destroy(ct_relay *r) {
     free(r->msgs);
     free(r->ids);
     free(r->attempts);
+    free(r->park);
     free(r->tick_values);
     free(r->tick_ids);
     free(r);

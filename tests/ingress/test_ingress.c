@@ -250,7 +250,7 @@ Test(ingress, admin_outbox_list_and_retry, .init = setup, .fini = teardown) {
         cr_assert_eq(req("POST", "/v1/users/bob/balance/charge", json, "{\"amount\":10}", &r), 202);
         ct_http_free(&r);
     }
-    PGresult *res = PQexec(db, "UPDATE outbox SET status = 'FAILED', attempts = 10, last_error = 'test' WHERE id = "
+    PGresult *res = PQexec(db, "UPDATE outbox SET status = 'FAILED', attempts = 10, last_error = 'test', retry_at = 'infinity' WHERE id = "
                                "(SELECT min(id) FROM outbox) RETURNING id");
     cr_assert_eq(PQntuples(res), 1);
     char path[96];

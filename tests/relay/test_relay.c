@@ -546,6 +546,45 @@ Test(relay, a_persistent_failure_becomes_FAILED_with_a_slack_row_and_an_admin_re
     ct_test_stop_clean(relay, "the relay", log_of("f"));
 }
 
+/* Per-key order through a failure: a key whose first row waits out its
+ * backoff holds the key's later rows back (parked: retry_at set, never
+ * attempted) while other keys go on; once the first row goes out, the
+ * parked ones follow it in id order. */
+Test(relay, a_key_in_backoff_parks_its_later_rows_and_they_follow_in_order, .init = setup, .fini = teardown,
+     .timeout = 300) {
+    char topic[64], q[512];
+    snprintf(topic, sizeof topic, "ct-test-late-%s", run);
+    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "1000", 1);
+    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "4000", 1);
+    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "4000", 1);
+    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "1000", 1);
+    setenv("CONCERT_RELAY_POLL_MS", "100", 1);
+    pid_t relay = start_relay("k");
+    insert_rows(1, topic, run); /* key <run>-1, to a topic that does not exist yet */
+    snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts >= 1", topic);
+    cr_assert_eq(wait_count(q, 1, 30000), 1, "the first row never failed");
+    for (int i = 0; i < 3; i++) insert_rows(1, topic, run); /* the same key */
+    insert_rows(5, CT_TOPIC_WALLET_COMMANDS, run);
+    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 5, 30000), 5,
+                 "a key in backoff held other keys back");
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts = 0 AND retry_at IS NOT NULL"
+             " AND status = 'PENDING'", topic);
+    cr_assert_eq(wait_count(q, 3, 2000), 3, "the key's later rows were not parked behind its first");
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts = 1 AND retry_at > now()", topic);
+    cr_assert_eq(count(q), 1, "the first row was no longer waiting: the test saw nothing");
+    create_topic(topic);
+    snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE topic = '%s' AND status = 'SENT'", topic);
+    cr_assert_eq(wait_count(q, 4, 60000), 4, "the key's rows were not all sent");
+    snprintf(q, sizeof q,
+             "SELECT count(*) FROM (SELECT kafka_partition, kafka_offset, lag(kafka_offset) OVER (ORDER BY id) AS prev,"
+             " lag(kafka_partition) OVER (ORDER BY id) AS prev_p FROM outbox WHERE topic = '%s') x"
+             " WHERE prev IS NOT NULL AND (kafka_offset <= prev OR kafka_partition <> prev_p)", topic);
+    cr_assert_eq(count(q), 0, "the key's rows reached Kafka out of id order");
+    ct_test_stop_clean(relay, "the relay", log_of("k"));
+}
+
 /* A relay that retries quickly and never gives a row up, with 100 rows
  * SENT through it before the outage a test is about to cause. */
 static pid_t start_relay_for_outage(const char *name) {
