@@ -74,7 +74,13 @@ static bool ensure_pg(ct_relay *r) {
         r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
         return false;
     }
-    if (ct_pg_exec(r->pg, "LISTEN outbox", &err) != 0 || prepare_statements(r->pg, &err) != 0) {
+    /* Prepared, but planned at each execution: a plan made while the
+     * outbox was small (a fresh install) would keep scanning all of it as
+     * it grows, until the next analyze. A few planning runs per round cost
+     * little next to the round's rows. */
+    if (ct_pg_exec(r->pg, "LISTEN outbox", &err) != 0 ||
+        ct_pg_exec(r->pg, "SET plan_cache_mode = force_custom_plan", &err) != 0 ||
+        prepare_statements(r->pg, &err) != 0) {
         drop_pg(r, err.msg);
         return false;
     }
@@ -161,7 +167,13 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
  * holds its later rows back. A held new row is parked (retry_at = now(),
  * attempts unchanged) so the frontier can pass it; parked and failed rows
  * go out in id order once nothing earlier of their key waits. FAILED rows
- * ('infinity') hold nothing back. */
+ * ('infinity') hold nothing back.
+ *
+ * The SENT and failure updates join the batch's ids to the primary key and
+ * test nothing else: the rows are PENDING, since only the leader changes a
+ * PENDING row and a leader that lost its session cannot record. A status
+ * test there would let stale statistics (most rows SENT at the last
+ * analyze: "no PENDING row") plan a scan of the whole outbox per id. */
 enum { STMT_CLAIM, STMT_SENT, STMT_FAILED, STMT_PARK, STMT_FRONTIER_GET, STMT_FRONTIER_SET };
 #define CLAIM_HELD(o)                                                                                              \
     "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key"         \
@@ -185,7 +197,7 @@ static const ct_pg_statement statements[] = {
     [STMT_SENT] = {"ct_relay_sent",
                    "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
                    " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
-                   " WHERE o.id = u.id AND o.status = 'PENDING'"},
+                   " WHERE o.id = u.id"},
     [STMT_FAILED] = {"ct_relay_failed",
                      "WITH f AS ("
                      "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
@@ -194,7 +206,7 @@ static const ct_pg_statement statements[] = {
                      "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
                      "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
                      "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
-                     "  WHERE o.id = u.id AND o.status = 'PENDING'"
+                     "  WHERE o.id = u.id"
                      "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
                      " INSERT INTO slack_notifications (kind, text)"
                      " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
