@@ -47,12 +47,6 @@ void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, 
 
 typedef enum item_state { OPEN, RESOLVED, DEFERRED } item_state;
 
-static bool exec_ok(PGconn *pg, PGresult *r, ExecStatusType want, const char *what, ct_error *err) {
-    if (PQresultStatus(r) == want) return true;
-    ct_pg_result_error(pg, r, what, err);
-    return false;
-}
-
 /* Prepared on each writer connection when it opens. */
 enum { STMT_LOCK, STMT_OUTBOX, STMT_IDEM, STMT_REPLAYS };
 static const ct_pg_statement statements[] = {
@@ -80,7 +74,7 @@ static int resolve_replays(ct_commit *c, PGconn *pg, ct_commit_item **items, ite
     const char *p[1] = {ct_pgarray_text(&keys)};
     PGresult *r = PQexecPrepared(pg, statements[STMT_REPLAYS].name, 1, p, NULL, NULL, 0);
     ct_pgarray_free(&keys);
-    if (!exec_ok(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err)) return -1;
+    if (ct_pg_check(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err) != 0) return -1;
     for (int row = 0; row < PQntuples(r); row++) {
         for (int i = 0; i < n; i++) {
             ct_commit_item *it = items[i];
@@ -299,7 +293,6 @@ static void write_batch(ct_commit *c, PGconn **pg, ct_commit_item **items, int n
 
 /* ---- workers ------------------------------------------------------------ */
 
-
 /* Writes without an Idempotency-Key need no look-up before their
  * transaction, so a writer sends the next batch's transaction while the
  * previous one is still executing or flushing: the server goes from one
@@ -328,22 +321,35 @@ static void land_flight(ct_commit *c, flight *f) {
     for (int i = 0; i < f->n; i++) f->items[i]->done(f->items[i]);
 }
 
+/* The transactions in the air, oldest first. */
+typedef struct flights {
+    flight f[PIPELINE_DEPTH];
+    int first, n;
+    int64_t busy_since; /* when the first of those in the air was sent */
+} flights;
+
+/* Lands the oldest flight; the writer's busy time counts until the last
+ * one in the air has landed. */
+static void land_oldest(ct_commit *c, flights *fl) {
+    land_flight(c, &fl->f[fl->first]);
+    fl->first = (fl->first + 1) % PIPELINE_DEPTH, fl->n--;
+    if (fl->n == 0) atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - fl->busy_since));
+}
+
 static void *worker(void *arg) {
     ct_commit *c = arg;
     int max = c->batch_max;
     ct_commit_item **batch = calloc((size_t)max, sizeof *batch);
-    flight flights[PIPELINE_DEPTH] = {{0}};
+    flights fl = {0};
     bool oom = !batch;
-    for (int i = 0; i < PIPELINE_DEPTH; i++) oom |= !(flights[i].items = calloc((size_t)max, sizeof *batch));
-    int first = 0, nflights = 0;
-    int64_t busy_since = 0; /* when the flights in the air began */
+    for (int i = 0; i < PIPELINE_DEPTH; i++) oom |= !(fl.f[i].items = calloc((size_t)max, sizeof *batch));
     PGconn *pg = NULL;
     int64_t next_connect = 0;
     while (!oom) {
         pthread_mutex_lock(&c->mu);
-        while (!c->head && !c->stopping && nflights == 0) pthread_cond_wait(&c->cv, &c->mu);
+        while (!c->head && !c->stopping && fl.n == 0) pthread_cond_wait(&c->cv, &c->mu);
         int n = 0;
-        if (nflights < PIPELINE_DEPTH) {
+        if (fl.n < PIPELINE_DEPTH) {
             while (c->head && n < max) {
                 batch[n++] = c->head;
                 c->head = c->head->next;
@@ -355,13 +361,9 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&c->mu);
 
         if (n == 0) {
-            if (nflights == 0) break; /* stopping, and nothing is left */
-            land_flight(c, &flights[first]);
-            first = (first + 1) % PIPELINE_DEPTH, nflights--;
-            if (nflights == 0) {
-                atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - busy_since));
-                if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
-            }
+            if (fl.n == 0) break; /* stopping, and nothing is left */
+            land_oldest(c, &fl);
+            if (fl.n == 0 && pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
             continue;
         }
         if (!pg && ct_clock_mono_ms() >= next_connect && !stopping) {
@@ -377,26 +379,20 @@ static void *worker(void *arg) {
         bool pipelined = pg && PQstatus(pg) == CONNECTION_OK;
         for (int i = 0; i < n && pipelined; i++) pipelined = batch[i]->cmd && !batch[i]->idem_key;
         if (pipelined) {
-            flight *f = &flights[(first + nflights) % PIPELINE_DEPTH];
+            flight *f = &fl.f[(fl.first + fl.n) % PIPELINE_DEPTH];
             item_state st[n];
             for (int i = 0; i < n; i++) st[i] = OPEN;
             memcpy(f->items, batch, (size_t)n * sizeof *batch);
             f->n = n;
             ct_error err = {0};
-            if (nflights == 0) busy_since = ct_clock_mono_us();
+            if (fl.n == 0) fl.busy_since = ct_clock_mono_us();
             if (pipe_send_txn(&f->pl, pg, f->items, st, n, &err) == 0) {
-                nflights++;
+                fl.n++;
                 continue;
             }
         }
         /* The waiting way: everything sent before is read first. */
-        if (nflights > 0) {
-            while (nflights > 0) {
-                land_flight(c, &flights[first]);
-                first = (first + 1) % PIPELINE_DEPTH, nflights--;
-            }
-            atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - busy_since));
-        }
+        while (fl.n > 0) land_oldest(c, &fl);
         pipe_leave(pg);
         if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
         ct_commit_item *writes[n];
@@ -419,7 +415,7 @@ static void *worker(void *arg) {
     }
     if (oom) CT_LOG_ERROR("commit", "writer cannot start: out of memory");
     if (pg) PQfinish(pg);
-    for (int i = 0; i < PIPELINE_DEPTH; i++) free(flights[i].items);
+    for (int i = 0; i < PIPELINE_DEPTH; i++) free(fl.f[i].items);
     free(batch);
     return NULL;
 }

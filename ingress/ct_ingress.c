@@ -72,7 +72,6 @@ typedef struct req {
     ct_waiter waiter;
 } req;
 
-
 /* ---- responses ---------------------------------------------------------- */
 
 static enum MHD_Result respond(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,

@@ -228,14 +228,11 @@ static PGresult *exec_stmt(ct_relay *r, int stmt, int nparams, const char *const
     return PQexecPrepared(r->pg, statements[stmt].name, nparams, params, NULL, NULL, 0);
 }
 
-/* 0 if res has status want, else -1 with err; res is cleared unless keep
- * and 0. */
-static int exec_check(ct_relay *r, PGresult *res, ExecStatusType want, bool keep, const char *what, ct_error *err) {
-    if (PQresultStatus(res) != want) {
-        ct_pg_result_error(r->pg, res, what, err);
-        return -1;
-    }
-    if (!keep) PQclear(res);
+/* Runs a prepared statement that returns no rows. */
+static int exec_command(ct_relay *r, int stmt, int nparams, const char *const *params, const char *what, ct_error *err) {
+    PGresult *res = exec_stmt(r, stmt, nparams, params);
+    if (ct_pg_check(r->pg, res, PGRES_COMMAND_OK, what, err) != 0) return -1;
+    PQclear(res);
     return 0;
 }
 
@@ -263,7 +260,7 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
     int rc = ct_pg_exec(r->pg, "BEGIN", err);
     if (rc == 0 && nsent > 0) {
         const char *p[3] = {ct_pgarray_text(&sid), ct_pgarray_text(&spart), ct_pgarray_text(&soff)};
-        rc = exec_check(r, exec_stmt(r, STMT_SENT, 3, p), PGRES_COMMAND_OK, false, "mark SENT", err);
+        rc = exec_command(r, STMT_SENT, 3, p, "mark SENT", err);
     }
     int newly_failed = 0;
     if (rc == 0 && nfail > 0) {
@@ -271,18 +268,18 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
         snprintf(max, sizeof max, "%d", r->cfg->outbox_max_attempts);
         const char *p[4] = {ct_pgarray_text(&fid), ct_pgarray_text(&ferr), ct_pgarray_text(&fdelay), max};
         PGresult *res = exec_stmt(r, STMT_FAILED, 4, p);
-        newly_failed = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : 0;
-        rc = exec_check(r, res, PGRES_TUPLES_OK, false, "record failures", err);
+        rc = ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "record failures", err);
+        if (rc == 0) newly_failed = PQntuples(res), PQclear(res);
     }
     if (rc == 0 && npark > 0) {
         const char *p[1] = {ct_pgarray_text(&pid)};
-        rc = exec_check(r, exec_stmt(r, STMT_PARK, 1, p), PGRES_COMMAND_OK, false, "park held rows", err);
+        rc = exec_command(r, STMT_PARK, 1, p, "park held rows", err);
     }
     if (rc == 0 && next_frontier > r->frontier) {
         char f[32];
         snprintf(f, sizeof f, "%" PRId64, next_frontier);
         const char *p[1] = {f};
-        rc = exec_check(r, exec_stmt(r, STMT_FRONTIER_SET, 1, p), PGRES_COMMAND_OK, false, "move the frontier", err);
+        rc = exec_command(r, STMT_FRONTIER_SET, 1, p, "move the frontier", err);
     }
     if (rc == 0) rc = ct_pg_exec(r->pg, "COMMIT", err);
     else PQclear(PQexec(r->pg, "ROLLBACK"));
@@ -302,7 +299,7 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
 
 static int load_frontier(ct_relay *r, ct_error *err) {
     PGresult *res = exec_stmt(r, STMT_FRONTIER_GET, 0, NULL);
-    if (exec_check(r, res, PGRES_TUPLES_OK, true, "read the outbox frontier", err) != 0) return -1;
+    if (ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "read the outbox frontier", err) != 0) return -1;
     if (PQntuples(res) != 1) {
         PQclear(res);
         CT_ERR(err, CT_ERR_FATAL, "outbox_frontier must hold one row (migration 0006)");
@@ -324,7 +321,7 @@ static int publish_round(ct_relay *r, ct_error *err) {
     PGresult *res = exec_stmt(r, STMT_CLAIM, 2, p);
     int64_t t1 = ct_clock_mono_ms();
     r->claim_ms += t1 - t0;
-    if (exec_check(r, res, PGRES_TUPLES_OK, true, "read the outbox", err) != 0) return -1;
+    if (ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "read the outbox", err) != 0) return -1;
     int rows = PQntuples(res), n = 0, npark = 0;
     if (rows == 0) {
         PQclear(res);

@@ -57,6 +57,12 @@ void ct_pg_result_error(PGconn *conn, PGresult *res, const char *what, ct_error 
     PQclear(res);
 }
 
+int ct_pg_check(PGconn *conn, PGresult *res, ExecStatusType want, const char *what, ct_error *err) {
+    if (res && PQresultStatus(res) == want) return 0;
+    ct_pg_result_error(conn, res, what, err);
+    return -1;
+}
+
 int ct_pg_exec(PGconn *conn, const char *sql, ct_error *err) {
     PGresult *res = PQexec(conn, sql);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;

@@ -34,6 +34,10 @@ typedef struct ct_pg_statement {
  * SQL's casts). */
 int ct_pg_prepare(PGconn *conn, const ct_pg_statement *stmts, size_t n, ct_error *err);
 
+/* 0 when res has status want (res stays the caller's to clear), else -1
+ * with err (res cleared, as by ct_pg_result_error). */
+int ct_pg_check(PGconn *conn, PGresult *res, ExecStatusType want, const char *what, ct_error *err);
+
 /* Turns a failed result into err (retriable for connection and
  * serialization failures, permanent otherwise) and clears it. */
 void ct_pg_result_error(PGconn *conn, PGresult *res, const char *what, ct_error *err);

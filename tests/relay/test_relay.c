@@ -65,6 +65,15 @@ static pid_t start_relay(const char *name) {
     return spawn(name, argv);
 }
 
+/* The relay's retry settings for a test that makes publishing fail. */
+static void set_retries(const char *max_attempts, const char *backoff_base_ms, const char *backoff_max_ms,
+                        const char *publish_timeout_ms) {
+    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", max_attempts, 1);
+    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", backoff_base_ms, 1);
+    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", backoff_max_ms, 1);
+    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", publish_timeout_ms, 1);
+}
+
 static long count(const char *sql) { return ct_test_pg_count(db, sql); }
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
@@ -482,10 +491,7 @@ Test(relay, a_persistent_failure_becomes_FAILED_with_a_slack_row_and_an_admin_re
     /* Delays before attempts 2, 3, 4 and after the last: 300 * 2^k capped
      * at 1200 ms, jittered into [step / 2, step]. */
     enum { ATTEMPTS = 4, BASE_MS = 300, MAX_MS = 1200 };
-    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "4", 1);
-    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "300", 1);
-    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "1200", 1);
-    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "1000", 1);
+    set_retries("4", "300", "1200", "1000");
     setenv("CONCERT_RELAY_POLL_MS", "100", 1);
     pid_t relay = start_relay("f");
     insert_rows(1, topic, run);
@@ -554,10 +560,7 @@ Test(relay, a_key_in_backoff_parks_its_later_rows_and_they_follow_in_order, .ini
      .timeout = 300) {
     char topic[64], q[512];
     snprintf(topic, sizeof topic, "ct-test-late-%s", run);
-    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "1000", 1);
-    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "4000", 1);
-    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "4000", 1);
-    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "1000", 1);
+    set_retries("1000", "4000", "4000", "1000");
     setenv("CONCERT_RELAY_POLL_MS", "100", 1);
     pid_t relay = start_relay("k");
     insert_rows(1, topic, run); /* key <run>-1, to a topic that does not exist yet */
@@ -588,10 +591,7 @@ Test(relay, a_key_in_backoff_parks_its_later_rows_and_they_follow_in_order, .ini
 /* A relay that retries quickly and never gives a row up, with 100 rows
  * SENT through it before the outage a test is about to cause. */
 static pid_t start_relay_for_outage(const char *name) {
-    setenv("CONCERT_OUTBOX_MAX_ATTEMPTS", "1000", 1);
-    setenv("CONCERT_RELAY_BACKOFF_BASE_MS", "100", 1);
-    setenv("CONCERT_RELAY_BACKOFF_MAX_MS", "1000", 1);
-    setenv("CONCERT_RELAY_PUBLISH_TIMEOUT_MS", "2000", 1);
+    set_retries("1000", "100", "1000", "2000");
     pid_t relay = start_relay(name);
     insert_rows(100, CT_TOPIC_WALLET_COMMANDS, run);
     cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 100, 60000), 100);
