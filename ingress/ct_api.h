@@ -14,7 +14,7 @@
  *
  * Ids the ingress generates come from the caller's random bytes (the OS
  * CSPRNG in production, a fixed stream in tests):
- *   command_id      UUID v4
+ *   command_id      UUID v7 (the command's ms time, then 74 random bits)
  *   queue token     22 chars base64url (128 bits)
  *   concert_id      24 hex chars (96 bits)
  *   reservation_id  <concert_id>_<22 chars base64url>: the concert is in

@@ -212,6 +212,29 @@ Test(api, headers) {
     cr_assert_eq(e.status, 400);
 }
 
+/* UUID v7: the request's millisecond time first, so ids in time order sort
+ * in time order (the outbox's command_id index grows at its right edge). */
+Test(api, command_ids_are_uuid_v7_of_the_request_time) {
+    const char *body = "{\"amount\":100}";
+    char ids[3][CT_API_UUID_CHARS + 1];
+    const int64_t ts[3] = {1700000000000, 1700000000001, 1700000000001};
+    for (int i = 0; i < 3; i++) {
+        ct_api_request rq = {.route = CT_ROUTE_CHARGE_BALANCE, .param = "u1", .body = body, .body_len = strlen(body),
+                             .ts_ms = ts[i], .random = counter_random, .random_ctx = &seed};
+        ct_api_command c;
+        ct_api_error e = {0};
+        cr_assert_eq(ct_api_build_command(&rq, &c, &e), 0, "%s", e.message);
+        cr_assert(ct_api_uuid_valid(c.command_id), "%s", c.command_id);
+        memcpy(ids[i], c.command_id, sizeof ids[i]);
+        ct_api_command_clear(&c);
+    }
+    cr_assert(strncmp(ids[0], "018bcfe5-6800-7", 15) == 0, "time 0x18bcfe56800 and version 7: %s", ids[0]);
+    cr_assert(strncmp(ids[1], "018bcfe5-6801-7", 15) == 0, "%s", ids[1]);
+    cr_assert(strchr("89ab", ids[0][19]) != NULL, "RFC 9562 variant: %s", ids[0]);
+    cr_assert(strcmp(ids[0], ids[1]) < 0, "a later millisecond sorts later");
+    cr_assert_str_neq(ids[1], ids[2], "the same millisecond still gives distinct ids");
+}
+
 Test(api, generated_ids_differ_and_fingerprints_tell_requests_apart) {
     ct_api_command a, b;
     ct_api_error e;
