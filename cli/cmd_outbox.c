@@ -1,5 +1,6 @@
-/* `concert outbox list|retry`: the operator's view of the outbox, the same
- * operations as GET /v1/admin/outbox and POST /v1/admin/outbox/{id}/retry. */
+/* `concert outbox list|retry|prune`: the operator's view of the outbox, the
+ * same operations as GET /v1/admin/outbox and POST
+ * /v1/admin/outbox/{id}/retry, and the relay's retention pass on demand. */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,7 +13,8 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: concert outbox list [--status PENDING|SENT|FAILED] [--after-id N] [--limit 1..1000]\n"
-                    "       concert outbox retry ID | --all-failed\n");
+                    "       concert outbox retry ID | --all-failed\n"
+                    "       concert outbox prune [--older-than SECONDS]   (default: CONCERT_OUTBOX_RETENTION_S)\n");
     return CT_EXIT_USAGE;
 }
 
@@ -26,10 +28,11 @@ static int parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out) {
 
 int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
     if (argc < 2) return usage();
-    bool list = strcmp(argv[1], "list") == 0, retry = strcmp(argv[1], "retry") == 0;
+    bool list = strcmp(argv[1], "list") == 0, retry = strcmp(argv[1], "retry") == 0,
+         prune = strcmp(argv[1], "prune") == 0;
     ct_outbox_status status;
     bool has_status = false, all = false;
-    int64_t after = 0, limit = 100, id = 0;
+    int64_t after = 0, limit = 100, id = 0, older = cfg->outbox_retention_s;
     for (int i = 2; i < argc; i++) {
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (list && strcmp(argv[i], "--status") == 0 && next && ct_outbox_status_parse(next, &status) == 0) {
@@ -38,11 +41,17 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
         }
         else if (list && strcmp(argv[i], "--after-id") == 0 && next && parse_int(next, 0, INT64_MAX, &after) == 0) i++;
         else if (list && strcmp(argv[i], "--limit") == 0 && next && parse_int(next, 1, 1000, &limit) == 0) i++;
+        else if (prune && strcmp(argv[i], "--older-than") == 0 && next && parse_int(next, 1, 315360000, &older) == 0)
+            i++;
         else if (retry && strcmp(argv[i], "--all-failed") == 0 && id == 0) all = true;
         else if (retry && !all && id == 0 && parse_int(argv[i], 1, INT64_MAX, &id) == 0) continue;
         else return usage();
     }
-    if (!list && !(retry && (all || id > 0))) return usage();
+    if (!list && !prune && !(retry && (all || id > 0))) return usage();
+    if (prune && older == 0) {
+        fprintf(stderr, "outbox: CONCERT_OUTBOX_RETENTION_S is 0 (SENT rows kept forever): give --older-than\n");
+        return CT_EXIT_USAGE;
+    }
     ct_error err = {0};
     PGconn *pg = ct_pg_connect(cfg, NULL, &err);
     if (!pg) return ct_cmd_fail("outbox", &err);
@@ -53,6 +62,16 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
             rc = ct_cmd_fail("outbox", &err);
         else printf("%s\n", json);
         free(json);
+    } else if (prune) {
+        int64_t total = 0, deleted = 0, from = 0;
+        do {
+            if (ct_outbox_prune_slice(pg, from, 10000, (int)older, &deleted, &from, &err) != 0) {
+                rc = ct_cmd_fail("outbox", &err);
+                break;
+            }
+            total += deleted;
+        } while (from != 0);
+        if (rc == CT_EXIT_OK) printf("pruned: %" PRId64 " SENT row(s) sent more than %" PRId64 " s ago\n", total, older);
     } else {
         int64_t count = 0;
         if (ct_outbox_retry(pg, all ? 0 : id, &count, &err) != 0) rc = ct_cmd_fail("outbox", &err);

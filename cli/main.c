@@ -27,8 +27,9 @@ static const command commands[] = {
      "publish the outbox to Kafka and tick (one leader at a time; others stand by)"},
     {"projector", ct_cmd_projector, "projector [--instance NAME]",
      "materialise the read models from the event topics and deliver Slack notifications"},
-    {"outbox", ct_cmd_outbox, "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed",
-     "inspect the outbox, re-drive FAILED rows"},
+    {"outbox", ct_cmd_outbox,
+     "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed | prune [--older-than S]",
+     "inspect the outbox, re-drive FAILED rows, delete old SENT rows"},
     {"smoke", ct_cmd_smoke, "smoke [--timeout-ms N]", "produce test-message to test-topic and consume it back"},
 };
 #define COMMANDS_COUNT (sizeof commands / sizeof commands[0])

@@ -2,6 +2,7 @@
 #include "ct_outbox.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,5 +97,62 @@ int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return -1;
     }
+    return 0;
+}
+
+int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted,
+                          int64_t *next_from, ct_error *err) {
+    if (window < 1 || window > 100000 || retention_s < 1) {
+        CT_ERR(err, CT_ERR_PERMANENT, "prune window %d or retention %d s is out of range", window, retention_s);
+        return -1;
+    }
+    *deleted = 0, *next_from = 0;
+    char fbuf[32], wbuf[16];
+    snprintf(fbuf, sizeof fbuf, "%" PRId64, from);
+    snprintf(wbuf, sizeof wbuf, "%d", window);
+    const char *bp[2] = {fbuf, wbuf};
+    /* The range first, so the DELETE below gets it as constants: with the
+     * bounds computed inside it, the planner hashed the whole outbox. */
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT lo, least(lo + $2::int, (SELECT next_id FROM outbox_frontier)) FROM"
+                                 " (SELECT CASE WHEN $1::bigint > 0 THEN $1::bigint ELSE"
+                                 "  (SELECT min(id) FROM outbox) END AS lo) b",
+                                 2, NULL, bp, NULL, NULL, 0);
+    if (ct_pg_check(conn, res, PGRES_TUPLES_OK, "outbox prune range", err) != 0) return -1;
+    if (PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1)) { /* no row at all */
+        PQclear(res);
+        return 0;
+    }
+    char lo[32], hi[32], rbuf[16];
+    snprintf(lo, sizeof lo, "%s", PQgetvalue(res, 0, 0));
+    snprintf(hi, sizeof hi, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (strtoll(lo, NULL, 10) >= strtoll(hi, NULL, 10)) return 0; /* at the frontier */
+    snprintf(rbuf, sizeof rbuf, "%d", retention_s);
+    const char *params[3] = {lo, hi, rbuf};
+    /* A range of the primary key, not "the oldest N": a search for N old
+     * rows would read every younger row once none is left. The keys go in
+     * the same statement (one snapshot), so the foreign key finds none
+     * left; ANY(ARRAY(...)) looks each up through its index. */
+    res = PQexecParams(
+        conn,
+        "WITH w AS (SELECT command_id, status = 'SENT' AND sent_at < now() - make_interval(secs => $3::int) AS old,"
+        "  status = 'SENT' AND sent_at >= now() - make_interval(secs => $3::int) AS kept"
+        "  FROM outbox WHERE id >= $1::bigint AND id < $2::bigint),"
+        " k AS (DELETE FROM idempotency_keys WHERE command_id = ANY (ARRAY(SELECT command_id FROM w WHERE old))),"
+        " d AS (DELETE FROM outbox WHERE id >= $1::bigint AND id < $2::bigint AND status = 'SENT'"
+        "  AND sent_at < now() - make_interval(secs => $3::int) RETURNING 1)"
+        " SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(kept) FROM w), false),"
+        "  (SELECT min(id) FROM outbox WHERE id >= $2::bigint), (SELECT next_id FROM outbox_frontier)",
+        3, NULL, params, NULL, NULL, 0);
+    if (ct_pg_check(conn, res, PGRES_TUPLES_OK, "outbox prune", err) != 0) return -1;
+    *deleted = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    /* The next slice starts at the next id there is: ids of rows pruned
+     * long ago are not walked again. */
+    bool kept = strcmp(PQgetvalue(res, 0, 1), "t") == 0, last = PQgetisnull(res, 0, 2) || PQgetisnull(res, 0, 3);
+    int64_t next = last ? 0 : strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+    if (last || kept || next >= strtoll(PQgetvalue(res, 0, 3), NULL, 10)) next = 0;
+    *next_from = next;
+    PQclear(res);
     return 0;
 }

@@ -36,4 +36,17 @@ int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err);
 int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int64_t after_id, int limit,
                         char **json_out, ct_error *err);
 
+/* Retention: one slice of a pass over the outbox in id order. Deletes the
+ * SENT rows among ids [from, from + window) below the relay's frontier
+ * whose sent_at is more than retention_s seconds ago, and the
+ * Idempotency-Keys naming them (a replay of such a key is a new command),
+ * in one statement. from <= 0 starts at the smallest id. *deleted gets the
+ * rows deleted; *next_from the id the next slice starts at (the next row
+ * there is, so old gaps are skipped), or 0 when the pass
+ * is over: the slice met a SENT row still kept (later ids were sent later,
+ * but for retried rows) or reached the frontier. PENDING and FAILED rows
+ * are never deleted. window 1..100000, retention_s >= 1. */
+int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted,
+                          int64_t *next_from, ct_error *err);
+
 #endif

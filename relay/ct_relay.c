@@ -12,6 +12,7 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 #include "ct_publisher.h"
@@ -20,6 +21,13 @@
 #define CONNECT_RETRY_MS 1000
 #define STATS_EVERY_MS 10000
 #define TICK_BYTES 160
+/* Retention: a pass over the outbox every PRUNE_EVERY_MS, in slices of
+ * PRUNE_WINDOW ids after each round (another while the round's slices took
+ * less than PRUNE_BUDGET_MS), so deleting a large backlog never holds
+ * publishing up for long. */
+#define PRUNE_EVERY_MS 60000
+#define PRUNE_WINDOW 1000
+#define PRUNE_BUDGET_MS 20
 
 struct ct_relay {
     const ct_config *cfg;
@@ -36,6 +44,9 @@ struct ct_relay {
     ct_publisher *pub;
     int64_t next_tick_ms, last_tick_ts, next_connect_ms, last_stats_ms;
     uint64_t sent, failed, failed_final, ticks, rounds;
+    /* retention: where the current pass goes on (0: none under way) */
+    int64_t next_prune_ms, prune_from, pass_pruned;
+    uint64_t pruned;
     /* Where a round's time goes, since the last progress line (ms). */
     int64_t claim_ms, publish_ms, record_ms;
     /* the current batch */
@@ -61,6 +72,7 @@ static void drop_pg(ct_relay *r, const char *why) {
     r->leader = false;
     r->standby_logged = false;
     r->frontier = -1; /* read again: another leader may have moved it */
+    r->prune_from = 0, r->pass_pruned = 0;
     r->next_connect_ms = ct_clock_mono_ms() + CONNECT_RETRY_MS;
 }
 
@@ -380,6 +392,30 @@ static int publish_round(ct_relay *r, ct_error *err) {
     return rc == 0 ? rows : -1;
 }
 
+/* ---- retention -------------------------------------------------------------- */
+
+static void prune(ct_relay *r) {
+    int64_t start = ct_clock_mono_ms();
+    if (r->cfg->outbox_retention_s == 0 || start < r->next_prune_ms) return;
+    do {
+        int64_t deleted = 0, next = 0;
+        ct_error err = {0};
+        if (ct_outbox_prune_slice(r->pg, r->prune_from, PRUNE_WINDOW, r->cfg->outbox_retention_s, &deleted, &next,
+                                  &err) != 0) {
+            CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 60000, "retention: %s %s", err.msg, err.detail);
+            next = 0;
+        }
+        r->pruned += (uint64_t)deleted, r->pass_pruned += deleted;
+        r->prune_from = next;
+    } while (r->prune_from != 0 && ct_clock_mono_ms() - start < PRUNE_BUDGET_MS);
+    if (r->prune_from != 0) return;
+    if (r->pass_pruned > 0)
+        CT_LOG_INFO("relay", "retention: deleted %" PRId64 " SENT rows sent more than %d s ago", r->pass_pruned,
+                    r->cfg->outbox_retention_s);
+    r->pass_pruned = 0;
+    r->next_prune_ms = ct_clock_mono_ms() + PRUNE_EVERY_MS;
+}
+
 /* ---- the ticker ----------------------------------------------------------- */
 
 static void tick(ct_relay *r) {
@@ -470,9 +506,9 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
                 CT_LOG_INFO("relay",
                             "progress sent=%" PRIu64 " failed_attempts=%" PRIu64 " failed_rows=%" PRIu64
                             " ticks=%" PRIu64 " rounds=%" PRIu64 " ms_claim=%" PRId64 " ms_publish=%" PRId64
-                            " ms_record=%" PRId64,
+                            " ms_record=%" PRId64 " pruned=%" PRIu64,
                             r->sent, r->failed, r->failed_final, r->ticks, r->rounds, r->claim_ms, r->publish_ms,
-                            r->record_ms);
+                            r->record_ms, r->pruned);
             r->claim_ms = r->publish_ms = r->record_ms = 0;
         }
         if (!ensure_pg(r)) {
@@ -505,6 +541,7 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
             continue;
         }
         r->rounds++;
+        prune(r);
         if (n >= r->cfg->relay_batch_max) { /* more is waiting: only drain notifications */
             wait_for_work(r, 0);
             continue;
@@ -513,7 +550,8 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
          * makes the next produce requests larger and fewer. */
         if (n > 0) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
         int64_t until_tick = r->next_tick_ms - ct_clock_mono_ms();
-        wait_for_work(r, (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms));
+        int wait_ms = (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms);
+        wait_for_work(r, r->prune_from != 0 ? 0 : wait_ms); /* an idle relay goes on with a pass at once */
     }
     CT_LOG_INFO("relay", "stopping sent=%" PRIu64 " failed_attempts=%" PRIu64 " ticks=%" PRIu64, r->sent, r->failed,
                 r->ticks);

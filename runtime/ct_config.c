@@ -91,6 +91,9 @@ static const setting settings[] = {
      "Ingress: requests held open by Prefer: wait at once; beyond it writes answer 202 at once."},
     {"CONCERT_OUTBOX_MAX_ATTEMPTS", INT(outbox_max_attempts, 1, 1000), "10", 0,
      "Relay: publish attempts of an outbox row before it becomes FAILED (and a Slack alert)."},
+    {"CONCERT_OUTBOX_RETENTION_S", INT(outbox_retention_s, 0, 315360000), "604800", 0,
+     "Relay: SENT outbox rows (and the Idempotency-Keys naming them) are deleted this long after they were"
+     " sent, in s (default 7 days, the local topics' retention; 0: kept forever). PENDING and FAILED rows stay."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
     {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "20", 0,

@@ -63,6 +63,7 @@ typedef struct ct_config {
     int ingress_waiters_max;
 
     int outbox_max_attempts;
+    int outbox_retention_s; /* 0: SENT rows are kept forever */
     int relay_batch_max;
     int relay_poll_ms;
     int relay_linger_ms;

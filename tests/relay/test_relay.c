@@ -76,6 +76,12 @@ static void set_retries(const char *max_attempts, const char *backoff_base_ms, c
 
 static long count(const char *sql) { return ct_test_pg_count(db, sql); }
 
+static void exec_ok(const char *sql) {
+    PGresult *r = PQexec(db, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
 /* Waits until `sql` counts `want`, up to timeout_ms; returns the last count. */
@@ -462,6 +468,26 @@ Test(relay, two_relays_one_leader_and_a_takeover, .init = setup, .fini = teardow
     insert_rows(500, CT_TOPIC_WALLET_COMMANDS, run);
     cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 1000, 60000), 1000);
     ct_test_stop_clean(standby, "the surviving relay", log_of(standby_name));
+}
+
+/* Retention runs in the leader: rows it published go once they are older
+ * than CONCERT_OUTBOX_RETENTION_S, rows just published stay. */
+Test(relay, the_leader_deletes_SENT_rows_past_the_retention, .init = setup, .fini = teardown, .timeout = 120) {
+    setenv("CONCERT_OUTBOX_RETENTION_S", "3600", 1);
+    insert_rows(300, CT_TOPIC_WALLET_COMMANDS, run);
+    pid_t relay = start_relay("a");
+    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 300, 60000), 300);
+    /* Their publication two hours ago, as far as retention can tell. */
+    exec_ok("UPDATE outbox SET sent_at = sent_at - interval '2 hours'"
+            " WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 200)");
+    ct_test_stop_clean(relay, "the relay", log_of("a"));
+    insert_rows(50, CT_TOPIC_WALLET_COMMANDS, run);
+    relay = start_relay("b"); /* a new leader's first pass runs at once */
+    cr_assert_eq(wait_count("SELECT count(*) FROM outbox", 150, 60000), 150);
+    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 150, 60000), 150);
+    cr_assert_eq(count("SELECT count(*) FROM outbox WHERE sent_at < now() - interval '1 hour'"), 0);
+    cr_assert_eq(lines_with("b", "retention: deleted 200 SENT rows"), 1);
+    ct_test_stop_clean(relay, "the relay", log_of("b"));
 }
 
 static void create_topic(const char *name) {
