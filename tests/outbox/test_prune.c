@@ -2,12 +2,14 @@
  * database of the test's own: only SENT rows sent before the cutoff go, with
  * the Idempotency-Keys naming them; PENDING, FAILED, young SENT rows and
  * rows at or above the relay's frontier stay; a pass walks the outbox in
- * slices of ids, skips old gaps and stops at the first row still kept. */
+ * slices of ids, skips old gaps and stops at the first row still kept;
+ * `concert outbox prune` runs a pass on demand. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
@@ -127,4 +129,33 @@ Test(outbox_prune, bad_arguments_change_nothing, .init = setup, .fini = teardown
     cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
     cr_assert_eq(ct_outbox_prune_slice(db, 0, 10, 0, &deleted, &next, &err), -1);
     cr_assert_eq(count("SELECT count(*) FROM outbox"), 3);
+}
+
+/* `concert outbox prune` (the binary, on the test's database through
+ * CONCERT_PG_URL): its exit status, and its output in out. */
+static int concert_prune(const char *args, char *out, size_t n) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s outbox prune %s 2>&1", CT_CONCERT_BIN, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t len = fread(out, 1, n - 1, p);
+    out[len] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(outbox_prune, the_cli_runs_a_pass_and_refuses_a_bad_age, .init = setup, .fini = teardown) {
+    rows(25, "old", "SENT", 7200);
+    rows(5, "young", "SENT", 10);
+    frontier_past_all();
+    char out[1024];
+    cr_assert_eq(concert_prune("--older-than 0", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(concert_prune("--older-than soon", out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "usage:"), "%s", out);
+    cr_assert_eq(count("SELECT count(*) FROM outbox"), 30, "a refused prune deletes nothing");
+    cr_assert_eq(concert_prune("", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "pruned: 0 SENT row(s) sent more than 604800 s ago"), "the default is 7 days: %s", out);
+    cr_assert_eq(concert_prune("--older-than 3600", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "pruned: 25 SENT row(s) sent more than 3600 s ago"), "%s", out);
+    cr_assert_eq(count("SELECT count(*) FROM outbox"), 5);
 }
