@@ -44,6 +44,9 @@ struct ct_processor {
 
 /* Counters are written by the loop's thread and may be read by any
  * (ct_processor_stats_get): relaxed atomics, no ordering needed. */
+/* How long a restore keeps asking for a partition's first offset while its
+ * leadership moves. */
+#define WATERMARK_RETRY_MS 30000
 #define ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
@@ -229,13 +232,10 @@ static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
     if (!nothing_committed && applied + 1 < committed) {
         int64_t from = applied + 1;
         if (applied < 0) { /* no store: rebuild from the partition's first record */
-            int64_t lo = 0, hi = 0;
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(p->consumer, p->in_topic, partition, &lo, &hi,
-                                                                     p->cfg->kafka_timeout_ms);
-            if (e) {
-                CT_ERR(err, CT_ERR_RETRIABLE, "watermarks of %s/%d: %s", p->in_topic, (int)partition, rd_kafka_err2str(e));
+            int64_t lo = 0;
+            if (ct_kafka_first_offset(p->consumer, p->in_topic, partition, p->cfg->kafka_timeout_ms,
+                                      WATERMARK_RETRY_MS, &lo, err) != 0)
                 return -1;
-            }
             from = lo;
         }
         if (restore(p, partition, t, from, committed, err) != 0) return -1;

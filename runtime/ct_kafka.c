@@ -157,6 +157,24 @@ rd_kafka_t *ct_kafka_admin_new(const ct_config *cfg, const char *client_id, ct_e
     return new_handle(RD_KAFKA_PRODUCER, conf, err);
 }
 
+int ct_kafka_first_offset(rd_kafka_t *rk, const char *topic, int32_t partition, int timeout_ms, int retry_ms,
+                          int64_t *lo, ct_error *err) {
+    int64_t hi = 0, deadline = ct_clock_mono_ms() + retry_ms;
+    for (int pause_ms = 100;; pause_ms = pause_ms < 1000 ? pause_ms * 2 : 1000) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, lo, &hi, timeout_ms);
+        if (!e) return 0;
+        bool moving = e == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION || e == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                      e == RD_KAFKA_RESP_ERR__TIMED_OUT || e == RD_KAFKA_RESP_ERR__TRANSPORT;
+        if (!moving || ct_clock_mono_ms() + pause_ms > deadline) {
+            CT_ERR(err, CT_ERR_RETRIABLE, "first offset of %s/%d: %s", topic, (int)partition, rd_kafka_err2str(e));
+            return -1;
+        }
+        CT_LOG_WARN("kafka", "first offset of %s/%d: %s, asking again", topic, (int)partition, rd_kafka_err2str(e));
+        struct timespec ts = {.tv_sec = pause_ms / 1000, .tv_nsec = (long)(pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int ct_kafka_wait_brokers(rd_kafka_t *rk, int brokers_min, int timeout_ms, ct_error *err) {
     int64_t deadline = ct_clock_mono_ms() + timeout_ms;
     int seen = 0;

@@ -74,6 +74,15 @@ rd_kafka_t *ct_kafka_admin_new(const ct_config *cfg, const char *client_id, ct_e
  * Returns 0, or -1 with a retriable error when timeout_ms runs out. */
 int ct_kafka_wait_brokers(rd_kafka_t *rk, int brokers_min, int timeout_ms, ct_error *err);
 
+/* The first offset of a partition (its low watermark) into *lo. While the
+ * partition's leadership moves between brokers (a preferred-leader
+ * election after a broker came back, a restart) brokers answer "not
+ * leader" for a moment and librdkafka refreshes its metadata meanwhile:
+ * such answers are asked again, with growing pauses, for up to retry_ms.
+ * Returns 0, or -1 with a retriable error. */
+int ct_kafka_first_offset(rd_kafka_t *rk, const char *topic, int32_t partition, int timeout_ms, int retry_ms,
+                          int64_t *lo, ct_error *err);
+
 /* Creates the missing topics of ct_kafka_topics() (and their .dlq twins for
  * command topics) with the configured partitions, replication and
  * min.insync.replicas; existing topics are left as they are. */
