@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../support/ct_test_mock.h"
 #include "ct_config.h"
 #include "ct_log.h"
 #include "ct_publisher.h"
@@ -27,17 +28,7 @@ static rd_kafka_mock_cluster_t *mc;
 static char bootstrap[256];
 
 static void mock_setup(void) {
-    ct_log_init("test", CT_LOG_ERROR);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    /* The handle only hosts the cluster: keep it quiet about having no
-     * bootstrap servers of its own. */
-    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cr_assert_not_null(mock_rk, "%s", errstr);
-    mc = rd_kafka_mock_cluster_new(mock_rk, 3);
-    cr_assert_not_null(mc);
-    cr_assert_eq(rd_kafka_mock_topic_create(mc, TOPIC, 3, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mc = ct_test_mock_cluster(&mock_rk, 3, TOPIC, 3);
     /* The 2.0.2 mock advertises Metadata up to v2, which has no
      * AllowAutoTopicCreation field, and then creates every unknown topic a
      * client asks about (4 partitions). From v4 on it honours the client's

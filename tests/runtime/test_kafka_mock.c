@@ -3,10 +3,10 @@
  * while its leadership moves ("not leader" answers) is asked again, and
  * only within the retry time it is given. */
 #include <criterion/criterion.h>
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "../support/ct_test_mock.h"
 #include "ct_config.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
@@ -19,15 +19,7 @@ static rd_kafka_t *mock_rk, *client;
 static rd_kafka_mock_cluster_t *mc;
 
 static void setup(void) {
-    ct_log_init("test", CT_LOG_ERROR);
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "0", errstr, sizeof errstr);
-    mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cr_assert_not_null(mock_rk, "%s", errstr);
-    mc = rd_kafka_mock_cluster_new(mock_rk, 3);
-    cr_assert_not_null(mc);
-    cr_assert_eq(rd_kafka_mock_topic_create(mc, "t", 3, 3), RD_KAFKA_RESP_ERR_NO_ERROR);
+    mc = ct_test_mock_cluster(&mock_rk, 3, "t", 3);
     char brokers[300];
     snprintf(brokers, sizeof brokers, "CONCERT_KAFKA_BROKERS=%s", rd_kafka_mock_cluster_bootstraps(mc));
     char *env[] = {brokers, NULL};
