@@ -24,7 +24,7 @@
 #include "ct_proc.h"
 #include "ct_supervisor.h"
 
-#define HTTP_PORT 38080
+#define HTTP_PORT 30080
 #define READY_WAIT_MS 240000
 
 static void sleep_ms(int ms) {
@@ -174,10 +174,12 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     const char *test_data = getenv("CONCERT_DATA_DIR");
     snprintf(libs_env, sizeof libs_env, "CONCERT_KAFKA_LIBS_DIR=%s/kafka/libs", test_data ? test_data : ".concert");
 
-    static const int own_ports[] = {39092, 39093, 39094, 39102, 39103, 39104, 35432, HTTP_PORT};
+    /* Below Linux's ephemeral range (32768-60999): a broker listening on
+     * 39094 once found it taken by some client socket's local port. */
+    static const int own_ports[] = {30092, 30093, 30094, 30102, 30103, 30104, 30432, HTTP_PORT};
     for (size_t i = 0; i < sizeof own_ports / sizeof own_ports[0]; i++) expect_port_free(own_ports[i]);
-    char *env[] = {marker, data_env, libs_env, "CONCERT_KAFKA_BASE_PORT=39092", "CONCERT_PG_PORT=35432",
-                   "CONCERT_HTTP_PORT=38080", "CONCERT_KAFKA_HEAP_MB=384", "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000", NULL};
+    char *env[] = {marker, data_env, libs_env, "CONCERT_KAFKA_BASE_PORT=30092", "CONCERT_PG_PORT=30432",
+                   "CONCERT_HTTP_PORT=30080", "CONCERT_KAFKA_HEAP_MB=384", "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000", NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
     expect_ready(up, f, HTTP_PORT, log_path);
@@ -219,7 +221,7 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
     }
     ct_config upcfg;
     ct_error err = {0};
-    char *upenv[] = {data_env, "CONCERT_PG_PORT=35432", NULL};
+    char *upenv[] = {data_env, "CONCERT_PG_PORT=30432", NULL};
     cr_assert_eq(ct_config_load(&upcfg, upenv, &err), 0, "%s", err.msg);
     PGconn *pg = ct_pg_connect(&upcfg, NULL, &err);
     cr_assert_not_null(pg, "%s", err.msg);
@@ -265,13 +267,13 @@ Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeou
     ct_kafka_bootstrap(&cfg, brokers + strlen(brokers), sizeof brokers - strlen(brokers));
     snprintf(pg_url, sizeof pg_url, "CONCERT_PG_URL=postgresql://concert@127.0.0.1:%d/concert", cfg.pg_port);
     snprintf(log_path, sizeof log_path, "%s/up.log", dir);
-    expect_port_free(38081);
-    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=38081", NULL};
+    expect_port_free(30081);
+    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=30081", NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
-    expect_ready(up, f, 38081, log_path);
+    expect_ready(up, f, 30081, log_path);
     char body[1024];
-    cr_assert_eq(http_get(38081, "/readyz", body, sizeof body), 200, "%s", body);
+    cr_assert_eq(http_get(30081, "/readyz", body, sizeof body), 200, "%s", body);
     pid_t pids[64];
     cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 0, "no local broker");
     cr_assert_eq(find_marked(marker, "postgres", pids, 64), 0, "no local Postgres");
