@@ -42,11 +42,12 @@ struct ct_processor {
     int64_t poll_ms, apply_ms, commit_ms, store_ms;
 };
 
-/* Counters are written by the loop's thread and may be read by any
- * (ct_processor_stats_get): relaxed atomics, no ordering needed. */
 /* How long a restore keeps asking for a partition's first offset while its
  * leadership moves. */
 #define WATERMARK_RETRY_MS 30000
+
+/* Counters are written by the loop's thread and may be read by any
+ * (ct_processor_stats_get): relaxed atomics, no ordering needed. */
 #define ADD(field, n) __atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
 #define GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
