@@ -37,6 +37,7 @@ struct ct_ingress {
     pthread_t ready_thread;
     bool ready_thread_started;
     atomic_bool stopping;
+    atomic_bool refusing; /* stopping: new connections are closed at accept */
     atomic_bool pg_ok;
     atomic_bool kafka_ok;
     pthread_mutex_t mu;
@@ -660,6 +661,13 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     return submit_to(in, in->commit, r);
 }
 
+/* MHD's accept policy: once stopping, a new connection is closed at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr, (void)addrlen;
+    const ct_ingress *in = cls;
+    return atomic_load(&in->refusing) ? MHD_NO : MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **req_cls) {
@@ -801,7 +809,7 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     in->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
             (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        (uint16_t)cfg->http_port, NULL, NULL, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        (uint16_t)cfg->http_port, on_accept, in, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CT_INGRESS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->http_connections_max, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CT_INGRESS_CONN_MEMORY_BYTES,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CT_INGRESS_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
@@ -827,7 +835,12 @@ int ct_ingress_port(const ct_ingress *in) { return in->port; }
 
 void ct_ingress_stop(ct_ingress *in) {
     if (!in) return;
-    if (in->mhd) MHD_quiesce_daemon(in->mhd); /* no new connections */
+    /* No new connections. Not MHD_quiesce_daemon: with a thread pool and
+     * epoll, libmicrohttpd 0.9.75 takes the listen socket out of each
+     * worker's epoll set from this thread while the worker may be doing it
+     * itself, and aborts the process when the second removal fails (seen
+     * in CI: "Failed to remove listen FD from epoll set"). */
+    atomic_store(&in->refusing, true);
     /* Every queued request gets its answer and its connection resumed:
      * MHD must not be stopped with connections suspended. */
     if (in->commit) ct_commit_stop(in->commit);
