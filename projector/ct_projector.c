@@ -16,6 +16,7 @@
 #include "ct_log.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
+#include "ct_retention.h"
 #include "ct_signal.h"
 #include "ct_slack.h"
 
@@ -142,6 +143,9 @@ struct ct_projector {
     rd_kafka_message_t **msgs;
     int pg_failures;
     uint64_t applied, duplicates, skipped, dead_letters, batches, mismatches;
+    int64_t next_prune_ms; /* when the next retention pass starts */
+    bool pruning;          /* a pass is under way */
+    ct_retention_counts pass_pruned;
 };
 
 static void drop_pg(ct_projector *p, const char *why) {
@@ -826,6 +830,38 @@ static void idle(ct_projector *p, int64_t ms) {
     }
 }
 
+/* Retention (ct_retention): a pass every PRUNE_EVERY_MS, in slices of
+ * PRUNE_SLICE rows per table between batches (another while they took less
+ * than PRUNE_BUDGET_MS), so a large backlog never holds up the events. */
+#define PRUNE_EVERY_MS 60000
+#define PRUNE_SLICE 1000
+#define PRUNE_BUDGET_MS 20
+
+static void prune(ct_projector *p) {
+    int64_t start = ct_clock_mono_ms();
+    if (p->cfg->projector_retention_s == 0 || !p->pg || (!p->pruning && start < p->next_prune_ms)) return;
+    bool more = false;
+    do {
+        ct_error e = {0};
+        if (ct_retention_prune_slice(p->pg, p->cfg->projector_retention_s, PRUNE_SLICE, &p->pass_pruned, &more, &e) !=
+            0) {
+            CT_LOG_RATELIMITED(CT_LOG_WARN, "projector", 60000, "retention: %s %s", e.msg, e.detail);
+            if (PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
+            more = false;
+        }
+    } while (more && ct_clock_mono_ms() - start < PRUNE_BUDGET_MS);
+    p->pruning = more;
+    if (more) return;
+    ct_retention_counts *c = &p->pass_pruned;
+    if (c->events + c->commands + c->notifications > 0)
+        CT_LOG_INFO("projector",
+                    "retention: deleted %" PRId64 " event ids, %" PRId64 " command outcomes, %" PRId64
+                    " sent notifications older than %d s",
+                    c->events, c->commands, c->notifications, p->cfg->projector_retention_s);
+    *c = (ct_retention_counts){0};
+    p->next_prune_ms = ct_clock_mono_ms() + PRUNE_EVERY_MS;
+}
+
 int ct_projector_run(ct_projector *p, ct_error *err) {
     if (!(p->slack = ct_slack_start(p->cfg, err))) return -1;
     CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", p->cfg->projector_group,
@@ -863,7 +899,10 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
         }
         int n = gather(p);
         log_stats(p, &stats_ms, &stats_applied);
-        if (n == 0) continue;
+        if (n == 0) {
+            prune(p);
+            continue;
+        }
         int brc = apply_batch(p, p->msgs, n, false, NULL, &e);
         if (brc == -1 && e.klass == CT_ERR_PERMANENT) brc = apply_isolating(p, p->msgs, n, &e);
         drop_msgs(p->msgs, n);
@@ -881,6 +920,8 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
             if (!p->pg || PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
             reseek(p);
             idle(p, 200);
+        } else {
+            prune(p);
         }
     }
     CT_LOG_INFO("projector", "stopping applied=%" PRIu64 " duplicates=%" PRIu64 " skipped=%" PRIu64, p->applied,

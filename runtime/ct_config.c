@@ -94,6 +94,10 @@ static const setting settings[] = {
     {"CONCERT_OUTBOX_RETENTION_S", INT(outbox_retention_s, 0, 315360000), "604800", 0,
      "Relay: SENT outbox rows (and the Idempotency-Keys naming them) are deleted this long after they were"
      " sent, in s (default 7 days, the local topics' retention; 0: kept forever). PENDING and FAILED rows stay."},
+    {"CONCERT_PROJECTOR_RETENTION_S", INT(projector_retention_s, 0, 315360000), "1209600", 0,
+     "Projector: applied event ids, command outcomes and delivered Slack notifications are deleted this long"
+     " after they were written, in s (default 14 days, twice the local topics' retention: an event id must"
+     " outlive every copy of the event in Kafka; 0: kept forever). At least CONCERT_OUTBOX_RETENTION_S."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
     {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "20", 0,
@@ -291,6 +295,16 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
     if (cfg->kafka_brokers[0] == '\0' && cfg->kafka_replication > 3) {
         CT_ERR(err, CT_ERR_PERMANENT,
                "CONCERT_KAFKA_REPLICATION: %d exceeds the 3 brokers of the local cluster", cfg->kafka_replication);
+        return -1;
+    }
+    /* A command's status comes from the outbox until its outcome exists:
+     * an outcome deleted before its outbox row would read PUBLISHED again. */
+    if (cfg->projector_retention_s != 0 &&
+        (cfg->outbox_retention_s == 0 || cfg->projector_retention_s < cfg->outbox_retention_s)) {
+        CT_ERR(err, CT_ERR_PERMANENT,
+               "CONCERT_PROJECTOR_RETENTION_S: %d is below CONCERT_OUTBOX_RETENTION_S (%d, 0 meaning forever):"
+               " a command's outcome must outlive its outbox row",
+               cfg->projector_retention_s, cfg->outbox_retention_s);
         return -1;
     }
     if (cfg->relay_backoff_base_ms > cfg->relay_backoff_max_ms) {

@@ -64,6 +64,7 @@ typedef struct ct_config {
 
     int outbox_max_attempts;
     int outbox_retention_s; /* 0: SENT rows are kept forever */
+    int projector_retention_s; /* 0: the projector's ids, outcomes and sent notifications are kept forever */
     int relay_batch_max;
     int relay_poll_ms;
     int relay_linger_ms;
