@@ -28,12 +28,7 @@ static void setup(void) {
 
 static void teardown(void) { ct_test_pg_drop(db, &cfg, dbname); }
 
-static void exec(const char *sql) {
-    PGresult *r = PQexec(db, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    PQclear(r);
-}
+static void exec(const char *sql) { ct_test_pg_exec(db, sql); }
 
 static long count(const char *sql) { return ct_test_pg_count(db, sql); }
 

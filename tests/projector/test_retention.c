@@ -29,12 +29,7 @@ static void teardown(void) {
     ct_test_cleanup_run(dir);
 }
 
-static void exec(const char *sql) {
-    PGresult *r = PQexec(db, sql);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    PQclear(r);
-}
+static void exec(const char *sql) { ct_test_pg_exec(db, sql); }
 
 static long count(const char *sql) { return ct_test_pg_count(db, sql); }
 
@@ -71,6 +66,12 @@ static long left(const char *what) {
     return count(sql);
 }
 
+/* One slice with a retention of an hour, which must succeed. */
+static void slice(int limit, ct_retention_counts *d, bool *more) {
+    ct_error err = {0};
+    cr_assert_eq(ct_retention_prune_slice(db, 3600, limit, d, more, &err), 0, "%s %s", err.msg, err.detail);
+}
+
 Test(retention, only_rows_older_than_the_retention_go_and_undelivered_notifications_stay, .init = setup,
      .fini = teardown) {
     rows(12, "old", 7200, false);
@@ -78,8 +79,7 @@ Test(retention, only_rows_older_than_the_retention_go_and_undelivered_notificati
     rows(4, "unsent", 7200, true);
     ct_retention_counts d = {0};
     bool more = true;
-    ct_error err = {0};
-    cr_assert_eq(ct_retention_prune_slice(db, 3600, 1000, &d, &more, &err), 0, "%s", err.msg);
+    slice(1000, &d, &more);
     cr_expect_eq(d.events, 12 + 4);
     cr_expect_eq(d.commands, 12 + 4);
     cr_expect_eq(d.notifications, 12, "only delivered notifications go");
@@ -88,7 +88,7 @@ Test(retention, only_rows_older_than_the_retention_go_and_undelivered_notificati
     cr_expect_eq(left("young"), 3 * 5);
     cr_expect_eq(count("SELECT count(*) FROM slack_notifications WHERE text LIKE 'unsent-%' AND sent_at IS NULL"), 4);
     d = (ct_retention_counts){0};
-    cr_assert_eq(ct_retention_prune_slice(db, 3600, 1000, &d, &more, &err), 0, "%s", err.msg);
+    slice(1000, &d, &more);
     cr_expect_eq(d.events + d.commands + d.notifications, 0, "a second slice found more");
 }
 
@@ -97,17 +97,16 @@ Test(retention, a_slice_takes_at_most_its_limit_oldest_first, .init = setup, .fi
     rows(15, "old", 7200, false);
     ct_retention_counts d = {0};
     bool more = false;
-    ct_error err = {0};
-    cr_assert_eq(ct_retention_prune_slice(db, 3600, 10, &d, &more, &err), 0, "%s", err.msg);
+    slice(10, &d, &more);
     cr_expect_eq(d.events, 10);
     cr_expect_eq(d.commands, 10);
     cr_expect_eq(d.notifications, 10);
     cr_expect(more, "a full slice must say more may be due");
     cr_expect_eq(left("older"), 0, "the oldest rows go first");
     cr_expect_eq(left("old"), 3 * 15);
-    cr_assert_eq(ct_retention_prune_slice(db, 3600, 10, &d, &more, &err), 0, "%s", err.msg);
+    slice(10, &d, &more);
     cr_expect(more);
-    cr_assert_eq(ct_retention_prune_slice(db, 3600, 10, &d, &more, &err), 0, "%s", err.msg);
+    slice(10, &d, &more);
     cr_expect(!more);
     cr_expect_eq(d.events, 25, "the counts add up over slices");
     cr_expect_eq(left("old"), 0);

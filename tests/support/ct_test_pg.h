@@ -40,6 +40,15 @@ static inline void ct_test_pg_drop(PGconn *db, const ct_config *cfg, const char 
     ct_pg_drop_database(cfg, name, &err);
 }
 
+/* Runs sql (a command or a query whose rows are dropped); fails the test
+ * when it fails. */
+static inline void ct_test_pg_exec(PGconn *c, const char *sql) {
+    PGresult *r = PQexec(c, sql);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQresultErrorMessage(r));
+    PQclear(r);
+}
+
 static inline long ct_test_pg_count(PGconn *c, const char *sql) {
     PGresult *r = PQexec(c, sql);
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
