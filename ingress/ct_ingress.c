@@ -36,8 +36,7 @@ struct ct_ingress {
     int port;
     pthread_t ready_thread;
     bool ready_thread_started;
-    atomic_bool stopping;
-    atomic_bool refusing; /* stopping: new connections are closed at accept */
+    atomic_bool stopping; /* ct_ingress_stop began: new connections are closed at accept */
     atomic_bool pg_ok;
     atomic_bool kafka_ok;
     pthread_mutex_t mu;
@@ -665,7 +664,7 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
     (void)addr, (void)addrlen;
     const ct_ingress *in = cls;
-    return atomic_load(&in->refusing) ? MHD_NO : MHD_YES;
+    return atomic_load(&in->stopping) ? MHD_NO : MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -840,7 +839,7 @@ void ct_ingress_stop(ct_ingress *in) {
      * worker's epoll set from this thread while the worker may be doing it
      * itself, and aborts the process when the second removal fails (seen
      * in CI: "Failed to remove listen FD from epoll set"). */
-    atomic_store(&in->refusing, true);
+    atomic_store(&in->stopping, true); /* also ends the readiness thread's loop */
     /* Every queued request gets its answer and its connection resumed:
      * MHD must not be stopped with connections suspended. */
     if (in->commit) ct_commit_stop(in->commit);
@@ -859,7 +858,6 @@ void ct_ingress_stop(ct_ingress *in) {
     ct_wait_destroy(in->wait);
     ct_commit_destroy(in->reads);
     ct_commit_destroy(in->commit);
-    atomic_store(&in->stopping, true);
     if (in->ready_thread_started) {
         pthread_mutex_lock(&in->mu);
         pthread_cond_broadcast(&in->cv);

@@ -222,9 +222,7 @@ static void produce_stream(expect *x, void (*between)(int c)) {
 
 static pid_t start_projector(const char *url, const char *group, const char *log_path) {
     setenv("CONCERT_PG_URL", url, 1);
-    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
-    const char *argv[] = {CT_CONCERT_BIN, "projector", "--instance", run, NULL};
-    return ct_test_spawn(argv, log_path);
+    return ct_test_projector_spawn(group, run, log_path);
 }
 
 /* Records of the events topics the projector has moved past. */

@@ -135,11 +135,9 @@ Test(retention, the_projector_deletes_what_is_past_the_retention_when_it_starts,
     setenv("CONCERT_OUTBOX_RETENTION_S", "3600", 1);
     char group[64], log_path[320];
     snprintf(group, sizeof group, "ct-test-retention-%s", run);
-    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
     snprintf(log_path, sizeof log_path, "%s/projector.log", dir);
     setenv("CONCERT_LOG_LEVEL", "info", 1);
-    const char *argv[] = {CT_CONCERT_BIN, "projector", "--instance", run, NULL};
-    pid_t pj = ct_test_spawn(argv, log_path);
+    pid_t pj = ct_test_projector_spawn(group, run, log_path);
     long old = -1;
     for (int64_t until = ct_clock_mono_ms() + 60000; ct_clock_mono_ms() < until && (old = left("old")) != 0;)
         usleep(100 * 1000);

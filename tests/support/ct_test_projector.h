@@ -9,6 +9,7 @@
 
 #include "ct_config.h"
 #include "ct_kafka.h"
+#include "ct_test_kafka.h"
 
 /* The test cluster's topics hold what earlier tests wrote: a projector on
  * the fresh database `db` starts at their current ends, as a fresh
@@ -45,6 +46,14 @@ static inline int64_t ct_test_projector_start_at_ends(const ct_config *cfg, PGco
     }
     rd_kafka_destroy(rk);
     return sum;
+}
+
+/* `concert projector --instance instance` in consumer group `group`, on the
+ * database CONCERT_PG_URL names, its output in log_path. */
+static inline pid_t ct_test_projector_spawn(const char *group, const char *instance, const char *log_path) {
+    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
+    const char *argv[] = {CT_CONCERT_BIN, "projector", "--instance", instance, NULL};
+    return ct_test_spawn(argv, log_path);
 }
 
 #endif
