@@ -188,6 +188,9 @@ static const char *const step_names[STEPS] = {"charge", "token", "admission", "h
 static float *step_samples[STEPS];
 static _Atomic long step_n[STEPS], journeys, journey_failures, next_user;
 static char concert_id[64], admin_key[256];
+static int max_active; /* the bench concert's; 0: twice the connections (nobody waits) */
+static _Atomic long arrivals_taken; /* open loop: arrivals handed to a user so far */
+static _Atomic long late_arrivals;  /* open loop: arrivals that found every connection busy */
 #define JOURNEY_PRICE 1000
 
 /* Sends one request and reads the whole answer into buf (body at *body).
@@ -252,10 +255,26 @@ static void *journey_worker(void *arg) {
     char *rb = NULL;
     const char *wait = "Prefer: wait=30\r\n";
     while (now_ns() < t_end_ns) {
+        int64_t t0 = now_ns();
+        if (rate > 0) {
+            /* Open loop: arrival k is due at start + k / rate whatever the
+             * answers do; a user who finds every connection busy starts
+             * late, and the wait counts in the first step's latency (no
+             * coordinated omission). */
+            long k = atomic_fetch_add(&arrivals_taken, 1);
+            int64_t due = t_start_ns + (int64_t)((double)k * 1e9 / rate);
+            if (due >= t_end_ns) break;
+            if (due > t0) {
+                struct timespec ts = {.tv_sec = (due - t0) / 1000000000, .tv_nsec = (due - t0) % 1000000000};
+                nanosleep(&ts, NULL);
+            } else if (t0 - due > 1000000) {
+                atomic_fetch_add(&late_arrivals, 1);
+            }
+            t0 = due;
+        }
         long u = atomic_fetch_add(&next_user, 1);
         char user[96];
         snprintf(user, sizeof user, "j%ld-%.24s", u, concert_id);
-        int64_t t0 = now_ns();
         snprintf(path, sizeof path, "/v1/users/%s/balance/charge", user);
         snprintf(body, sizeof body, "{\"amount\":%d}", JOURNEY_PRICE);
         if (http(&fd, "POST", path, wait, body, buf, sizeof buf, &rb) != 200) goto failed;
@@ -306,7 +325,7 @@ static int create_concert(int seats) {
     snprintf(body, sizeof body,
              "{\"title\":\"bench\",\"max_active\":%d,\"active_ttl_ms\":600000,\"hold_ttl_ms\":600000,"
              "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%d}]}",
-             connections * 2, seats, JOURNEY_PRICE);
+             max_active > 0 ? max_active : connections * 2, seats, JOURNEY_PRICE);
     int st = http(&fd, "POST", "/v1/admin/concerts", headers, body, buf, sizeof buf, &rb);
     if (fd >= 0) close(fd);
     if (st != 201 || !json_field(rb, "concert_id", concert_id, sizeof concert_id)) {
@@ -408,12 +427,13 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--connections") == 0 && v && (connections = atoi(v)) > 0) i++;
         else if (strcmp(argv[i], "--duration") == 0 && v && (duration_s = atoi(v)) > 0) i++;
         else if (strcmp(argv[i], "--rate") == 0 && v && (rate = atof(v)) >= 0) i++;
+        else if (strcmp(argv[i], "--max-active") == 0 && v && (max_active = atoi(v)) > 0) i++;
         else if (strcmp(argv[i], "--pg") == 0) pg_report = true;
         else if (strcmp(argv[i], "--scenario") == 0 && v && (strcmp(v, "write") == 0 || strcmp(v, "journey") == 0))
             journey_mode = strcmp(v, "journey") == 0, i++;
         else {
             fprintf(stderr, "usage: ct_bench_load [--url http://HOST:PORT] [--connections N] [--duration S] [--rate R] "
-                            "[--pg] [--scenario write|journey]\n");
+                            "[--pg] [--scenario write|journey] [--max-active N]\n");
             return 2;
         }
     }
@@ -431,18 +451,30 @@ int main(int argc, char **argv) {
         cpu_ticks(cpu_before);
         t_start_ns = now_ns();
         t_end_ns = t_start_ns + (int64_t)duration_s * 1000000000;
-        for (int i = 0; i < connections; i++) pthread_create(&jt[i], NULL, journey_worker, NULL);
+        pthread_attr_t attr; /* thousands of users: small stacks (each needs ~40 KiB) */
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 256 * 1024);
+        for (int i = 0; i < connections; i++)
+            if (pthread_create(&jt[i], &attr, journey_worker, NULL) != 0) {
+                fprintf(stderr, "error: cannot start user thread %d\n", i);
+                return 1;
+            }
+        pthread_attr_destroy(&attr);
         for (int i = 0; i < connections; i++) pthread_join(jt[i], NULL);
         double secs = (now_ns() - t_start_ns) / 1e9;
-        printf("journey: connections=%d duration=%ds concert=%s\n", connections, duration_s, concert_id);
+        printf("journey: users=%d mode=%s duration=%ds max_active=%d concert=%s\n", connections,
+               rate > 0 ? "open" : "closed", duration_s, max_active > 0 ? max_active : connections * 2, concert_id);
+        if (rate > 0)
+            printf("arrivals/s=%.1f late_arrivals=%ld (found every user connection busy)\n", rate, (long)late_arrivals);
         printf("journeys=%ld failed=%ld journeys/s=%.1f\n", (long)journeys, (long)journey_failures, journeys / secs);
         for (int st = 0; st < STEPS; st++) {
             long n = step_n[st] < SAMPLES_MAX / STEPS ? step_n[st] : SAMPLES_MAX / STEPS;
             float *sm = step_samples[st];
             qsort(sm, (size_t)n, sizeof *sm, cmp_float);
-            printf("%-9s n=%ld ms p50=%.1f p99=%.1f\n", step_names[st], n,
+            printf("%-9s n=%ld ms p50=%.1f p99=%.1f p999=%.1f\n", step_names[st], n,
                    n ? sm[(long)fmin((double)n - 1, ceil(0.50 * (double)n) - 1)] : 0,
-                   n ? sm[(long)fmin((double)n - 1, ceil(0.99 * (double)n) - 1)] : 0);
+                   n ? sm[(long)fmin((double)n - 1, ceil(0.99 * (double)n) - 1)] : 0,
+                   n ? sm[(long)fmin((double)n - 1, ceil(0.999 * (double)n) - 1)] : 0);
             free(sm);
         }
         print_cpu(cpu_before, secs);

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "ct_log.h"
+#include "ct_trace.h"
 
 typedef struct command {
     const char *name;
@@ -72,6 +73,7 @@ int main(int argc, char **argv) {
         return CT_EXIT_USAGE;
     }
     ct_log_init(cmd->name, cfg.log_level);
+    ct_trace_init(cfg.trace_sample);
     ct_config_log_effective(&cfg);
     return cmd->run(&cfg, argc - 1, argv + 1);
 }

@@ -19,6 +19,7 @@
 #include "ct_commit.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_trace.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_wait.h"
@@ -536,6 +537,7 @@ static int64_t logical_now(ct_ingress *in) {
 
 static void on_wait_done(ct_waiter *w) {
     req *r = w->done_ctx;
+    ct_trace_hop(w->command_id, strlen(w->command_id), "ingress.answer");
     atomic_store(&r->state, R_DONE);
     MHD_resume_connection(r->conn);
 }
@@ -546,6 +548,7 @@ static void on_wait_done(ct_waiter *w) {
  * full it is answered 202 now. */
 static void on_item_done(ct_commit_item *it) {
     req *r = it->done_ctx;
+    if (it->cmd && it->status == 202) ct_trace_hop(it->cmd->command_id, strlen(it->cmd->command_id), "ingress.commit");
     if (r->wait_s > 0 && it->cmd && it->status == 202 && r->in->wait &&
         ct_api_command_id_of(it->body, r->waiter.command_id) == 0) {
         r->waiter.deadline_mono_ms = r->t0_us / 1000 + (int64_t)r->wait_s * 1000;
@@ -561,6 +564,7 @@ static enum MHD_Result submit_to(ct_ingress *in, ct_commit *pool, req *r) {
     r->item.done = on_item_done;
     r->item.done_ctx = r;
     atomic_store(&r->state, R_QUEUED);
+    if (r->item.cmd) ct_trace_hop(r->item.cmd->command_id, strlen(r->item.cmd->command_id), "ingress.accept");
     /* Suspended before it is queued, so a worker can never resume it first. */
     MHD_suspend_connection(r->conn);
     if (ct_commit_submit(pool, &r->item) != 0) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ct_log.h"
+#include "ct_trace.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 
@@ -268,7 +269,10 @@ static int dispatch(ct_wait *wt, PGconn *pg) {
                 if (len == CT_API_UUID_CHARS) {
                     char id[CT_API_UUID_CHARS + 1];
                     memcpy(id, p, len), id[len] = 0;
-                    if (has_waiter(wt, id)) ct_pgarray_add(&ids, id), n++;
+                    if (has_waiter(wt, id)) {
+                        ct_trace_hop(id, len, "ingress.notify");
+                        ct_pgarray_add(&ids, id), n++;
+                    }
                 }
                 p += len;
                 if (*p == ',') p++;

@@ -14,6 +14,7 @@
 #include "ct_proc.h"
 #include "ct_signal.h"
 #include "ct_store.h"
+#include "ct_trace.h"
 
 typedef struct task {
     bool assigned;
@@ -38,6 +39,9 @@ struct ct_processor {
     ct_error fatal_err;
     char buf[CT_PROCESSOR_RECORD_BYTES_MAX];
     rd_kafka_message_t **msgs; /* one batch: CONCERT_PROCESSOR_BATCH_MAX records */
+    const char *hop_consume, *hop_commit;  /* trace hop names: "<role>.consume", "<role>.commit" */
+    ct_id traced[CT_PROCESSOR_TRACED_MAX]; /* sampled command ids of the open transaction */
+    int ntraced;
     uint64_t applied, skipped, dead_lettered, batches;
     int64_t poll_ms, apply_ms, commit_ms, store_ms;
 };
@@ -106,6 +110,10 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     if (applied) { /* a redelivery: changes nothing */
         ADD(p->skipped, 1);
         return ct_store_batch_set_offset(t->store, m->offset, err);
+    }
+    if (producing && ct_trace_sampled(cmd.command_id.s, cmd.command_id.len)) {
+        ct_trace_hop(cmd.command_id.s, cmd.command_id.len, p->hop_consume);
+        if (p->ntraced < CT_PROCESSOR_TRACED_MAX) p->traced[p->ntraced++] = cmd.command_id;
     }
     ct_kv_port port = ct_store_port(t->store);
     if (ct_domain_apply(p->role, &port, &cmd, p->fx, &rec_err) != 0) {
@@ -389,6 +397,7 @@ static int run_batch(ct_processor *p, ct_error *err) {
     int rc = 0;
     t_apply = ct_clock_mono_ms();
     ADD(p->poll_ms, t_apply - t_poll);
+    p->ntraced = 0;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
     if (e) {
         rc = txn_error(p, e, "begin_transaction", err);
@@ -440,6 +449,7 @@ static int run_batch(ct_processor *p, ct_error *err) {
     }
     t_store = ct_clock_mono_ms();
     ADD(p->commit_ms, t_store - t_commit);
+    for (int i = 0; i < p->ntraced; i++) ct_trace_hop(p->traced[i].s, p->traced[i].len, p->hop_commit);
     /* Committed in Kafka: now make the state durable. A crash before this
      * point is repaired by restore mode on the next assignment. */
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
@@ -481,6 +491,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     }
     memcpy(p->instance, instance, il + 1);
     const char *role_name = role == CT_ROLE_CONCERT ? "concert" : "wallet";
+    p->hop_consume = role == CT_ROLE_CONCERT ? "concert.consume" : "wallet.consume";
+    p->hop_commit = role == CT_ROLE_CONCERT ? "concert.commit" : "wallet.commit";
     p->in_topic = role == CT_ROLE_CONCERT ? CT_TOPIC_CONCERT_COMMANDS : CT_TOPIC_WALLET_COMMANDS;
     snprintf(p->dlq_topic, sizeof p->dlq_topic, "%s.dlq", p->in_topic);
     snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);

@@ -48,6 +48,9 @@
 #define CT_PROCESSOR_PARTITIONS_MAX 1024
 #define CT_PROCESSOR_RECORD_BYTES_MAX (64 * 1024)
 #define CT_PROCESSOR_RESTORE_COMMIT_EVERY 10000
+/* Sampled commands (CONCERT_TRACE_SAMPLE) of one transaction whose commit
+ * is traced; more are traced at consume only. */
+#define CT_PROCESSOR_TRACED_MAX 256
 
 typedef struct ct_processor ct_processor;
 

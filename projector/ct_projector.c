@@ -14,6 +14,7 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_trace.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 #include "ct_retention.h"
@@ -574,6 +575,8 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
         }
         parse_event(ev);
         if (!ev->bad) ct_pgarray_add(&ids, ev->id);
+        if (!ev->bad && ev->command_id && json_is_true(json_object_get(ev->data, "terminal")))
+            ct_trace_hop(ev->command_id, strlen(ev->command_id), "projector.consume");
     }
     int rc = ct_pg_exec(p->pg, "BEGIN", err);
     if (rc == 0 && ids.count > 0) {
@@ -685,6 +688,10 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
                     if (next[t][part] >= 0) p->stored[t][part] = next[t][part];
             p->applied += applied, p->duplicates += dups, p->skipped += skipped, p->dead_letters += dead;
             p->batches++;
+            for (int i = 0; i < n; i++)
+                if (evs[i].topic < T_CONCERT_DLQ && !evs[i].bad && !evs[i].dup && evs[i].command_id &&
+                    json_is_true(json_object_get(evs[i].data, "terminal")))
+                    ct_trace_hop(evs[i].command_id, strlen(evs[i].command_id), "projector.commit");
         }
     } else if (PQstatus(p->pg) == CONNECTION_OK) {
         PGresult *res = PQexec(p->pg, "ROLLBACK");

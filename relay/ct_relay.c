@@ -12,6 +12,7 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_trace.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
@@ -362,9 +363,13 @@ static int publish_round(ct_relay *r, ct_error *err) {
         m->value_len = (size_t)PQgetlength(res, i, 5);
         n++;
     }
+    for (int i = 0; i < n; i++) ct_trace_hop(r->msgs[i].id, strlen(r->msgs[i].id), "relay.claim");
     ct_error perr = {0};
     int prc = n > 0 ? ct_publisher_send(r->pub, r->msgs, (size_t)n, &perr) : 0;
     int64_t t2 = ct_clock_mono_ms();
+    for (int i = 0; i < n; i++)
+        if (r->msgs[i].out_err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ct_trace_hop(r->msgs[i].id, strlen(r->msgs[i].id), "relay.publish");
     int rc = record_outcome(r, n, npark, next_frontier, err);
     r->publish_ms += t2 - t1, r->record_ms += ct_clock_mono_ms() - t2;
     bool stale_metadata = false;

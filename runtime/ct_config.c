@@ -44,6 +44,9 @@ static const setting settings[] = {
      "Directory for local state: the local Kafka cluster, the local Postgres cluster, processor stores."},
     {"CONCERT_LOG_LEVEL", SET_LOGLEVEL, offsetof(ct_config, log_level), sizeof(int), 0, 0, "info", 0,
      "Minimum log level: debug, info, warn or error."},
+    {"CONCERT_TRACE_SAMPLE", INT(trace_sample, 0, 1000000), "0", 0,
+     "Log each hop (ingress, relay, processors, projector) of 1 in N commands, picked by command id, with its"
+     " wall-clock time in µs: bench/trace_report.py turns the lines into per-hop latencies (0: off)."},
     {"CONCERT_KAFKA_BROKERS", STR(kafka_brokers), "", 0,
      "Bootstrap brokers host:port[,host:port...] of an existing cluster. Empty: run the local 3-broker cluster."},
     {"CONCERT_KAFKA_BASE_PORT", INT(kafka_base_port, 1024, 65000), "19092", 0,

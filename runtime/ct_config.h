@@ -32,6 +32,7 @@ typedef struct ct_config_kv {
 typedef struct ct_config {
     char data_dir[CT_CONFIG_PATH_MAX]; /* absolute after load */
     ct_log_level log_level;
+    int trace_sample; /* 1 in N commands traced per hop (ct_trace); 0: none */
 
     char kafka_brokers[CT_CONFIG_URL_MAX]; /* empty: the local cluster */
     int kafka_base_port;

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The journey benchmark of issue 19: the whole pipeline (`concert up`) on a
+# Postgres and a 3-broker Kafka cluster of its own, fans charging, queueing,
+# holding and paying, each write answered with its outcome (Prefer: wait).
+#
+#   bench/journey.sh [--peer] [--users "64 512 2048"] [--duration S] [--rate R] [--max-active N]
+#
+# Starts from nothing each time (.concert-journey/, ports 31092-31094,
+# 34432, 38080; the broker's jars are kept between runs), warms the
+# brokers' JIT with 10 s of journeys, then for each user count runs
+# `ct_bench_load --scenario journey` (closed loop: each user starts their
+# next journey when the last one ends), then one open-loop run (arrivals at
+# --rate per s, default 80% of the best closed-loop rate, latency from each
+# arrival's due time). The concert admits --max-active users at once
+# (default 256): the others wait in the queue, as fans do. Each run prints
+# journeys/s (a journey counts when its payment SUCCEEDED), p50/p99/p999
+# per step from POST to outcome (admission: from the token to ACTIVE) and
+# CPU per component; then the per-hop latencies of 1 in
+# CONCERT_TRACE_SAMPLE (default 50) commands of the whole measurement
+# (bench/trace_report.py). --peer then runs the synchronous peer
+# (../shared/peers/syncpeer/run.sh) at 64 users and prints both rates.
+# CONCERT_BENCH_KEEP=1 leaves the pipeline running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+peer=0 users="64 512 2048" duration=20 rate= max_active=256
+while [ $# -gt 0 ]; do
+  case $1 in
+    --peer) peer=1 ;;
+    --users) users=$2; shift ;;
+    --duration) duration=$2; shift ;;
+    --rate) rate=$2; shift ;;
+    --max-active) max_active=$2; shift ;;
+    *) ct_log "usage: bench/journey.sh [--peer] [--users \"64 512 2048\"] [--duration S] [--rate R] [--max-active N]"; exit 2 ;;
+  esac
+  shift
+done
+
+ct_deps
+ct_build build OFF
+B=$PWD/build
+
+export CONCERT_DATA_DIR=${CONCERT_BENCH_DATA_DIR:-$PWD/.concert-journey}
+export CONCERT_KAFKA_BASE_PORT=${CONCERT_BENCH_KAFKA_BASE_PORT:-31092}
+export CONCERT_PG_PORT=${CONCERT_BENCH_PG_PORT:-34432}
+export CONCERT_HTTP_PORT=${CONCERT_BENCH_HTTP_PORT:-38080}
+export CONCERT_ADMIN_KEY=${CONCERT_ADMIN_KEY:-journey-bench-$$}
+export CONCERT_TRACE_SAMPLE=${CONCERT_TRACE_SAMPLE:-50}
+url=http://127.0.0.1:$CONCERT_HTTP_PORT
+
+# From nothing, keeping only the broker's jars (fetched once with Maven).
+jars=$PWD/.concert-jars
+if [ -d "$CONCERT_DATA_DIR/kafka/libs" ] && [ ! -d "$jars" ]; then mv "$CONCERT_DATA_DIR/kafka/libs" "$jars"; fi
+rm -rf "$CONCERT_DATA_DIR"
+mkdir -p "$CONCERT_DATA_DIR/kafka"
+[ -d "$jars" ] && cp -r "$jars" "$CONCERT_DATA_DIR/kafka/libs"
+logs=$CONCERT_DATA_DIR/bench-logs
+mkdir -p "$logs"
+
+up_pid=
+stop_all() {
+  [ "${CONCERT_BENCH_KEEP:-0}" = 1 ] && return 0
+  if [ -n "$up_pid" ]; then kill -INT "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; fi
+  up_pid=
+}
+trap stop_all EXIT
+
+"$B/concert" up >"$logs/up.log" 2>&1 &
+up_pid=$!
+for _ in $(seq 600); do
+  grep -q '^ready:' "$logs/up.log" && break
+  kill -0 "$up_pid" 2>/dev/null || { tail -20 "$logs/up.log"; exit 1; }
+  sleep 0.5
+done
+grep -q '^ready:' "$logs/up.log" || { ct_log "concert up did not become ready"; tail -20 "$logs/up.log"; exit 1; }
+[ -d "$jars" ] || cp -r "$CONCERT_DATA_DIR/kafka/libs" "$jars"
+
+load() { "$B/bench/ct_bench_load" --url "$url" --scenario journey --max-active "$max_active" "$@" 2>&1 | grep -v '^journey of'; }
+
+ct_log "== warm-up: 10 s of journeys at 64 users (not counted) =="
+load --connections 64 --duration 10 >/dev/null
+mark=$(wc -l <"$logs/up.log")
+best=0 best_users=0
+for u in $users; do
+  echo "== closed loop, $u users =="
+  out=$(load --connections "$u" --duration "$duration")
+  echo "$out"
+  js=$(printf '%s\n' "$out" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p')
+  if [ -n "$js" ] && awk -v a="$js" -v b="$best" 'BEGIN{exit !(a>b)}'; then best=$js best_users=$u; fi
+  [ "$u" = 64 ] && ours64=$js
+done
+[ -n "$rate" ] || rate=$(awk -v b="$best" 'BEGIN{r=int(b*0.8); print r>0?r:1}')
+echo "== open loop, $rate arrivals/s, up to ${best_users:-64} users at once =="
+load --connections "$(( best_users > 0 ? best_users : 64 ))" --duration "$duration" --rate "$rate"
+echo "== per hop, 1 in $CONCERT_TRACE_SAMPLE commands of the runs above (bench/trace_report.py) =="
+tail -n +"$mark" "$logs/up.log" | python3 bench/trace_report.py | head -60
+echo "best closed loop: $best journeys/s at $best_users users"
+
+if [ "$peer" = 1 ]; then
+  stop_all
+  echo "== synchronous peer, 64 users (../shared/peers/syncpeer/run.sh) =="
+  pout=$(../shared/peers/syncpeer/run.sh 64 "$duration")
+  echo "$pout"
+  prate=$(printf '%s\n' "$pout" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p' | tail -1)
+  echo "at 64 users: pipeline ${ours64:-?} journeys/s, synchronous peer ${prate:-?} journeys/s (its last run)," \
+       "ratio $(awk -v a="${ours64:-0}" -v b="${prate:-0}" 'BEGIN{printf "%.2f", b>0?a/b:0}')"
+fi
