@@ -222,10 +222,14 @@ static int put_deadline(ctx *c, int64_t at, ct_deadline_kind kind, const ct_id *
     return st_put(c, k, kn, v, ct_val_empty_encode(v));
 }
 
-static int del_deadline(ctx *c, int64_t at, ct_deadline_kind kind, const ct_id *id) {
-    uint8_t k[CT_KEY_BYTES_MAX];
-    return st_del(c, k, ct_key_deadline(k, at, kind, id));
-}
+/* Deadline keys are deleted only when they fire, never when what they
+ * guard ends early (a paid hold, a token DONE): such a key stays until its
+ * time and then fires as nothing. A deleted key stays in RocksDB as a
+ * tombstone until compaction, and the scan for the next deadline starts at
+ * the clock: tombstones of early-ended deadlines lie ahead of it, and every
+ * record's scan walked all of them (thousands after a few thousand
+ * payments: most of the processor's CPU). Fired keys lie behind the clock,
+ * where the scan never looks. */
 
 /* Admits queue heads while the concert has free slots, at now_ms. Writes
  * the queue counters. */
@@ -309,8 +313,11 @@ static int expire_token(ctx *c, const ct_id *tid, int64_t at) {
     ct_st_token t;
     int r = load_token(c, tk, tkn, &t);
     TRY(r);
-    if (r == 0 || t.status != CT_TOKEN_ACTIVE || t.active_until_ms != at)
-        return corrupt(c, "token deadline", tk, tkn);
+    if (r == 0) return corrupt(c, "token deadline", tk, tkn);
+    /* A token that finished (DONE) keeps its deadline key, which fires as
+     * nothing: see the deadline index's comment at del_deadline's place. */
+    if (t.status == CT_TOKEN_DONE) return 0;
+    if (t.status != CT_TOKEN_ACTIVE || t.active_until_ms != at) return corrupt(c, "token deadline", tk, tkn);
     return end_active_token(c, tid, &t, CT_TOKEN_EXPIRED, CT_OUT_TOKEN_EXPIRED, tk, tkn);
 }
 
@@ -343,6 +350,9 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
     int r = load_reservation(c, rk, rkn, &res);
     TRY(r);
     if (r == 0 || res.hold_until_ms != at) return corrupt(c, "hold deadline", rk, rkn);
+    /* Paid or being paid: the hold no longer expires. A failed payment puts
+     * the deadline back (and it fires then if it has passed). */
+    if (res.status == CT_RES_PAYMENT_PENDING || res.status == CT_RES_CONFIRMED) return 0;
     TRY(set_res_status(c, &res, CT_RES_EXPIRED, rk, rkn));
     TRY(store_reservation(c, rk, rkn, &res));
     TRY(release_seat(c, &res));
@@ -576,12 +586,12 @@ static int request_payment(ctx *c) {
     if (res.status == CT_RES_EXPIRED) return reject(c, CT_REASON_HOLD_EXPIRED);
     if (res.status != CT_RES_HELD) return reject(c, CT_REASON_RESERVATION_NOT_HELD);
 
-    /* PAYMENT_PENDING is exempt from expiry: drop the deadline, keep the
-     * time in the reservation for a failed payment. */
+    /* PAYMENT_PENDING is exempt from expiry (its deadline key stays and
+     * fires as nothing); the time stays in the reservation for a failed
+     * payment. */
     TRY(set_res_status(c, &res, CT_RES_PAYMENT_PENDING, rk, rkn));
     res.payment_id = x->payment_id;
     TRY(store_reservation(c, rk, rkn, &res));
-    TRY(del_deadline(c, res.hold_until_ms, CT_DEADLINE_HOLD, &x->reservation_id));
     kn = ct_key_seat(k, &res.concert_id, &res.schedule_id, res.seat_no);
     ct_st_seat seat = {.status = CT_SEAT_PAYMENT_PENDING, .reservation_id = x->reservation_id, .user_id = x->user_id};
     TRY(store_seat(c, k, kn, &seat));
@@ -689,10 +699,8 @@ static int payment_settled(ctx *c) {
         ct_st_token t;
         TRY(r = load_token(c, tk, tkn, &t));
         if (r == 0) return corrupt(c, "reservation's token", tk, tkn);
-        if (t.status == CT_TOKEN_ACTIVE) {
-            TRY(del_deadline(c, t.active_until_ms, CT_DEADLINE_TOKEN, &res.token));
+        if (t.status == CT_TOKEN_ACTIVE) /* its deadline key stays and fires as nothing */
             return end_active_token(c, &res.token, &t, CT_TOKEN_DONE, CT_OUT_TOKEN_DONE, tk, tkn);
-        }
         if (t.status == CT_TOKEN_EXPIRED) { /* paid after its window: DONE, no slot to free */
             t.status = CT_TOKEN_DONE;
             TRY(store_token(c, tk, tkn, &t));

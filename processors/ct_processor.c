@@ -471,6 +471,15 @@ done:
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* commit_transaction flushes the transaction's messages by polling the
+ * producer in steps of up to 10 ms, and wakes early only for a delivery
+ * report to serve: without a callback none is queued, and every commit
+ * slept out the last step after its messages were acknowledged. A failed
+ * delivery fails the commit itself, so there is nothing to do here. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk, (void)m, (void)opaque;
+}
+
 ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *instance, ct_error *err) {
     ct_processor *p = calloc(1, sizeof *p);
     if (!p) {
@@ -506,7 +515,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     snprintf(tid, sizeof tid, "concert-%s-%s", role_name, instance);
     snprintf(timeout, sizeof timeout, "%d", CT_PROCESSOR_TXN_TIMEOUT_MS);
     const char *extra[] = {"transaction.timeout.ms", timeout, NULL};
-    ct_kafka_producer_opts po = {.client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra};
+    ct_kafka_producer_opts po = {.client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra,
+                                 .dr_msg_cb = on_delivery};
     p->producer = ct_kafka_producer_new(cfg, &po, err);
     if (!p->producer) goto fail;
     rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, cfg->kafka_timeout_ms);
