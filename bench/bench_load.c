@@ -288,11 +288,15 @@ static void *journey_worker(void *arg) {
         t0 = now_ns();
         snprintf(path, sizeof path, "/v1/queue/tokens/%s", token);
         char status[32] = "";
+        /* A fan waits for admission with a long poll (Prefer: wait): the
+         * ingress answers when the token is admitted. A server that answers
+         * WAITING at once (no long poll) is polled every 20 ms. */
         while (strcmp(status, "ACTIVE") != 0) {
-            if (http(&fd, "GET", path, NULL, NULL, buf, sizeof buf, &rb) != 200 ||
+            int64_t asked = now_ns();
+            if (http(&fd, "GET", path, wait, NULL, buf, sizeof buf, &rb) != 200 ||
                 !json_field(rb, "status", status, sizeof status) || now_ns() > t_end_ns + 30000000000LL)
                 goto failed;
-            if (strcmp(status, "ACTIVE") != 0) usleep(20000);
+            if (strcmp(status, "ACTIVE") != 0 && now_ns() - asked < 10000000) usleep(20000);
         }
         sample(STEP_ADMIT, t0);
         t0 = now_ns();

@@ -3,16 +3,17 @@
 # Postgres and a 3-broker Kafka cluster of its own, fans charging, queueing,
 # holding and paying, each write answered with its outcome (Prefer: wait).
 #
-#   bench/journey.sh [--peer] [--users "64 512 2048"] [--duration S] [--rate R] [--max-active N]
+#   bench/journey.sh [--peer] [--users "64 512 2048"] [--duration S] [--rate R] [--max-active N] [--warmup S]
 #
 # Starts from nothing each time (.concert-journey/, ports 31092-31094,
 # 34432, 38080; the broker's jars are kept between runs), warms the
-# brokers' JIT with 10 s of journeys, then for each user count runs
+# brokers' JIT with --warmup s (default 40) of journeys (fresh brokers spend
+# their first minutes compiling: C2 took more CPU than the requests), then for each user count runs
 # `ct_bench_load --scenario journey` (closed loop: each user starts their
 # next journey when the last one ends), then one open-loop run (arrivals at
 # --rate per s, default 80% of the best closed-loop rate, latency from each
 # arrival's due time). The concert admits --max-active users at once
-# (default 256): the others wait in the queue, as fans do. Each run prints
+# (default 1000): the others wait in the queue, as fans do. Each run prints
 # journeys/s (a journey counts when its payment SUCCEEDED), p50/p99/p999
 # per step from POST to outcome (admission: from the token to ACTIVE) and
 # CPU per component; then the per-hop latencies of 1 in
@@ -24,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-peer=0 users="64 512 2048" duration=20 rate= max_active=256
+peer=0 users="64 512 2048" duration=20 rate= max_active=1000 warmup=40
 while [ $# -gt 0 ]; do
   case $1 in
     --peer) peer=1 ;;
@@ -32,7 +33,8 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift ;;
     --rate) rate=$2; shift ;;
     --max-active) max_active=$2; shift ;;
-    *) ct_log "usage: bench/journey.sh [--peer] [--users \"64 512 2048\"] [--duration S] [--rate R] [--max-active N]"; exit 2 ;;
+    --warmup) warmup=$2; shift ;;
+    *) ct_log "usage: bench/journey.sh [--peer] [--users \"64 512 2048\"] [--duration S] [--rate R] [--max-active N] [--warmup S]"; exit 2 ;;
   esac
   shift
 done
@@ -47,6 +49,9 @@ export CONCERT_PG_PORT=${CONCERT_BENCH_PG_PORT:-34432}
 export CONCERT_HTTP_PORT=${CONCERT_BENCH_HTTP_PORT:-38080}
 export CONCERT_ADMIN_KEY=${CONCERT_ADMIN_KEY:-journey-bench-$$}
 export CONCERT_TRACE_SAMPLE=${CONCERT_TRACE_SAMPLE:-50}
+# 2,048 users hold 2,048 keep-alive connections
+export CONCERT_HTTP_CONNECTIONS_MAX=${CONCERT_HTTP_CONNECTIONS_MAX:-4096}
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 url=http://127.0.0.1:$CONCERT_HTTP_PORT
 
 # From nothing, keeping only the broker's jars (fetched once with Maven).
@@ -78,8 +83,8 @@ grep -q '^ready:' "$logs/up.log" || { ct_log "concert up did not become ready"; 
 
 load() { "$B/bench/ct_bench_load" --url "$url" --scenario journey --max-active "$max_active" "$@" 2>&1 | grep -v '^journey of'; }
 
-ct_log "== warm-up: 10 s of journeys at 64 users (not counted) =="
-load --connections 64 --duration 10 >/dev/null
+ct_log "== warm-up: $warmup s of journeys at 512 users (not counted) =="
+load --connections 512 --duration "$warmup" >/dev/null
 mark=$(wc -l <"$logs/up.log")
 best=0 best_users=0
 for u in $users; do
@@ -88,9 +93,9 @@ for u in $users; do
   echo "$out"
   js=$(printf '%s\n' "$out" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p')
   if [ -n "$js" ] && awk -v a="$js" -v b="$best" 'BEGIN{exit !(a>b)}'; then best=$js best_users=$u; fi
-  [ "$u" = 64 ] && ours64=$js
+  if [ "$u" = 64 ]; then ours64=$js; fi
 done
-[ -n "$rate" ] || rate=$(awk -v b="$best" 'BEGIN{r=int(b*0.8); print r>0?r:1}')
+[ -n "$rate" ] || rate=$(awk -v b="$best" 'BEGIN{r=int(b*0.8); print (r>0 ? r : 1)}')
 echo "== open loop, $rate arrivals/s, up to ${best_users:-64} users at once =="
 load --connections "$(( best_users > 0 ? best_users : 64 ))" --duration "$duration" --rate "$rate"
 echo "== per hop, 1 in $CONCERT_TRACE_SAMPLE commands of the runs above (bench/trace_report.py) =="

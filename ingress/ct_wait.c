@@ -22,8 +22,10 @@
 
 struct ct_wait {
     const ct_config *cfg;
-    ct_commit *reads;
     pthread_mutex_t mu;
+    /* Ids registered since the listener last looked (commands and tokens
+     * apart): it checks them in one query each on its own connection. */
+    ct_pgarray fresh_cmds, fresh_tokens;
     ct_waiter *buckets[CT_WAIT_BUCKETS];
     int64_t count;
     int64_t next_deadline;
@@ -121,32 +123,63 @@ static int lookup(ct_wait *wt, PGconn *pg, ct_pgarray *ids) {
     return rc;
 }
 
-/* ---- the registration-time check (a read-pool query) -------------------- */
+/* ---- the registration-time check (on the listener's connection) -------- */
 
-static void check_query(PGconn *pg, ct_commit_item *it) {
-    ct_waiter *w = it->query_ctx;
-    const char *p[1] = {w->command_id};
-    PGresult *res = PQexecParams(pg, "SELECT status, reason, result::text FROM commands WHERE command_id = $1", 1, NULL,
-                                 p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "outcome check failed: %s", PQerrorMessage(pg));
-    } else if (PQntuples(res) == 1) {
-        ct_wait *wt = w->owner;
-        pthread_mutex_lock(&wt->mu);
-        bool mine = take_locked(wt, w);
-        if (mine) set_outcome(w, PQgetvalue(res, 0, 0), PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
-                              PQgetvalue(res, 0, 2));
-        pthread_mutex_unlock(&wt->mu);
-        if (mine) atomic_fetch_add(&wt->outcomes, 1), release(w);
+/* Ends the token waiters of id (a token admitted), or every token waiter
+ * when id is NULL (after a reconnect: they read their token again). */
+static void wake_tokens(ct_wait *wt, const char *id) {
+    ct_waiter *ready = NULL;
+    pthread_mutex_lock(&wt->mu);
+    for (size_t b = id ? bucket_of(id) : 0; b < CT_WAIT_BUCKETS; b++) {
+        ct_waiter **pp = &wt->buckets[b];
+        while (*pp) {
+            ct_waiter *w = *pp;
+            if (!w->token || (id && strcmp(w->command_id, id) != 0)) {
+                pp = &w->next;
+                continue;
+            }
+            take_locked(wt, w);
+            w->found = true;
+            w->next = ready;
+            ready = w;
+        }
+        if (id) break;
     }
-    PQclear(res);
+    pthread_mutex_unlock(&wt->mu);
+    while (ready) {
+        ct_waiter *w = ready;
+        ready = w->next;
+        w->next = NULL;
+        atomic_fetch_add(&wt->outcomes, 1);
+        release(w);
+    }
 }
 
-static void check_done(ct_commit_item *it) {
-    ct_waiter *w = it->done_ctx;
-    free(it->body); /* an error body when the pool had no connection */
-    it->body = NULL;
-    release(w);
+/* Outcomes recorded, and tokens admitted, before their waiters existed
+ * (their NOTIFY went by): the ids registered since the last look, in one
+ * query per kind. -1 when a query failed (the connection is suspect). */
+static int check_fresh(ct_wait *wt, PGconn *pg) {
+    pthread_mutex_lock(&wt->mu);
+    ct_pgarray cmds = wt->fresh_cmds, tokens = wt->fresh_tokens;
+    memset(&wt->fresh_cmds, 0, sizeof wt->fresh_cmds);
+    memset(&wt->fresh_tokens, 0, sizeof wt->fresh_tokens);
+    pthread_mutex_unlock(&wt->mu);
+    int rc = cmds.count > 0 ? lookup(wt, pg, &cmds) : 0;
+    if (rc == 0 && tokens.count > 0) {
+        const char *p[1] = {ct_pgarray_text(&tokens)};
+        PGresult *res = p[0] ? PQexecParams(pg, "SELECT token FROM queue_tokens WHERE token = ANY($1::text[])"
+                                                " AND status <> 'WAITING'", 1, NULL, p, NULL, NULL, 0)
+                             : NULL;
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            for (int i = 0; i < PQntuples(res); i++) wake_tokens(wt, PQgetvalue(res, i, 0));
+        } else {
+            CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "token check failed: %s", PQerrorMessage(pg));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    ct_pgarray_free(&cmds), ct_pgarray_free(&tokens);
+    return rc;
 }
 
 int ct_wait_register(ct_wait *wt, ct_waiter *w) {
@@ -154,7 +187,7 @@ int ct_wait_register(ct_wait *wt, ct_waiter *w) {
     w->found = false;
     w->reason = w->result = NULL;
     w->next = NULL;
-    atomic_store(&w->refs, 2); /* the table's decision, and the check */
+    atomic_store(&w->refs, 1);
     pthread_mutex_lock(&wt->mu);
     if (wt->stopping || wt->count >= wt->cfg->ingress_waiters_max) {
         pthread_mutex_unlock(&wt->mu);
@@ -166,23 +199,12 @@ int ct_wait_register(ct_wait *wt, ct_waiter *w) {
     wt->buckets[b] = w;
     w->in_table = true;
     wt->count++;
-    bool sooner = w->deadline_mono_ms < wt->next_deadline;
-    if (sooner) wt->next_deadline = w->deadline_mono_ms;
+    if (w->deadline_mono_ms < wt->next_deadline) wt->next_deadline = w->deadline_mono_ms;
+    /* By id, not by pointer: the waiter may end (and its memory go) before
+     * the listener looks. */
+    ct_pgarray_add(w->token ? &wt->fresh_tokens : &wt->fresh_cmds, w->command_id);
     pthread_mutex_unlock(&wt->mu);
-    if (sooner) poke(wt);
-    memset(&w->check, 0, sizeof w->check);
-    w->check.query = check_query;
-    w->check.query_ctx = w;
-    w->check.done = check_done;
-    w->check.done_ctx = w;
-    /* From here w may be ended by another thread at any time. */
-    if (ct_commit_submit(wt->reads, &w->check) != 0) {
-        /* The read pool is full: the NOTIFY still ends the wait; only an
-         * outcome that came before registration goes unseen until N. */
-        CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "read pool full: waiter without a check command_id=%s",
-                           w->command_id);
-        release(w);
-    }
+    poke(wt); /* the listener checks it now, and knows its deadline */
     return 0;
 }
 
@@ -227,13 +249,15 @@ static void expire(ct_wait *wt, bool everything) {
 /* After a (re)connect: the notifications sent while nobody listened are
  * gone, so every current waiter is looked up. */
 static int recheck_all(ct_wait *wt, PGconn *pg) {
+    wake_tokens(wt, NULL);
     size_t b = 0;
     while (b < CT_WAIT_BUCKETS) {
         ct_pgarray ids = {0};
         int n = 0;
         pthread_mutex_lock(&wt->mu);
         for (; b < CT_WAIT_BUCKETS && n < CT_WAIT_QUERY_IDS_MAX; b++)
-            for (ct_waiter *w = wt->buckets[b]; w; w = w->next) ct_pgarray_add(&ids, w->command_id), n++;
+            for (ct_waiter *w = wt->buckets[b]; w; w = w->next)
+                if (!w->token) ct_pgarray_add(&ids, w->command_id), n++;
         pthread_mutex_unlock(&wt->mu);
         int rc = n > 0 ? lookup(wt, pg, &ids) : 0;
         ct_pgarray_free(&ids);
@@ -266,7 +290,11 @@ static int dispatch(ct_wait *wt, PGconn *pg) {
             const char *p = nf->extra;
             while (*p) {
                 size_t len = strcspn(p, ",");
-                if (len == CT_API_UUID_CHARS) {
+                if (len == CT_API_TOKEN_CHARS) {
+                    char id[CT_API_TOKEN_CHARS + 1];
+                    memcpy(id, p, len), id[len] = 0;
+                    wake_tokens(wt, id);
+                } else if (len == CT_API_UUID_CHARS) {
                     char id[CT_API_UUID_CHARS + 1];
                     memcpy(id, p, len), id[len] = 0;
                     if (has_waiter(wt, id)) {
@@ -294,7 +322,13 @@ static PGconn *listen_connect(ct_wait *wt) {
         CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "listener cannot connect: %s", err.msg);
         return NULL;
     }
-    if (ct_pg_exec(pg, "LISTEN command_done", &err) != 0 || recheck_all(wt, pg) != 0 || dispatch(wt, pg) != 0) {
+    /* Everything registered so far is checked by recheck_all. */
+    pthread_mutex_lock(&wt->mu);
+    ct_pgarray_free(&wt->fresh_cmds), ct_pgarray_free(&wt->fresh_tokens);
+    pthread_mutex_unlock(&wt->mu);
+    /* Named, so operators (and the tests) can tell it from the pools. */
+    if (ct_pg_exec(pg, "SET application_name = 'concert-ingress-listener'", &err) != 0 ||
+        ct_pg_exec(pg, "LISTEN command_done", &err) != 0 || recheck_all(wt, pg) != 0 || dispatch(wt, pg) != 0) {
         CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "listener cannot LISTEN command_done: %s", err.msg);
         PQfinish(pg);
         return NULL;
@@ -336,13 +370,13 @@ static void *listener(void *arg) {
             if (read(wt->efd, &v, sizeof v) < 0 && errno != EAGAIN)
                 CT_LOG_RATELIMITED(CT_LOG_WARN, "wait", 5000, "eventfd read failed errno=%d", errno);
         }
-        if (pg && prc > 0 && fds[1].revents) {
-            if (dispatch(wt, pg) != 0) {
-                CT_LOG_WARN("wait", "listener connection lost: %s", PQerrorMessage(pg));
-                PQfinish(pg);
-                pg = NULL;
-                next_connect = 0;
-            }
+        /* A failed check drops the connection too: the reconnect re-checks
+         * every waiter, the fresh ones among them. */
+        if (pg && (check_fresh(wt, pg) != 0 || (prc > 0 && fds[1].revents && dispatch(wt, pg) != 0))) {
+            CT_LOG_WARN("wait", "listener connection lost: %s", PQerrorMessage(pg));
+            PQfinish(pg);
+            pg = NULL;
+            next_connect = 0;
         }
         expire(wt, false);
     }
@@ -350,14 +384,13 @@ static void *listener(void *arg) {
     return NULL;
 }
 
-ct_wait *ct_wait_start(const ct_config *cfg, ct_commit *reads, ct_error *err) {
+ct_wait *ct_wait_start(const ct_config *cfg, ct_error *err) {
     ct_wait *wt = calloc(1, sizeof *wt);
     if (!wt) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return NULL;
     }
     wt->cfg = cfg;
-    wt->reads = reads;
     wt->next_deadline = INT64_MAX;
     pthread_mutex_init(&wt->mu, NULL);
     if ((wt->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -390,6 +423,7 @@ void ct_wait_destroy(ct_wait *wt) {
     if (!wt) return;
     ct_wait_stop(wt);
     close(wt->efd);
+    ct_pgarray_free(&wt->fresh_cmds), ct_pgarray_free(&wt->fresh_tokens);
     pthread_mutex_destroy(&wt->mu);
     free(wt);
 }

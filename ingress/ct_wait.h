@@ -6,19 +6,23 @@
  * a dedicated Postgres connection that LISTENs on it once and dispatches to
  * a table of waiters keyed by command_id: a notification for ids nobody
  * waits for costs a hash lookup, and ids that have waiters are read from
- * the `commands` table in one query per wake-up. No request polls.
+ * the `commands` table in one query per wake-up. No request polls. Queue
+ * tokens ride the same channel: the projector adds a token it has just
+ * admitted, and a token waiter (a token read with Prefer: wait) wakes.
  *
  * Races closed:
  *   - The outcome committed before the waiter registered (the NOTIFY went
- *     by): after registering, the `commands` row is read once through the
- *     read pool.
+ *     by): the listener reads the `commands` rows of the ids registered
+ *     since it last looked, in one query on its own connection (not
+ *     through the read pool: behind a queue of GETs the check, and so the
+ *     answer, waited seconds under load).
  *   - A NOTIFY lost while the listener's connection was broken: after
  *     reconnecting (and LISTENing again) every current waiter is checked.
  *
  * A waiter ends exactly once: with an outcome, or on its deadline (the
  * caller answers its 202), or at stop (likewise). Its done callback runs
- * once, after the registration check has returned too, so the waiter's
- * memory is free to go from done on.
+ * once, and the check looks waiters up by id under the table's lock, so
+ * the waiter's memory is free to go from done on.
  *
  * Ownership: a waiter is the caller's memory, borrowed from a successful
  * ct_wait_register until its done callback.
@@ -47,7 +51,15 @@ typedef struct ct_wait ct_wait;
 typedef struct ct_waiter ct_waiter;
 
 struct ct_waiter {
+    /* The command's id, or with token set a queue token (22 characters:
+     * the two kinds of key never collide). */
     char command_id[CT_API_UUID_CHARS + 1];
+    /* A token waiter (GET /v1/queue/tokens/{token} with Prefer: wait) ends
+     * when the projector NOTIFYs the token (it was admitted), when its
+     * registration check finds it no longer WAITING, on its deadline, or
+     * after a reconnect (a wake that may be early: the caller reads the
+     * token again and answers what it finds). found says which. */
+    bool token;
     int64_t deadline_mono_ms;
     void (*done)(ct_waiter *w); /* called once, from any ct_wait or read-pool thread */
     void *done_ctx;
@@ -62,13 +74,10 @@ struct ct_waiter {
     ct_waiter *next;
     bool in_table;
     _Atomic int refs;
-    ct_commit_item check;
 };
 
-/* Starts the listener thread. reads: the pool the registration checks go
- * through (borrowed; stop it after ct_wait_stop, which relies on it to
- * finish the checks in flight). */
-ct_wait *ct_wait_start(const ct_config *cfg, ct_commit *reads, ct_error *err);
+/* Starts the listener thread. */
+ct_wait *ct_wait_start(const ct_config *cfg, ct_error *err);
 /* Registers w (command_id, deadline_mono_ms, done set by the caller). 0:
  * done will be called; -1: refused (CONCERT_INGRESS_WAITERS_MAX waiters
  * already, or stopping): done will not be called. Any thread. */

@@ -644,16 +644,21 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             rc = send_q(&ps, Q_OFFSET, 4, v, err);
         }
     }
-    /* Command ids of the batch, in chunks that fit a NOTIFY payload. */
-    if (rc == 0 && done.count > 0) {
+    /* Command ids of the batch's outcomes, and the tokens it admitted (a
+     * fan's token read may be waiting for that), in chunks that fit a
+     * NOTIFY payload. */
+    if (rc == 0) {
         char *buf = malloc(NOTIFY_CHUNK_BYTES + 200);
         size_t len = 0;
         if (!buf) CT_ERR(err, CT_ERR_FATAL, "out of memory"), rc = -1;
         for (int i = 0; i < n && rc == 0; i++) {
             event *ev = &evs[i];
-            if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad || !json_is_true(json_object_get(ev->data, "terminal")))
-                continue;
-            size_t idl = strlen(ev->command_id);
+            if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad) continue;
+            const char *id = NULL;
+            if (json_is_true(json_object_get(ev->data, "terminal"))) id = ev->command_id;
+            else if (strcmp(ev->type, "TokenActivated") == 0) id = json_string_value(json_object_get(ev->data, "token"));
+            if (!id) continue;
+            size_t idl = strlen(id);
             if (idl > 150) continue;
             if (len + idl + 1 > NOTIFY_CHUNK_BYTES) {
                 const char *v[1] = {buf};
@@ -661,7 +666,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
                 len = 0;
             }
             if (len) buf[len++] = ',';
-            memcpy(buf + len, ev->command_id, idl);
+            memcpy(buf + len, id, idl);
             len += idl;
             buf[len] = '\0';
         }

@@ -6,7 +6,9 @@
  * waiting write is answered with its outcome's status as soon as the
  * outcome is committed: through the NOTIFY, through the check made when the
  * wait begins (outcome already there), after a listener reconnect, or with
- * 202 when N runs out. */
+ * 202 when N runs out; and that a token read with Prefer: wait is held
+ * while the token waits and answered when it is admitted (the NOTIFY
+ * carries the token), when the admission came first, or when N runs out. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -338,6 +340,7 @@ Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .f
 typedef struct poster {
     char url[256];
     const char *headers[6];
+    const char *method; /* NULL: POST */
     const char *body;
     long status;
     char *resp;
@@ -355,7 +358,7 @@ static void *post_thread(void *arg) {
     CURL *c = curl_easy_init();
     ct_http_resp r;
     double t0 = now_s();
-    p->status = ct_http_do(c, "POST", p->url, p->headers, p->body, &r);
+    p->status = ct_http_do(c, p->method ? p->method : "POST", p->url, p->headers, p->body, &r);
     p->seconds = now_s() - t0;
     p->resp = r.body;
     curl_easy_cleanup(c);
@@ -435,6 +438,66 @@ Test(read_api, a_waiting_write_is_answered_with_its_outcome_when_notified, .init
     ct_http_free(&r);
 }
 
+/* Admits a waiting token as the projector would: the row, then the token in
+ * a command_done NOTIFY of the same transaction (notify: false leaves the
+ * NOTIFY out, as if it went by before anybody listened). */
+static void admit(const char *token, bool notify) {
+    const char *p[1] = {token};
+    sql("BEGIN");
+    sqlp("UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = 102000, active_until = 702000 WHERE token = $1", 1,
+         p);
+    if (notify) sqlp("SELECT pg_notify('command_done', '00000000-0000-4000-8000-00000000ffff,' || $1)", 1, p);
+    sql("COMMIT");
+}
+
+Test(read_api, a_waiting_token_read_is_answered_when_the_token_is_admitted, .init = setup, .fini = teardown) {
+    seed();
+    poster p = {.headers = {"Prefer: wait=5", NULL}, .method = "GET"};
+    snprintf(p.url, sizeof p.url, "%s/v1/queue/tokens/" TK("6"), base);
+    pthread_t t;
+    pthread_create(&t, NULL, post_thread, &p);
+    usleep(400 * 1000); /* past the first read and the check made when the wait begins */
+    cr_expect_eq(ct_test_pg_count(db, "SELECT count(*) FROM queue_tokens WHERE status = 'WAITING'"), 4);
+    admit(TK("6"), true);
+    pthread_join(t, NULL);
+    cr_expect_eq(p.status, 200, "%s", p.resp);
+    cr_expect(p.seconds >= 0.3 && p.seconds < 2.5, "answered after %.2f s: held, then answered at the NOTIFY",
+              p.seconds);
+    json_t *j = json_loads(p.resp, 0, NULL);
+    cr_assert_not_null(j, "%s", p.resp);
+    cr_expect_str_eq(JS(j, "status"), "ACTIVE", "%s", p.resp);
+    cr_expect_eq(JI(j, "active_until"), 702000);
+    json_decref(j);
+    free(p.resp);
+    /* Admitted with no NOTIFY heard: the read answers at once when the token
+     * is no longer WAITING, and a wait that runs out answers WAITING. */
+    admit(TK("7"), false);
+    poster q = {.headers = {"Prefer: wait=5", NULL}, .method = "GET"};
+    snprintf(q.url, sizeof q.url, "%s/v1/queue/tokens/" TK("7"), base);
+    post_thread(&q);
+    cr_expect_eq(q.status, 200, "%s", q.resp);
+    cr_expect_lt(q.seconds, 1.0, "answered after %.2f s", q.seconds);
+    cr_expect(strstr(q.resp, "\"status\":\"ACTIVE\""), "%s", q.resp);
+    free(q.resp);
+    poster w = {.headers = {"Prefer: wait=1", NULL}, .method = "GET"};
+    snprintf(w.url, sizeof w.url, "%s/v1/queue/tokens/" TK("8"), base);
+    post_thread(&w);
+    cr_expect_eq(w.status, 200, "%s", w.resp);
+    cr_expect(w.seconds >= 0.9 && w.seconds < 2.5, "answered after %.2f s", w.seconds);
+    cr_expect(strstr(w.resp, "\"status\":\"WAITING\""), "%s", w.resp);
+    free(w.resp);
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_waiters 0\n"), "%s", r.body);
+    ct_http_free(&r);
+    /* A bad Prefer on a token read is refused. */
+    char url[160];
+    snprintf(url, sizeof url, "%s/v1/queue/tokens/" TK("8"), base);
+    const char *h[] = {"Prefer: wait=31", NULL};
+    cr_expect_eq(ct_http_do(curl, "GET", url, h, NULL, &r), 400, "%s", r.body);
+    ct_http_free(&r);
+}
+
 Test(read_api, a_wait_that_runs_out_answers_202, .init = setup, .fini = teardown) {
     poster p = {.headers = {JSON, "Prefer: wait=1", NULL}, .body = "{\"amount\":500}"};
     snprintf(p.url, sizeof p.url, "%s/v1/users/u2/balance/charge", base);
@@ -498,7 +561,7 @@ Test(read_api, the_listener_reconnects_and_rechecks_its_waiters, .init = setup, 
      * the listener off: only the re-check after reconnecting can see it. */
     complete(id, "SUCCEEDED", NULL, "{\"balance\":9}", false);
     PGresult *res = PQexec(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                               " WHERE datname = current_database() AND query = 'LISTEN command_done'");
+                               " WHERE datname = current_database() AND application_name = 'concert-ingress-listener'");
     cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
     cr_assert_eq(atoi(PQgetvalue(res, 0, 0)), 1, "one listener connection");
     PQclear(res);
