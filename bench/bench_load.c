@@ -3,13 +3,19 @@
  *
  *   ct_bench_load [--url http://127.0.0.1:8080] [--connections 64]
  *                 [--duration 10] [--rate 0] [--pg] [--scenario write|journey]
+ *                 [--max-active N]
  *
  * --scenario journey (needs CONCERT_ADMIN_KEY and the whole pipeline, e.g.
- * `concert up`): creates a concert, then each connection plays one user
- * after another: charge, token, wait for admission, hold a seat, pay, each
- * write with `Prefer: wait=30`. Prints completed journeys/s and latency
- * p50/p99 from POST to outcome per step, and CPU use per component
- * (from /proc) over the run.
+ * `concert up`): creates a concert admitting --max-active users at once
+ * (default twice the connections), then each connection plays one user
+ * after another: charge, token, wait for admission (a token read with
+ * Prefer: wait, answered when the token is admitted), hold a seat, pay,
+ * each write with `Prefer: wait=30`. With --rate R users arrive R per
+ * second whatever the answers do (open loop; a user who finds every
+ * connection busy starts late and the wait counts against the charge's
+ * latency). Prints completed journeys/s (a journey counts when its payment
+ * SUCCEEDED), latency p50/p99/p999 from POST to outcome per step, and CPU
+ * use per component (from /proc) over the run.
  *
  * The write scenario drives every keep-alive connection from one epoll
  * loop, posting balance charges (random users). --rate 0: closed loop (next request when the

@@ -104,10 +104,23 @@ static const char *const query_sql[Q_COUNT] = {
                          " UPDATE seats s SET status = 'HELD', hold_until = $8::bigint FROM r"
                          " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
                          " AND s.seat_no = r.seat_no AND s.reservation_id = $2",
-    [Q_BALANCE] = "INSERT INTO balances (user_id, balance, updated_ts) VALUES ($1, $2, $3)"
+    /* The batch's balances in one statement: each event carries the
+     * user's whole balance, so the batch's last one per user is the
+     * balance (DISTINCT ON keeps it), and no other statement reads or
+     * writes balances, so applying them after the batch's other events
+     * changes nothing. */
+    [Q_BALANCE] = "INSERT INTO balances (user_id, balance, updated_ts)"
+                  " SELECT DISTINCT ON (u) u, b, t FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+                  " WITH ORDINALITY AS x(u, b, t, o) ORDER BY u, o DESC"
                   " ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance, updated_ts = EXCLUDED.updated_ts",
+    /* The batch's outcomes in one statement: the first per command wins
+     * (as across batches), no other statement touches `commands`. An empty
+     * reason is none (reasons are codes, never empty). */
     [Q_COMMAND] = "INSERT INTO commands (command_id, type, status, reason, result, event_id)"
-                  " VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (command_id) DO NOTHING",
+                  " SELECT DISTINCT ON (c) c, ty, st, NULLIF(re, ''), rs::jsonb, ev"
+                  " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+                  " WITH ORDINALITY AS x(c, ty, st, re, rs, ev, o) ORDER BY c, o"
+                  " ON CONFLICT (command_id) DO NOTHING",
     [Q_APPLIED] = "INSERT INTO projected_events (id) SELECT unnest($1::text[])",
     /* A compare-and-set: advances only from the offset this projector read
      * at assignment ($4, -1 when there was no row). */
@@ -348,6 +361,11 @@ static bool rejects(const char *type) {
 
 typedef struct pipe_state {
     PGconn *pg;
+    /* Columns of the batch's balances and outcomes, sent as one statement
+     * each after its events (Q_BALANCE, Q_COMMAND): at ~4 outcomes and 2
+     * balances per fan's journey, one statement per event was most of the
+     * projector's statements. */
+    ct_pgarray bal[3], cmd[6];
     int sent;
     int offsets_at[TOPICS * 64]; /* indexes of the Q_OFFSET statements */
     int offsets;
@@ -427,7 +445,7 @@ static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error 
         a_int(&a, d, "hold_until", 0, I64);
     } else if (!strcmp(t, "BalanceCharged") || !strcmp(t, "BalanceDebited") || !strcmp(t, "BalanceRefunded") ||
                !strcmp(t, "DebitRejected") || !strcmp(t, "RefundRejected")) {
-        q = Q_BALANCE;
+        q = Q_BALANCE; /* into ps->bal, below */
         a_str(&a, d, "user_id"), a_int(&a, d, "balance", 0, I64), a_i64(&a, ev->ts);
     } else if (strcmp(t, "CommandRejected") && strcmp(t, "DebitRequested") && strcmp(t, "RefundRequested") &&
                strcmp(t, "PaymentSettled") && strcmp(t, "SettlementRejected")) {
@@ -440,21 +458,45 @@ static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error 
         ev->bad = "a field is missing or out of range";
         return 0;
     }
-    if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) return -1;
+    if (q == Q_BALANCE) {
+        for (int i = 0; i < 3; i++) ct_pgarray_add(&ps->bal[i], a.v[i]);
+    } else if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) {
+        return -1;
+    }
     if (json_is_true(terminal)) {
         char *result = json_dumps(d, JSON_COMPACT);
         if (!result) {
             CT_ERR(err, CT_ERR_FATAL, "out of memory");
             return -1;
         }
-        const char *v[6] = {ev->command_id, t, rejects(t) ? "REJECTED" : "SUCCEEDED", rejects(t) ? reason : NULL,
+        const char *v[6] = {ev->command_id, t, rejects(t) ? "REJECTED" : "SUCCEEDED", rejects(t) ? reason : "",
                             result, ev->id};
-        int rc = send_q(ps, Q_COMMAND, 6, v, err);
+        for (int i = 0; i < 6; i++) ct_pgarray_add(&ps->cmd[i], v[i]);
         free(result);
-        if (rc != 0) return -1;
         ct_pgarray_add(done_ids, ev->command_id);
     }
     return 0;
+}
+
+/* Sends the batch's balances and outcomes gathered by send_event. */
+static int send_gathered(pipe_state *ps, ct_error *err) {
+    const char *v[6];
+    if (ps->bal[0].count > 0) {
+        for (int i = 0; i < 3; i++) v[i] = ct_pgarray_text(&ps->bal[i]);
+        if (!v[0] || !v[1] || !v[2]) return CT_ERR(err, CT_ERR_FATAL, "out of memory"), -1;
+        if (send_q(ps, Q_BALANCE, 3, v, err) != 0) return -1;
+    }
+    if (ps->cmd[0].count > 0) {
+        for (int i = 0; i < 6; i++)
+            if (!(v[i] = ct_pgarray_text(&ps->cmd[i]))) return CT_ERR(err, CT_ERR_FATAL, "out of memory"), -1;
+        if (send_q(ps, Q_COMMAND, 6, v, err) != 0) return -1;
+    }
+    return 0;
+}
+
+static void pipe_state_free(pipe_state *ps) {
+    for (int i = 0; i < 3; i++) ct_pgarray_free(&ps->bal[i]);
+    for (int i = 0; i < 6; i++) ct_pgarray_free(&ps->cmd[i]);
 }
 
 /* A slack row for a dead-lettered command record (from its headers). */
@@ -627,6 +669,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
         if (rc == 0 && ev->bad) rc = send_skipped(&ps, ev, err), skipped++;
         else if (rc == 0) applied++;
     }
+    if (rc == 0) rc = send_gathered(&ps, err);
     for (int t = 0; t < TOPICS && rc == 0; t++) {
         for (int part = 0; part < PARTITIONS_MAX && rc == 0; part++) {
             if (next[t][part] < 0) continue;
@@ -703,6 +746,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
         PQclear(res);
     }
     for (int i = 0; i < n; i++) json_decref(evs[i].root);
+    pipe_state_free(&ps);
     ct_pgarray_free(&ids), ct_pgarray_free(&fresh), ct_pgarray_free(&done);
     free(evs), free(set), free(next);
     return rc;
