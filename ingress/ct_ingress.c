@@ -651,11 +651,10 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
         const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
         if (ct_api_check_idempotency_key(key, &e) != 0) return respond_api_error(in, conn, &e);
         if (key) snprintf(r->idem_key, sizeof r->idem_key, "%s", key);
-        if (ct_api_parse_prefer_wait(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer"), &r->wait_s, &e) != 0)
-            return respond_api_error(in, conn, &e);
     }
-    /* A waiting fan's client long-polls its token instead of polling it. */
-    if (r->route == CT_ROUTE_TOKEN_STATUS &&
+    /* Writes wait for their outcome; a waiting fan's client long-polls its
+     * token instead of polling it. */
+    if ((ct_api_route_is_write(r->route) || r->route == CT_ROUTE_TOKEN_STATUS) &&
         ct_api_parse_prefer_wait(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer"), &r->wait_s, &e) != 0)
         return respond_api_error(in, conn, &e);
     atomic_store(&r->state, R_BODY);

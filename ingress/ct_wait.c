@@ -56,6 +56,18 @@ static void release(ct_waiter *w) {
     if (atomic_fetch_sub(&w->refs, 1) == 1) w->done(w);
 }
 
+/* Ends the waiters of a list taken out of the table (linked by next),
+ * counting them in *counter. Called without mu. */
+static void release_all(ct_waiter *ready, _Atomic uint64_t *counter) {
+    while (ready) {
+        ct_waiter *w = ready;
+        ready = w->next;
+        w->next = NULL;
+        atomic_fetch_add(counter, 1);
+        release(w);
+    }
+}
+
 /* Unlinks w if it is still waiting. Called with mu held; true: the caller
  * decides w's fate and must release it (after unlocking). */
 static bool take_locked(ct_wait *wt, ct_waiter *w) {
@@ -97,13 +109,7 @@ static void resolve_rows(ct_wait *wt, PGresult *res) {
         }
     }
     pthread_mutex_unlock(&wt->mu);
-    while (ready) {
-        ct_waiter *w = ready;
-        ready = w->next;
-        w->next = NULL;
-        atomic_fetch_add(&wt->outcomes, 1);
-        release(w);
-    }
+    release_all(ready, &wt->outcomes);
 }
 
 /* Reads the outcomes of ids (≤ CT_WAIT_QUERY_IDS_MAX) and ends their
@@ -146,13 +152,7 @@ static void wake_tokens(ct_wait *wt, const char *id) {
         if (id) break;
     }
     pthread_mutex_unlock(&wt->mu);
-    while (ready) {
-        ct_waiter *w = ready;
-        ready = w->next;
-        w->next = NULL;
-        atomic_fetch_add(&wt->outcomes, 1);
-        release(w);
-    }
+    release_all(ready, &wt->outcomes);
 }
 
 /* Outcomes recorded, and tokens admitted, before their waiters existed
@@ -237,13 +237,7 @@ static void expire(ct_wait *wt, bool everything) {
     }
     wt->next_deadline = next;
     pthread_mutex_unlock(&wt->mu);
-    while (ready) {
-        ct_waiter *w = ready;
-        ready = w->next;
-        w->next = NULL;
-        atomic_fetch_add(&wt->timeouts, 1);
-        release(w);
-    }
+    release_all(ready, &wt->timeouts);
 }
 
 /* After a (re)connect: the notifications sent while nobody listened are

@@ -276,6 +276,7 @@ typedef struct event {
     const char *id, *type, *command_id;
     int64_t ts;
     const char *bad; /* why it cannot be applied; NULL if fine */
+    bool terminal;    /* data.terminal is true: the one outcome of its command */
     bool dup;
 } event;
 
@@ -351,6 +352,7 @@ static void parse_event(event *ev) {
         return;
     }
     ev->ts = json_integer_value(ts);
+    ev->terminal = json_is_true(json_object_get(ev->data, "terminal"));
 }
 
 /* The terminal events that end a command unsuccessfully. */
@@ -386,7 +388,7 @@ static int send_q(pipe_state *ps, int q, int n, const char *const *v, ct_error *
 /* Sends the statements of one event (nothing for types without a read
  * model). Returns 0, -1 on a send failure; sets ev->bad when a field is
  * missing (nothing is sent for it then). */
-static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error *err) {
+static int send_event(pipe_state *ps, event *ev, ct_error *err) {
     json_t *d = ev->data;
     const char *t = ev->type;
     args a = {0};
@@ -454,7 +456,7 @@ static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error 
     }
     json_t *terminal = json_object_get(d, "terminal");
     const char *reason = json_string_value(json_object_get(d, "reason"));
-    if (a.missing || (terminal && !json_is_boolean(terminal)) || (json_is_true(terminal) && rejects(t) && !reason)) {
+    if (a.missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(t) && !reason)) {
         ev->bad = "a field is missing or out of range";
         return 0;
     }
@@ -463,7 +465,7 @@ static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error 
     } else if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) {
         return -1;
     }
-    if (json_is_true(terminal)) {
+    if (ev->terminal) {
         char *result = json_dumps(d, JSON_COMPACT);
         if (!result) {
             CT_ERR(err, CT_ERR_FATAL, "out of memory");
@@ -473,7 +475,6 @@ static int send_event(pipe_state *ps, event *ev, ct_pgarray *done_ids, ct_error 
                             result, ev->id};
         for (int i = 0; i < 6; i++) ct_pgarray_add(&ps->cmd[i], v[i]);
         free(result);
-        ct_pgarray_add(done_ids, ev->command_id);
     }
     return 0;
 }
@@ -602,7 +603,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
     }
     for (int t = 0; t < TOPICS; t++)
         for (int i = 0; i < PARTITIONS_MAX; i++) next[t][i] = -1;
-    ct_pgarray ids = {0}, fresh = {0}, done = {0};
+    ct_pgarray ids = {0}, fresh = {0};
     for (int i = 0; i < n; i++) {
         event *ev = &evs[i];
         ev->m = msgs[i];
@@ -617,7 +618,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
         }
         parse_event(ev);
         if (!ev->bad) ct_pgarray_add(&ids, ev->id);
-        if (!ev->bad && ev->command_id && json_is_true(json_object_get(ev->data, "terminal")))
+        if (!ev->bad && ev->terminal)
             ct_trace_hop(ev->command_id, strlen(ev->command_id), "projector.consume");
     }
     int rc = ct_pg_exec(p->pg, "BEGIN", err);
@@ -665,7 +666,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             dups++;
             continue;
         }
-        if (!ev->bad) rc = send_event(&ps, ev, &done, err);
+        if (!ev->bad) rc = send_event(&ps, ev, err);
         if (rc == 0 && ev->bad) rc = send_skipped(&ps, ev, err), skipped++;
         else if (rc == 0) applied++;
     }
@@ -698,7 +699,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             event *ev = &evs[i];
             if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad) continue;
             const char *id = NULL;
-            if (json_is_true(json_object_get(ev->data, "terminal"))) id = ev->command_id;
+            if (ev->terminal) id = ev->command_id;
             else if (strcmp(ev->type, "TokenActivated") == 0) id = json_string_value(json_object_get(ev->data, "token"));
             if (!id) continue;
             size_t idl = strlen(id);
@@ -737,8 +738,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             p->applied += applied, p->duplicates += dups, p->skipped += skipped, p->dead_letters += dead;
             p->batches++;
             for (int i = 0; i < n; i++)
-                if (evs[i].topic < T_CONCERT_DLQ && !evs[i].bad && !evs[i].dup && evs[i].command_id &&
-                    json_is_true(json_object_get(evs[i].data, "terminal")))
+                if (evs[i].topic < T_CONCERT_DLQ && !evs[i].bad && !evs[i].dup && evs[i].terminal)
                     ct_trace_hop(evs[i].command_id, strlen(evs[i].command_id), "projector.commit");
         }
     } else if (PQstatus(p->pg) == CONNECTION_OK) {
@@ -747,7 +747,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
     }
     for (int i = 0; i < n; i++) json_decref(evs[i].root);
     pipe_state_free(&ps);
-    ct_pgarray_free(&ids), ct_pgarray_free(&fresh), ct_pgarray_free(&done);
+    ct_pgarray_free(&ids), ct_pgarray_free(&fresh);
     free(evs), free(set), free(next);
     return rc;
 }

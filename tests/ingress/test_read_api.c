@@ -450,10 +450,16 @@ static void admit(const char *token, bool notify) {
     sql("COMMIT");
 }
 
+/* A read of token with the Prefer header prefer, for post_thread. */
+static poster token_read(const char *token, const char *prefer) {
+    poster p = {.headers = {prefer, NULL}, .method = "GET"};
+    snprintf(p.url, sizeof p.url, "%s/v1/queue/tokens/%s", base, token);
+    return p;
+}
+
 Test(read_api, a_waiting_token_read_is_answered_when_the_token_is_admitted, .init = setup, .fini = teardown) {
     seed();
-    poster p = {.headers = {"Prefer: wait=5", NULL}, .method = "GET"};
-    snprintf(p.url, sizeof p.url, "%s/v1/queue/tokens/" TK("6"), base);
+    poster p = token_read(TK("6"), "Prefer: wait=5");
     pthread_t t;
     pthread_create(&t, NULL, post_thread, &p);
     usleep(400 * 1000); /* past the first read and the check made when the wait begins */
@@ -472,15 +478,13 @@ Test(read_api, a_waiting_token_read_is_answered_when_the_token_is_admitted, .ini
     /* Admitted with no NOTIFY heard: the read answers at once when the token
      * is no longer WAITING, and a wait that runs out answers WAITING. */
     admit(TK("7"), false);
-    poster q = {.headers = {"Prefer: wait=5", NULL}, .method = "GET"};
-    snprintf(q.url, sizeof q.url, "%s/v1/queue/tokens/" TK("7"), base);
+    poster q = token_read(TK("7"), "Prefer: wait=5");
     post_thread(&q);
     cr_expect_eq(q.status, 200, "%s", q.resp);
     cr_expect_lt(q.seconds, 1.0, "answered after %.2f s", q.seconds);
     cr_expect(strstr(q.resp, "\"status\":\"ACTIVE\""), "%s", q.resp);
     free(q.resp);
-    poster w = {.headers = {"Prefer: wait=1", NULL}, .method = "GET"};
-    snprintf(w.url, sizeof w.url, "%s/v1/queue/tokens/" TK("8"), base);
+    poster w = token_read(TK("8"), "Prefer: wait=1");
     post_thread(&w);
     cr_expect_eq(w.status, 200, "%s", w.resp);
     cr_expect(w.seconds >= 0.9 && w.seconds < 2.5, "answered after %.2f s", w.seconds);
