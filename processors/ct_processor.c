@@ -111,10 +111,9 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
         ADD(p->skipped, 1);
         return ct_store_batch_set_offset(t->store, m->offset, err);
     }
-    if (producing && ct_trace_sampled(cmd.command_id.s, cmd.command_id.len)) {
-        ct_trace_hop(cmd.command_id.s, cmd.command_id.len, p->hop_consume);
-        if (p->ntraced < CT_PROCESSOR_TRACED_MAX) p->traced[p->ntraced++] = cmd.command_id;
-    }
+    if (producing && ct_trace_hop(cmd.command_id.s, cmd.command_id.len, p->hop_consume) &&
+        p->ntraced < CT_PROCESSOR_TRACED_MAX)
+        p->traced[p->ntraced++] = cmd.command_id;
     ct_kv_port port = ct_store_port(t->store);
     if (ct_domain_apply(p->role, &port, &cmd, p->fx, &rec_err) != 0) {
         if (rec_err.klass == CT_ERR_PERMANENT) goto bad_record;

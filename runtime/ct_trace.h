@@ -23,10 +23,8 @@
 #include <stddef.h>
 
 void ct_trace_init(int one_in);
-/* true when command ids like this one are traced. */
-bool ct_trace_sampled(const char *command_id, size_t len);
-/* Logs the hop when the command is sampled. hop: a short static name
- * such as "ingress.commit". */
-void ct_trace_hop(const char *command_id, size_t len, const char *hop);
+/* Logs the hop when the command is sampled; returns whether it was. hop: a
+ * short static name such as "ingress.commit". */
+bool ct_trace_hop(const char *command_id, size_t len, const char *hop);
 
 #endif
