@@ -23,7 +23,9 @@
  * measured from each request's scheduled time (a stall counts against
  * latency: no coordinated omission). --pg: afterwards, waits until every
  * row written during the run is SENT and prints the relay's rate,
- * rows / (last sent_at - first created_at), from the configured Postgres. */
+ * rows / (last sent_at - first created_at), from the configured Postgres,
+ * then waits until every command has its outcome and prints how many
+ * SUCCEEDED and how long after the load stopped the last was written. */
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <math.h>
@@ -511,6 +513,8 @@ int main(int argc, char **argv) {
     t_end_ns = t_start_ns + (int64_t)duration_s * 1000000000;
     run_writes();
     double secs = (now_ns() - t_start_ns) / 1e9;
+    struct timespec load_end;
+    clock_gettime(CLOCK_REALTIME, &load_end);
     long n = nsamples < SAMPLES_MAX ? nsamples : SAMPLES_MAX;
     qsort(samples, (size_t)n, sizeof *samples, cmp_float);
 #define PCT(p) (n ? samples[(long)fmin((double)n - 1, ceil((p) * (double)n) - 1)] : 0)
@@ -550,6 +554,31 @@ int main(int argc, char **argv) {
                    span > 0 ? sent / span : 0, span);
         }
         PQclear(r);
+        /* Every accepted charge must end SUCCEEDED in the read model, and
+         * soon: the processors and the projector keep up with the ingress
+         * or their lag grows. Reports when the last outcome was written,
+         * counted from the end of the load. */
+        char end[32];
+        snprintf(end, sizeof end, "%.3f", (double)load_end.tv_sec + load_end.tv_nsec / 1e9);
+        const char *q[2] = {from, end};
+        long cmds = 0, done = 0, succeeded = 0;
+        double after = 0;
+        for (int waited = 0; waited <= 120; waited++) {
+            r = PQexecParams(pg,
+                             "SELECT count(*), count(c.command_id), count(*) FILTER (WHERE c.status = 'SUCCEEDED'),"
+                             " coalesce(extract(epoch FROM max(c.completed_at)) - $2::float8, 0)"
+                             " FROM outbox o LEFT JOIN commands c ON c.command_id = o.command_id::text"
+                             " WHERE o.id > $1::bigint",
+                             2, NULL, q, NULL, NULL, 0);
+            if (PQresultStatus(r) == PGRES_TUPLES_OK)
+                cmds = atol(PQgetvalue(r, 0, 0)), done = atol(PQgetvalue(r, 0, 1)),
+                succeeded = atol(PQgetvalue(r, 0, 2)), after = atof(PQgetvalue(r, 0, 3));
+            PQclear(r);
+            if (done == cmds) break;
+            sleep(1);
+        }
+        printf("outcomes: commands=%ld with_outcome=%ld succeeded=%ld last outcome %.2fs after the load stopped\n",
+               cmds, done, succeeded, after);
         PQfinish(pg);
     }
     free(samples);

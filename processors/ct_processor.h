@@ -60,7 +60,8 @@ typedef struct ct_processor_stats {
     uint64_t applied, skipped, dead_lettered, batches;
     int64_t poll_ms;   /* waiting for and fetching the batch's records */
     int64_t apply_ms;  /* decode, core, encode, produce (enqueue), stage */
-    int64_t commit_ms; /* send_offsets_to_transaction + commit_transaction */
+    int64_t offsets_ms; /* send_offsets_to_transaction */
+    int64_t commit_ms;  /* commit_transaction */
     int64_t store_ms;  /* writing the stores after the commit */
 } ct_processor_stats;
 

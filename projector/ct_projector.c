@@ -30,6 +30,10 @@ static const char *const topic_names[TOPICS] = {CT_TOPIC_CONCERT_EVENTS, CT_TOPI
 /* pg_notify payloads must stay under 8000 bytes. */
 #define NOTIFY_CHUNK_BYTES 7000
 #define STATS_EVERY_MS 10000
+/* Batches this large on average (a moving average over about the last 8,
+ * so one lull under load does not flip it) mean events arrive faster than
+ * a transaction applies them: each batch then gathers for up to batch_ms. */
+#define GATHER_MIN_EVENTS 64
 
 static int topic_index(const char *name) {
     for (int i = 0; i < TOPICS; i++)
@@ -151,6 +155,7 @@ struct ct_projector {
      * answers: after an assignment the database could not serve, a failed
      * batch, or a lost compare-and-set. */
     rd_kafka_topic_partition_list_t *pending;
+    int avg_batch8; /* 8 x the moving average of the batches' sizes (gather's linger) */
     uint64_t generation; /* bumped by every rebalance: a batch spanning one is dropped */
     bool fatal;
     ct_error fatal_err;
@@ -798,19 +803,24 @@ static void drop_msgs(rd_kafka_message_t **msgs, int n) {
     for (int i = 0; i < n; i++) rd_kafka_message_destroy(msgs[i]);
 }
 
-/* Fills p->msgs with up to batch_max records of assigned partitions, waiting
- * at most batch_ms after the first. A rebalance in between drops what was
- * gathered before it (it is read again from the stored offsets). */
+/* Fills p->msgs with up to batch_max records of assigned partitions. After
+ * the first it waits up to batch_ms for more only when batches have been
+ * large (GATHER_MIN_EVENTS): under load a longer, larger transaction
+ * costs Postgres less per event; at a trickle, waiting would only add
+ * batch_ms to every answer, so it takes what has arrived and goes. A
+ * rebalance in between drops what was gathered before it (it is read
+ * again from the stored offsets). */
 static int gather(ct_projector *p) {
     int n = 0;
     uint64_t gen = p->generation;
     int64_t deadline = 0;
+    bool linger = p->avg_batch8 >= 8 * GATHER_MIN_EVENTS;
     while (n < p->cfg->projector_batch_max && !ct_signal_stop_requested() && !p->fatal && !p->pending) {
         int wait = 100;
         if (n > 0) {
             int64_t left = deadline - ct_clock_mono_ms();
             if (left <= 0) break;
-            wait = (int)left;
+            wait = linger ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, wait);
         if (p->generation != gen) {
@@ -824,7 +834,7 @@ static int gather(ct_projector *p) {
             gen = p->generation;
         }
         if (!m) {
-            if (n == 0) break;
+            if (n == 0 || !linger) break;
             continue;
         }
         if (m->err) {
@@ -842,6 +852,7 @@ static int gather(ct_projector *p) {
         if (n == 0) deadline = ct_clock_mono_ms() + p->cfg->projector_batch_ms;
         p->msgs[n++] = m;
     }
+    if (n > 0) p->avg_batch8 += n - p->avg_batch8 / 8;
     return n;
 }
 

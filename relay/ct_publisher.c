@@ -157,7 +157,9 @@ int ct_publisher_send(ct_publisher *p, ct_publish_msg *msgs, size_t n, ct_error 
     int64_t deadline = ct_clock_mono_ms() + p->cfg->relay_publish_timeout_ms + PUBLISHER_GRACE_MS;
     bool purged = false;
     while (p->outstanding > 0) {
-        rd_kafka_poll(p->rk, 50);
+        /* flush, not poll: the round's messages are all enqueued, so
+         * waiting out linger.ms for more would only add latency. */
+        rd_kafka_flush(p->rk, 50);
         if (!purged && p->outstanding > 0 && ct_clock_mono_ms() > deadline) {
             CT_LOG_WARN("publish", "no delivery report within %d ms for %zu message(s): purging them",
                         p->cfg->relay_publish_timeout_ms, p->outstanding);

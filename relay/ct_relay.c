@@ -21,6 +21,9 @@
 
 #define CONNECT_RETRY_MS 1000
 #define STATS_EVERY_MS 10000
+/* Rounds this large on average (a moving average over about the last 8)
+ * are load: the relay lingers before the next (CONCERT_RELAY_LINGER_MS). */
+#define LINGER_MIN_ROWS 16
 #define TICK_BYTES 160
 /* Retention: a pass over the outbox every PRUNE_EVERY_MS, in slices of
  * PRUNE_WINDOW ids after each round (another while the round's slices took
@@ -42,6 +45,7 @@ struct ct_relay {
     int64_t *park; /* the current batch's held new rows */
     /* After a round that did not fill the batch, no claim before this. */
     int64_t linger_until_ms;
+    int avg_round8; /* 8 x the moving average of the rounds' sizes (the linger's trigger) */
     ct_publisher *pub;
     int64_t next_tick_ms, last_tick_ts, next_connect_ms, last_stats_ms;
     uint64_t sent, failed, failed_final, ticks, rounds;
@@ -552,8 +556,10 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
             continue;
         }
         /* Under load rows keep coming: letting them gather for a moment
-         * makes the next produce requests larger and fewer. */
-        if (n > 0) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
+         * makes the next produce requests larger and fewer. A small round
+         * means they trickle in, and a wait would only delay each one. */
+        if (n > 0) r->avg_round8 += n - r->avg_round8 / 8;
+        if (n > 0 && r->avg_round8 >= 8 * LINGER_MIN_ROWS) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
         int64_t until_tick = r->next_tick_ms - ct_clock_mono_ms();
         int wait_ms = (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms);
         wait_for_work(r, r->prune_from != 0 ? 0 : wait_ms); /* an idle relay goes on with a pass at once */

@@ -82,6 +82,12 @@ static rd_kafka_t *new_handle(rd_kafka_type_t type, rd_kafka_conf_t *conf, ct_er
     return rk;
 }
 
+static bool user_set(const ct_config *cfg, const char *prop) {
+    for (int i = 0; i < cfg->kafka_conf_count; i++)
+        if (strcmp(cfg->kafka_conf[i].name, prop) == 0) return true;
+    return false;
+}
+
 rd_kafka_t *ct_kafka_producer_new(const ct_config *cfg, const ct_kafka_producer_opts *opts, ct_error *err) {
     rd_kafka_conf_t *conf = base_conf(cfg, opts->client_id, err);
     if (!conf) return NULL;
@@ -90,6 +96,15 @@ rd_kafka_t *ct_kafka_producer_new(const ct_config *cfg, const ct_kafka_producer_
     if (conf_set(conf, "enable.idempotence", "true", err) != 0 || conf_set(conf, "acks", "all", err) != 0 ||
         (opts->linger_ms >= 0 && conf_set(conf, "linger.ms", linger, err) != 0) ||
         (opts->transactional_id && conf_set(conf, "transactional.id", opts->transactional_id, err) != 0)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* A transaction's AddOffsetsToTxn sent right after the previous commit
+     * is answered CONCURRENT_TRANSACTIONS until the coordinator has written
+     * that commit's markers (a few ms) and is retried after
+     * retry.backoff.ms: librdkafka's 100 ms would be most of the hop. */
+    if (opts->transactional_id && !user_set(cfg, "retry.backoff.ms") &&
+        conf_set(conf, "retry.backoff.ms", "5", err) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -107,12 +122,6 @@ rd_kafka_t *ct_kafka_producer_new(const ct_config *cfg, const ct_kafka_producer_
     if (opts->dr_msg_cb) rd_kafka_conf_set_dr_msg_cb(conf, opts->dr_msg_cb);
     if (opts->opaque) rd_kafka_conf_set_opaque(conf, opts->opaque);
     return new_handle(RD_KAFKA_PRODUCER, conf, err);
-}
-
-static bool user_set(const ct_config *cfg, const char *prop) {
-    for (int i = 0; i < cfg->kafka_conf_count; i++)
-        if (strcmp(cfg->kafka_conf[i].name, prop) == 0) return true;
-    return false;
 }
 
 rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_opts *opts, ct_error *err) {
