@@ -7,7 +7,7 @@
 #
 # Starts from nothing each time (.concert-journey/, ports 31092-31094,
 # 34432, 38080; the broker's jars are kept between runs), warms the
-# brokers' JIT with --warmup s (default 40) of journeys (fresh brokers spend
+# brokers' JIT with --warmup s (default 90) of journeys (fresh brokers spend
 # their first minutes compiling: C2 took more CPU than the requests), then for each user count runs
 # `ct_bench_load --scenario journey` (closed loop: each user starts their
 # next journey when the last one ends), then one open-loop run (arrivals at
@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-peer=0 users="64 512 2048" duration=20 rate= max_active=1000 warmup=40
+peer=0 users="64 512 2048" duration=20 rate= max_active=1000 warmup=90
 while [ $# -gt 0 ]; do
   case $1 in
     --peer) peer=1 ;;

@@ -293,7 +293,9 @@ static void query_command_status(PGconn *pg, ct_commit_item *it) {
  * Every part of the answer is an index lookup or a bounded index range:
  * the position is the token's seq minus the queue head's, plus one
  * (admission is FIFO by seq, so the WAITING tokens are the seqs after the
- * last admitted one). */
+ * last admitted one); one backward walk over the latest
+ * ADMISSION_COUNT_MAX activations gives both how many fall in the window
+ * and, when there are that many, the oldest of them (the rate's span). */
 static void query_token(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
     const char *p[1] = {r->param};
@@ -308,13 +310,12 @@ static void query_token(PGconn *pg, ct_commit_item *it) {
         " SELECT t.status, t.concert_id, t.user_id, t.seq, t.issued_ts, t.activated_ts, t.active_until,"
         "  CASE WHEN t.status = 'WAITING' THEN t.seq - (SELECT min(w.seq) FROM queue_tokens w"
         "   WHERE w.concert_id = t.concert_id AND w.status = 'WAITING') + 1 END,"
-        "  (SELECT count(*) FROM (SELECT 1 FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts > clk.now - " STR(ADMISSION_WINDOW_MS)
-        "   AND a.activated_ts <= clk.now LIMIT " STR(ADMISSION_COUNT_MAX) ") x),"
-        "  clk.now,"
-        "  (SELECT a.activated_ts FROM queue_tokens a WHERE a.concert_id = t.concert_id AND a.activated_ts IS NOT NULL"
-        "   AND a.activated_ts <= clk.now ORDER BY a.activated_ts DESC OFFSET " STR(ADMISSION_COUNT_MAX) " - 1 LIMIT 1)"
-        " FROM t, clk",
+        "  adm.admitted, clk.now, adm.nth"
+        " FROM t, clk, LATERAL (SELECT count(*) FILTER (WHERE x.ts > clk.now - " STR(ADMISSION_WINDOW_MS) ") AS admitted,"
+        "   CASE WHEN count(*) = " STR(ADMISSION_COUNT_MAX) " THEN min(x.ts) END AS nth"
+        "  FROM (SELECT a.activated_ts AS ts FROM queue_tokens a WHERE a.concert_id = t.concert_id"
+        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now"
+        "   ORDER BY a.activated_ts DESC LIMIT " STR(ADMISSION_COUNT_MAX) ") x) adm",
         1, p);
     if (!res) return;
     if (PQntuples(res) == 0) {

@@ -45,7 +45,7 @@ static int topic_index(const char *name) {
 
 enum {
     Q_CONCERT, Q_SCHEDULE, Q_TOKEN_ISSUED, Q_TOKEN_ACTIVATED, Q_TOKEN_ENDED, Q_SEAT_HELD, Q_HOLD_EXPIRED,
-    Q_PAYMENT_REQUESTED, Q_SEAT_SOLD, Q_CONFIRMED, Q_PAYMENT_FAILED, Q_BALANCE, Q_COMMAND, Q_APPLIED,
+    Q_PAYMENT_REQUESTED, Q_SEAT_SOLD, Q_CONFIRMED, Q_PAYMENT_FAILED, Q_BALANCE, Q_COMMAND,
     Q_OFFSET, Q_NOTIFY, Q_SLACK, Q_COUNT
 };
 
@@ -125,7 +125,6 @@ static const char *const query_sql[Q_COUNT] = {
                   " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
                   " WITH ORDINALITY AS x(c, ty, st, re, rs, ev, o) ORDER BY c, o"
                   " ON CONFLICT (command_id) DO NOTHING",
-    [Q_APPLIED] = "INSERT INTO projected_events (id) SELECT unnest($1::text[])",
     /* A compare-and-set: advances only from the offset this projector read
      * at assignment ($4, -1 when there was no row). */
     [Q_OFFSET] = "INSERT INTO projector_offsets AS o (topic, partition, next_offset) VALUES ($1, $2, $3)"
@@ -136,7 +135,11 @@ static const char *const query_sql[Q_COUNT] = {
                 " ON CONFLICT (dedup_key) DO NOTHING",
 };
 
-static const char *const existing_sql = "SELECT id FROM projected_events WHERE id = ANY($1::text[])";
+/* Records the batch's event ids and returns those not recorded before (an
+ * id it does not return was applied by an earlier batch): one pass over
+ * the index instead of a look-up and then an insert. */
+static const char *const record_sql = "INSERT INTO projected_events (id) SELECT DISTINCT unnest($1::text[])"
+                                      " ON CONFLICT (id) DO NOTHING RETURNING id";
 static const char *const offsets_sql =
     "SELECT topic, partition, next_offset FROM projector_offsets WHERE topic = ANY($1::text[])";
 
@@ -578,13 +581,14 @@ static int collect(pipe_state *ps, ct_error *err) {
     return rc;
 }
 
-/* Small open-addressing set of the batch's event ids. */
-static bool seen_add(const char **set, size_t cap, const char *id) {
+/* Small open-addressing sets of the batch's event ids: adds id unless
+ * present (add) or only looks (!add); true when it was absent. */
+static bool seen_add_or_find(const char **set, size_t cap, const char *id, bool add) {
     uint64_t h = 1469598103934665603ULL;
     for (const char *s = id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         if (!set[i]) {
-            set[i] = id;
+            if (add) set[i] = id;
             return true;
         }
         if (strcmp(set[i], id) == 0) return false;
@@ -597,18 +601,18 @@ static bool seen_add(const char **set, size_t cap, const char *id) {
 static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool skip_all, const char *skip_why,
                        ct_error *err) {
     event *evs = calloc((size_t)n, sizeof *evs);
-    size_t cap = 16; /* holds the batch's ids and as many found applied: kept under half full */
-    while (cap < (size_t)n * 4) cap <<= 1;
-    const char **set = calloc(cap, sizeof *set);
+    size_t cap = 16; /* each holds at most the batch's ids: kept under half full */
+    while (cap < (size_t)n * 2) cap <<= 1;
+    const char **fresh_ids = calloc(cap, sizeof *fresh_ids), **taken = calloc(cap, sizeof *taken);
     int64_t (*next)[PARTITIONS_MAX] = calloc(TOPICS, sizeof *next);
-    if (!evs || !set || !next) {
-        free(evs), free(set), free(next);
+    if (!evs || !fresh_ids || !taken || !next) {
+        free(evs), free(fresh_ids), free(taken), free(next);
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return -1;
     }
     for (int t = 0; t < TOPICS; t++)
         for (int i = 0; i < PARTITIONS_MAX; i++) next[t][i] = -1;
-    ct_pgarray ids = {0}, fresh = {0};
+    ct_pgarray ids = {0};
     for (int i = 0; i < n; i++) {
         event *ev = &evs[i];
         ev->m = msgs[i];
@@ -629,19 +633,19 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
     int rc = ct_pg_exec(p->pg, "BEGIN", err);
     if (rc == 0 && ids.count > 0) {
         const char *v[1] = {ct_pgarray_text(&ids)};
-        PGresult *res = v[0] ? PQexecParams(p->pg, existing_sql, 1, NULL, v, NULL, NULL, 0) : NULL;
+        PGresult *res = v[0] ? PQexecParams(p->pg, record_sql, 1, NULL, v, NULL, NULL, 0) : NULL;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            ct_pg_result_error(p->pg, res, "look up applied events", err);
+            ct_pg_result_error(p->pg, res, "record applied events", err);
             rc = -1;
         } else {
-            /* Applied already, or earlier in this batch: a duplicate. The
-             * set points into res, so it is used before res is cleared. */
-            for (int r = 0; r < PQntuples(res); r++) seen_add(set, cap, PQgetvalue(res, r, 0));
+            /* Not new (applied by an earlier batch), or earlier in this
+             * batch: a duplicate. fresh_ids points into res, so it is used
+             * before res is cleared. */
+            for (int r = 0; r < PQntuples(res); r++) seen_add_or_find(fresh_ids, cap, PQgetvalue(res, r, 0), true);
             for (int i = 0; i < n; i++) {
                 event *ev = &evs[i];
                 if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
-                if (seen_add(set, cap, ev->id)) ct_pgarray_add(&fresh, ev->id);
-                else ev->dup = true;
+                ev->dup = seen_add_or_find(fresh_ids, cap, ev->id, false) || !seen_add_or_find(taken, cap, ev->id, true);
             }
             PQclear(res);
         }
@@ -655,10 +659,6 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
         } else {
             piped = true;
         }
-    }
-    if (rc == 0 && fresh.count > 0) {
-        const char *v[1] = {ct_pgarray_text(&fresh)};
-        rc = send_q(&ps, Q_APPLIED, 1, v, err);
     }
     uint64_t applied = 0, dups = 0, skipped = 0, dead = 0;
     for (int i = 0; i < n && rc == 0; i++) {
@@ -752,8 +752,8 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
     }
     for (int i = 0; i < n; i++) json_decref(evs[i].root);
     pipe_state_free(&ps);
-    ct_pgarray_free(&ids), ct_pgarray_free(&fresh);
-    free(evs), free(set), free(next);
+    ct_pgarray_free(&ids);
+    free(evs), free(fresh_ids), free(taken), free(next);
     return rc;
 }
 
