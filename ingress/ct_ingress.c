@@ -252,8 +252,14 @@ static void query_command_status(PGconn *pg, ct_commit_item *it) {
         return;
     }
     const char *ob = outbox ? PQgetvalue(res, 0, 0) : NULL;
-    json_t *j = json_pack("{s:s, s:s, s:s}", "command_id", r->param, "status",
-                          outcome ? PQgetvalue(res, 0, 8) : strcmp(ob, "SENT") == 0 ? "PUBLISHED" : "ACCEPTED", "type",
+    /* A FAILED row was never published (the relay gave up after
+     * CONCERT_OUTBOX_MAX_ATTEMPTS): it will have no outcome unless an
+     * operator retries it, so it must not read as ACCEPTED. */
+    const char *status = "ACCEPTED";
+    if (outcome) status = PQgetvalue(res, 0, 8);
+    else if (strcmp(ob, "SENT") == 0) status = "PUBLISHED";
+    else if (strcmp(ob, "FAILED") == 0) status = "FAILED";
+    json_t *j = json_pack("{s:s, s:s, s:s}", "command_id", r->param, "status", status, "type",
                           outbox ? PQgetvalue(res, 0, 1) : PQgetvalue(res, 0, 9));
     if (j && outbox) {
         json_object_set_new(j, "outbox_status", json_string(ob));

@@ -337,6 +337,40 @@ Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .f
     json_decref(a);
 }
 
+Test(read_api, a_command_the_relay_gave_up_on_reads_as_failed, .init = setup, .fini = teardown) {
+    ct_http_resp r;
+    char url[128];
+    snprintf(url, sizeof url, "%s/v1/users/alice/balance/charge", base);
+    const char *h[] = {JSON, NULL};
+    cr_assert_eq(ct_http_do(curl, "POST", url, h, "{\"amount\":700}", &r), 202, "%s", r.body);
+    json_t *a = json_loads(r.body, 0, NULL);
+    ct_http_free(&r);
+    const char *id = JS(a, "command_id");
+    char q[320], path[96];
+    /* What the relay writes after its last attempt. */
+    snprintf(q, sizeof q,
+             "UPDATE outbox SET status = 'FAILED', attempts = 10, last_error = 'broker down', retry_at = 'infinity'"
+             " WHERE command_id = '%s'",
+             id);
+    sql(q);
+    snprintf(path, sizeof path, "/v1/commands/%s", id);
+    json_t *j = get_json(path, 200);
+    cr_expect_str_eq(JS(j, "status"), "FAILED", "a FAILED row has no outcome coming: not ACCEPTED");
+    cr_expect_str_eq(JS(j, "outbox_status"), "FAILED");
+    cr_expect_str_eq(JS(j, "last_error"), "broker down");
+    cr_expect_eq(JI(j, "attempts"), 10);
+    json_decref(j);
+    /* Retried and published, then decided: the outcome wins. */
+    snprintf(q, sizeof q, "UPDATE outbox SET status = 'SENT', sent_at = now(), retry_at = NULL WHERE command_id = '%s'",
+             id);
+    sql(q);
+    complete(id, "SUCCEEDED", NULL, "{\"user_id\":\"alice\",\"balance\":700}", false);
+    j = get_json(path, 200);
+    cr_expect_str_eq(JS(j, "status"), "SUCCEEDED");
+    json_decref(j);
+    json_decref(a);
+}
+
 typedef struct poster {
     char url[256];
     const char *headers[6];
