@@ -305,7 +305,8 @@ static void complete(const char *command_id, const char *status, const char *rea
     sql("COMMIT");
 }
 
-Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .fini = teardown) {
+/* POSTs a charge of 700 to alice; returns the 202 body ({command_id, status_url}). */
+static json_t *charge_alice_700(void) {
     ct_http_resp r;
     char url[128];
     snprintf(url, sizeof url, "%s/v1/users/alice/balance/charge", base);
@@ -313,6 +314,12 @@ Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .f
     cr_assert_eq(ct_http_do(curl, "POST", url, h, "{\"amount\":700}", &r), 202, "%s", r.body);
     json_t *a = json_loads(r.body, 0, NULL);
     ct_http_free(&r);
+    cr_assert(a, "202 body is JSON");
+    return a;
+}
+
+Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .fini = teardown) {
+    json_t *a = charge_alice_700();
     char path[96];
     snprintf(path, sizeof path, "/v1/commands/%s", JS(a, "command_id"));
     json_t *j = get_json(path, 200);
@@ -338,13 +345,7 @@ Test(read_api, command_status_shows_the_outcome_once_recorded, .init = setup, .f
 }
 
 Test(read_api, a_command_the_relay_gave_up_on_reads_as_failed, .init = setup, .fini = teardown) {
-    ct_http_resp r;
-    char url[128];
-    snprintf(url, sizeof url, "%s/v1/users/alice/balance/charge", base);
-    const char *h[] = {JSON, NULL};
-    cr_assert_eq(ct_http_do(curl, "POST", url, h, "{\"amount\":700}", &r), 202, "%s", r.body);
-    json_t *a = json_loads(r.body, 0, NULL);
-    ct_http_free(&r);
+    json_t *a = charge_alice_700();
     const char *id = JS(a, "command_id");
     char q[320], path[96];
     /* What the relay writes after its last attempt. */
