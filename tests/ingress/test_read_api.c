@@ -127,10 +127,30 @@ static void seed(void) {
         " ('" TK("2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
         " ('" TK("3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
         " ('" TK("0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
-        " ('" TK("5") "', '" C1 "', 'erin', 5, 'WAITING', 90000, NULL, NULL, NULL),"
-        " ('" TK("6") "', '" C1 "', 'frank', 6, 'WAITING', 95000, NULL, NULL, NULL),"
-        " ('" TK("7") "', '" C1 "', 'grace', 7, 'WAITING', 99000, NULL, NULL, NULL),"
+        " ('" TK("5") "', '" C1 "', 'erin', 4, 'WAITING', 90000, NULL, NULL, NULL),"
+        " ('" TK("6") "', '" C1 "', 'frank', 5, 'WAITING', 95000, NULL, NULL, NULL),"
+        " ('" TK("7") "', '" C1 "', 'grace', 6, 'WAITING', 99000, NULL, NULL, NULL),"
         " ('" TK("8") "', '" C2 "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
+}
+
+Test(read_api, a_hot_queue_counts_every_admission_of_the_minute, .init = setup, .fini = teardown) {
+    /* 250 admissions long before, then 300 in the last half second, pairs
+     * of them in the same millisecond (at both ends of the window), and one
+     * fan waiting. Every one of the 300 counts: a count capped at 200 and
+     * extrapolated from the latest 200 said 30,000. */
+    sql("INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts, active_until)"
+        " SELECT 'Q' || lpad(g::text, 21, '0'), '0000000000000000000000c3', 'u' || g, g, 'DONE', 9000,"
+        "  CASE WHEN g <= 250 THEN 10000 + (g + 1) / 2 ELSE 99000 + (g - 251) / 2 END, 700000"
+        " FROM generate_series(1, 550) g");
+    sql("INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts)"
+        " VALUES ('Q' || lpad('551', 21, '0'), '0000000000000000000000c3', 'u551', 551, 'WAITING', 99500)");
+    json_t *j = get_json("/v1/queue/tokens/Q000000000000000000551", 200);
+    cr_expect_str_eq(JS(j, "status"), "WAITING");
+    cr_expect_eq(JI(j, "as_of_ts"), 99500);
+    cr_expect_eq(JI(j, "admitted_last_minute"), 300, "every admission in (39500, 99500]");
+    cr_expect_eq(JI(j, "position"), 1);
+    cr_expect_eq(JI(j, "estimated_wait_ms"), 200, "one place at 300 a minute");
+    json_decref(j);
 }
 
 Test(read_api, catalog_schedules_and_seat_maps_page_through_the_read_models, .init = setup, .fini = teardown) {
