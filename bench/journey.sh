@@ -16,7 +16,8 @@
 # (default 1000): the others wait in the queue, as fans do. Each run prints
 # journeys/s (a journey counts when its payment SUCCEEDED), p50/p99/p999
 # per step from POST to outcome (admission: from the token to ACTIVE) and
-# CPU per component; then the per-hop latencies of 1 in
+# CPU per component and the per-hop latencies of that run's most common
+# path; then the per-hop latencies of 1 in
 # CONCERT_TRACE_SAMPLE (default 50) commands of the whole measurement
 # (bench/trace_report.py). --peer then runs the synchronous peer
 # (../shared/peers/syncpeer/run.sh) at 64 users and prints both rates.
@@ -82,6 +83,12 @@ grep -q '^ready:' "$logs/up.log" || { ct_log "concert up did not become ready"; 
 [ -d "$jars" ] || cp -r "$CONCERT_DATA_DIR/kafka/libs" "$jars"
 
 load() { "$B/bench/ct_bench_load" --url "$url" --scenario journey --max-active "$max_active" "$@" 2>&1 | grep -v '^journey of'; }
+# The hops of one run alone (its most common path): the report over all
+# runs at the end mixes 64 users' latencies with 2,048's.
+run_hops() {
+  echo "-- per hop of this run, its most common path (1 in $CONCERT_TRACE_SAMPLE commands) --"
+  tail -n +"$1" "$logs/up.log" | python3 bench/trace_report.py | sed -n 1,13p  # sed reads it all: no SIGPIPE under pipefail
+}
 
 ct_log "== warm-up: $warmup s of journeys at 512 users (not counted) =="
 load --connections 512 --duration "$warmup" >/dev/null
@@ -89,17 +96,21 @@ mark=$(wc -l <"$logs/up.log")
 best=0 best_users=0
 for u in $users; do
   echo "== closed loop, $u users =="
+  run_mark=$(wc -l <"$logs/up.log")
   out=$(load --connections "$u" --duration "$duration")
   echo "$out"
+  run_hops "$run_mark"
   js=$(printf '%s\n' "$out" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p')
   if [ -n "$js" ] && awk -v a="$js" -v b="$best" 'BEGIN{exit !(a>b)}'; then best=$js best_users=$u; fi
   if [ "$u" = 64 ]; then ours64=$js; fi
 done
 [ -n "$rate" ] || rate=$(awk -v b="$best" 'BEGIN{r=int(b*0.8); print (r>0 ? r : 1)}')
 echo "== open loop, $rate arrivals/s, up to ${best_users:-64} users at once =="
+run_mark=$(wc -l <"$logs/up.log")
 load --connections "$(( best_users > 0 ? best_users : 64 ))" --duration "$duration" --rate "$rate"
+run_hops "$run_mark"
 echo "== per hop, 1 in $CONCERT_TRACE_SAMPLE commands of the runs above (bench/trace_report.py) =="
-tail -n +"$mark" "$logs/up.log" | python3 bench/trace_report.py | head -60
+tail -n +"$mark" "$logs/up.log" | python3 bench/trace_report.py | sed -n 1,60p
 echo "best closed loop: $best journeys/s at $best_users users"
 
 if [ "$peer" = 1 ]; then
