@@ -195,7 +195,8 @@ static int bench_eos(const ct_config *cfg, int n) {
     printf("    processor: %" PRIu64 " transactions (%.0f records each); ms in poll %" PRId64 ", apply %" PRId64
            ", offsets %" PRId64 ", commit %" PRId64 ", store %" PRId64 "\n",
            txns, txns ? (double)(ps.applied - before.applied) / (double)txns : 0.0, ps.poll_ms - before.poll_ms,
-           ps.apply_ms - before.apply_ms, ps.offsets_ms - before.offsets_ms, ps.commit_ms - before.commit_ms, ps.store_ms - before.store_ms);
+           ps.apply_ms - before.apply_ms, ps.offsets_ms - before.offsets_ms, ps.commit_ms - before.commit_ms,
+           ps.store_ms - before.store_ms);
     ct_processor_destroy(t.p);
     rd_kafka_destroy(p);
     rd_kafka_consumer_close(c);

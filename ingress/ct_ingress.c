@@ -314,9 +314,10 @@ static void query_token(PGconn *pg, ct_commit_item *it) {
         "   WHERE w.concert_id = t.concert_id AND w.status = 'WAITING') + 1 END,"
         "  coalesce(hi.seq - coalesce(lo.seq, first.seq - 1), 0), clk.now"
         " FROM t CROSS JOIN clk"
+        /* clk.now is at least the latest activation: the last one in the
+         * window is the latest of all, found without clk's look-ups again. */
         " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now"
-        "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
+        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
         " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
         "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " STR(ADMISSION_WINDOW_MS)
         "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"

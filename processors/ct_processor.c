@@ -363,6 +363,14 @@ static int txn_error(ct_processor *p, rd_kafka_error_t *e, const char *what, ct_
     return 0;
 }
 
+/* The task of a polled record's partition, NULL if it is not assigned
+ * (revoked while polling). */
+static task *assigned_task(ct_processor *p, const rd_kafka_message_t *m) {
+    if (m->partition < 0 || m->partition >= CT_PROCESSOR_PARTITIONS_MAX) return NULL;
+    task *t = &p->tasks[m->partition];
+    return t->assigned ? t : NULL;
+}
+
 static int run_batch(ct_processor *p, ct_error *err) {
     rd_kafka_message_t **msgs = p->msgs;
     int max = p->cfg->processor_batch_max;
@@ -412,10 +420,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
      * free. The order inside a transaction changes nothing else: outputs
      * and offsets commit or abort together. */
     for (int i = 0; i < n; i++) {
-        task *t = (msgs[i]->partition >= 0 && msgs[i]->partition < CT_PROCESSOR_PARTITIONS_MAX)
-                      ? &p->tasks[msgs[i]->partition]
-                      : NULL;
-        if (t && t->assigned) t->next_offset = msgs[i]->offset + 1;
+        task *t = assigned_task(p, msgs[i]);
+        if (t) t->next_offset = msgs[i]->offset + 1;
     }
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
@@ -433,8 +439,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
     ADD(p->offsets_ms, t_offsets - t_apply);
     for (int i = 0; i < n; i++) {
         rd_kafka_message_t *m = msgs[i];
-        task *t = (m->partition >= 0 && m->partition < CT_PROCESSOR_PARTITIONS_MAX) ? &p->tasks[m->partition] : NULL;
-        if (!t || !t->assigned) continue; /* revoked while polling */
+        task *t = assigned_task(p, m);
+        if (!t) continue;
         if (!t->staged) {
             ct_store_batch_begin(t->store);
             t->staged = true;
@@ -594,5 +600,6 @@ void ct_processor_stats_get(const ct_processor *p, ct_processor_stats *out) {
     *out = (ct_processor_stats){.applied = GET(p->applied), .skipped = GET(p->skipped),
                                 .dead_lettered = GET(p->dead_lettered), .batches = GET(p->batches),
                                 .poll_ms = GET(p->poll_ms), .apply_ms = GET(p->apply_ms),
-                                .offsets_ms = GET(p->offsets_ms), .commit_ms = GET(p->commit_ms), .store_ms = GET(p->store_ms)};
+                                .offsets_ms = GET(p->offsets_ms), .commit_ms = GET(p->commit_ms),
+                                .store_ms = GET(p->store_ms)};
 }

@@ -645,7 +645,8 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             for (int i = 0; i < n; i++) {
                 event *ev = &evs[i];
                 if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
-                ev->dup = seen_add_or_find(fresh_ids, cap, ev->id, false) || !seen_add_or_find(taken, cap, ev->id, true);
+                ev->dup = seen_add_or_find(fresh_ids, cap, ev->id, false) ||
+                          !seen_add_or_find(taken, cap, ev->id, true);
             }
             PQclear(res);
         }

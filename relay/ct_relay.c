@@ -558,8 +558,10 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
         /* Under load rows keep coming: letting them gather for a moment
          * makes the next produce requests larger and fewer. A small round
          * means they trickle in, and a wait would only delay each one. */
-        if (n > 0) r->avg_round8 += n - r->avg_round8 / 8;
-        if (n > 0 && r->avg_round8 >= 8 * LINGER_MIN_ROWS) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
+        if (n > 0) {
+            r->avg_round8 += n - r->avg_round8 / 8;
+            if (r->avg_round8 >= 8 * LINGER_MIN_ROWS) r->linger_until_ms = ct_clock_mono_ms() + r->cfg->relay_linger_ms;
+        }
         int64_t until_tick = r->next_tick_ms - ct_clock_mono_ms();
         int wait_ms = (int)(until_tick < r->cfg->relay_poll_ms ? until_tick : r->cfg->relay_poll_ms);
         wait_for_work(r, r->prune_from != 0 ? 0 : wait_ms); /* an idle relay goes on with a pass at once */

@@ -104,9 +104,9 @@ static const setting settings[] = {
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
     {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "20", 0,
-     "Relay: when rounds average at least 16 rows, after one that did not fill CONCERT_RELAY_BATCH_MAX, wait this long for"
-     " more rows before the next (fewer, larger produce requests: the brokers' cost is per request; smaller"
-     " rounds go on at once; 0: no wait), in ms."},
+     "Relay: when rounds average at least 16 rows, after one that did not fill CONCERT_RELAY_BATCH_MAX, wait"
+     " this long for more rows before the next (fewer, larger produce requests: the brokers' cost is per"
+     " request; smaller rounds go on at once; 0: no wait), in ms."},
     {"CONCERT_RELAY_POLL_MS", INT(relay_poll_ms, 10, 60000), "1000", 0,
      "Relay: polling interval when no NOTIFY arrives (also the standby's leadership retry), in ms."},
     {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS", INT(relay_publish_timeout_ms, 1000, 600000), "30000", 0,
@@ -128,8 +128,8 @@ static const setting settings[] = {
     {"CONCERT_PROJECTOR_BATCH_MAX", INT(projector_batch_max, 1, 100000), "2000", 0,
      "Projector: most events applied in one Postgres transaction."},
     {"CONCERT_PROJECTOR_BATCH_MS", INT(projector_batch_ms, 1, 60000), "20", 0,
-     "Projector: when batches average at least 64 events, longest wait to fill the next transaction before applying"
-     " what there is (smaller batches take what has arrived and go), in ms."},
+     "Projector: when batches average at least 64 events, longest wait to fill the next transaction before"
+     " applying what there is (smaller batches take what has arrived and go), in ms."},
     {"CONCERT_SLACK_WEBHOOK_URL", STR(slack_webhook_url), "", SET_SECRET,
      "Slack incoming-webhook URL (http:// or https://) the projector posts notifications to. Empty: notifications"
      " are kept unsent in slack_notifications."},
