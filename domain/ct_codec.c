@@ -517,6 +517,30 @@ int ct_codec_decode_general(const char *buf, size_t len, ct_cmd *out, ct_error *
     return ct_cmd_validate(out, err);
 }
 
+int ct_codec_decode_envelope(const char *buf, size_t len, ct_cmd *out) {
+    memset(out, 0, sizeof *out);
+    if (!buf || len > CT_INPUT_RECORD_BYTES_MAX) return -1;
+    json_t *root = json_loadb(buf, len, 0, NULL);
+    json_t *id = json_object_get(root, "id"), *type = json_object_get(root, "type");
+    json_t *cid = json_object_get(root, "command_id"), *key = json_object_get(root, "key");
+    json_t *ts = json_object_get(root, "ts");
+    int rc = -1;
+    if (json_is_string(id) && json_is_string(type) && json_is_string(cid) && json_is_string(key) &&
+        ct_record_id_valid(json_string_value(id), json_string_length(id)) &&
+        ct_id_setn(&out->command_id, json_string_value(cid), json_string_length(cid)) == 0 &&
+        ct_id_setn(&out->key, json_string_value(key), json_string_length(key)) == 0 &&
+        (out->type = ct_cmd_type_from_name(json_string_value(type))) != CT_CMD_NONE) {
+        out->id_len = (uint8_t)json_string_length(id);
+        memcpy(out->id, json_string_value(id), out->id_len + 1u);
+        if (json_is_integer(ts) && json_integer_value(ts) >= 0 && json_integer_value(ts) <= CT_TS_MS_MAX)
+            out->ts_ms = json_integer_value(ts);
+        rc = 0;
+    }
+    json_decref(root);
+    if (rc) memset(out, 0, sizeof *out);
+    return rc;
+}
+
 /* ---- encoding -------------------------------------------------------- */
 
 typedef struct jw {
@@ -736,7 +760,8 @@ static int data(jw *w, const ct_out *o) {
         if (!ct_cmd_type_name(o->rejected_type)) return -1;
         f_str(w, "command_type", ct_cmd_type_name(o->rejected_type));
         f_reason(w, "reason", o->reason);
-        rejected_fields(w, o);
+        /* A poisoned command's data did not decode: its envelope is all. */
+        if (o->reason != CT_REASON_POISON) rejected_fields(w, o);
         break;
     case CT_OUT_BALANCE_CHARGED:
         f_id(w, "user_id", &o->user_id);

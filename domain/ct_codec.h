@@ -31,6 +31,13 @@
  * validates it (ct_cmd_validate). Returns 0, or -1 with a PERMANENT error. */
 int ct_codec_decode(const char *json, size_t len, ct_cmd *out, ct_error *err);
 
+/* What can be read of a record that does not decode: its envelope's id,
+ * type (a known name), command_id and key when each is present and valid,
+ * and ts (0 when absent or out of range); the data is not looked at.
+ * Returns 0 when id, type, command_id and key were all read, else -1.
+ * For answering a dead-lettered command (ct_domain_reject_poison). */
+int ct_codec_decode_envelope(const char *json, size_t len, ct_cmd *out);
+
 /* ct_codec_decode is these two: the fast path, which decodes the common
  * shape (a flat envelope of ASCII strings, integers and booleans) in place
  * and returns 1, or returns 0 for anything else without a message; then,

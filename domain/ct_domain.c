@@ -923,6 +923,43 @@ int ct_wallet_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, c
     return 0;
 }
 
+int ct_domain_reject_poison(ct_role role, const ct_cmd *envelope, ct_effects *fx, ct_error *err) {
+    const ct_cmd *m = envelope;
+    bool client = false;
+    switch (m->type) {
+    case CT_CMD_CREATE_CONCERT:
+    case CT_CMD_ISSUE_TOKEN:
+    case CT_CMD_HOLD_SEAT:
+    case CT_CMD_REQUEST_PAYMENT:
+    case CT_CMD_CHARGE_BALANCE: client = true; break;
+    /* A record one processor sent the other: a poisoned one is a bug the
+     * dead-letter topic shows an operator, and there is no client waiting
+     * on a command of its own type. */
+    case CT_CMD_NONE:
+    case CT_CMD_PAYMENT_SETTLED:
+    case CT_CMD_TICK:
+    case CT_CMD_DEBIT_REQUESTED:
+    case CT_CMD_REFUND_REQUESTED:
+    case CT_CMD_TYPE_COUNT_: break;
+    }
+    if (role != CT_ROLE_CONCERT && role != CT_ROLE_WALLET) {
+        CT_ERR(err, CT_ERR_FATAL, "unknown processor role %d", (int)role);
+        return -1;
+    }
+    if (!client || m->id_len == 0 || m->command_id.len == 0 || m->key.len == 0) {
+        CT_ERR(err, CT_ERR_PERMANENT, "no client command to answer");
+        return -1;
+    }
+    ct_fx_reset(fx, m->id);
+    ctx c = {.fx = fx, .err = err, .cmd = m, .now_ms = m->ts_ms};
+    ct_topic topic = role == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS : CT_TOPIC_ID_CONCERT_EVENTS;
+    ct_out *o = emit(&c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id, true);
+    if (!o) return -1;
+    o->rejected_type = m->type;
+    o->reason = CT_REASON_POISON;
+    return 0;
+}
+
 int ct_domain_apply(ct_role role, const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, ct_error *err) {
     if (role == CT_ROLE_CONCERT) return ct_concert_apply(port, cmd, fx, err);
     if (role == CT_ROLE_WALLET) return ct_wallet_apply(port, cmd, fx, err);

@@ -39,6 +39,16 @@ int ct_concert_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, 
  * RefundRequested). Returns 0 or -1 (see above). */
 int ct_wallet_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, ct_error *err);
 
+/* The terminal answer to a command the processor dead-letters (it does
+ * not decode or validate, or is for the other role), so that it still ends
+ * with exactly one outcome: CommandRejected with reason POISON on the
+ * role's events topic. envelope holds what ct_codec_decode_envelope
+ * salvaged (id, type, command_id, key, ts); only a command a client sends
+ * (CreateConcert, IssueToken, HoldSeat, RequestPayment, ChargeBalance) is
+ * answered. Reads no state. Returns 0, or -1 PERMANENT when there is no
+ * client command to answer (the dead-letter alone stands). */
+int ct_domain_reject_poison(ct_role role, const ct_cmd *envelope, ct_effects *fx, ct_error *err);
+
 /* Dispatches on role. */
 int ct_domain_apply(ct_role role, const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx,
                     ct_error *err);

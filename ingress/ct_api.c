@@ -600,6 +600,7 @@ static const reason_spec reasons[] = {
     {"UNKNOWN_TOKEN", 404, "no such queue token"},
     {"UNKNOWN_RESERVATION", 404, "no such reservation"},
     {"UNKNOWN_PAYMENT", 404, "no such payment"},
+    {"POISON", 422, "the command could not be processed and was set aside for an operator (dead-lettered)"},
 };
 
 static const reason_spec *reason_find(const char *reason) {

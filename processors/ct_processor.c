@@ -94,6 +94,57 @@ static int dead_letter(ct_processor *p, const rd_kafka_message_t *m, const char 
     return produce(p, p->dlq_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h, err);
 }
 
+/* Produces the outputs in p->fx of the input record input_id. */
+static int produce_outputs(ct_processor *p, const char *input_id, ct_error *err) {
+    size_t n = ct_effects_output_count(p->fx);
+    for (size_t i = 0; i < n; i++) {
+        const ct_out *o = ct_effects_output_at(p->fx, i);
+        size_t len = 0;
+        char id[CT_OUTPUT_ID_BYTES_MAX + 1];
+        if (ct_codec_encode_effect(p->fx, i, p->buf, sizeof p->buf, &len, err) != 0) return -1;
+        ct_codec_output_id(input_id, o->index, id);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+        rd_kafka_header_add(h, "type", -1, ct_out_type_name(o->type), -1);
+        rd_kafka_header_add(h, "v", -1, "1", 1);
+        rd_kafka_header_add(h, "id", -1, id, -1);
+        if (produce(p, ct_topic_name(o->topic), RD_KAFKA_PARTITION_UA, o->key.s, o->key.len, p->buf, len, h, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* A record that does not decode or validate goes to the dead-letter topic
+ * (when producing; a restore skips it), and the command it carries still
+ * ends: when its envelope names a client command, the domain answers it
+ * with CommandRejected POISON, in the same transaction, and its id is
+ * marked applied like any other record's, so a redelivery is skipped
+ * instead of dead-lettered and answered again. */
+static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, bool producing, const char *reason,
+                        ct_error *err) {
+    ct_cmd env;
+    bool answerable = m->payload && ct_codec_decode_envelope(m->payload, m->len, &env) == 0;
+    if (answerable) {
+        bool applied = false;
+        if (ct_store_is_applied(t->store, env.id, &applied, err) != 0) return -1;
+        if (applied) { /* its answer went out with its first delivery */
+            ADD(p->skipped, 1);
+            return 0;
+        }
+        int64_t logged_at = rd_kafka_message_timestamp(m, NULL); /* stored with the record: the same on replay */
+        if (env.ts_ms == 0 && logged_at > 0) env.ts_ms = logged_at;
+        ct_error perr = {0};
+        answerable = ct_domain_reject_poison(p->role, &env, p->fx, &perr) == 0;
+        if (!answerable && perr.klass == CT_ERR_FATAL) {
+            if (err) *err = perr;
+            return -1;
+        }
+    }
+    if (producing && dead_letter(p, m, reason, err) != 0) return -1;
+    if (!answerable) return 0;
+    if (producing && produce_outputs(p, env.id, err) != 0) return -1;
+    return ct_store_batch_mark_applied(t->store, env.id, m->offset, err);
+}
+
 /* Applies one input record to its task: decode, dedupe, core, outputs (when
  * producing), staged state. Returns -1 only for errors that must abort the
  * batch; a bad record is dead-lettered (or, restoring, skipped) and is 0. */
@@ -120,28 +171,13 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
         if (err) *err = rec_err;
         return -1;
     }
-    if (producing) {
-        size_t n = ct_effects_output_count(p->fx);
-        for (size_t i = 0; i < n; i++) {
-            const ct_out *o = ct_effects_output_at(p->fx, i);
-            size_t len = 0;
-            char id[CT_OUTPUT_ID_BYTES_MAX + 1];
-            if (ct_codec_encode_effect(p->fx, i, p->buf, sizeof p->buf, &len, err) != 0) return -1;
-            ct_codec_output_id(cmd.id, o->index, id);
-            rd_kafka_headers_t *h = rd_kafka_headers_new(3);
-            rd_kafka_header_add(h, "type", -1, ct_out_type_name(o->type), -1);
-            rd_kafka_header_add(h, "v", -1, "1", 1);
-            rd_kafka_header_add(h, "id", -1, id, -1);
-            if (produce(p, ct_topic_name(o->topic), RD_KAFKA_PARTITION_UA, o->key.s, o->key.len, p->buf, len, h, err))
-                return -1;
-        }
-    }
+    if (producing && produce_outputs(p, cmd.id, err) != 0) return -1;
     if (ct_store_batch_add(t->store, p->fx, err) != 0) return -1;
     if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, err) != 0) return -1;
     ADD(p->applied, 1);
     return 0;
 bad_record:
-    rc = producing ? dead_letter(p, m, rec_err.msg, err) : 0;
+    rc = end_poisoned(p, t, m, producing, rec_err.msg, err);
     if (rc == 0) rc = ct_store_batch_set_offset(t->store, m->offset, err);
     return rc;
 }

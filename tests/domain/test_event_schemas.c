@@ -42,8 +42,7 @@ static seen S;
 
 /* Applies c (to its role's partition) and records every output as the
  * processor would produce it. */
-static void apply(const ct_cmd *c) {
-    dom_apply(&D, c);
+static void record_outputs(void) {
     for (size_t i = 0; i < ct_effects_output_count(D.fx); i++) {
         const ct_out *o = ct_effects_output_at(D.fx, i);
         char buf[CT_OUTPUT_RECORD_BYTES_MAX + 1];
@@ -55,6 +54,11 @@ static void apply(const ct_cmd *c) {
         S.reason[o->reason]++;
         if (o->type == CT_OUT_COMMAND_REJECTED) S.rejected_on[o->topic]++, S.rejected_cmd[o->rejected_type]++;
     }
+}
+
+static void apply(const ct_cmd *c) {
+    dom_apply(&D, c);
+    record_outputs();
 }
 
 /* The command the other role reads from the last apply's first output of
@@ -246,6 +250,51 @@ static void enum_equals(json_t *schema, const char *const *path, const char *(*n
         cr_assert(found, "schemas/events.json does not list %s", name(i));
     }
 }
+/* Commands a processor dead-letters: a client command whose data does
+ * not decode is still answered (POISON) on its role's events topic; one
+ * processor's record for the other, or an envelope without a command id,
+ * is not (the dead-letter topic alone has it). */
+static void poisoned(void) {
+    static const char *const answered[] = {
+        "{\"id\":\"bad-1\",\"type\":\"HoldSeat\",\"v\":1,\"ts\":1700000100000,\"command_id\":\"cmd-bad-1\","
+        "\"key\":\"c1\",\"data\":{\"seat_no\":\"one\"}}",
+        "{\"id\":\"bad-2\",\"type\":\"ChargeBalance\",\"v\":7,\"ts\":-5,\"command_id\":\"cmd-bad-2\","
+        "\"key\":\"uA\",\"data\":{\"user_id\":\"uA\",\"amount\":-1}}",
+    };
+    for (int i = 0; i < 2; i++) {
+        ct_cmd env;
+        ct_error err = {0};
+        cr_assert_neq(ct_codec_decode(answered[i], strlen(answered[i]), &env, &err), 0, "%s", answered[i]);
+        cr_assert_eq(ct_codec_decode_envelope(answered[i], strlen(answered[i]), &env), 0, "%s", answered[i]);
+        ct_role role = i == 0 ? CT_ROLE_CONCERT : CT_ROLE_WALLET;
+        cr_assert_eq(ct_domain_reject_poison(role, &env, D.fx, &err), 0, "%s", err.msg);
+        cr_assert_eq(ct_effects_output_count(D.fx), 1u);
+        const ct_out *o = ct_effects_output_at(D.fx, 0);
+        cr_assert_eq(o->type, CT_OUT_COMMAND_REJECTED);
+        cr_assert_eq(o->reason, CT_REASON_POISON);
+        cr_assert(o->terminal);
+        cr_assert_eq(o->ts_ms, i == 0 ? INT64_C(1700000100000) : 0);
+        cr_assert_str_eq(o->command_id.s, i == 0 ? "cmd-bad-1" : "cmd-bad-2");
+        record_outputs();
+    }
+    static const char *const unanswered[] = {
+        "{\"id\":\"bad-3\",\"type\":\"DebitRequested\",\"v\":1,\"ts\":1,\"command_id\":\"cmd-3\",\"key\":\"uA\","
+        "\"data\":{}}",
+        "{\"id\":\"bad-4\",\"type\":\"HoldSeat\",\"v\":1,\"ts\":1,\"key\":\"c1\",\"data\":{}}",
+        "{\"id\":\"bad 5\",\"type\":\"HoldSeat\",\"command_id\":\"cmd-5\",\"key\":\"c1\"}",
+        "{\"id\":\"bad-6\",\"type\":\"Refund\",\"command_id\":\"cmd-6\",\"key\":\"c1\"}",
+        "{not json",
+    };
+    for (size_t i = 0; i < sizeof unanswered / sizeof unanswered[0]; i++) {
+        ct_cmd env;
+        ct_error err = {0};
+        const char *r = unanswered[i];
+        bool read = ct_codec_decode_envelope(r, strlen(r), &env) == 0;
+        cr_assert(!read || ct_domain_reject_poison(CT_ROLE_WALLET, &env, D.fx, &err) != 0, "%s was answered", r);
+        cr_assert(!read || err.klass == CT_ERR_PERMANENT, "%s", r);
+    }
+}
+
 static const char *out_name(int t) { return ct_out_type_name((ct_out_type)t); }
 static const char *reason_name(int r) { return ct_reason_name((ct_reason)r); }
 
@@ -262,6 +311,7 @@ Test(event_schemas, every_output_type_validates_against_schemas_events_json) {
     refunded_debit();
     balance_limit();
     deadlines();
+    poisoned();
     cr_assert_eq(fclose(S.out), 0);
 
     /* What the scenarios produced, by the codec's own lists. */

@@ -16,7 +16,10 @@
  *   queue            1,000 tokens, max_active 100: exact FIFO positions;
  *                    admission as holders pay and as tokens expire
  *   hold expiry      a short hold_ttl: the seat comes back, paying is 410
- *   walkthrough      docs/walkthrough.md's sh blocks, as written, in bash */
+ *   walkthrough      docs/walkthrough.md's sh blocks, as written, in bash
+ *   poisoned         a charge the wallet cannot decode (put in the outbox
+ *                    directly, as a bug or a schema skew would) is
+ *                    dead-lettered and still ends: REJECTED, POISON */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -451,6 +454,39 @@ static void walkthrough(CURL *c) {
     cr_assert_eq(rc, 0, "docs/walkthrough.md failed as written (output above)");
 }
 
+static void poisoned(CURL *c) {
+    char sql[1024], path[128];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
+             " SELECT u, '" CT_TOPIC_WALLET_COMMANDS "', 'poison-%s', 'ChargeBalance',"
+             "  jsonb_build_object('id', u::text, 'type', 'ChargeBalance', 'v', 1,"
+             "   'ts', (extract(epoch FROM now()) * 1000)::bigint, 'command_id', u::text, 'key', 'poison-%s',"
+             "   'data', jsonb_build_object('user_id', 'poison-%s', 'amount', 'lots'))"
+             " FROM gen_random_uuid() u RETURNING command_id",
+             run, run, run);
+    PGresult *res = PQexec(db, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+    snprintf(path, sizeof path, "/v1/commands/%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    PQclear(PQexec(db, "NOTIFY outbox"));
+    char last[512] = "";
+    for (int64_t until = now_ms() + 60000; now_ms() < until; usleep(100 * 1000)) {
+        resp r = call(c, "GET", path, NULL, NULL);
+        cr_assert_eq(r.status, 200, "%s: %ld %s", path, r.status, r.text);
+        snprintf(last, sizeof last, "%s", r.text);
+        bool ended = strcmp(str(&r, "status"), "ACCEPTED") && strcmp(str(&r, "status"), "PUBLISHED");
+        if (ended) {
+            cr_assert_str_eq(str(&r, "status"), "REJECTED", "%s", r.text);
+            cr_assert_str_eq(str(&r, "reason"), "POISON", "%s", r.text);
+            cr_assert_str_eq(str(&r, "event"), "CommandRejected", "%s", r.text);
+            resp_free(&r);
+            return;
+        }
+        resp_free(&r);
+    }
+    cr_assert_fail("the poisoned command never ended: %s", last);
+}
+
 /* A new processor rebuilds its stores from the command topics before it
  * answers, and the test cluster keeps every earlier run's records: wait
  * until both roles answer a command (a charge, a concert) before timing
@@ -488,7 +524,7 @@ Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = tear
         const char *name;
         void (*fn)(CURL *);
     } scenarios[] = {{"journey", journey}, {"seat race", seat_race}, {"queue", queue_fifo}, {"hold expiry", hold_expiry},
-                   {"walkthrough", walkthrough}};
+                   {"walkthrough", walkthrough}, {"poisoned", poisoned}};
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int64_t t0 = now_ms();
         scenarios[i].fn(c);

@@ -422,7 +422,7 @@ Test(api, every_rejection_reason_has_its_status) {
         {"PAYMENT_NOT_PENDING", 409}, {"INSUFFICIENT_BALANCE", 402}, {"HOLD_EXPIRED", 410},
         {"LIMIT_EXCEEDED", 422}, {"BALANCE_LIMIT", 422}, {"INVALID_SEAT", 422},
         {"UNKNOWN_CONCERT", 404}, {"UNKNOWN_SCHEDULE", 404}, {"UNKNOWN_TOKEN", 404},
-        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"UNKNOWN_SOMETHING_NEW", 404},
+        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"POISON", 422}, {"UNKNOWN_SOMETHING_NEW", 404},
         {"SOMETHING_NEW", 409}, {NULL, 409},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -2,7 +2,8 @@
  * `concert processor` processes users run: commands in, events out, exactly
  * one terminal outcome per command, the payment saga across the two roles,
  * a duplicated command record applied once, a malformed record
- * dead-lettered while processing goes on. */
+ * dead-lettered while processing goes on, and a client command whose data
+ * does not decode dead-lettered and still answered, once (POISON). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
@@ -157,6 +158,8 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
              "{\"payment_id\":\"p1%s\",\"reservation_id\":\"r1%s\",\"token\":\"k1%s\",\"user_id\":\"%s\","
              "\"concert_id\":\"%s\"}", run, run, run, user[0], concert_id);
     pay = cmd("pay", "RequestPayment", ts + 12, concert_id, data);
+    char *poison_hold = cmd("poison-hold", "HoldSeat", ts + 13, concert_id, "{\"seat_no\":\"one\"}");
+    char *poison_charge = cmd("poison-charge", "ChargeBalance", ts + 14, user[1], "{\"amount\":-1}");
 
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, create);
     for (int i = 0; i < 3; i++) send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, issue[i]);
@@ -165,13 +168,16 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, hold1);
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, hold2);
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, pay);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, poison_hold);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, poison_hold); /* redelivered: answered once */
+    send_record(p, CT_TOPIC_WALLET_COMMANDS, user[1], poison_charge);
     cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
 
     int activated = 0;
     char dump_path[160];
     snprintf(dump_path, sizeof dump_path, "%s/events.jsonl", dir);
     cr_assert_not_null(dump = fopen(dump_path, "w"));
-    collect(c, 8, &activated);
+    collect(c, 10, &activated);
     fclose(dump);
     ct_model_validate_file(dump_path, "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
                                       "TokenActivated,TokenDone,SeatHeld,PaymentRequested,SeatSold,ReservationConfirmed,"
@@ -184,9 +190,13 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     expect("hold1", "SeatHeld", NULL);
     expect("hold2", "CommandRejected", "SEAT_TAKEN");
     expect("pay", "ReservationConfirmed", NULL);
+    expect("poison-hold", "CommandRejected", "POISON");
+    expect("poison-charge", "CommandRejected", "POISON");
     char cid[64];
     snprintf(cid, sizeof cid, "%s-issue2", run);
     cr_assert_eq(outcome_of(cid)->records, 1, "the duplicated IssueToken produced %d records", outcome_of(cid)->records);
+    snprintf(cid, sizeof cid, "%s-poison-hold", run);
+    cr_assert_eq(outcome_of(cid)->records, 1, "the redelivered poison produced %d records", outcome_of(cid)->records);
     /* The payment finished token 1, which freed a slot for the waiting token 3. */
     cr_assert_eq(activated, 1, "token 3 activated %d times", activated);
     ct_test_consumer_close(c);
@@ -218,7 +228,7 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     snprintf(wlog, sizeof wlog, "%s/wallet.log", dir);
     ct_test_stop_clean(concert, "the concert processor", clog);
     ct_test_stop_clean(wallet, "the wallet processor", wlog);
-    free(charge), free(create), free(hold1), free(hold2), free(pay);
+    free(charge), free(create), free(hold1), free(hold2), free(pay), free(poison_hold), free(poison_charge);
     for (int i = 0; i < 3; i++) free(issue[i]);
     ct_test_cleanup_run(dir);
 }
