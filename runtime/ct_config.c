@@ -414,7 +414,7 @@ void ct_config_log_effective(const ct_config *cfg) {
         const char *field = (const char *)cfg + s->offset;
         switch (s->type) {
         case SET_STR:
-            if (s->flags & SET_SECRET) ct_log_redact_url(field, line, sizeof line);
+            if (s->flags & SET_SECRET) ct_log_redact_secret(field, line, sizeof line);
             else snprintf(line, sizeof line, "%s", field);
             break;
         case SET_INT: snprintf(line, sizeof line, "%d", *(const int *)field); break;

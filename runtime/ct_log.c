@@ -2,6 +2,7 @@
 #include "ct_log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -95,37 +96,95 @@ int ct_log_ratelimit_allow(ct_log_ratelimit *rl, int64_t interval_ms, int64_t *s
     return 1;
 }
 
-void ct_log_redact_url(const char *url, char *out, size_t out_bytes) {
+/* Appends n bytes of s to out (bounded, always NUL-terminated). */
+static void put(char *out, size_t out_bytes, size_t *o, const char *s, size_t n) {
+    while (n-- > 0 && *s && *o + 1 < out_bytes) out[(*o)++] = *s++;
+    out[*o] = '\0';
+}
+
+/* True if a parameter name says its value is a secret. */
+static int secret_name(const char *name, size_t n) {
+    static const char *const words[] = {"password", "secret", "key", "token"};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+        size_t wn = strlen(words[w]);
+        for (size_t i = 0; i + wn <= n; i++)
+            if (strncasecmp(name + i, words[w], wn) == 0) return 1;
+    }
+    return 0;
+}
+
+/* conninfo form: "host=db password='s 3' user=u": every secret-named
+ * keyword's value (quoted or not) becomes ***. */
+static void redact_conninfo(const char *p, char *out, size_t out_bytes, size_t *o) {
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        const char *sp = strchr(p, ' ');
+        if (!eq || (sp && sp < eq)) { /* a word without a value */
+            size_t n = sp ? (size_t)(sp - p) + 1 : strlen(p);
+            put(out, out_bytes, o, p, n);
+            p += n;
+            continue;
+        }
+        put(out, out_bytes, o, p, (size_t)(eq - p) + 1);
+        int hide = secret_name(p, (size_t)(eq - p));
+        const char *v = eq + 1, *ve = v;
+        if (*ve == '\'') {
+            ve++;
+            while (*ve && *ve != '\'') ve += (*ve == '\\' && ve[1]) ? 2 : 1;
+            if (*ve) ve++;
+        } else {
+            while (*ve && *ve != ' ') ve++;
+        }
+        if (hide) put(out, out_bytes, o, "***", 3);
+        else put(out, out_bytes, o, v, (size_t)(ve - v));
+        p = ve;
+    }
+}
+
+void ct_log_redact_secret(const char *value, char *out, size_t out_bytes) {
     if (out_bytes == 0) return;
     out[0] = '\0';
-    if (!url) return;
+    if (!value || !*value) return;
     size_t o = 0;
-    const char *p = url;
-    const char *scheme = strstr(url, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = (scheme && at) ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-    while (*p && o + 1 < out_bytes) {
-        if (colon && p == colon + 1) {
-            /* URL form: user:PASSWORD@host */
-            const char *mask = "***";
-            while (*mask && o + 1 < out_bytes) out[o++] = *mask++;
-            p = at;
-            continue;
-        }
-        if (!scheme && strncasecmp(p, "password=", 9) == 0 && (p == url || p[-1] == ' ')) {
-            const char *mask = "password=***";
-            while (*mask && o + 1 < out_bytes) out[o++] = *mask++;
-            p += 9;
-            if (*p == '\'') {
-                p++;
-                while (*p && *p != '\'') p += (*p == '\\' && p[1]) ? 2 : 1;
-                if (*p) p++;
-            } else {
-                while (*p && *p != ' ') p++;
-            }
-            continue;
-        }
-        out[o++] = *p++;
+    const char *scheme = strstr(value, "://");
+    if (!scheme) {
+        if (strchr(value, '=')) redact_conninfo(value, out, out_bytes, &o);
+        else put(out, out_bytes, &o, "***", 3); /* a bare key or token */
+        return;
     }
-    out[o] = '\0';
+    const char *auth = scheme + 3;
+    size_t auth_n = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', auth_n);
+    put(out, out_bytes, &o, value, (size_t)(auth - value));
+    if (at) { /* user[:password]@ */
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        put(out, out_bytes, &o, auth, (size_t)((colon ? colon : at) - auth));
+        put(out, out_bytes, &o, colon ? ":***@" : "@", colon ? 5 : 1);
+        auth_n -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    put(out, out_bytes, &o, auth, auth_n); /* host[:port] */
+    const char *rest = auth + auth_n;
+    bool db = strncasecmp(value, "postgres", 8) == 0;
+    if (!db) { /* an HTTP(S) webhook's path and query are its secret */
+        if (*rest) put(out, out_bytes, &o, "/***", 4);
+        return;
+    }
+    size_t path_n = strcspn(rest, "?#");
+    put(out, out_bytes, &o, rest, path_n); /* the database name */
+    rest += path_n;
+    if (*rest != '?') return;
+    put(out, out_bytes, &o, "?", 1);
+    for (const char *q = rest + 1; *q && *q != '#';) {
+        size_t pn = strcspn(q, "&#");
+        const char *eq = memchr(q, '=', pn);
+        if (eq && secret_name(q, (size_t)(eq - q))) {
+            put(out, out_bytes, &o, q, (size_t)(eq - q) + 1);
+            put(out, out_bytes, &o, "***", 3);
+        } else {
+            put(out, out_bytes, &o, q, pn);
+        }
+        q += pn;
+        if (*q == '&') put(out, out_bytes, &o, "&", 1), q++;
+    }
 }

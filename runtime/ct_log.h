@@ -4,8 +4,8 @@
  * Line format: `<UTC time> <LEVEL> <component> <facility>: <message>` where
  * the message is free text followed by key=value context. Each line is one
  * write(2), so lines from concurrent threads or sibling processes sharing a
- * pipe never interleave. Never log payloads or secrets: pass URLs through
- * ct_log_redact_url() first.
+ * pipe never interleave. Never log payloads or secrets: pass secret settings through
+ * ct_log_redact_secret() first.
  *
  * The component and level are process-wide (set once by main before threads
  * start); everything else is thread-safe.
@@ -27,9 +27,14 @@ int ct_log_enabled(ct_log_level level);
 int ct_log_level_parse(const char *name, ct_log_level *out);
 const char *ct_log_level_name(ct_log_level level);
 
-/* Copies url to out with any password replaced by "***" (both URL form
- * `scheme://user:pass@host` and conninfo form `password=...`). */
-void ct_log_redact_url(const char *url, char *out, size_t out_bytes);
+/* Copies a secret setting's value to out in a form fit for a log line:
+ * a Postgres URL keeps user, host, port and database, with the password
+ * and every password/secret/key/token query parameter as "***"; any other
+ * URL (a webhook) keeps scheme and host and masks the rest, path and
+ * query, where a webhook's secret is; conninfo (`host=db password=...`)
+ * hides every such keyword's value; a bare value (an API key) is "***"
+ * whole. Empty stays empty. */
+void ct_log_redact_secret(const char *value, char *out, size_t out_bytes);
 
 /* Rate limiting for errors that repeat in a loop: at most one line per
  * interval per call site; the next line says how many were suppressed. */

@@ -32,15 +32,17 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-static int http_get(int port, const char *path, char *body, size_t n) {
+/* GET path with an optional extra header line (no CRLF). */
+static int http_get_with(int port, const char *path, const char *header, char *body, size_t n) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = 3};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int status = -1;
-    char req[128], resp[2048];
-    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    char req[512], resp[2048];
+    int len = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n%s%sConnection: close\r\n\r\n", path,
+                       header ? header : "", header ? "\r\n" : "");
     if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, req, (size_t)len) == len) {
         size_t got = 0;
         ssize_t r;
@@ -52,6 +54,25 @@ static int http_get(int port, const char *path, char *body, size_t n) {
     }
     close(fd);
     return status;
+}
+
+static int http_get(int port, const char *path, char *body, size_t n) { return http_get_with(port, path, NULL, body, n); }
+
+static char *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot read %s", path);
+    char *buf = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (;;) {
+        if (cap - *n < 4096) cr_assert_not_null(buf = realloc(buf, cap = cap * 2 + 4096));
+        size_t got = fread(buf + *n, 1, cap - *n - 1, f);
+        if (got == 0) break;
+        *n += got;
+    }
+    fclose(f);
+    buf[*n] = '\0';
+    return buf;
 }
 
 /* pids of live processes whose environment holds marker (optionally whose
@@ -251,7 +272,10 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
 /* With CONCERT_KAFKA_BROKERS and CONCERT_PG_URL set (here: the test
  * cluster), up starts no local Kafka or Postgres: it ensures the topics,
  * migrates, and supervises the components only. */
-Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeout = 300, .fini = stop_launched) {
+/* Also: every component at debug, given known secrets (the admin key, a
+ * webhook URL, a password in the Postgres URL's query, a librdkafka
+ * password) and asked with the admin key, writes none of them. */
+Test(up, uses_configured_kafka_and_postgres_and_logs_no_secret_at_debug, .timeout = 300, .fini = stop_launched) {
     char dir[] = "/tmp/ct-test-upx-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     if (getenv("CONCERT_KAFKA_BROKERS") || getenv("CONCERT_PG_URL"))
@@ -265,15 +289,22 @@ Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeou
     snprintf(data_env, sizeof data_env, "CONCERT_DATA_DIR=%s/data", dir);
     strcpy(brokers, "CONCERT_KAFKA_BROKERS=");
     ct_kafka_bootstrap(&cfg, brokers + strlen(brokers), sizeof brokers - strlen(brokers));
-    snprintf(pg_url, sizeof pg_url, "CONCERT_PG_URL=postgresql://concert@127.0.0.1:%d/concert", cfg.pg_port);
+    snprintf(pg_url, sizeof pg_url, "CONCERT_PG_URL=postgresql://concert@127.0.0.1:%d/concert?password=pw-S3KRIT-3",
+             cfg.pg_port);
     snprintf(log_path, sizeof log_path, "%s/up.log", dir);
     expect_port_free(30081);
-    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=30081", NULL};
+    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=30081", "CONCERT_LOG_LEVEL=debug",
+                   "CONCERT_ADMIN_KEY=adm-S3KRIT-1", "CONCERT_SLACK_WEBHOOK_URL=http://127.0.0.1:9/services/hook-S3KRIT-2",
+                   "CONCERT_KAFKA_CONF_SASL_PASSWORD=sasl-S3KRIT-4", NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
     expect_ready(up, f, 30081, log_path);
     char body[1024];
     cr_assert_eq(http_get(30081, "/readyz", body, sizeof body), 200, "%s", body);
+    cr_assert_eq(http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-1", body, sizeof body),
+                 200, "%s", body);
+    cr_assert_eq(http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-5", body, sizeof body),
+                 401, "%s", body);
     pid_t pids[64];
     cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 0, "no local broker");
     cr_assert_eq(find_marked(marker, "postgres", pids, 64), 0, "no local Postgres");
@@ -286,6 +317,15 @@ Test(up, uses_configured_kafka_and_postgres_without_starting_local_ones, .timeou
     expect_clean_stop(up, marker);
     launched = 0; /* stopped and reaped */
     fclose(f);
+    size_t n = 0;
+    char *log = read_file(log_path, &n);
+    bool debug = strstr(log, " DEBUG ") && strstr(log, "CONCERT_ADMIN_KEY=***");
+    int lines = 0, leaks = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"), lines++)
+        if (strstr(line, "S3KRIT") && leaks++ < 5) fprintf(stderr, "a secret in the log: %s\n", line);
+    cr_assert_eq(leaks, 0, "%d of %d log lines hold a secret (above)", leaks, lines);
+    cr_assert(debug, "no debug configuration lines in %s", log_path);
+    free(log);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);

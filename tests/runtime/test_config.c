@@ -280,14 +280,28 @@ Test(config, help_lists_every_variable_with_its_default) {
     free(buf);
 }
 
-Test(log, urls_are_redacted) {
+Test(log, secrets_are_redacted) {
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"postgresql://alice:s3cret@db:5432/concert", "postgresql://alice:***@db:5432/concert"},
+        {"postgresql://alice@db/concert", "postgresql://alice@db/concert"}, /* nothing to hide */
+        {"postgres://db:5432/concert?user=alice&password=s3cret&sslmode=require",
+         "postgres://db:5432/concert?user=alice&password=***&sslmode=require"},
+        {"postgresql://db/c?sslpassword=s3cret", "postgresql://db/c?sslpassword=***"},
+        {"host=db password=s3cret user=alice", "host=db password=*** user=alice"},
+        {"host=db password='s3 cret' user=alice", "host=db password=*** user=alice"},
+        {"https://hooks.slack.com/services/T000/B000/s3cret", "https://hooks.slack.com/***"},
+        {"http://user:s3cret@127.0.0.1:9/hook?token=s3cret", "http://user:***@127.0.0.1:9/***"},
+        {"s3cret-admin-key", "***"},
+        {"", ""},
+    };
     char out[256];
-    ct_log_redact_url("postgresql://alice:s3cret@db:5432/concert", out, sizeof out);
-    cr_assert_str_eq(out, "postgresql://alice:***@db:5432/concert");
-    ct_log_redact_url("host=db password=s3cret user=alice", out, sizeof out);
-    cr_assert_str_eq(out, "host=db password=*** user=alice");
-    ct_log_redact_url("host=db password='s3 cret' user=alice", out, sizeof out);
-    cr_assert_str_eq(out, "host=db password=*** user=alice");
-    ct_log_redact_url("postgresql://alice@db/concert", out, sizeof out);
-    cr_assert_str_eq(out, "postgresql://alice@db/concert", "nothing to hide");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_log_redact_secret(cases[i].in, out, sizeof out);
+        cr_expect_str_eq(out, cases[i].want, "%s", cases[i].in);
+        cr_expect(strstr(out, "s3cret") == NULL, "%s leaks as %s", cases[i].in, out);
+    }
+    ct_log_redact_secret("postgresql://alice:s3cret@db:5432/concert", out, 12); /* bounded */
+    cr_assert_eq(strlen(out), 11u);
 }
