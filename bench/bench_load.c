@@ -45,12 +45,30 @@
 #include <ctype.h>
 #include <dirent.h>
 
+#include "ct_auth.h"
 #include "ct_config.h"
 #include "ct_pg.h"
 
 #define SAMPLES_MAX (4 << 20)
 
 static char host[64] = "127.0.0.1";
+/* Users' bearer tokens are signed here with the pipeline's key, as its
+ * login service would: the write scenario's users ahead of the run (so the
+ * load costs no signing), each journey's user when it starts. */
+#define WRITE_USERS 100000
+static char auth_key[CT_AUTH_KEY_BYTES_MAX];
+static char (*write_auth)[CT_AUTH_TOKEN_BYTES_MAX];
+
+static int user_auth(const char *user, char *out, size_t n) {
+    char tok[CT_AUTH_TOKEN_BYTES_MAX];
+    ct_error err = {0};
+    if (ct_auth_token_new(auth_key, user, (int64_t)time(NULL), 24 * 3600, tok, sizeof tok, &err) != 0) {
+        fprintf(stderr, "error: token for %s: %s\n", user, err.msg);
+        return -1;
+    }
+    snprintf(out, n, "Authorization: Bearer %s\r\n", tok);
+    return 0;
+}
 static int port = 8080, connections = 64, duration_s = 10;
 static double rate;
 static _Atomic long ok, bad, errors, nsamples;
@@ -97,12 +115,13 @@ static int wconn_send(int ep, wconn *c, int64_t due) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
     }
-    char req[512];
+    char req[1536];
     const char *body = "{\"amount\":1000}";
+    unsigned u = rand_r(&c->seed) % WRITE_USERS;
     int len = snprintf(req, sizeof req,
                        "POST /v1/users/u%u/balance/charge HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                       "Content-Length: %zu\r\n\r\n%s",
-                       rand_r(&c->seed) % 100000, host, strlen(body), body);
+                       "%sContent-Length: %zu\r\n\r\n%s",
+                       u, host, write_auth[u], strlen(body), body);
     if (write(c->fd, req, (size_t)len) != len) return -1;
     c->busy = true, c->have = 0, c->t0 = due;
     return 0;
@@ -259,9 +278,9 @@ static void sample(int step, int64_t t0) {
 static void *journey_worker(void *arg) {
     (void)arg;
     int fd = -1;
-    char buf[16384], path[256], body[512], headers[256], token[64], reservation[128];
+    char buf[16384], path[256], body[512], headers[CT_AUTH_TOKEN_BYTES_MAX + 256], token[64], reservation[128];
     char *rb = NULL;
-    const char *wait = "Prefer: wait=30\r\n";
+    char wait[CT_AUTH_TOKEN_BYTES_MAX + 64];
     while (now_ns() < t_end_ns) {
         int64_t t0 = now_ns();
         if (rate > 0) {
@@ -283,6 +302,8 @@ static void *journey_worker(void *arg) {
         long u = atomic_fetch_add(&next_user, 1);
         char user[96];
         snprintf(user, sizeof user, "j%ld-%.24s", u, concert_id);
+        if (user_auth(user, wait, sizeof wait - 32) != 0) goto failed;
+        strcat(wait, "Prefer: wait=30\r\n");
         snprintf(path, sizeof path, "/v1/users/%s/balance/charge", user);
         snprintf(body, sizeof body, "{\"amount\":%d}", JOURNEY_PRICE);
         if (http(&fd, "POST", path, wait, body, buf, sizeof buf, &rb) != 200) goto failed;
@@ -447,6 +468,21 @@ int main(int argc, char **argv) {
             fprintf(stderr, "usage: ct_bench_load [--url http://HOST:PORT] [--connections N] [--duration S] [--rate R] "
                             "[--pg] [--scenario write|journey] [--max-active N]\n");
             return 2;
+        }
+    }
+    ct_config acfg;
+    ct_error aerr = {0};
+    if (ct_config_load_env(&acfg, &aerr) != 0 || ct_auth_key_load(&acfg, false, auth_key, &aerr) != 1) {
+        fprintf(stderr, "error: no key to sign users' tokens with: set CONCERT_AUTH_KEY, or CONCERT_DATA_DIR to the"
+                        " pipeline's (%s)\n", aerr.msg[0] ? aerr.msg : "no auth.key there");
+        return 2;
+    }
+    if (!journey_mode) {
+        if (!(write_auth = malloc(sizeof *write_auth * WRITE_USERS))) return 1;
+        for (unsigned u = 0; u < WRITE_USERS; u++) {
+            char user[16];
+            snprintf(user, sizeof user, "u%u", u);
+            if (user_auth(user, write_auth[u], sizeof write_auth[u]) != 0) return 1;
         }
     }
     long long cpu_before[COMPONENTS];

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "ct_auth.h"
 #include "ct_kafka.h"
 #include "ct_localkafka.h"
 #include "ct_localpg.h"
@@ -218,6 +219,14 @@ int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
     if (!sup) return ct_cmd_fail("up", &err);
     ct_supervisor_on_crashloop(sup, crashloop_alert, (void *)cfg);
     int64_t deadline = ct_clock_mono_ms() + cfg->up_ready_timeout_ms;
+    /* Users' tokens need a key: without CONCERT_AUTH_KEY, one of 256 random
+     * bits under the data directory, which the ingress and `concert auth
+     * token` find there. */
+    char auth_key[CT_AUTH_KEY_BYTES_MAX];
+    if (ct_auth_key_load(cfg, true, auth_key, &err) < 0) {
+        ct_supervisor_destroy(sup);
+        return ct_cmd_fail("up", &err);
+    }
     int rc = start_infrastructure(cfg, sup);
     if (rc == 0) rc = wait_infrastructure(cfg, sup, deadline);
     if (rc == 0 && !ct_signal_stop_requested()) {
@@ -239,6 +248,7 @@ int ct_cmd_up(const ct_config *cfg, int argc, char **argv) {
             const char *host = probe_host(cfg);
             bool v6 = strchr(host, ':') != NULL;
             printf("ready: http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", cfg->http_port);
+            printf("a user's token: concert auth token USER (Authorization: Bearer <token>)\n");
             fflush(stdout);
         }
         if (!ready && ct_clock_mono_ms() >= deadline) {

@@ -31,6 +31,8 @@ static const command commands[] = {
     {"outbox", ct_cmd_outbox,
      "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed | prune [--older-than S]",
      "inspect the outbox, re-drive FAILED rows, delete old SENT rows"},
+    {"auth", ct_cmd_auth, "auth token USER [--ttl S]",
+     "print a user's bearer token (HS256 JWT) signed with CONCERT_AUTH_KEY or the data directory's auth.key"},
     {"smoke", ct_cmd_smoke, "smoke [--timeout-ms N]", "produce test-message to test-topic and consume it back"},
 };
 #define COMMANDS_COUNT (sizeof commands / sizeof commands[0])

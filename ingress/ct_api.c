@@ -2,9 +2,11 @@
 #include "ct_api.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "ct_codec.h"
 #include "ct_domain_limits.h"
@@ -117,6 +119,52 @@ int ct_api_check_admin(const char *authorization, const char *admin_key, ct_api_
     return 0;
 }
 
+bool ct_api_route_is_user(ct_api_route r) {
+    switch (r) {
+    case CT_ROUTE_ISSUE_TOKEN:
+    case CT_ROUTE_HOLD_SEAT:
+    case CT_ROUTE_REQUEST_PAYMENT:
+    case CT_ROUTE_CHARGE_BALANCE:
+    case CT_ROUTE_COMMAND_STATUS:
+    case CT_ROUTE_TOKEN_STATUS:
+    case CT_ROUTE_RESERVATION:
+    case CT_ROUTE_USER_RESERVATIONS:
+    case CT_ROUTE_BALANCE: return true;
+    case CT_ROUTE_NONE:
+    case CT_ROUTE_HEALTHZ:
+    case CT_ROUTE_READYZ:
+    case CT_ROUTE_METRICS:
+    case CT_ROUTE_CREATE_CONCERT:
+    case CT_ROUTE_OUTBOX_LIST:
+    case CT_ROUTE_OUTBOX_RETRY:
+    case CT_ROUTE_CONCERTS:
+    case CT_ROUTE_SCHEDULES:
+    case CT_ROUTE_SEATS: return false;
+    }
+    return false;
+}
+
+bool ct_api_route_admin_may_read(ct_api_route r) { return ct_api_route_is_user(r) && ct_api_route_is_read(r); }
+
+int ct_api_auth_error(ct_auth_result res, ct_api_error *e) {
+    switch (res) {
+    case CT_AUTH_OK: return 0;
+    case CT_AUTH_MISSING:
+        FAIL(e, 401, "UNAUTHORIZED", "a user's token is required: Authorization: Bearer <token>"
+                                     " (concert auth token USER prints one)");
+    case CT_AUTH_INVALID: FAIL(e, 401, "INVALID_TOKEN", "the bearer token is not valid");
+    case CT_AUTH_EXPIRED: FAIL(e, 401, "TOKEN_EXPIRED", "the bearer token has expired");
+    }
+    FAIL(e, 401, "INVALID_TOKEN", "the bearer token is not valid");
+}
+
+int ct_api_check_user(ct_api_route r, const char *user, const char *param, ct_api_error *e) {
+    bool path_user = r == CT_ROUTE_CHARGE_BALANCE || r == CT_ROUTE_BALANCE || r == CT_ROUTE_USER_RESERVATIONS;
+    if (path_user && (!user || !param || strcmp(user, param) != 0))
+        FAIL(e, 403, "FORBIDDEN", "a user acts and reads only as themselves (the token is for another user)");
+    return 0;
+}
+
 int ct_api_check_content_type(const char *ct, ct_api_error *e) {
     static const char json[] = "application/json";
     size_t n = sizeof json - 1;
@@ -201,13 +249,15 @@ typedef struct fspec {
 } fspec;
 
 #define END_ {NULL, 0, false, 0, 0}
-static const fspec token_fields[] = {{"user_id", F_ID, true, 0, 0}, {"concert_id", F_CONCERT_ID, true, 0, 0}, END_};
-static const fspec hold_fields[] = {{"user_id", F_ID, true, 0, 0},
+/* user_id is the bearer token's user: optional in bodies, and when given it
+ * must be that user (ct_api_build_command). */
+static const fspec token_fields[] = {{"user_id", F_ID, false, 0, 0}, {"concert_id", F_CONCERT_ID, true, 0, 0}, END_};
+static const fspec hold_fields[] = {{"user_id", F_ID, false, 0, 0},
                                     {"concert_id", F_CONCERT_ID, true, 0, 0},
                                     {"schedule_id", F_ID, true, 0, 0},
                                     {"seat_no", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
                                     END_};
-static const fspec pay_fields[] = {{"user_id", F_ID, true, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
+static const fspec pay_fields[] = {{"user_id", F_ID, false, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
 static const fspec charge_fields[] = {{"amount", F_INT, true, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX}, END_};
 static const fspec concert_fields[] = {{"title", F_TITLE, true, 0, 0},
                                        {"schedules", F_SCHEDULES, true, 0, 0},
@@ -355,6 +405,20 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         goto out;
     }
     if (check_fields(body, spec, "", e) != 0) goto out;
+    /* Users act as themselves: the token's user, also when a body names one. */
+    bool acts_as_user = rq->route == CT_ROUTE_ISSUE_TOKEN || rq->route == CT_ROUTE_HOLD_SEAT ||
+                        rq->route == CT_ROUTE_REQUEST_PAYMENT || rq->route == CT_ROUTE_CHARGE_BALANCE;
+    if (acts_as_user && (!rq->user || !rq->user[0])) {
+        e->status = 401, e->code = "UNAUTHORIZED";
+        snprintf(e->message, sizeof e->message, "a user's token is required: Authorization: Bearer <token>");
+        goto out;
+    }
+    const char *body_user = json_string_value(json_object_get(body, "user_id"));
+    if (acts_as_user && body_user && strcmp(body_user, rq->user) != 0) {
+        e->status = 403, e->code = "FORBIDDEN";
+        snprintf(e->message, sizeof e->message, "user_id must be the token's user: a user acts only as themselves");
+        goto out;
+    }
     bool needs_token = rq->route == CT_ROUTE_HOLD_SEAT || rq->route == CT_ROUTE_REQUEST_PAYMENT;
     if (needs_token && !rq->queue_token) {
         e->status = 400, e->code = "MISSING_QUEUE_TOKEN";
@@ -372,7 +436,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
     case CT_ROUTE_ISSUE_TOKEN: {
         char token[CT_API_TOKEN_CHARS + 1];
         random_token(rq, token);
-        data = json_pack("{s:s, s:s, s:s}", "token", token, "user_id", S("user_id"), "concert_id", S("concert_id"));
+        data = json_pack("{s:s, s:s, s:s}", "token", token, "user_id", rq->user, "concert_id", S("concert_id"));
         json_object_set_new(response, "token", json_string(token));
         rc = finish(rq, out, "IssueToken", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
         break;
@@ -382,7 +446,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         random_token(rq, r);
         snprintf(rid, sizeof rid, "%s_%s", S("concert_id"), r);
         data = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "reservation_id", rid, "token", rq->queue_token, "user_id",
-                         S("user_id"), "concert_id", S("concert_id"), "schedule_id", S("schedule_id"), "seat_no",
+                         rq->user, "concert_id", S("concert_id"), "schedule_id", S("schedule_id"), "seat_no",
                          json_object_get(body, "seat_no"));
         json_object_set_new(response, "reservation_id", json_string(rid));
         rc = finish(rq, out, "HoldSeat", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
@@ -393,7 +457,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         random_token(rq, pid);
         memcpy(concert, S("reservation_id"), CT_API_CONCERT_ID_CHARS), concert[CT_API_CONCERT_ID_CHARS] = 0;
         data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"),
-                         "token", rq->queue_token, "user_id", S("user_id"), "concert_id", concert);
+                         "token", rq->queue_token, "user_id", rq->user, "concert_id", concert);
         json_object_set_new(response, "payment_id", json_string(pid));
         rc = finish(rq, out, "RequestPayment", CT_TOPIC_CONCERT_COMMANDS, concert, data, response, e);
         break;
@@ -459,16 +523,24 @@ char *ct_api_error_json(const ct_api_error *e) {
 }
 
 void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_token, const char *body, size_t len,
-                        char out[17]) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over route, param, token, body */
-    const char *parts[3] = {param ? param : "", queue_token ? queue_token : "", NULL};
-    h = (h ^ (uint64_t)r) * 1099511628211ULL;
-    for (int i = 0; i < 2; i++) {
-        for (const char *p = parts[i]; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
+                        char out[CT_API_FINGERPRINT_CHARS + 1]) {
+    /* SHA-256 of the route and each part with its length before it, so no
+     * two different requests share an input, and no request can be made up
+     * to match another's fingerprint. */
+    unsigned char md[32];
+    unsigned int mdn = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint64_t head[4] = {(uint64_t)r, param ? strlen(param) : 0, queue_token ? strlen(queue_token) : 0, len};
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, head, sizeof head) == 1 &&
+              EVP_DigestUpdate(ctx, param ? param : "", head[1]) == 1 &&
+              EVP_DigestUpdate(ctx, queue_token ? queue_token : "", head[2]) == 1 &&
+              EVP_DigestUpdate(ctx, body ? body : "", len) == 1 && EVP_DigestFinal_ex(ctx, md, &mdn) == 1 && mdn == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) { /* cannot happen with a working libcrypto: a value no replay can match */
+        memset(md, 0, sizeof md);
+        (void)getrandom(md, sizeof md, 0);
     }
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)body[i]) * 1099511628211ULL;
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 /* ---- the read side ------------------------------------------------------ */

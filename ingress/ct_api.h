@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ct_auth.h"
+
 #define CT_API_BODY_BYTES_MAX (16 * 1024)
 #define CT_API_IDEMPOTENCY_KEY_BYTES_MAX 255
 #define CT_API_TOKEN_CHARS 22
@@ -132,6 +134,18 @@ int ct_api_outcome_response(ct_api_route r, const char *accepted_body, const cha
  * 401 when the header is missing or wrong. */
 int ct_api_check_admin(const char *authorization, const char *admin_key, ct_api_error *e);
 
+/* Routes a user's bearer token opens (ct_auth): their writes and the reads
+ * of their data. The reads also take the admin key (an operator looking). */
+bool ct_api_route_is_user(ct_api_route r);
+bool ct_api_route_admin_may_read(ct_api_route r);
+/* The answer to a failed token check: 401 UNAUTHORIZED (none), INVALID_TOKEN
+ * or TOKEN_EXPIRED. 0 for CT_AUTH_OK, else -1 with e. */
+int ct_api_auth_error(ct_auth_result res, ct_api_error *e);
+/* A user acts and reads only as themselves: on the routes naming a user in
+ * the path (charge, balance, a user's reservations) it must be user. 0, or
+ * -1 with e (403 FORBIDDEN). Body user ids: ct_api_build_command. */
+int ct_api_check_user(ct_api_route r, const char *user, const char *param, ct_api_error *e);
+
 /* Content-Type must be application/json (parameters such as charset
  * allowed). 0, or -1 with e (415). */
 int ct_api_check_content_type(const char *content_type, ct_api_error *e);
@@ -146,6 +160,7 @@ typedef void (*ct_api_random_fn)(void *ctx, uint8_t *out, size_t n);
 typedef struct ct_api_request {
     ct_api_route route;
     const char *param;       /* path parameter (user id of a charge) */
+    const char *user;        /* the bearer token's user; NULL for admin writes */
     const char *queue_token; /* X-Queue-Token header, or NULL */
     const char *body;
     size_t body_len;
@@ -173,9 +188,12 @@ bool ct_api_uuid_valid(const char *s);
 /* {"error":{"code":...,"message":...}}, malloc'd. */
 char *ct_api_error_json(const ct_api_error *e);
 
-/* A stable 64-bit fingerprint (hex, 16 chars + NUL) of a request, so a
- * reused Idempotency-Key on a different request is told apart. */
+/* A request's fingerprint: SHA-256 (64 hex chars + NUL) of its route,
+ * path parameter, queue token and body, so a reused Idempotency-Key on a
+ * different request is told apart and no request can be crafted to pass
+ * for another. */
+#define CT_API_FINGERPRINT_CHARS 64
 void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_token, const char *body, size_t len,
-                        char out[17]);
+                        char out[CT_API_FINGERPRINT_CHARS + 1]);
 
 #endif

@@ -36,7 +36,7 @@ struct ct_commit_item {
     /* A write: the command, and its Idempotency-Key (NULL: none). */
     const ct_api_command *cmd;
     const char *idem_key;
-    char fingerprint[17];
+    char fingerprint[CT_API_FINGERPRINT_CHARS + 1];
     /* Or a query: run by a worker with its connection; sets status, body. */
     void (*query)(PGconn *pg, ct_commit_item *it);
     void *query_ctx;

@@ -30,6 +30,7 @@ static const int64_t latency_buckets_us[] = {1000, 2000, 5000, 10000, 20000, 500
 
 struct ct_ingress {
     const ct_config *cfg;
+    char auth_key[CT_AUTH_KEY_BYTES_MAX]; /* empty: user endpoints disabled (403) */
     struct MHD_Daemon *mhd;
     ct_commit *commit;
     ct_commit *reads; /* GET queries and outcome checks, never behind a write */
@@ -68,7 +69,9 @@ typedef struct req {
     int64_t t0_us;
     char *body;
     size_t len;
-    char idem_key[CT_API_IDEMPOTENCY_KEY_BYTES_MAX + 1];
+    char idem_key[CT_AUTH_USER_BYTES_MAX + 1 + CT_API_IDEMPOTENCY_KEY_BYTES_MAX + 1]; /* <user or #admin>/<key> */
+    char user[CT_AUTH_USER_BYTES_MAX + 1]; /* the bearer token's user; empty for admin */
+    bool admin;                            /* a user route read with the admin key */
     ct_api_command cmd;
     ct_commit_item item;
     ct_waiter waiter;
@@ -233,13 +236,22 @@ static json_t *cell_int(PGresult *res, int row, int col) {
 
 /* The outcome from `commands` once the projector recorded it; until then
  * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
+/* A user reads only their own token, reservation and commands (the admin
+ * key reads any). false: answered 403. */
+static bool readable_by(req *r, ct_commit_item *it, const char *owner, const char *what) {
+    if (r->admin || (owner && owner[0] && strcmp(owner, r->user) == 0)) return true;
+    ct_commit_set_error(it, 403, "FORBIDDEN", "this %s belongs to another user", what);
+    return false;
+}
+
 static void query_command_status(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
     const char *p[1] = {r->param};
     PGresult *res = read_query(pg, it,
                                "SELECT o.status, o.type, o.attempts, o.last_error, " ISO_TS("o.created_at") ", "
                                ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
-                               " c.status, c.type, c.reason, c.result::text, " ISO_TS("c.completed_at")
+                               " c.status, c.type, c.reason, c.result::text, " ISO_TS("c.completed_at") ","
+                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
                                " FROM (SELECT $1::text AS id) v"
                                " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
                                " LEFT JOIN commands c ON c.command_id = v.id",
@@ -248,6 +260,10 @@ static void query_command_status(PGconn *pg, ct_commit_item *it) {
     bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
     if (!outbox && !outcome) {
         ct_commit_set_error(it, 404, "NOT_FOUND", "no command %s", r->param);
+        PQclear(res);
+        return;
+    }
+    if (!readable_by(r, it, PQgetisnull(res, 0, 13) ? NULL : PQgetvalue(res, 0, 13), "command")) {
         PQclear(res);
         return;
     }
@@ -327,6 +343,10 @@ static void query_token(PGconn *pg, ct_commit_item *it) {
     if (!res) return;
     if (PQntuples(res) == 0) {
         ct_commit_set_error(it, 404, "NOT_FOUND", "no queue token %s", r->param);
+        PQclear(res);
+        return;
+    }
+    if (!readable_by(r, it, PQgetvalue(res, 0, 2), "queue token")) {
         PQclear(res);
         return;
     }
@@ -445,12 +465,12 @@ static void query_reservation(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
     const char *p[1] = {r->param};
     PGresult *res = read_query(pg, it,
-                               "SELECT " RESERVATION_JSON " FROM reservations r"
+                               "SELECT " RESERVATION_JSON ", r.user_id FROM reservations r"
                                " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
                                1, p);
     if (!res) return;
     if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
-    else set_body(it, 200, cell_json(res, 0, 0));
+    else if (readable_by(r, it, PQgetvalue(res, 0, 1), "reservation")) set_body(it, 200, cell_json(res, 0, 0));
     PQclear(res);
 }
 
@@ -643,6 +663,20 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
         ct_api_check_admin(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), in->cfg->admin_key,
                            &e) != 0)
         return respond_api_error(in, conn, &e);
+    if (ct_api_route_is_user(r->route)) {
+        const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        ct_api_error ae = {0};
+        r->admin = ct_api_route_admin_may_read(r->route) && in->cfg->admin_key[0] &&
+                   ct_api_check_admin(authz, in->cfg->admin_key, &ae) == 0;
+        if (!r->admin) {
+            if (!in->auth_key[0])
+                return respond_error(in, conn, 403, "AUTH_DISABLED",
+                                     "user endpoints are disabled: no CONCERT_AUTH_KEY (or auth.key in the data directory)");
+            if (ct_api_auth_error(ct_auth_verify(in->auth_key, authz, ct_clock_wall_ms() / 1000, r->user), &e) != 0 ||
+                ct_api_check_user(r->route, r->user, r->param, &e) != 0)
+                return respond_api_error(in, conn, &e);
+        }
+    }
     if (ct_api_route_is_write(r->route)) {
         if (ct_api_check_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"), &e) != 0)
             return respond_api_error(in, conn, &e);
@@ -651,7 +685,8 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
             return respond_error(in, conn, 413, "BODY_TOO_LARGE", "request body over 16384 bytes");
         const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
         if (ct_api_check_idempotency_key(key, &e) != 0) return respond_api_error(in, conn, &e);
-        if (key) snprintf(r->idem_key, sizeof r->idem_key, "%s", key);
+        /* Scoped to the caller: another user's same key is another request. */
+        if (key) snprintf(r->idem_key, sizeof r->idem_key, "%s/%s", r->user[0] ? r->user : "#admin", key);
     }
     /* Writes wait for their outcome; a waiting fan's client long-polls its
      * token instead of polling it. */
@@ -704,7 +739,8 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
         if (r->len > CT_API_BODY_BYTES_MAX)
             return respond_error(in, conn, 413, "BODY_TOO_LARGE", "request body over 16384 bytes");
         const char *token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Queue-Token");
-        ct_api_request rq = {.route = r->route, .param = r->param, .queue_token = token, .body = r->body,
+        ct_api_request rq = {.route = r->route, .param = r->param, .user = r->user[0] ? r->user : NULL,
+                             .queue_token = token, .body = r->body,
                              .body_len = r->len, .ts_ms = logical_now(in), .random = os_random};
         ct_api_error e = {0};
         if (ct_api_build_command(&rq, &r->cmd, &e) != 0) return respond_api_error(in, conn, &e);
@@ -862,6 +898,10 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
                cfg->http_addr);
         goto fail;
     }
+    int keyed = ct_auth_key_load(cfg, false, in->auth_key, err);
+    if (keyed < 0) goto fail;
+    if (keyed == 0)
+        CT_LOG_WARN("ingress", "no CONCERT_AUTH_KEY and no auth.key in %s: user endpoints answer 403", cfg->data_dir);
     if (!(in->commit = ct_commit_start(cfg, err))) goto fail;
     if (!(in->reads = ct_commit_start_pool(cfg, cfg->ingress_read_conns, 1, err))) goto fail;
     if (!(in->wait = ct_wait_start(cfg, err))) goto fail;

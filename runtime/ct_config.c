@@ -80,6 +80,10 @@ static const setting settings[] = {
      "Ingress: concurrent connections accepted; more are refused at accept."},
     {"CONCERT_ADMIN_KEY", STR(admin_key), "", SET_SECRET,
      "Bearer key of the admin endpoints (Authorization: Bearer <key>). Empty: admin endpoints are disabled."},
+    {"CONCERT_AUTH_KEY", STR(auth_key), "", SET_SECRET,
+     "HS256 key (32 to 255 characters) of users' bearer tokens: JWTs whose sub is the user id, exp required."
+     " Empty: the key in <CONCERT_DATA_DIR>/auth.key, which `concert up` creates; with neither, the user"
+     " endpoints answer 403. `concert auth token USER` prints a token."},
     {"CONCERT_INGRESS_PG_CONNS", INT(ingress_pg_conns, 1, 64), "1", 0,
      "Ingress: Postgres connections of the group-commit writer (each commits whatever requests are waiting;"
      " outbox writes take turns, so more connections mean smaller batches, not more throughput)."},
@@ -310,6 +314,10 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
                "CONCERT_PROJECTOR_RETENTION_S: %d is below CONCERT_OUTBOX_RETENTION_S (%d, 0 meaning forever):"
                " a command's outcome must outlive its outbox row",
                cfg->projector_retention_s, cfg->outbox_retention_s);
+        return -1;
+    }
+    if (cfg->auth_key[0] != '\0' && strlen(cfg->auth_key) < 32) {
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_AUTH_KEY: must be at least 32 characters (an HS256 key of 256 bits)");
         return -1;
     }
     if (cfg->relay_backoff_base_ms > cfg->relay_backoff_max_ms) {

@@ -57,6 +57,7 @@ typedef struct ct_config {
     int http_connections_max;
 
     char admin_key[256]; /* empty: admin endpoints disabled */
+    char auth_key[256];  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
     int ingress_pg_conns;
     int ingress_queue_max;
     int ingress_batch_max;

@@ -447,8 +447,8 @@ static void walkthrough(CURL *c) {
     fclose(in), fclose(sh);
     cr_assert_geq(blocks, 5, "only %d sh blocks in %s", blocks, path);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "API=%s CONCERT_ADMIN_KEY=%s FAN=walker-%s bash %s > %s 2>&1", base, ADMIN_KEY, run, script,
-             out);
+    snprintf(cmd, sizeof cmd, "API=%s CONCERT_ADMIN_KEY=%s CONCERT_BIN=%s FAN=walker-%s bash %s > %s 2>&1", base,
+             ADMIN_KEY, CT_CONCERT_BIN, run, script, out);
     int rc = system(cmd);
     if (rc != 0) ct_test_print_log_tail(out, 60);
     cr_assert_eq(rc, 0, "docs/walkthrough.md failed as written (output above)");

@@ -20,7 +20,9 @@ static unsigned seed;
 
 static int build(ct_api_route route, const char *param, const char *token, const char *body, ct_api_command *out,
                  ct_api_error *e) {
-    ct_api_request rq = {.route = route, .param = param, .queue_token = token, .body = body,
+    /* Users' writes act as the token's user: u1, or the charged user. */
+    const char *user = route == CT_ROUTE_CREATE_CONCERT ? NULL : route == CT_ROUTE_CHARGE_BALANCE && param ? param : "u1";
+    ct_api_request rq = {.route = route, .param = param, .user = user, .queue_token = token, .body = body,
                          .body_len = body ? strlen(body) : 0, .ts_ms = 1700000000000, .random = counter_random,
                          .random_ctx = &seed};
     memset(e, 0, sizeof *e);
@@ -219,7 +221,8 @@ Test(api, command_ids_are_uuid_v7_of_the_request_time) {
     char ids[3][CT_API_UUID_CHARS + 1];
     const int64_t ts[3] = {1700000000000, 1700000000001, 1700000000001};
     for (int i = 0; i < 3; i++) {
-        ct_api_request rq = {.route = CT_ROUTE_CHARGE_BALANCE, .param = "u1", .body = body, .body_len = strlen(body),
+        ct_api_request rq = {.route = CT_ROUTE_CHARGE_BALANCE, .param = "u1", .user = "u1", .body = body,
+                             .body_len = strlen(body),
                              .ts_ms = ts[i], .random = counter_random, .random_ctx = &seed};
         ct_api_command c;
         ct_api_error e = {0};
@@ -244,7 +247,7 @@ Test(api, generated_ids_differ_and_fingerprints_tell_requests_apart) {
     cr_assert_str_neq(a.command_id, b.command_id);
     cr_assert_str_neq(a.response, b.response, "two tokens");
     ct_api_command_clear(&a), ct_api_command_clear(&b);
-    char f1[17], f2[17], f3[17];
+    char f1[CT_API_FINGERPRINT_CHARS + 1], f2[CT_API_FINGERPRINT_CHARS + 1], f3[CT_API_FINGERPRINT_CHARS + 1];
     ct_api_fingerprint(CT_ROUTE_ISSUE_TOKEN, "", NULL, body, strlen(body), f1);
     ct_api_fingerprint(CT_ROUTE_ISSUE_TOKEN, "", NULL, body, strlen(body), f2);
     ct_api_fingerprint(CT_ROUTE_ISSUE_TOKEN, "", NULL, body, strlen(body) - 1, f3);
@@ -473,4 +476,55 @@ Test(api, outcome_answers_carry_the_accepted_fields_or_the_reason) {
                                          "{}", &st, &body), 0);
     cr_assert_eq(st, 402);
     free(body);
+}
+
+/* Identity: users' writes act as the token's user whatever the body says,
+ * path users must be the token's, and which routes a token or the admin
+ * key open. */
+Test(api, a_user_acts_and_reads_only_as_themselves) {
+    ct_api_command c;
+    ct_api_error e;
+    const char *named = "{\"user_id\":\"u2\",\"concert_id\":\"" CONCERT "\"}";
+    cr_assert_eq(build(CT_ROUTE_ISSUE_TOKEN, NULL, NULL, named, &c, &e), -1, "u1 asking as u2");
+    cr_assert_eq(e.status, 403);
+    cr_assert_str_eq(e.code, "FORBIDDEN");
+    const char *unnamed = "{\"concert_id\":\"" CONCERT "\"}";
+    cr_assert_eq(build(CT_ROUTE_ISSUE_TOKEN, NULL, NULL, unnamed, &c, &e), 0, "%s", e.message);
+    cr_assert(strstr(c.envelope, "\"user_id\":\"u1\""), "the token's user: %s", c.envelope);
+    ct_api_command_clear(&c);
+    const char *pay = "{\"user_id\":\"u2\",\"reservation_id\":\"" CONCERT "_AAAAAAAAAAAAAAAAAAAAAA\"}";
+    cr_assert_eq(build(CT_ROUTE_REQUEST_PAYMENT, NULL, TOKEN, pay, &c, &e), -1);
+    cr_assert_eq(e.status, 403);
+    ct_api_request rq = {.route = CT_ROUTE_ISSUE_TOKEN, .body = unnamed, .body_len = strlen(unnamed),
+                         .ts_ms = 1700000000000, .random = counter_random, .random_ctx = &seed};
+    cr_assert_eq(ct_api_build_command(&rq, &c, &e), -1, "no user at all");
+    cr_assert_eq(e.status, 401);
+
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_CHARGE_BALANCE, "u1", "u1", &e), 0);
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_CHARGE_BALANCE, "u1", "u2", &e), -1);
+    cr_assert_eq(e.status, 403);
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_BALANCE, "u1", "u2", &e), -1);
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_USER_RESERVATIONS, "u1", "u2", &e), -1);
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_USER_RESERVATIONS, NULL, "u2", &e), -1);
+    cr_assert_eq(ct_api_check_user(CT_ROUTE_TOKEN_STATUS, "u1", "sometoken", &e), 0, "checked against the row");
+
+    static const ct_api_route user_routes[] = {CT_ROUTE_ISSUE_TOKEN, CT_ROUTE_HOLD_SEAT, CT_ROUTE_REQUEST_PAYMENT,
+                                               CT_ROUTE_CHARGE_BALANCE, CT_ROUTE_COMMAND_STATUS, CT_ROUTE_TOKEN_STATUS,
+                                               CT_ROUTE_RESERVATION, CT_ROUTE_USER_RESERVATIONS, CT_ROUTE_BALANCE};
+    for (size_t i = 0; i < sizeof user_routes / sizeof user_routes[0]; i++)
+        cr_assert(ct_api_route_is_user(user_routes[i]), "route %d", (int)user_routes[i]);
+    static const ct_api_route public_routes[] = {CT_ROUTE_HEALTHZ, CT_ROUTE_CONCERTS, CT_ROUTE_SCHEDULES,
+                                                 CT_ROUTE_SEATS, CT_ROUTE_CREATE_CONCERT, CT_ROUTE_OUTBOX_LIST};
+    for (size_t i = 0; i < sizeof public_routes / sizeof public_routes[0]; i++)
+        cr_assert_not(ct_api_route_is_user(public_routes[i]), "route %d", (int)public_routes[i]);
+    cr_assert(ct_api_route_admin_may_read(CT_ROUTE_BALANCE));
+    cr_assert_not(ct_api_route_admin_may_read(CT_ROUTE_CHARGE_BALANCE), "the admin key does not charge as a user");
+
+    cr_assert_eq(ct_api_auth_error(CT_AUTH_OK, &e), 0);
+    cr_assert_eq(ct_api_auth_error(CT_AUTH_MISSING, &e), -1);
+    cr_assert(e.status == 401 && !strcmp(e.code, "UNAUTHORIZED"));
+    cr_assert_eq(ct_api_auth_error(CT_AUTH_INVALID, &e), -1);
+    cr_assert(e.status == 401 && !strcmp(e.code, "INVALID_TOKEN"));
+    cr_assert_eq(ct_api_auth_error(CT_AUTH_EXPIRED, &e), -1);
+    cr_assert(e.status == 401 && !strcmp(e.code, "TOKEN_EXPIRED"));
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../support/ct_test_http.h"
@@ -99,7 +100,7 @@ Test(ingress, bad_requests_get_their_status_and_code_and_change_nothing, .init =
          "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}]}", 401, "UNAUTHORIZED"},
         {"POST", "/v1/admin/concerts", {JSON, ADMIN}, "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":0,\"price\":1}]}",
          422, "INVALID_FIELD"},
-        {"GET", "/v1/admin/outbox", {NULL}, NULL, 401, "UNAUTHORIZED"},
+        {"GET", "/v1/admin/outbox", {"Authorization:"}, NULL, 401, "UNAUTHORIZED"},
         {"GET", "/v1/admin/outbox?status=LOST", {ADMIN}, NULL, 400, "INVALID_QUERY"},
         {"POST", "/v1/admin/outbox/abc/retry", {ADMIN}, NULL, 400, "INVALID_ID"},
         {"POST", "/v1/admin/outbox/999999/retry", {ADMIN}, NULL, 404, "NOT_FOUND"},
@@ -137,10 +138,21 @@ Test(ingress, an_idempotency_key_returns_the_first_answer_and_writes_one_row, .i
     cr_assert_eq(req("POST", "/v1/queue/tokens", k2, body, &c), 202, "%s", c.body);
     cr_assert_str_neq(a.body, c.body);
     cr_assert_eq(outbox_rows(), 2);
-    const char *other = "{\"user_id\":\"u2\",\"concert_id\":\"" CONCERT "\"}";
-    cr_assert_eq(req("POST", "/v1/queue/tokens", k1, other, &d), 422, "%s", d.body);
+    const char *changed = "{\"concert_id\":\"" CONCERT "\",\"user_id\":\"u1\"}"; /* same fields, other bytes */
+    cr_assert_eq(req("POST", "/v1/queue/tokens", k1, changed, &d), 422, "%s", d.body);
     cr_assert(strstr(d.body, "IDEMPOTENCY_KEY_REUSED"), "%s", d.body);
     cr_assert_eq(outbox_rows(), 2);
+    ct_http_free(&d);
+    /* Keys are the caller's own: u2's key-1 is another request, answered
+     * on its own, and u1's replay still gets u1's first answer. */
+    const char *other = "{\"user_id\":\"u2\",\"concert_id\":\"" CONCERT "\"}";
+    cr_assert_eq(req("POST", "/v1/queue/tokens", k1, other, &d), 202, "%s", d.body);
+    cr_assert_str_neq(a.body, d.body, "u2 got u1's token");
+    cr_assert_eq(outbox_rows(), 3);
+    ct_http_free(&d);
+    cr_assert_eq(req("POST", "/v1/queue/tokens", k1, body, &d), 202, "%s", d.body);
+    cr_assert_str_eq(a.body, d.body);
+    cr_assert_eq(outbox_rows(), 3);
     ct_http_free(&a), ct_http_free(&b), ct_http_free(&c), ct_http_free(&d);
 }
 
@@ -358,4 +370,63 @@ Test(ingress, cutting_the_writers_connections_loses_no_acknowledged_command, .in
         if (st != 202) usleep(100 * 1000);
     }
     cr_expect_eq(st, 202, "a write after the cuts is accepted");
+}
+
+/* Identity over HTTP: users' endpoints need the user's own token; the
+ * admin key reads any user's data but acts as no one; nothing refused
+ * reaches the outbox. */
+Test(ingress, users_act_and_read_only_as_themselves, .init = setup, .fini = teardown) {
+    char u1[CT_AUTH_TOKEN_BYTES_MAX + 32], u2[CT_AUTH_TOKEN_BYTES_MAX + 32], expired[CT_AUTH_TOKEN_BYTES_MAX + 32];
+    ct_test_auth_header("u1", u1, sizeof u1);
+    ct_test_auth_header("u2", u2, sizeof u2);
+    char tok[CT_AUTH_TOKEN_BYTES_MAX];
+    ct_error err = {0};
+    cr_assert_eq(ct_auth_token_new(CT_TEST_AUTH_KEY, "u1", (int64_t)time(NULL) - 7200, 60, tok, sizeof tok, &err), 0);
+    snprintf(expired, sizeof expired, "Authorization: Bearer %s", tok);
+    const char *charge = "{\"amount\":100}", *issue = "{\"concert_id\":\"" CONCERT "\"}";
+    const struct {
+        const char *method, *path, *auth, *body;
+        long status;
+        const char *code;
+    } cases[] = {
+        {"POST", "/v1/users/u1/balance/charge", "Authorization:", charge, 401, "UNAUTHORIZED"},
+        {"POST", "/v1/users/u1/balance/charge", "Authorization: Bearer not.a.token", charge, 401, "INVALID_TOKEN"},
+        {"POST", "/v1/users/u1/balance/charge", expired, charge, 401, "TOKEN_EXPIRED"},
+        {"POST", "/v1/users/u1/balance/charge", u2, charge, 403, "FORBIDDEN"},
+        {"POST", "/v1/users/u1/balance/charge", ADMIN, charge, 401, "INVALID_TOKEN"},
+        {"POST", "/v1/queue/tokens", "Authorization:", issue, 401, "UNAUTHORIZED"},
+        {"POST", "/v1/queue/tokens", u2, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\"}", 403, "FORBIDDEN"},
+        {"GET", "/v1/users/u1/balance", u2, NULL, 403, "FORBIDDEN"},
+        {"GET", "/v1/users/u1/reservations", "Authorization:", NULL, 401, "UNAUTHORIZED"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *h[] = {JSON, cases[i].auth, NULL};
+        ct_http_resp r;
+        char want[64];
+        snprintf(want, sizeof want, "\"code\":\"%s\"", cases[i].code);
+        cr_expect_eq(req(cases[i].method, cases[i].path, h, cases[i].body, &r), cases[i].status, "case %zu: %ld %s", i,
+                     r.status, r.body);
+        cr_expect(strstr(r.body, want), "case %zu: %s lacks %s", i, r.body, want);
+        ct_http_free(&r);
+    }
+    cr_assert_eq(outbox_rows(), 0, "a refused request reached the outbox");
+
+    /* u1's own charge, then reads of its command: u1 and the admin may. */
+    const char *h1[] = {JSON, u1, NULL}, *h2[] = {u2, NULL}, *ha[] = {ADMIN, NULL}, *hu1[] = {u1, NULL};
+    ct_http_resp r;
+    cr_assert_eq(req("POST", "/v1/users/u1/balance/charge", h1, charge, &r), 202, "%s", r.body);
+    char path[128];
+    const char *id = strstr(r.body, "\"command_id\":\"");
+    cr_assert_not_null(id);
+    snprintf(path, sizeof path, "/v1/commands/%.36s", id + strlen("\"command_id\":\""));
+    ct_http_free(&r);
+    cr_assert_eq(req("GET", path, hu1, NULL, &r), 200, "%s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(req("GET", path, ha, NULL, &r), 200, "%s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(req("GET", path, h2, NULL, &r), 403, "%s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(req("GET", "/v1/users/u1/balance", ha, NULL, &r), 200, "the admin reads it: %s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(outbox_rows(), 1);
 }

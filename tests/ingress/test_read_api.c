@@ -424,8 +424,9 @@ static void *post_thread(void *arg) {
 static void command_of_key(const char *key, char out[64]) {
     const char *p[1] = {key};
     for (int i = 0; i < 300; i++) {
-        PGresult *r = PQexecParams(db, "SELECT command_id::text FROM idempotency_keys WHERE key = $1", 1, NULL, p, NULL,
-                                   NULL, 0);
+        /* Keys are stored in their caller's scope: <user>/<key>. */
+        PGresult *r = PQexecParams(db, "SELECT command_id::text FROM idempotency_keys WHERE key LIKE '%/' || $1", 1,
+                                   NULL, p, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
         bool found = PQntuples(r) == 1;
         if (found) snprintf(out, 64, "%s", PQgetvalue(r, 0, 0));

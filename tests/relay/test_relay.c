@@ -342,6 +342,7 @@ Test(relay, ten_thousand_commands_are_published_once_each_in_key_order, .init = 
     setenv("CONCERT_HTTP_PORT", ps, 1);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
     const char *ia[] = {CT_CONCERT_BIN, "ingress", NULL};
+    ct_test_auth_env();
     pid_t ingress = spawn("ingress", ia);
     pid_t relay = start_relay("r1");
     char hz[96];

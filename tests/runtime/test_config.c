@@ -142,6 +142,7 @@ static const bad_case bad_cases[] = {
     {"CONCERT_MAVEN=m\tvn", NULL, "CONCERT_MAVEN", "control character"},
     {"CONCERT_PG_BINDIR=/usr/lib/\x7fpostgresql", NULL, "CONCERT_PG_BINDIR", "control character"},
     {"CONCERT_ADMIN_KEY=key\r", NULL, "CONCERT_ADMIN_KEY", "control character"},
+    {"CONCERT_AUTH_KEY=short-key", NULL, "CONCERT_AUTH_KEY", "at least 32 characters"},
     {"CONCERT_HTTP_ADDR=localhost", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
     {"CONCERT_HTTP_ADDR=", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},
     {"CONCERT_HTTP_ADDR=256.0.0.1", NULL, "CONCERT_HTTP_ADDR", "not an IPv4 or IPv6 address literal"},

@@ -9,11 +9,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ct_auth.h"
 #include "ct_proc.h"
 
+/* The HS256 key of the processes tests start (exported as
+ * CONCERT_AUTH_KEY) and of the tokens ct_http_do signs. */
+#define CT_TEST_AUTH_KEY "ct-test-auth-key-0123456789abcdef-0123456789abcdef"
+
+static inline void ct_test_auth_env(void) { setenv("CONCERT_AUTH_KEY", CT_TEST_AUTH_KEY, 1); }
+
+/* "Authorization: Bearer <token of user>" into out (an hour's token). */
+static inline void ct_test_auth_header(const char *user, char *out, size_t n) {
+    char tok[CT_AUTH_TOKEN_BYTES_MAX];
+    ct_error err = {0};
+    cr_assert_eq(ct_auth_token_new(CT_TEST_AUTH_KEY, user, (int64_t)time(NULL), 3600, tok, sizeof tok, &err), 0, "%s",
+                 err.msg);
+    snprintf(out, n, "Authorization: Bearer %s", tok);
+}
+
+/* The user a request names: /v1/users/<id>/... or a body's "user_id". */
+static inline bool ct_test_request_user(const char *url, const char *body, char *user, size_t n) {
+    const char *p = strstr(url, "/v1/users/"), *end = NULL;
+    if (p) p += strlen("/v1/users/"), end = p + strcspn(p, "/?");
+    else if (body && (p = strstr(body, "\"user_id\":\""))) p += strlen("\"user_id\":\""), end = strchr(p, '"');
+    if (!p || !end || end == p || (size_t)(end - p) >= n) return false;
+    memcpy(user, p, (size_t)(end - p));
+    user[end - p] = '\0';
+    return true;
+}
 typedef struct ct_http_resp {
     long status;
     char *body; /* NUL-terminated, malloc'd */
@@ -33,12 +61,37 @@ static size_t ct_http_collect(char *p, size_t size, size_t n, void *ud) {
 }
 
 /* One request on `curl` (reused: keep-alive). headers: NULL-terminated
- * "Name: value" strings. Returns the status (0 on a transport error). */
+ * "Name: value" strings. Returns the status (0 on a transport error).
+ * Without an Authorization header the request acts as a client holding
+ * the right credentials would: the token of the user it names (path or
+ * body user_id); else a GET uses the admin key (CONCERT_ADMIN_KEY, which
+ * reads any user's data) and a write the token of "test-user". Tests of
+ * identity pass their own header, or "Authorization:" for none at all. */
 static inline long ct_http_do(CURL *curl, const char *method, const char *url, const char *const *headers,
                               const char *body, ct_http_resp *out) {
     memset(out, 0, sizeof *out);
     struct curl_slist *h = NULL;
-    for (const char *const *p = headers; p && *p; p++) h = curl_slist_append(h, *p);
+    bool authz = false;
+    for (const char *const *p = headers; p && *p; p++) {
+        h = curl_slist_append(h, *p);
+        authz = authz || strncasecmp(*p, "Authorization:", 14) == 0;
+    }
+    char user[80], auth[CT_AUTH_TOKEN_BYTES_MAX + 32];
+    const char *admin = getenv("CONCERT_ADMIN_KEY");
+    bool get = strcmp(method, "GET") == 0;
+    if (!authz && (ct_test_request_user(url, body, user, sizeof user) || !get)) {
+        if (!ct_test_request_user(url, body, user, sizeof user)) snprintf(user, sizeof user, "test-user");
+        char tok[CT_AUTH_TOKEN_BYTES_MAX];
+        ct_error err = {0};
+        /* A malformed user id (a test of the path's validation) has no token. */
+        if (ct_auth_token_new(CT_TEST_AUTH_KEY, user, (int64_t)time(NULL), 3600, tok, sizeof tok, &err) == 0) {
+            snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+            h = curl_slist_append(h, auth);
+        }
+    } else if (!authz && admin && admin[0] && get) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin);
+        h = curl_slist_append(h, auth);
+    }
     curl_easy_reset(curl);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
@@ -97,6 +150,7 @@ static inline int ct_test_free_port(void) {
 static inline pid_t ct_test_spawn_http(const char *subcommand, const char *wait_path, int wait_ms, char *base,
                                        size_t base_n, const char *log_path) {
     int port = ct_test_free_port();
+    ct_test_auth_env();
     char p[16], url[160];
     snprintf(p, sizeof p, "%d", port);
     setenv("CONCERT_HTTP_PORT", p, 1);
