@@ -52,6 +52,8 @@ export CONCERT_ADMIN_KEY=${CONCERT_ADMIN_KEY:-journey-bench-$$}
 export CONCERT_TRACE_SAMPLE=${CONCERT_TRACE_SAMPLE:-50}
 # 2,048 users hold 2,048 keep-alive connections
 export CONCERT_HTTP_CONNECTIONS_MAX=${CONCERT_HTTP_CONNECTIONS_MAX:-4096}
+# ... all from one address, each fan as a user of their own
+export CONCERT_HTTP_CONNECTIONS_PER_IP=${CONCERT_HTTP_CONNECTIONS_PER_IP:-0}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 url=http://127.0.0.1:$CONCERT_HTTP_PORT
 

@@ -29,6 +29,11 @@ export CONCERT_KAFKA_BASE_PORT=${CONCERT_BENCH_KAFKA_BASE_PORT:-21092}
 export CONCERT_PG_PORT=${CONCERT_BENCH_PG_PORT:-24432}
 export CONCERT_HTTP_PORT=${CONCERT_BENCH_HTTP_PORT:-28080}
 export CONCERT_LOG_LEVEL=${CONCERT_LOG_LEVEL:-warn}
+# The load signs its users' tokens with this key and reads /metrics with the
+# admin key; it comes from one address.
+export CONCERT_AUTH_KEY=${CONCERT_AUTH_KEY:-write-path-bench-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export CONCERT_ADMIN_KEY=${CONCERT_ADMIN_KEY:-write-path-bench-admin-$$}
+export CONCERT_HTTP_CONNECTIONS_PER_IP=${CONCERT_HTTP_CONNECTIONS_PER_IP:-0}
 B=$PWD/build
 logs=$CONCERT_DATA_DIR/bench-logs
 mkdir -p "$logs"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "ct_api.h"
@@ -22,6 +23,7 @@
 #include "ct_trace.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
+#include "ct_ratelimit.h"
 #include "ct_wait.h"
 
 /* Latency buckets of write requests, in microseconds (Prometheus le=). */
@@ -51,6 +53,9 @@ struct ct_ingress {
     _Atomic uint64_t read_latency[LATENCY_BUCKETS + 1];
     _Atomic uint64_t read_latency_sum_us;
     _Atomic int64_t open_requests; /* from their headers until MHD reports them completed */
+    _Atomic uint64_t rate_limited;  /* writes answered 429 by a rate limit */
+    ct_ratelimit *rate_user, *rate_ip; /* NULL: no limit */
+    unsigned conn_max; /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
 };
 
 typedef enum req_state { R_HEADERS, R_BODY, R_QUEUED, R_DONE } req_state;
@@ -85,10 +90,28 @@ static enum MHD_Result respond(ct_ingress *in, struct MHD_Connection *conn, unsi
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (status == 503) MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 503 || status == 429) MHD_add_response_header(r, "Retry-After", "1");
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     if (status >= 100 && status < 600) atomic_fetch_add(&in->responses[status / 100], 1);
+    return ret;
+}
+
+/* 429 with the Retry-After a rate limit computed. */
+static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *conn, int retry_after_s, const char *what) {
+    char body[256], retry[16];
+    snprintf(body, sizeof body, "{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many writes %s; retry in %d s\"}}",
+             what, retry_after_s);
+    snprintf(retry, sizeof retry, "%d", retry_after_s);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "Retry-After", retry);
+    enum MHD_Result ret = MHD_queue_response(conn, 429, r);
+    MHD_destroy_response(r);
+    atomic_fetch_add(&in->responses[4], 1);
+    atomic_fetch_add(&in->rate_limited, 1);
     return ret;
 }
 
@@ -149,6 +172,10 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
         "# TYPE concert_ingress_commands_accepted_total counter\n"
         "concert_ingress_commands_accepted_total %" PRIu64 "\n",
         atomic_load(&in->accepted));
+    OUT("# HELP concert_ingress_rate_limited_total Writes answered 429 by a per-user or per-address rate limit.\n"
+        "# TYPE concert_ingress_rate_limited_total counter\n"
+        "concert_ingress_rate_limited_total %" PRIu64 "\n",
+        atomic_load(&in->rate_limited));
     OUT("# HELP concert_ingress_commit_batches_total Group-commit transactions that wrote outbox rows.\n"
         "# TYPE concert_ingress_commit_batches_total counter\n"
         "concert_ingress_commit_batches_total %" PRIu64 "\n"
@@ -599,7 +626,7 @@ static void on_token_wait_done(ct_waiter *w) {
     r->item.body = NULL;
     r->item.status = 0;
     if (ct_commit_submit(r->in->reads, &r->item) != 0) {
-        ct_commit_set_error(&r->item, 503, "OVERLOADED", "too many requests waiting for the database; retry");
+        ct_commit_set_error(&r->item, 429, "OVERLOADED", "too many requests waiting for the database; retry");
         on_item_done(&r->item);
     }
 }
@@ -641,7 +668,7 @@ static enum MHD_Result submit_to(ct_ingress *in, ct_commit *pool, req *r) {
     /* Suspended before it is queued, so a worker can never resume it first. */
     MHD_suspend_connection(r->conn);
     if (ct_commit_submit(pool, &r->item) != 0) {
-        ct_commit_set_error(&r->item, 503, "OVERLOADED", "too many requests waiting for the database; retry");
+        ct_commit_set_error(&r->item, 429, "OVERLOADED", "too many requests waiting for the database; retry");
         on_item_done(&r->item);
     }
     return MHD_YES;
@@ -659,7 +686,8 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
                               MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after"), &r->page, &e) != 0)
             return respond_api_error(in, conn, &e);
     }
-    if (ct_api_route_is_admin(r->route) &&
+    /* The metrics tell how busy and how big the service is: operators only. */
+    if ((ct_api_route_is_admin(r->route) || r->route == CT_ROUTE_METRICS) &&
         ct_api_check_admin(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), in->cfg->admin_key,
                            &e) != 0)
         return respond_api_error(in, conn, &e);
@@ -678,6 +706,19 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
         }
     }
     if (ct_api_route_is_write(r->route)) {
+        int retry_s = 0;
+        char ip[64] = "";
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        if (sa && sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else if (sa && sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+        int64_t now = ct_clock_mono_ms();
+        if (r->user[0] && !ct_ratelimit_take(in->rate_user, r->user, now, &retry_s))
+            return respond_limited(in, conn, retry_s, "by this user");
+        if (ip[0] && !ct_ratelimit_take(in->rate_ip, ip, now, &retry_s))
+            return respond_limited(in, conn, retry_s, "from this address");
         if (ct_api_check_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type"), &e) != 0)
             return respond_api_error(in, conn, &e);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -777,6 +818,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_headers(in, r, method, url);
     }
     if (*upload_data_size != 0) {
+        /* A body trickled in must not hold its connection for long. */
+        if (ct_clock_mono_us() - r->t0_us > (int64_t)in->cfg->http_request_timeout_ms * 1000) {
+            CT_LOG_RATELIMITED(CT_LOG_INFO, "http", 5000, "request body not complete within %d ms: connection cut",
+                               in->cfg->http_request_timeout_ms);
+            return MHD_NO;
+        }
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (r->len + n > CT_API_BODY_BYTES_MAX) { /* no Content-Length told us: count, keep nothing more */
@@ -880,6 +927,26 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     CT_LOG_RATELIMITED(CT_LOG_WARN, "http", 1000, "%s", buf);
 }
 
+/* Connections need file descriptors: the soft RLIMIT_NOFILE is raised to
+ * the hard one, and the connection limit lowered to what then fits beside
+ * the process's other descriptors (Postgres, Kafka, logs), so a flood is
+ * refused at accept rather than failing accept() with EMFILE for all. */
+static unsigned connection_budget(const ct_config *cfg) {
+    struct rlimit rl;
+    unsigned want = (unsigned)cfg->http_connections_max;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = was;
+    }
+    rlim_t room = rl.rlim_cur > CT_INGRESS_FD_RESERVE ? rl.rlim_cur - CT_INGRESS_FD_RESERVE : 16;
+    if ((rlim_t)want <= room) return want;
+    CT_LOG_WARN("ingress", "CONCERT_HTTP_CONNECTIONS_MAX=%u lowered to %u: the open-file limit is %llu", want,
+                (unsigned)room, (unsigned long long)rl.rlim_cur);
+    return (unsigned)room;
+}
+
 ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     ct_ingress *in = calloc(1, sizeof *in);
     if (!in) {
@@ -902,6 +969,14 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     if (keyed < 0) goto fail;
     if (keyed == 0)
         CT_LOG_WARN("ingress", "no CONCERT_AUTH_KEY and no auth.key in %s: user endpoints answer 403", cfg->data_dir);
+    bool oom = false;
+    in->rate_user = ct_ratelimit_new(cfg->rate_user_writes, &oom);
+    if (!oom) in->rate_ip = ct_ratelimit_new(cfg->rate_ip_writes, &oom);
+    if (oom) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        goto fail;
+    }
+    in->conn_max = connection_budget(cfg);
     if (!(in->commit = ct_commit_start(cfg, err))) goto fail;
     if (!(in->reads = ct_commit_start_pool(cfg, cfg->ingress_read_conns, 1, err))) goto fail;
     if (!(in->wait = ct_wait_start(cfg, err))) goto fail;
@@ -909,8 +984,9 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
             (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cfg->http_port, on_accept, in, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CT_INGRESS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->http_connections_max, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CT_INGRESS_CONN_MEMORY_BYTES,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CT_INGRESS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, in->conn_max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_connections_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CT_INGRESS_CONN_MEMORY_BYTES,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CT_INGRESS_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         in, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!in->mhd) {
@@ -956,6 +1032,8 @@ void ct_ingress_stop(ct_ingress *in) {
         nanosleep(&tick, NULL);
     if (in->mhd) MHD_stop_daemon(in->mhd);
     ct_wait_destroy(in->wait);
+    ct_ratelimit_destroy(in->rate_user);
+    ct_ratelimit_destroy(in->rate_ip);
     ct_commit_destroy(in->reads);
     ct_commit_destroy(in->commit);
     if (in->ready_thread_started) {

@@ -35,6 +35,8 @@
 
 #define CT_INGRESS_CONN_MEMORY_BYTES (32 * 1024)
 #define CT_INGRESS_IDLE_TIMEOUT_S 30
+/* File descriptors kept for other than HTTP connections. */
+#define CT_INGRESS_FD_RESERVE 256
 #define CT_INGRESS_READY_INTERVAL_MS 1000
 #define CT_INGRESS_HTTP_THREADS 2
 /* At stop, how long answered requests (waiting writes answered 202, the

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "ct_hash.h"
 #include "ct_log.h"
 #include "ct_trace.h"
 #include "ct_pg.h"
@@ -40,9 +41,7 @@ static const char *const outcome_sql =
     "SELECT command_id, status, reason, result::text FROM commands WHERE command_id = ANY($1::text[])";
 
 static size_t bucket_of(const char *id) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
-    return (size_t)(h & (CT_WAIT_BUCKETS - 1));
+    return (size_t)(ct_hash64_str(id) & (CT_WAIT_BUCKETS - 1));
 }
 
 static void poke(ct_wait *wt) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ct_backoff.h"
+#include "ct_hash.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_trace.h"
@@ -584,8 +585,7 @@ static int collect(pipe_state *ps, ct_error *err) {
 /* Small open-addressing sets of the batch's event ids: adds id unless
  * present (add) or only looks (!add); true when it was absent. */
 static bool seen_add_or_find(const char **set, size_t cap, const char *id, bool add) {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *s = id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    uint64_t h = ct_hash64_str(id);
     for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
         if (!set[i]) {
             if (add) set[i] = id;

@@ -78,6 +78,18 @@ static const setting settings[] = {
     {"CONCERT_HTTP_PORT", INT(http_port, 0, 65535), "8080", 0, "Ingress: TCP port to listen on (0: any free port)."},
     {"CONCERT_HTTP_CONNECTIONS_MAX", INT(http_connections_max, 1, 65536), "1024", 0,
      "Ingress: concurrent connections accepted; more are refused at accept."},
+    {"CONCERT_HTTP_CONNECTIONS_PER_IP", INT(http_connections_per_ip, 0, 65536), "256", 0,
+     "Ingress: concurrent connections from one IP address (0: no limit, e.g. behind a proxy that is the only"
+     " client); more are refused at accept."},
+    {"CONCERT_HTTP_REQUEST_TIMEOUT_MS", INT(http_request_timeout_ms, 100, 600000), "10000", 0,
+     "Ingress: a request's body must arrive within this time of its headers, or the connection is cut"
+     " (a client trickling a body holds no slot for long)."},
+    {"CONCERT_RATE_USER_WRITES", INT(rate_user_writes, 0, 1000000), "20", 0,
+     "Ingress: writes per second one user may make (a token bucket holding two seconds' worth); more are"
+     " answered 429 with Retry-After. 0: no limit."},
+    {"CONCERT_RATE_IP_WRITES", INT(rate_ip_writes, 0, 1000000), "0", 0,
+     "Ingress: writes per second from one IP address, as CONCERT_RATE_USER_WRITES (0: no limit, the default:"
+     " behind a proxy every user shares its address)."},
     {"CONCERT_ADMIN_KEY", STR(admin_key), "", SET_SECRET,
      "Bearer key of the admin endpoints (Authorization: Bearer <key>). Empty: admin endpoints are disabled."},
     {"CONCERT_AUTH_KEY", STR(auth_key), "", SET_SECRET,

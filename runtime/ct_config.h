@@ -55,6 +55,10 @@ typedef struct ct_config {
     char http_addr[64];
     int http_port;
     int http_connections_max;
+    int http_connections_per_ip; /* 0: no limit */
+    int http_request_timeout_ms;
+    int rate_user_writes; /* per second, 0: no limit */
+    int rate_ip_writes;
 
     char admin_key[256]; /* empty: admin endpoints disabled */
     char auth_key[256];  /* empty: <data_dir>/auth.key if it exists (ct_auth) */

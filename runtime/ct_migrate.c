@@ -6,22 +6,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ct_hash.h"
 #include "ct_log.h"
 #include "ct_pg.h"
 
 /* Any 64-bit constant unique to this purpose will do. */
 #define MIGRATE_LOCK_KEY "7263914021"
 
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 static int apply_one(PGconn *conn, const ct_migration *m, int *applied, ct_error *err) {
     char version[16], checksum[24];
     snprintf(version, sizeof version, "%d", m->version);
-    snprintf(checksum, sizeof checksum, "%016" PRIx64, fnv1a64(m->sql));
+    snprintf(checksum, sizeof checksum, "%016" PRIx64, ct_hash64_str(m->sql));
     const char *params[3] = {version, m->name, checksum};
     if (ct_pg_exec(conn, "BEGIN", err) != 0) return -1;
     if (ct_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err) != 0) goto rollback;

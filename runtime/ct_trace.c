@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ct_hash.h"
 #include "ct_log.h"
 
 static int trace_one_in;
@@ -14,9 +15,8 @@ void ct_trace_init(int one_in) { trace_one_in = one_in > 0 ? one_in : 0; }
 static bool ct_trace_sampled(const char *command_id, size_t len) {
     if (trace_one_in <= 0 || !command_id || len == 0) return false;
     if (trace_one_in == 1) return true;
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: the id's leading time digits must not decide */
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)command_id[i]) * 1099511628211ULL;
-    return h % (uint64_t)trace_one_in == 0;
+    /* Hashed: the id's leading time digits must not decide. */
+    return ct_hash64(command_id, len) % (uint64_t)trace_one_in == 0;
 }
 
 bool ct_trace_hop(const char *command_id, size_t len, const char *hop) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_hash.h"
+
 typedef struct entry {
     uint32_t kn, vn;
     bool tomb;
@@ -25,8 +27,7 @@ struct ct_kvmap {
 #define INITIAL_CAPACITY 1024
 
 static uint64_t hash_bytes(const uint8_t *k, size_t n) { /* FNV-1a, then a final mix */
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 1099511628211ULL;
+    uint64_t h = ct_hash64(k, n);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
