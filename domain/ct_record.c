@@ -104,6 +104,12 @@ const char *ct_reason_name(ct_reason r) {
     return reason_names[r];
 }
 
+bool ct_cmd_bound_ts(ct_cmd *cmd, int64_t logged_ms, int64_t skew_ms) {
+    if (logged_ms <= 0 || cmd->ts_ms <= logged_ms + skew_ms) return false;
+    cmd->ts_ms = logged_ms + skew_ms;
+    return true;
+}
+
 ct_reason ct_reason_from_name(const char *s) {
     for (int r = 1; r < CT_REASON_COUNT_; r++)
         if (strcmp(reason_names[r], s) == 0) return (ct_reason)r;

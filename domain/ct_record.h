@@ -259,5 +259,10 @@ const char *ct_token_status_name(ct_token_status s);
  * The decoder calls it; the core calls it again, so a typed command built
  * in C is held to the same rules. */
 int ct_cmd_validate(const ct_cmd *cmd, ct_error *err);
+/* Time is the commands' own (DESIGN.md section 4), but no host's clock may
+ * run it ahead: a ts more than skew_ms past logged_ms (when the brokers
+ * logged the record, a time the replay sees again) is lowered to
+ * logged_ms + skew_ms. true when it was. logged_ms <= 0: unknown, kept. */
+bool ct_cmd_bound_ts(ct_cmd *cmd, int64_t logged_ms, int64_t skew_ms);
 
 #endif

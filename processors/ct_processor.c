@@ -43,6 +43,7 @@ struct ct_processor {
     ct_id traced[CT_PROCESSOR_TRACED_MAX]; /* sampled command ids of the open transaction */
     int ntraced;
     uint64_t applied, skipped, dead_lettered, batches;
+    uint64_t clamped; /* commands whose ts ran ahead of the brokers' clock (ct_cmd_bound_ts) */
     int64_t poll_ms, apply_ms, offsets_ms, commit_ms, store_ms;
 };
 
@@ -156,6 +157,9 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
         if (!rec_err.msg[0]) CT_ERR(&rec_err, CT_ERR_PERMANENT, "empty record");
         goto bad_record;
     }
+    /* Live and in a restore alike: the log time is stored with the record. */
+    if (ct_cmd_bound_ts(&cmd, rd_kafka_message_timestamp(m, NULL), p->cfg->clock_skew_max_ms) && producing)
+        ADD(p->clamped, 1);
     bool applied = false;
     if (ct_store_is_applied(t->store, cmd.id, &applied, err) != 0) return -1;
     if (applied) { /* a redelivery: changes nothing */
@@ -609,10 +613,10 @@ int ct_processor_run(ct_processor *p, ct_error *err) {
         if (ct_clock_mono_ms() - last_report > 10000) {
             last_report = ct_clock_mono_ms();
             CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64
-                        " batches=%" PRIu64 " poll_ms=%" PRId64 " apply_ms=%" PRId64 " offsets_ms=%" PRId64
-                        " commit_ms=%" PRId64 " store_ms=%" PRId64,
-                        p->applied, p->skipped, p->dead_lettered, p->batches, p->poll_ms, p->apply_ms, p->offsets_ms,
-                        p->commit_ms, p->store_ms);
+                        " clamped=%" PRIu64 " batches=%" PRIu64 " poll_ms=%" PRId64 " apply_ms=%" PRId64
+                        " offsets_ms=%" PRId64 " commit_ms=%" PRId64 " store_ms=%" PRId64,
+                        p->applied, p->skipped, p->dead_lettered, p->clamped, p->batches, p->poll_ms, p->apply_ms,
+                        p->offsets_ms, p->commit_ms, p->store_ms);
         }
     }
     return 0;
@@ -634,7 +638,8 @@ void ct_processor_destroy(ct_processor *p) {
 
 void ct_processor_stats_get(const ct_processor *p, ct_processor_stats *out) {
     *out = (ct_processor_stats){.applied = GET(p->applied), .skipped = GET(p->skipped),
-                                .dead_lettered = GET(p->dead_lettered), .batches = GET(p->batches),
+                                .dead_lettered = GET(p->dead_lettered), .clamped = GET(p->clamped),
+                                .batches = GET(p->batches),
                                 .poll_ms = GET(p->poll_ms), .apply_ms = GET(p->apply_ms),
                                 .offsets_ms = GET(p->offsets_ms), .commit_ms = GET(p->commit_ms),
                                 .store_ms = GET(p->store_ms)};

@@ -96,6 +96,10 @@ static const setting settings[] = {
      "HS256 key (32 to 255 characters) of users' bearer tokens: JWTs whose sub is the user id, exp required."
      " Empty: the key in <CONCERT_DATA_DIR>/auth.key, which `concert up` creates; with neither, the user"
      " endpoints answer 403. `concert auth token USER` prints a token."},
+    {"CONCERT_CLOCK_SKEW_MAX_MS", INT(clock_skew_max_ms, 0, 3600000), "2000", 0,
+     "Processors: a command's ts may be at most this far ahead of the time the brokers logged it; a later ts"
+     " is lowered to that bound and counted, so one host with a fast clock cannot expire holds and tokens"
+     " early."},
     {"CONCERT_INGRESS_PG_CONNS", INT(ingress_pg_conns, 1, 64), "1", 0,
      "Ingress: Postgres connections of the group-commit writer (each commits whatever requests are waiting;"
      " outbox writes take turns, so more connections mean smaller batches, not more throughput)."},

@@ -61,7 +61,8 @@ typedef struct ct_config {
     int rate_ip_writes;
 
     char admin_key[256]; /* empty: admin endpoints disabled */
-    char auth_key[256];  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
+    char auth_key[256];
+    int clock_skew_max_ms; /* a command's ts at most this far past its log time */  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
     int ingress_pg_conns;
     int ingress_queue_max;
     int ingress_batch_max;

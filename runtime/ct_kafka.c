@@ -9,13 +9,13 @@
 #include "ct_log.h"
 
 static const ct_topic_spec topics[] = {
-    {CT_TOPIC_CONCERT_COMMANDS, true},
-    {CT_TOPIC_WALLET_COMMANDS, true},
-    {CT_TOPIC_CONCERT_EVENTS, false},
-    {CT_TOPIC_WALLET_EVENTS, false},
-    {CT_TOPIC_CONCERT_COMMANDS ".dlq", true},
-    {CT_TOPIC_WALLET_COMMANDS ".dlq", true},
-    {CT_TOPIC_TEST, false},
+    {CT_TOPIC_CONCERT_COMMANDS, true, true},
+    {CT_TOPIC_WALLET_COMMANDS, true, true},
+    {CT_TOPIC_CONCERT_EVENTS, false, false},
+    {CT_TOPIC_WALLET_EVENTS, false, false},
+    {CT_TOPIC_CONCERT_COMMANDS ".dlq", true, false},
+    {CT_TOPIC_WALLET_COMMANDS ".dlq", true, false},
+    {CT_TOPIC_TEST, false, false},
 };
 
 const ct_topic_spec *ct_kafka_topics(size_t *count) {
@@ -219,7 +219,8 @@ int ct_kafka_ensure_topics(rd_kafka_t *rk, const ct_config *cfg, ct_error *err) 
         nt[i] = rd_kafka_NewTopic_new(specs[i].name, cfg->kafka_partitions, cfg->kafka_replication, errstr,
                                       sizeof errstr);
         if (!nt[i] || rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", isr) ||
-            (specs[i].keep_forever && rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1"))) {
+            (specs[i].keep_forever && rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1")) ||
+            (specs[i].broker_time && rd_kafka_NewTopic_set_config(nt[i], "message.timestamp.type", "LogAppendTime"))) {
             CT_ERR(err, CT_ERR_FATAL, "cannot describe topic %s", specs[i].name);
             goto cleanup;
         }

@@ -25,6 +25,9 @@
 typedef struct ct_topic_spec {
     const char *name;
     bool keep_forever; /* retention.ms=-1: command topics are the replayable history */
+    /* message.timestamp.type=LogAppendTime: the brokers' clock stamps each
+     * record, and bounds how far ahead of it a command's own ts may be. */
+    bool broker_time;
 } ct_topic_spec;
 
 /* The topics the system creates; *count set to their number. */

@@ -550,3 +550,39 @@ Test(concert, corrupt_state_is_fatal) {
     cr_assert_eq(dom_try(&D, &c), -1);
     cr_assert_eq(D.err.klass, CT_ERR_FATAL);
 }
+
+/* One host's clock an hour fast: its command, logged by the brokers 3 s
+ * after the hold, may carry ts at most CONCERT_CLOCK_SKEW_MAX_MS past that
+ * (ct_cmd_bound_ts), so uA's 5-minute hold and the active tokens outlive
+ * it. The same command unbounded (the control) expires them all. */
+Test(concert, a_fast_clock_cannot_expire_holds_and_tokens_early) {
+    const int64_t logged = T0 + 3000, skew = 2000;
+    for (int bounded = 1; bounded >= 0; bounded--) {
+        dom d;
+        dom_init(&d);
+        base(&d);
+        ct_cmd c = dom_issue(&d, T0 + 3600 * 1000, "tX", "uX", "c1");
+        cr_assert_eq(ct_cmd_bound_ts(&c, logged, skew), true);
+        cr_assert_eq(c.ts_ms, logged + skew);
+        if (!bounded) c.ts_ms = T0 + 3600 * 1000;
+        dom_apply(&d, &c);
+        ct_st_reservation r;
+        cr_assert(dom_reservation(&d, "rA", &r));
+        if (bounded) {
+            cr_assert_eq(dom_count(&d, CT_OUT_SEAT_HOLD_EXPIRED), 0u, "the hold expired early");
+            cr_assert_eq(dom_count(&d, CT_OUT_TOKEN_EXPIRED), 0u, "a token expired early");
+            cr_assert_eq(r.status, CT_RES_HELD);
+        } else {
+            cr_assert_eq(dom_count(&d, CT_OUT_SEAT_HOLD_EXPIRED), 1u, "the control: an hour ahead expires the hold");
+            cr_assert_neq(r.status, CT_RES_HELD);
+        }
+        dom_fini(&d);
+    }
+    /* Within the skew, or with no log time, a ts stays as it is. */
+    ct_cmd c = dom_tick(&D, logged + skew);
+    cr_assert_eq(ct_cmd_bound_ts(&c, logged, skew), false);
+    cr_assert_eq(c.ts_ms, logged + skew);
+    c = dom_tick(&D, T0 + 3600 * 1000);
+    cr_assert_eq(ct_cmd_bound_ts(&c, 0, skew), false);
+    cr_assert_eq(c.ts_ms, T0 + 3600 * 1000);
+}

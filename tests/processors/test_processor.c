@@ -44,6 +44,7 @@ typedef struct outcome {
     char reason[48];
     int terminals;
     int records;
+    int64_t ts; /* the terminal event's */
 } outcome;
 
 static outcome outcomes[64];
@@ -93,6 +94,7 @@ static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
                     snprintf(o->type, sizeof o->type, "%s", type);
                     const char *r = json_string_value(json_object_get(data, "reason"));
                     snprintf(o->reason, sizeof o->reason, "%s", r ? r : "");
+                    o->ts = (int64_t)json_integer_value(json_object_get(ev, "ts"));
                     if (o->terminals == 1) have++;
                 }
             }
@@ -160,6 +162,10 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     pay = cmd("pay", "RequestPayment", ts + 12, concert_id, data);
     char *poison_hold = cmd("poison-hold", "HoldSeat", ts + 13, concert_id, "{\"seat_no\":\"one\"}");
     char *poison_charge = cmd("poison-charge", "ChargeBalance", ts + 14, user[1], "{\"amount\":-1}");
+    /* From a host whose clock is an hour fast. */
+    snprintf(data, sizeof data, "{\"token\":\"k4%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}", run, user[2],
+             concert_id);
+    char *fast = cmd("fast-clock", "IssueToken", ts + 3600 * 1000, concert_id, data);
 
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, create);
     for (int i = 0; i < 3; i++) send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, issue[i]);
@@ -171,13 +177,14 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, poison_hold);
     send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, poison_hold); /* redelivered: answered once */
     send_record(p, CT_TOPIC_WALLET_COMMANDS, user[1], poison_charge);
+    send_record(p, CT_TOPIC_CONCERT_COMMANDS, concert_id, fast);
     cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
 
     int activated = 0;
     char dump_path[160];
     snprintf(dump_path, sizeof dump_path, "%s/events.jsonl", dir);
     cr_assert_not_null(dump = fopen(dump_path, "w"));
-    collect(c, 10, &activated);
+    collect(c, 11, &activated);
     fclose(dump);
     ct_model_validate_file(dump_path, "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
                                       "TokenActivated,TokenDone,SeatHeld,PaymentRequested,SeatSold,ReservationConfirmed,"
@@ -192,6 +199,12 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     expect("pay", "ReservationConfirmed", NULL);
     expect("poison-hold", "CommandRejected", "POISON");
     expect("poison-charge", "CommandRejected", "POISON");
+    expect("fast-clock", "TokenIssued", NULL);
+    char fid[64];
+    snprintf(fid, sizeof fid, "%s-fast-clock", run);
+    cr_assert_lt(outcome_of(fid)->ts, ct_clock_wall_ms() + 60 * 1000,
+                 "a command stamped an hour ahead moved the partition's time to %lld (now %lld)",
+                 (long long)outcome_of(fid)->ts, (long long)ct_clock_wall_ms());
     char cid[64];
     snprintf(cid, sizeof cid, "%s-issue2", run);
     cr_assert_eq(outcome_of(cid)->records, 1, "the duplicated IssueToken produced %d records", outcome_of(cid)->records);
@@ -228,7 +241,7 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     snprintf(wlog, sizeof wlog, "%s/wallet.log", dir);
     ct_test_stop_clean(concert, "the concert processor", clog);
     ct_test_stop_clean(wallet, "the wallet processor", wlog);
-    free(charge), free(create), free(hold1), free(hold2), free(pay), free(poison_hold), free(poison_charge);
+    free(charge), free(create), free(hold1), free(hold2), free(pay), free(poison_hold), free(poison_charge), free(fast);
     for (int i = 0; i < 3; i++) free(issue[i]);
     ct_test_cleanup_run(dir);
 }
