@@ -84,7 +84,7 @@ static int bench_restore(int n) {
         bool applied = false;
         if (ct_codec_decode(recs[i], strlen(recs[i]), &c, &err) != 0 || ct_store_is_applied(st, c.id, &applied, &err) ||
             ct_concert_apply(&port, &c, fx, &err) != 0 || ct_store_batch_add(st, fx, &err) != 0 ||
-            ct_store_batch_mark_applied(st, c.id, i, &err) != 0)
+            ct_store_batch_mark_applied(st, c.id, i, 0, &err) != 0)
             return fprintf(stderr, "record %d: %s %s\n", i, err.msg, err.detail), 1;
         outputs += ct_effects_output_count(fx);
         if (i % CT_PROCESSOR_RESTORE_COMMIT_EVERY == CT_PROCESSOR_RESTORE_COMMIT_EVERY - 1 &&

@@ -143,7 +143,7 @@ static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, b
     if (producing && dead_letter(p, m, reason, err) != 0) return -1;
     if (!answerable) return 0;
     if (producing && produce_outputs(p, env.id, err) != 0) return -1;
-    return ct_store_batch_mark_applied(t->store, env.id, m->offset, err);
+    return ct_store_batch_mark_applied(t->store, env.id, m->offset, rd_kafka_message_timestamp(m, NULL), err);
 }
 
 /* Applies one input record to its task: decode, dedupe, core, outputs (when
@@ -177,7 +177,8 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     }
     if (producing && produce_outputs(p, cmd.id, err) != 0) return -1;
     if (ct_store_batch_add(t->store, p->fx, err) != 0) return -1;
-    if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, err) != 0) return -1;
+    if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, rd_kafka_message_timestamp(m, NULL), err) != 0)
+        return -1;
     ADD(p->applied, 1);
     return 0;
 bad_record:
@@ -257,6 +258,17 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
     return rc;
 }
 
+/* A task's store. Applied ids are remembered as long as the outbox may
+ * publish their command again: it keeps a row CONCERT_OUTBOX_RETENTION_S
+ * after sending it (0: forever), plus an hour for the clocks of Postgres
+ * and the brokers. */
+static ct_store *open_store(ct_processor *p, const char *dir, ct_error *err) {
+    ct_store *st = ct_store_open(dir, err);
+    int64_t keep_ms = p->cfg->outbox_retention_s > 0 ? ((int64_t)p->cfg->outbox_retention_s + 3600) * 1000 : 0;
+    if (st) ct_store_set_id_retention(st, p->cfg->processor_applied_ids_window, keep_ms);
+    return st;
+}
+
 /* Brings an open store level with the group's committed offset: replays a
  * gap in restore mode, rebuilds a missing or ahead-of-the-group store. */
 static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
@@ -274,7 +286,7 @@ static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
                     " committed=%" PRId64, (int)partition, applied, committed);
         ct_store_close(t->store);
         t->store = NULL;
-        if (ct_store_wipe(dir, err) != 0 || !(t->store = ct_store_open(dir, err))) return -1;
+        if (ct_store_wipe(dir, err) != 0 || !(t->store = open_store(p, dir, err))) return -1;
         applied = -1;
     }
     if (!nothing_committed && applied + 1 < committed) {
@@ -295,7 +307,7 @@ static int open_task(ct_processor *p, int32_t partition, ct_error *err) {
     task *t = &p->tasks[partition];
     char dir[CT_CONFIG_PATH_MAX + 160];
     store_dir(p, partition, dir, sizeof dir);
-    if (!(t->store = ct_store_open(dir, err))) return -1;
+    if (!(t->store = open_store(p, dir, err))) return -1;
     if (level_task(p, partition, err) != 0) return -1;
     t->assigned = true;
     t->staged = false;

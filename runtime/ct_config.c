@@ -96,6 +96,10 @@ static const setting settings[] = {
      "HS256 key (32 to 255 characters) of users' bearer tokens: JWTs whose sub is the user id, exp required."
      " Empty: the key in <CONCERT_DATA_DIR>/auth.key, which `concert up` creates; with neither, the user"
      " endpoints answer 403. `concert auth token USER` prints a token."},
+    {"CONCERT_PROCESSOR_APPLIED_IDS_WINDOW", INT(processor_applied_ids_window, 1, 100000000), "1000000", 0,
+     "Processors: applied record ids are remembered at least this many input offsets back, and at least"
+     " CONCERT_OUTBOX_RETENTION_S (plus an hour) of log time back, so a command the outbox publishes again"
+     " is applied once."},
     {"CONCERT_CLOCK_SKEW_MAX_MS", INT(clock_skew_max_ms, 0, 3600000), "2000", 0,
      "Processors: a command's ts may be at most this far ahead of the time the brokers logged it; a later ts"
      " is lowered to that bound and counted, so one host with a fast clock cannot expire holds and tokens"

@@ -62,7 +62,8 @@ typedef struct ct_config {
 
     char admin_key[256]; /* empty: admin endpoints disabled */
     char auth_key[256];
-    int clock_skew_max_ms; /* a command's ts at most this far past its log time */  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
+    int clock_skew_max_ms; /* a command's ts at most this far past its log time */
+    int processor_applied_ids_window; /* input offsets (and the outbox retention in time) */  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
     int ingress_pg_conns;
     int ingress_queue_max;
     int ingress_batch_max;

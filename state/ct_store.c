@@ -48,6 +48,9 @@ struct ct_store {
     ct_kvmap *cache;             /* committed values and known-absent keys */
     view views[VIEWS_MAX];       /* their iterators are created lazily, dropped at commit */
     int64_t batch_max_offset; /* highest offset marked in this batch, -1 none */
+    int64_t batch_max_logged; /* latest log time marked in this batch, 0 none */
+    int64_t id_window;        /* applied-id retention: offsets ... */
+    int64_t id_keep_ms;       /* ... and log time (0: forever, -1: offsets only) */
     struct sorted_entry *sorted; /* commit's scratch: the pending entries by key */
     size_t sorted_cap;
 };
@@ -118,7 +121,14 @@ ct_store *ct_store_open(const char *dir, ct_error *err) {
         return NULL;
     }
     st->batch_max_offset = -1;
+    st->id_window = CT_STORE_APPLIED_IDS_WINDOW;
+    st->id_keep_ms = -1;
     return st;
+}
+
+void ct_store_set_id_retention(ct_store *st, int64_t window, int64_t keep_ms) {
+    st->id_window = window > 0 ? window : 1;
+    st->id_keep_ms = keep_ms > 0 ? keep_ms : 0;
 }
 
 static void drop_iterator(ct_store *st) {
@@ -419,6 +429,7 @@ void ct_store_batch_begin(ct_store *st) {
     ct_kvmap_clear(st->pending);
     views_reset(st);
     st->batch_max_offset = -1;
+    st->batch_max_logged = 0;
 }
 
 /* One write into the pending batch: the readable overlay (one final value
@@ -467,26 +478,40 @@ int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err) {
     return 0;
 }
 
-int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, ct_error *err) {
+/* The retention index's value: a format mark no record id starts with,
+ * the log time, the id. */
+#define IO_TIMED 0x01
+#define IO_TIMED_LEN 9
+
+int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms,
+                                ct_error *err) {
     uint8_t key[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX], off[8], io[IO_PREFIX_LEN + 8];
-    size_t key_len;
+    uint8_t ioval[IO_TIMED_LEN + CT_STORE_RECORD_ID_MAX];
+    size_t key_len, id_len = strlen(record_id);
     if (id_key(record_id, key, &key_len, err) != 0) return -1;
     if (ct_store_batch_set_offset(st, offset, err) != 0) return -1;
+    if (logged_ms < 0) logged_ms = 0;
+    if (logged_ms > st->batch_max_logged) st->batch_max_logged = logged_ms;
     put_be64(off, (uint64_t)offset);
     memcpy(io, IO_PREFIX, IO_PREFIX_LEN);
     memcpy(io + IO_PREFIX_LEN, off, 8);
+    ioval[0] = IO_TIMED;
+    put_be64(ioval + 1, (uint64_t)logged_ms);
+    memcpy(ioval + IO_TIMED_LEN, record_id, id_len);
     if (stage(st, key, key_len, off, 8, false, err) != 0 ||
-        stage(st, io, sizeof io, (const uint8_t *)record_id, strlen(record_id), false, err) != 0)
+        stage(st, io, sizeof io, ioval, IO_TIMED_LEN + id_len, false, err) != 0)
         return -1;
     return 0;
 }
 
-/* Deletes applied ids older than the retention window, oldest first. */
-static int prune_ids(ct_store *st, ct_error *err) {
-    if (st->batch_max_offset < CT_STORE_APPLIED_IDS_WINDOW) return 0;
+/* Deletes applied ids beyond both retentions, oldest offset first; stops
+ * at the first one still kept (log times grow with offsets, so what follows
+ * is kept as well, or soon pruned by a later batch). */
+static int prune_ids(ct_store *st, int64_t max_offset, int64_t max_logged, ct_error *err) {
+    if (max_offset < st->id_window) return 0;
     uint8_t limit[IO_PREFIX_LEN + 8];
     memcpy(limit, IO_PREFIX, IO_PREFIX_LEN);
-    put_be64(limit + IO_PREFIX_LEN, (uint64_t)(st->batch_max_offset - CT_STORE_APPLIED_IDS_WINDOW));
+    put_be64(limit + IO_PREFIX_LEN, (uint64_t)(max_offset - st->id_window));
     rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator(st->db, st->ropts);
     int pruned = 0;
@@ -495,6 +520,13 @@ static int prune_ids(ct_store *st, ct_error *err) {
         const char *k = rocksdb_iter_key(it, &kl);
         if (kl != sizeof limit || memcmp(k, limit, sizeof limit) >= 0) break;
         const char *v = rocksdb_iter_value(it, &vl);
+        if (vl >= IO_TIMED_LEN && (uint8_t)v[0] == IO_TIMED) {
+            int64_t logged = (int64_t)get_be64((const uint8_t *)v + 1);
+            bool kept = st->id_keep_ms == 0 ||
+                        (st->id_keep_ms > 0 && logged > 0 && (max_logged == 0 || logged > max_logged - st->id_keep_ms));
+            if (kept) break;
+            v += IO_TIMED_LEN, vl -= IO_TIMED_LEN;
+        }
         uint8_t idk[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX];
         if (vl == 0 || vl > CT_STORE_RECORD_ID_MAX) break;
         memcpy(idk, ID_PREFIX, ID_PREFIX_LEN);
@@ -569,7 +601,7 @@ int ct_store_batch_commit(ct_store *st, ct_error *err) {
     /* The pending entries become the cache's, without a copy. */
     if (ct_kvmap_move_all(st->cache, st->pending) != 0)
         ct_kvmap_clear(st->cache); /* a cache is optional: drop it rather than fail */
-    int rc = prune_ids(st, err);
+    int rc = prune_ids(st, st->batch_max_offset, st->batch_max_logged, err);
     ct_store_batch_begin(st);
     return rc;
 }

@@ -25,9 +25,15 @@
  * keys start with an ASCII tag letter):
  *   0x00 "offset"                 -> applied input offset, big-endian int64
  *   0x00 "id/" <record id>        -> offset it was applied at (be64)
- *   0x00 "io/" <offset be64>      -> record id (the retention index)
- * Applied ids are kept for CT_STORE_APPLIED_IDS_WINDOW offsets behind the
- * applied offset: relay redeliveries arrive within seconds, far inside it.
+ *   0x00 "io/" <offset be64>      -> 0x01, the log time (be64 ms), record id
+ *                                    (the retention index; stores written
+ *                                    before log times hold the id alone)
+ * An applied id is forgotten only when it is both more than a window of
+ * offsets behind the applied offset (CT_STORE_APPLIED_IDS_WINDOW) and
+ * logged longer ago than the time retention (ct_store_set_id_retention):
+ * a command the outbox may still publish again (it keeps a row for its
+ * retention after sending it) is recognised however many records came
+ * between, and the index stays bounded by both.
  *
  * One store per thread; not thread-safe.
  */
@@ -49,8 +55,13 @@
 
 typedef struct ct_store ct_store;
 
-/* Opens the store in dir, creating it when missing. */
+/* Opens the store in dir, creating it when missing. Applied ids are kept
+ * for the offset window alone until ct_store_set_id_retention says more. */
 ct_store *ct_store_open(const char *dir, ct_error *err);
+/* Keep applied ids at least window offsets and keep_ms of log time (0:
+ * forever) behind the newest applied record; ids whose log time is unknown
+ * are kept for the window alone. */
+void ct_store_set_id_retention(ct_store *st, int64_t window, int64_t keep_ms);
 /* Closes; a pending batch is discarded. NULL ok. */
 void ct_store_close(ct_store *st);
 /* Deletes the store in dir entirely (must not be open). */
@@ -67,8 +78,10 @@ ct_kv_port ct_store_port(ct_store *st);
 void ct_store_batch_begin(ct_store *st);
 /* Adds a record's mutations to the pending batch. */
 int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err);
-/* Records that record_id at offset is applied (in the pending batch). */
-int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, ct_error *err);
+/* Records that record_id at offset, logged by the brokers at logged_ms
+ * (<= 0: unknown), is applied (in the pending batch). */
+int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms,
+                                ct_error *err);
 /* Advances the applied offset alone (a record dead-lettered or skipped as
  * a duplicate: consumed, but nothing to remember by id). */
 int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err);

@@ -245,3 +245,81 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     for (int i = 0; i < 3; i++) free(issue[i]);
     ct_test_cleanup_run(dir);
 }
+
+/* A charge published again long after (the outbox keeps a SENT row, and
+ * may publish it again, for CONCERT_OUTBOX_RETENTION_S): with an applied-id
+ * window of 3 offsets and 10 charges in between, the redelivery is still
+ * recognised by its id (kept for the outbox's retention in log time) and
+ * the balance is charged once. */
+Test(processor, a_charge_redelivered_past_the_offset_window_is_applied_once, .timeout = 300) {
+    ct_test_setup_run(&cfg, "procw", run, sizeof run, dir, sizeof dir);
+    setenv("CONCERT_PROCESSOR_APPLIED_IDS_WINDOW", "3", 1);
+    pid_t wallet = start_processor("wallet");
+    char group[64], user[40], data[128], name[16];
+    snprintf(group, sizeof group, "ct-test-window-%s", run);
+    snprintf(user, sizeof user, "w%s", run);
+    static const char *const events[] = {CT_TOPIC_WALLET_EVENTS, NULL};
+    rd_kafka_t *c = ct_test_consumer_on(&cfg, group, 1, events);
+    ct_error err = {0};
+    ct_kafka_producer_opts po = {.client_id = "ct-test", .linger_ms = 0};
+    rd_kafka_t *p = ct_kafka_producer_new(&cfg, &po, &err);
+    cr_assert_not_null(p);
+    int64_t ts = ct_clock_wall_ms();
+    snprintf(data, sizeof data, "{\"user_id\":\"%s\",\"amount\":100}", user);
+    char *first = cmd("first", "ChargeBalance", ts, user, data);
+    send_record(p, CT_TOPIC_WALLET_COMMANDS, user, first);
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "between%d", i);
+        char *b = cmd(name, "ChargeBalance", ts + 1 + i, user, data);
+        send_record(p, CT_TOPIC_WALLET_COMMANDS, user, b);
+        free(b);
+    }
+    cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
+    int firsts = 0, charges = 0;
+    long long balance = -1;
+    char first_id[64], wait_id[64];
+    snprintf(first_id, sizeof first_id, "%s-first", run);
+    /* Until the tenth charge between is out (its batch committed, the first
+     * id pruned by offsets), then the redelivery and a last charge. */
+    bool done = false;
+    for (int phase = 0; phase < 2; phase++) {
+        snprintf(wait_id, sizeof wait_id, "%s-%s", run, phase == 0 ? "between9" : "last");
+        if (phase == 1) {
+            send_record(p, CT_TOPIC_WALLET_COMMANDS, user, first);
+            char *last = cmd("last", "ChargeBalance", ts + 20, user, data);
+            send_record(p, CT_TOPIC_WALLET_COMMANDS, user, last);
+            free(last);
+            cr_assert_eq(rd_kafka_flush(p, WAIT_MS), 0);
+        }
+        done = false;
+        for (int64_t until = ct_clock_mono_ms() + WAIT_MS; !done && ct_clock_mono_ms() < until;) {
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+            if (!m) continue;
+            json_t *ev = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
+            const char *cid = json_string_value(json_object_get(ev, "command_id"));
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            if (cid && type && strcmp(type, "BalanceCharged") == 0 && strncmp(cid, run, strlen(run)) == 0) {
+                charges++;
+                if (strcmp(cid, first_id) == 0) firsts++;
+                if (strcmp(cid, wait_id) == 0) {
+                    done = true;
+                    balance = (long long)json_integer_value(json_object_get(json_object_get(ev, "data"), "balance"));
+                }
+            }
+            json_decref(ev);
+            rd_kafka_message_destroy(m);
+        }
+        cr_assert(done, "%s never came out", wait_id);
+    }
+    cr_assert_eq(firsts, 1, "the redelivered charge was applied %d times", firsts);
+    cr_assert_eq(charges, 12);
+    cr_assert_eq(balance, 1200, "balance %lld after 12 charges of 100", balance);
+    ct_test_consumer_close(c);
+    rd_kafka_destroy(p);
+    char wlog[160];
+    snprintf(wlog, sizeof wlog, "%s/wallet.log", dir);
+    ct_test_stop_clean(wallet, "the wallet processor", wlog);
+    unsetenv("CONCERT_PROCESSOR_APPLIED_IDS_WINDOW");
+    free(first);
+    ct_test_cleanup_run(dir);
+}

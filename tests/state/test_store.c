@@ -69,7 +69,7 @@ Test(store, applied_offset_and_ids_survive_reopen_and_only_after_commit, .init =
     cr_assert_eq(off, -1, "empty store has applied nothing");
 
     ct_store_batch_begin(st);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-1", 10, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-1", 10, 0, &err), 0);
     cr_assert_eq(ct_store_is_applied(st, "rec-1", &applied, &err), 0);
     cr_assert(applied, "visible within the batch");
     cr_assert_eq(ct_store_applied_offset(st, &off, &err), 0);
@@ -79,9 +79,9 @@ Test(store, applied_offset_and_ids_survive_reopen_and_only_after_commit, .init =
     cr_assert_not(applied, "discarded");
 
     ct_store_batch_begin(st);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-1", 10, &err), 0);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-2", 11, &err), 0);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-0", 9, &err), -1, "offsets never go backwards");
+    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-1", 10, 0, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-2", 11, 0, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "rec-0", 9, 0, &err), -1, "offsets never go backwards");
     cr_assert_eq(ct_store_batch_commit(st, &err), 0, "%s", err.msg);
     ct_store_close(st);
 
@@ -101,11 +101,11 @@ Test(store, applied_ids_older_than_the_window_are_forgotten, .init = setup, .fin
     ct_store *st = open_store();
     bool applied = false;
     ct_store_batch_begin(st);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "old", 5, &err), 0);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "edge", 6, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "old", 5, 0, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "edge", 6, 0, &err), 0);
     cr_assert_eq(ct_store_batch_commit(st, &err), 0);
     ct_store_batch_begin(st);
-    cr_assert_eq(ct_store_batch_mark_applied(st, "new", 6 + CT_STORE_APPLIED_IDS_WINDOW, &err), 0);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "new", 6 + CT_STORE_APPLIED_IDS_WINDOW, 0, &err), 0);
     cr_assert_eq(ct_store_batch_commit(st, &err), 0);
     cr_assert_eq(ct_store_is_applied(st, "old", &applied, &err), 0);
     cr_assert_not(applied, "beyond the window");
@@ -113,6 +113,43 @@ Test(store, applied_ids_older_than_the_window_are_forgotten, .init = setup, .fin
     cr_assert(applied, "exactly at the window's edge is kept");
     cr_assert_eq(ct_store_is_applied(st, "new", &applied, &err), 0);
     cr_assert(applied);
+    ct_store_close(st);
+}
+
+/* A charge published again after a million other records (the outbox may
+ * republish a row for as long as it keeps it): its id is still known while
+ * its log time is within the time retention, and forgotten once both the
+ * window and the time have passed. */
+Test(store, applied_ids_are_kept_for_the_time_retention_past_the_window, .init = setup, .fini = teardown) {
+    ct_error err = {0};
+    ct_store *st = open_store();
+    const int64_t t0 = INT64_C(1800000000000), hour = 3600 * 1000;
+    ct_store_set_id_retention(st, 10, 24 * hour);
+    bool applied = false;
+    ct_store_batch_begin(st);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "charge-1", 5, t0, &err), 0);
+    cr_assert_eq(ct_store_batch_commit(st, &err), 0);
+    /* Far past the window of 10 offsets, an hour later: kept. */
+    ct_store_batch_begin(st);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "later", 5 + 1000000, t0 + hour, &err), 0);
+    cr_assert_eq(ct_store_batch_commit(st, &err), 0);
+    cr_assert_eq(ct_store_is_applied(st, "charge-1", &applied, &err), 0);
+    cr_assert(applied, "forgotten after the window although its time is kept");
+    /* A day and a minute later: gone. */
+    ct_store_batch_begin(st);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "much-later", 5 + 2000000, t0 + 24 * hour + 60000, &err), 0);
+    cr_assert_eq(ct_store_batch_commit(st, &err), 0);
+    cr_assert_eq(ct_store_is_applied(st, "charge-1", &applied, &err), 0);
+    cr_assert_not(applied, "kept past both retentions");
+    cr_assert_eq(ct_store_is_applied(st, "later", &applied, &err), 0);
+    cr_assert(applied, "an hour old: within the day");
+    /* Time 0 (forever): never forgotten. */
+    ct_store_set_id_retention(st, 10, 0);
+    ct_store_batch_begin(st);
+    cr_assert_eq(ct_store_batch_mark_applied(st, "last", 5 + 9000000, t0 + 1000 * 24 * hour, &err), 0);
+    cr_assert_eq(ct_store_batch_commit(st, &err), 0);
+    cr_assert_eq(ct_store_is_applied(st, "later", &applied, &err), 0);
+    cr_assert(applied, "forever");
     ct_store_close(st);
 }
 
@@ -167,7 +204,7 @@ Test(store, domain_through_store_matches_the_in_memory_port, .init = setup, .fin
             outputs++;
         }
         cr_assert_eq(ct_store_batch_add(st, fx, &err), 0);
-        cr_assert_eq(ct_store_batch_mark_applied(st, cmds[i].id, (int64_t)i, &err), 0, "%s", err.msg);
+        cr_assert_eq(ct_store_batch_mark_applied(st, cmds[i].id, (int64_t)i, 0, &err), 0, "%s", err.msg);
         if (i % 7 == 6 || i + 1 == n) cr_assert_eq(ct_store_batch_commit(st, &err), 0, "%s", err.msg);
     }
     static collect from_store, from_mem;
