@@ -356,6 +356,13 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
     TRY(set_res_status(c, &res, CT_RES_EXPIRED, rk, rkn));
     TRY(store_reservation(c, rk, rkn, &res));
     TRY(release_seat(c, &res));
+    /* Counted against the token: CT_EXPIRED_HOLDS_PER_TOKEN_MAX throttles. */
+    uint8_t hk[CT_KEY_BYTES_MAX], hv[CT_VALUE_BYTES_MAX];
+    size_t hkn = ct_key_expired_holds(hk, &res.token), hvn;
+    uint8_t expired = 0;
+    TRY(r = st_get(c, hk, hkn, hv, &hvn));
+    if (r == 1 && ct_val_u8_decode(hv, hvn, &expired) != 0) return corrupt(c, "expired holds", hk, hkn);
+    if (expired < UINT8_MAX) TRY(st_put(c, hk, hkn, hv, ct_val_u8_encode(hv, (uint8_t)(expired + 1))));
     ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id,
                      &res.command_id, false);
     if (!o) return -1;
@@ -464,6 +471,34 @@ static int issue_token(ctx *c) {
     kn = ct_key_queue(k, &x->concert_id);
     TRY(r = load_queue(c, k, kn, &q));
     if (r == 0) return corrupt(c, "missing queue", k, kn);
+    /* One place in line per user and concert: asking again while a token is
+     * WAITING or ACTIVE answers that token, its position kept, and nothing
+     * changes (more ids are not more places). */
+    uint8_t uk[CT_KEY_BYTES_MAX], lk[CT_KEY_BYTES_MAX];
+    size_t ukn = ct_key_user_token(uk, &x->concert_id, &x->user_id);
+    TRY(r = st_get(c, uk, ukn, v, &vn));
+    if (r == 1) {
+        ct_id live;
+        ct_st_token lt;
+        if (ct_val_id_decode(v, vn, &live) != 0) return corrupt(c, "user token", uk, ukn);
+        size_t lkn = ct_key_token(lk, &live);
+        TRY(r = load_token(c, lk, lkn, &lt));
+        if (r == 0) return corrupt(c, "missing token", lk, lkn);
+        if (lt.status == CT_TOKEN_WAITING || lt.status == CT_TOKEN_ACTIVE) {
+            ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id,
+                             true);
+            if (!o) return -1;
+            o->token = live;
+            o->user_id = x->user_id;
+            o->concert_id = x->concert_id;
+            o->seq = lt.seq;
+            o->position = lt.status == CT_TOKEN_WAITING ? lt.seq - q.last_admitted_seq : 0;
+            o->token_status = (ct_token_status)lt.status;
+            o->until_ms = lt.active_until_ms;
+            return 0;
+        }
+    }
+    TRY(st_put(c, uk, ukn, v, ct_val_id_encode(v, &x->token)));
 
     ct_st_token t = {.seq = q.next_seq++,
                      .issued_at_ms = c->now_ms,
@@ -525,6 +560,11 @@ static int hold_seat(ctx *c) {
     if (!ct_id_eq(&t.user_id, &x->user_id) || !ct_id_eq(&t.concert_id, &x->concert_id))
         return reject(c, CT_REASON_TOKEN_MISMATCH);
     if (t.status != CT_TOKEN_ACTIVE) return reject(c, CT_REASON_TOKEN_NOT_ACTIVE);
+    uint8_t expired = 0;
+    kn = ct_key_expired_holds(k, &x->token);
+    TRY(r = st_get(c, k, kn, v, &vn));
+    if (r == 1 && ct_val_u8_decode(v, vn, &expired) != 0) return corrupt(c, "expired holds", k, kn);
+    if (expired >= CT_EXPIRED_HOLDS_PER_TOKEN_MAX) return reject(c, CT_REASON_HOLD_THROTTLED);
     uint8_t ek[CT_KEY_BYTES_MAX];
     size_t ekn = ct_key_seat(ek, &x->concert_id, &x->schedule_id, x->seat_no);
     TRY(r = st_get(c, ek, ekn, v, &vn));

@@ -60,6 +60,9 @@
 
 /* Seats one user may hold or own per schedule (DESIGN.md section 5). */
 #define CT_SEATS_PER_USER_PER_SCHEDULE_MAX 4u
+/* Holds a queue token may let expire; its next holds are refused
+ * (HOLD_THROTTLED): to hold more, the fan queues again once it ends. */
+#define CT_EXPIRED_HOLDS_PER_TOKEN_MAX 2
 
 /* ---- wallet (DESIGN.md section 5) ----------------------------------- */
 

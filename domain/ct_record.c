@@ -97,6 +97,7 @@ static const char *const reason_names[CT_REASON_COUNT_] = {
     [CT_REASON_RESERVATION_NOT_HELD] = "RESERVATION_NOT_HELD",
     [CT_REASON_PAYMENT_NOT_PENDING] = "PAYMENT_NOT_PENDING",
     [CT_REASON_POISON] = "POISON",
+    [CT_REASON_HOLD_THROTTLED] = "HOLD_THROTTLED",
 };
 
 const char *ct_reason_name(ct_reason r) {

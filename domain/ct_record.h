@@ -80,6 +80,7 @@ typedef enum ct_reason {
     CT_REASON_RESERVATION_NOT_HELD,/* already paying, paid or expired otherwise */
     CT_REASON_PAYMENT_NOT_PENDING, /* a settlement for a payment already settled */
     CT_REASON_POISON,              /* the record could not be decoded or validated: dead-lettered */
+    CT_REASON_HOLD_THROTTLED,      /* the token let CT_EXPIRED_HOLDS_PER_TOKEN_MAX holds expire */
     CT_REASON_COUNT_
 } ct_reason;
 

@@ -126,6 +126,7 @@ KEY1(ct_key_payment, 'P')
 KEY1(ct_key_wallet, 'W')
 KEY1(ct_key_debit, 'X')
 KEY1(ct_key_refund, 'F')
+KEY1(ct_key_expired_holds, 'H')
 
 size_t ct_key_schedule(uint8_t *k, const ct_id *c, const ct_id *s) {
     wr w = {k, 0};
@@ -141,6 +142,14 @@ size_t ct_key_seat(uint8_t *k, const ct_id *c, const ct_id *s, uint32_t seat_no)
     w_kid(&w, c);
     w_kid(&w, s);
     w_u32(&w, seat_no);
+    return w.n;
+}
+
+size_t ct_key_user_token(uint8_t *k, const ct_id *c, const ct_id *u) {
+    wr w = {k, 0};
+    w_tag(&w, 'V');
+    w_kid(&w, c);
+    w_bytes(&w, u->s, u->len);
     return w.n;
 }
 

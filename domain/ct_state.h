@@ -141,6 +141,8 @@ size_t ct_key_deadline(uint8_t *k, int64_t at_ms, ct_deadline_kind kind, const c
 size_t ct_key_deadline_prefix(uint8_t *k);                          /* D/ */
 size_t ct_key_reservation(uint8_t *k, const ct_id *reservation);    /* R/<r> */
 size_t ct_key_user_seats(uint8_t *k, const ct_id *concert, const ct_id *schedule, const ct_id *user); /* U/<c>/<s>/<u> */
+size_t ct_key_user_token(uint8_t *k, const ct_id *concert, const ct_id *user); /* V/<c>/<u>: their latest token */
+size_t ct_key_expired_holds(uint8_t *k, const ct_id *token);        /* H/<t>: holds it let expire (u8) */
 size_t ct_key_payment(uint8_t *k, const ct_id *payment);            /* P/<p> */
 size_t ct_key_wallet(uint8_t *k, const ct_id *user);                /* W/<u> */
 size_t ct_key_debit(uint8_t *k, const ct_id *payment);              /* X/<p> */

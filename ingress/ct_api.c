@@ -672,6 +672,7 @@ static const reason_spec reasons[] = {
     {"UNKNOWN_TOKEN", 404, "no such queue token"},
     {"UNKNOWN_RESERVATION", 404, "no such reservation"},
     {"UNKNOWN_PAYMENT", 404, "no such payment"},
+    {"HOLD_THROTTLED", 429, "this queue token let too many holds expire: queue again once it ends"},
     {"POISON", 422, "the command could not be processed and was set aside for an operator (dead-lettered)"},
 };
 
@@ -717,6 +718,9 @@ int ct_api_outcome_response(ct_api_route r, const char *accepted_body, const cha
         }
         if (j) {
             json_object_set_new(j, "status", json_string("SUCCEEDED"));
+            /* A user with a live token is answered that one, not the new id. */
+            json_t *token = json_object_get(result, "token");
+            if (r == CT_ROUTE_ISSUE_TOKEN && json_is_string(token)) json_object_set(j, "token", token);
             json_object_set_new(j, "result", result ? result : json_null());
         } else {
             json_decref(result);

@@ -586,3 +586,37 @@ Test(concert, a_fast_clock_cannot_expire_holds_and_tokens_early) {
     cr_assert_eq(ct_cmd_bound_ts(&c, 0, skew), false);
     cr_assert_eq(c.ts_ms, T0 + 3600 * 1000);
 }
+
+/* One place in line per user and concert: uC (WAITING, third) asking again
+ * is answered the same token and position, and the queue does not grow;
+ * uA (ACTIVE) likewise. Once uA's token has ended, asking again issues a
+ * new one. */
+Test(concert, asking_again_for_a_token_returns_the_live_one) {
+    base(&D);
+    ct_st_queue before, after;
+    cr_assert(dom_queue(&D, "c1", &before));
+    ct_cmd c = dom_issue(&D, T0 + 3, "tC2", "uC", "c1");
+    dom_apply(&D, &c);
+    const ct_out *o = dom_terminal(&D);
+    cr_assert_eq(o->type, CT_OUT_TOKEN_ISSUED);
+    cr_assert_str_eq(o->token.s, "tC", "a second place in line");
+    cr_assert_eq(o->token_status, CT_TOKEN_WAITING);
+    cr_assert_eq(o->position, 1u);
+    cr_assert(dom_queue(&D, "c1", &after));
+    cr_assert_eq(after.next_seq, before.next_seq, "the queue grew");
+    ct_st_token t;
+    cr_assert_not(dom_token(&D, "tC2", &t), "the new id became a token");
+    c = dom_issue(&D, T0 + 4, "tA2", "uA", "c1");
+    dom_apply(&D, &c);
+    cr_assert_str_eq(dom_terminal(&D)->token.s, "tA");
+    cr_assert_eq(dom_terminal(&D)->token_status, CT_TOKEN_ACTIVE);
+    /* uA's token expires (ACTIVE_TTL): then a new one, at the back. */
+    c = dom_tick(&D, T0 + 1 + ACTIVE_TTL);
+    dom_apply(&D, &c);
+    cr_assert(dom_token(&D, "tA", &t));
+    cr_assert_eq(t.status, CT_TOKEN_EXPIRED);
+    c = dom_issue(&D, T0 + 2 + ACTIVE_TTL, "tA3", "uA", "c1");
+    dom_apply(&D, &c);
+    cr_assert_str_eq(dom_terminal(&D)->token.s, "tA3");
+    cr_assert(dom_token(&D, "tA3", &t));
+}

@@ -232,6 +232,27 @@ static void deadlines(void) {
     expect_rejection(&c, CT_REASON_HOLD_EXPIRED);
 }
 
+/* c9: uT lets two holds expire on one token; its third hold is throttled. */
+static void throttled(void) {
+    const int64_t t9 = T0 + 20 * ACTIVE_TTL;
+    ct_cmd c = dom_create(&D, t9, "c9", 1, 10, PRICE, 5, 10 * HOLD_TTL, HOLD_TTL);
+    apply(&c);
+    c = dom_issue(&D, t9 + 1, "tT", "uT", "c9");
+    apply(&c);
+    for (uint32_t seat = 1; seat <= 2; seat++) {
+        char res[8];
+        snprintf(res, sizeof res, "rT%u", seat);
+        c = dom_hold(&D, t9 + 2 + (int64_t)(seat - 1) * 2 * HOLD_TTL, res, "tT", "uT", "c9", "s1", seat);
+        apply(&c);
+        cr_assert_eq(dom_terminal(&D)->type, CT_OUT_SEAT_HELD);
+        c = dom_tick(&D, t9 + 3 + (int64_t)(seat - 1) * 2 * HOLD_TTL + HOLD_TTL);
+        apply(&c);
+        cr_assert_eq(dom_count(&D, CT_OUT_SEAT_HOLD_EXPIRED), 1);
+    }
+    c = dom_hold(&D, t9 + 5 * HOLD_TTL, "rT3", "tT", "uT", "c9", "s1", 3);
+    expect_rejection(&c, CT_REASON_HOLD_THROTTLED);
+}
+
 /* ---- checks ---------------------------------------------------------------- */
 
 /* The names in the schema's enum at path (object keys, NULL-terminated)
@@ -311,6 +332,7 @@ Test(event_schemas, every_output_type_validates_against_schemas_events_json) {
     refunded_debit();
     balance_limit();
     deadlines();
+    throttled();
     poisoned();
     cr_assert_eq(fclose(S.out), 0);
 

@@ -425,7 +425,7 @@ Test(api, every_rejection_reason_has_its_status) {
         {"PAYMENT_NOT_PENDING", 409}, {"INSUFFICIENT_BALANCE", 402}, {"HOLD_EXPIRED", 410},
         {"LIMIT_EXCEEDED", 422}, {"BALANCE_LIMIT", 422}, {"INVALID_SEAT", 422},
         {"UNKNOWN_CONCERT", 404}, {"UNKNOWN_SCHEDULE", 404}, {"UNKNOWN_TOKEN", 404},
-        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"POISON", 422}, {"UNKNOWN_SOMETHING_NEW", 404},
+        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"POISON", 422}, {"HOLD_THROTTLED", 429}, {"UNKNOWN_SOMETHING_NEW", 404},
         {"SOMETHING_NEW", 409}, {NULL, 409},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -435,7 +435,8 @@ Test(api, every_rejection_reason_has_its_status) {
         const char *name = ct_reason_name((ct_reason)r);
         cr_assert_not_null(name);
         unsigned st = ct_api_reason_status(name);
-        cr_expect(st == 402 || st == 403 || st == 404 || st == 409 || st == 410 || st == 422, "%s: %u", name, st);
+        cr_expect(st == 402 || st == 403 || st == 404 || st == 409 || st == 410 || st == 422 || st == 429, "%s: %u",
+                  name, st);
     }
     cr_assert_eq(ct_api_success_status(CT_ROUTE_ISSUE_TOKEN), 201);
     cr_assert_eq(ct_api_success_status(CT_ROUTE_HOLD_SEAT), 201);
@@ -527,4 +528,20 @@ Test(api, a_user_acts_and_reads_only_as_themselves) {
     cr_assert(e.status == 401 && !strcmp(e.code, "INVALID_TOKEN"));
     cr_assert_eq(ct_api_auth_error(CT_AUTH_EXPIRED, &e), -1);
     cr_assert(e.status == 401 && !strcmp(e.code, "TOKEN_EXPIRED"));
+}
+
+/* A user who holds a live token is answered that one: the outcome's token
+ * replaces the id the 202 proposed. */
+Test(api, a_token_outcome_names_the_live_token) {
+    const char *accepted = "{\"token\":\"NEWNEWNEWNEWNEWNEWNEW0\",\"command_id\":\"c\",\"status_url\":\"/v1/commands/c\"}";
+    unsigned st = 0;
+    char *body = NULL;
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_ISSUE_TOKEN, accepted, "c", "SUCCEEDED", NULL,
+                                         "{\"token\":\"LIVELIVELIVELIVELIVE00\",\"status\":\"WAITING\",\"position\":3}",
+                                         &st, &body),
+                 0);
+    cr_assert_eq(st, 201);
+    cr_assert(strstr(body, "\"token\":\"LIVELIVELIVELIVELIVE00\""), "%s", body);
+    cr_assert_null(strstr(body, "NEWNEW"), "%s", body);
+    free(body);
 }
