@@ -128,13 +128,17 @@ KEY1(ct_key_debit, 'X')
 KEY1(ct_key_refund, 'F')
 KEY1(ct_key_expired_holds, 'H')
 
-size_t ct_key_schedule(uint8_t *k, const ct_id *c, const ct_id *s) {
-    wr w = {k, 0};
-    w_tag(&w, 'S');
-    w_kid(&w, c);
-    w_bytes(&w, s->s, s->len);
-    return w.n;
-}
+/* <tag>/<concert>/<second id>: a schedule, a user's token in a concert. */
+#define KEY2(fn, tag)                                                                              \
+    size_t fn(uint8_t *k, const ct_id *c, const ct_id *b) {                                        \
+        wr w = {k, 0};                                                                             \
+        w_tag(&w, tag);                                                                            \
+        w_kid(&w, c);                                                                              \
+        w_bytes(&w, b->s, b->len);                                                                 \
+        return w.n;                                                                                \
+    }
+KEY2(ct_key_schedule, 'S')
+KEY2(ct_key_user_token, 'V')
 
 size_t ct_key_seat(uint8_t *k, const ct_id *c, const ct_id *s, uint32_t seat_no) {
     wr w = {k, 0};
@@ -142,14 +146,6 @@ size_t ct_key_seat(uint8_t *k, const ct_id *c, const ct_id *s, uint32_t seat_no)
     w_kid(&w, c);
     w_kid(&w, s);
     w_u32(&w, seat_no);
-    return w.n;
-}
-
-size_t ct_key_user_token(uint8_t *k, const ct_id *c, const ct_id *u) {
-    wr w = {k, 0};
-    w_tag(&w, 'V');
-    w_kid(&w, c);
-    w_bytes(&w, u->s, u->len);
     return w.n;
 }
 
