@@ -51,11 +51,26 @@ typedef enum item_state { OPEN, RESOLVED, DEFERRED } item_state;
 enum { STMT_LOCK, STMT_OUTBOX, STMT_IDEM, STMT_REPLAYS };
 static const ct_pg_statement statements[] = {
     [STMT_LOCK] = {"ct_commit_lock", "SELECT pg_advisory_xact_lock(" CT_COMMIT_OUTBOX_LOCK_KEY ")"},
-    [STMT_OUTBOX] = {"ct_commit_outbox", "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
-                                         " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])"},
-    /* No ON CONFLICT: a key taken by a concurrent batch aborts this one. */
+    /* A hold is refused (not written; ct_commit answers 402) when the read
+     * models know its schedule and the user's balance is below its price:
+     * a seat is held only by a fan who can pay for it (a schedule not yet
+     * projected goes on: the processor decides). RETURNING names the rows
+     * written. */
+    [STMT_OUTBOX] = {"ct_commit_outbox",
+                     "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
+                     " SELECT u.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])"
+                     "  AS u(command_id, topic, partition_key, type, payload)"
+                     " WHERE u.type <> 'HoldSeat' OR NOT EXISTS (SELECT 1 FROM schedules s"
+                     "  LEFT JOIN balances b ON b.user_id = u.payload->'data'->>'user_id'"
+                     "  WHERE s.concert_id = u.payload->'data'->>'concert_id'"
+                     "   AND s.schedule_id = u.payload->'data'->>'schedule_id' AND coalesce(b.balance, 0) < s.price)"
+                     " RETURNING command_id::text"},
+    /* No ON CONFLICT: a key taken by a concurrent batch aborts this one.
+     * Only the keys of commands written (a refused hold records none). */
     [STMT_IDEM] = {"ct_commit_idem", "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
-                                     " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"},
+                                     " SELECT k.* FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
+                                     "  AS k(key, command_id, fingerprint, response)"
+                                     " WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = k.command_id)"},
     [STMT_REPLAYS] = {"ct_commit_replays",
                       "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])"},
 };
@@ -118,10 +133,16 @@ static int resolve_replays(ct_commit *c, PGconn *pg, ct_commit_item **items, ite
  * commit, it makes commit order id order. */
 typedef struct pipeline {
     PGconn *pg;
-    int sent;         /* statements sent */
-    bool send_failed; /* a send or the sync failed: the connection is gone */
-    int rows;         /* outbox rows in it */
+    int sent;           /* statements sent */
+    bool send_failed;   /* a send or the sync failed: the connection is gone */
+    int rows;           /* outbox rows in it */
+    PGresult *written;  /* the outbox statement's RETURNING: the rows written */
 } pipeline;
+
+static void pipe_clear(pipeline *pl) {
+    PQclear(pl->written);
+    pl->written = NULL;
+}
 
 static void pipe_send(pipeline *pl, int stmt, int nparams, const char *const *params) {
     if (pl->send_failed) return;
@@ -191,6 +212,8 @@ static int pipe_collect(pipeline *pl, bool *unknown, ct_error *err) {
             const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
             if (state && strcmp(state, "23505") == 0) rc = 1, PQclear(r);
             else ct_pg_result_error(pg, r, "outbox write", err), rc = -1; /* clears r */
+        } else if (q == 1 && s == PGRES_TUPLES_OK && !pl->written) { /* 0: the lock, 1: the outbox rows */
+            pl->written = r;
         } else {
             PQclear(r);
         }
@@ -226,15 +249,33 @@ static void pipe_leave(PGconn *pg) {
     if (pg && PQstatus(pg) == CONNECTION_OK && PQpipelineStatus(pg) != PQ_PIPELINE_OFF) PQexitPipelineMode(pg);
 }
 
-/* The items of a committed transaction are answered with their 202. */
-static void resolve_committed(ct_commit *c, ct_commit_item **items, item_state *st, int n, int rows) {
+/* Whether the transaction wrote cmd's row (all did unless a hold was
+ * refused). */
+static bool was_written(const pipeline *pl, const ct_api_command *cmd) {
+    if (!pl->written || PQntuples(pl->written) >= pl->rows) return true;
+    for (int r = 0; r < PQntuples(pl->written); r++)
+        if (strcmp(PQgetvalue(pl->written, r, 0), cmd->command_id) == 0) return true;
+    return false;
+}
+
+/* The items of a committed transaction are answered: 202, or 402 for a
+ * hold the balance does not cover. */
+static void resolve_committed(ct_commit *c, ct_commit_item **items, item_state *st, int n, pipeline *pl) {
+    int rows = 0;
     for (int i = 0; i < n; i++) {
         if (st[i] != OPEN) continue;
         st[i] = RESOLVED;
+        if (!was_written(pl, items[i]->cmd)) {
+            ct_commit_set_error(items[i], 402, "INSUFFICIENT_BALANCE",
+                                "the balance does not cover this seat's price: charge it before holding");
+            continue;
+        }
+        rows++;
         free(items[i]->body);
         items[i]->status = 202;
         items[i]->body = strdup(items[i]->cmd->response);
     }
+    pipe_clear(pl);
     if (rows > 0) atomic_fetch_add(&c->batches, 1), atomic_fetch_add(&c->rows, (uint64_t)rows);
 }
 
@@ -250,8 +291,11 @@ static int run_txn(ct_commit *c, PGconn *pg, ct_commit_item **items, item_state 
     if (pipe_send_txn(&pl, pg, items, st, n, err) != 0) return -1;
     int rc = pl.rows > 0 ? pipe_collect(&pl, unknown, err) : 0;
     pipe_leave(pg);
-    if (rc != 0) return rc;
-    resolve_committed(c, items, st, n, pl.rows);
+    if (rc != 0) {
+        pipe_clear(&pl);
+        return rc;
+    }
+    resolve_committed(c, items, st, n, &pl);
     return 0;
 }
 
@@ -316,8 +360,8 @@ static void land_flight(ct_commit *c, flight *f) {
     bool unknown = false;
     ct_error err = {0};
     int rc = pipe_collect(&f->pl, &unknown, &err);
-    if (rc == 0) resolve_committed(c, f->items, st, f->n, f->pl.rows);
-    else fail_items(c, f->items, st, f->n, unknown, &err);
+    if (rc == 0) resolve_committed(c, f->items, st, f->n, &f->pl);
+    else pipe_clear(&f->pl), fail_items(c, f->items, st, f->n, unknown, &err);
     for (int i = 0; i < f->n; i++) f->items[i]->done(f->items[i]);
 }
 

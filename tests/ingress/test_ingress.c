@@ -430,3 +430,38 @@ Test(ingress, users_act_and_read_only_as_themselves, .init = setup, .fini = tear
     ct_http_free(&r);
     cr_assert_eq(outbox_rows(), 1);
 }
+
+/* A seat is held only by a fan whose balance (the read model's) covers its
+ * price: below it the hold is 402 and nothing is written, its
+ * Idempotency-Key not recorded; at or above it, or on a schedule the read
+ * models do not know yet, the hold is accepted. */
+Test(ingress, a_hold_needs_a_balance_that_covers_the_price, .init = setup, .fini = teardown) {
+    ct_test_pg_exec(db, "INSERT INTO schedules (concert_id, schedule_id, starts_at, seats, price)"
+                        " VALUES ('" CONCERT "', '1', 1893456000000, 10, 5000)");
+    ct_test_pg_exec(db, "INSERT INTO balances (user_id, balance, updated_ts) VALUES ('poor', 4999, 1), ('rich', 5000, 1)");
+    const char *h[] = {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA", "Idempotency-Key: hold-1", NULL};
+    const char *h2[] = {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA", NULL};
+    ct_http_resp r;
+    const char *poor = "{\"user_id\":\"poor\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":1}";
+    cr_assert_eq(req("POST", "/v1/reservations", h, poor, &r), 402, "%s", r.body);
+    cr_assert(strstr(r.body, "INSUFFICIENT_BALANCE"), "%s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(outbox_rows(), 0);
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM idempotency_keys"), 0);
+    /* No balance row is a balance of 0. */
+    const char *nobody = "{\"user_id\":\"nobody\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":2}";
+    cr_assert_eq(req("POST", "/v1/reservations", h2, nobody, &r), 402, "no balance at all: %s", r.body);
+    ct_http_free(&r);
+    const char *rich = "{\"user_id\":\"rich\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":1}";
+    cr_assert_eq(req("POST", "/v1/reservations", h2, rich, &r), 202, "%s", r.body);
+    ct_http_free(&r);
+    const char *unknown = "{\"user_id\":\"poor\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"9\",\"seat_no\":1}";
+    cr_assert_eq(req("POST", "/v1/reservations", h2, unknown, &r), 202, "the processor decides: %s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(outbox_rows(), 2);
+    /* The same key once the balance covers it: a new request, accepted. */
+    ct_test_pg_exec(db, "UPDATE balances SET balance = 5000 WHERE user_id = 'poor'");
+    cr_assert_eq(req("POST", "/v1/reservations", h, poor, &r), 202, "%s", r.body);
+    ct_http_free(&r);
+    cr_assert_eq(outbox_rows(), 3);
+}
