@@ -394,81 +394,105 @@ static int send_q(pipe_state *ps, int q, int n, const char *const *v, ct_error *
     return 0;
 }
 
+/* The read-model statement of a parsed event and its arguments, read from
+ * the event alone: the statement (Q_*), -1 for a type without one, or -2
+ * with ev->bad set when a field is missing or out of range. */
+static int event_statement(event *ev, args *a, char text[512], char dedup[200]) {
+    json_t *d = ev->data;
+    const char *t = ev->type;
+    *a = (args){0};
+    int q = -1;
+    if (!strcmp(t, "ConcertCreated")) {
+        q = Q_CONCERT;
+        a_str(a, d, "concert_id"), a_str(a, d, "title"), a_int(a, d, "max_active", 0, I32);
+        a_int(a, d, "active_ttl_ms", 0, I64), a_int(a, d, "hold_ttl_ms", 0, I64);
+        a_int(a, d, "schedule_count", 0, I32), a_i64(a, ev->ts);
+    } else if (!strcmp(t, "ScheduleCreated")) {
+        q = Q_SCHEDULE;
+        a_str(a, d, "concert_id"), a_str(a, d, "schedule_id"), a_int(a, d, "starts_at", 0, I64);
+        a_int(a, d, "seats", 0, I32), a_int(a, d, "price", 0, I64);
+    } else if (!strcmp(t, "TokenIssued")) {
+        q = Q_TOKEN_ISSUED;
+        a_str(a, d, "token"), a_str(a, d, "concert_id"), a_str(a, d, "user_id"), a_int(a, d, "seq", 0, I64);
+        a_status(a, d, "status"), a_i64(a, ev->ts), a_int_or_null(a, d, "active_until");
+    } else if (!strcmp(t, "TokenActivated")) {
+        q = Q_TOKEN_ACTIVATED;
+        a_str(a, d, "token"), a_i64(a, ev->ts), a_int_or_null(a, d, "active_until");
+    } else if (!strcmp(t, "TokenExpired") || !strcmp(t, "TokenDone")) {
+        q = Q_TOKEN_ENDED;
+        a_str(a, d, "token"), a_lit(a, !strcmp(t, "TokenDone") ? "DONE" : "EXPIRED"), a_i64(a, ev->ts);
+    } else if (!strcmp(t, "SeatHeld")) {
+        q = Q_SEAT_HELD;
+        a_str(a, d, "reservation_id"), a_str(a, d, "concert_id"), a_str(a, d, "schedule_id");
+        a_int(a, d, "seat_no", 1, I32), a_str(a, d, "user_id"), a_str(a, d, "token");
+        a_int(a, d, "price", 0, I64), a_int(a, d, "hold_until", 0, I64), a_i64(a, ev->ts);
+    } else if (!strcmp(t, "SeatHoldExpired")) {
+        q = Q_HOLD_EXPIRED;
+        a_str(a, d, "reservation_id"), a_i64(a, ev->ts), a_str(a, d, "concert_id");
+        a_str(a, d, "schedule_id"), a_int(a, d, "seat_no", 1, I32);
+    } else if (!strcmp(t, "PaymentRequested")) {
+        q = Q_PAYMENT_REQUESTED;
+        a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
+        a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_i64(a, ev->ts);
+    } else if (!strcmp(t, "SeatSold")) {
+        q = Q_SEAT_SOLD;
+        a_str(a, d, "concert_id"), a_str(a, d, "schedule_id"), a_int(a, d, "seat_no", 1, I32);
+        a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
+    } else if (!strcmp(t, "ReservationConfirmed")) {
+        q = Q_CONFIRMED;
+        a_str(a, d, "reservation_id"), a_str(a, d, "payment_id"), a_i64(a, ev->ts);
+        json_t *seat = json_object_get(d, "seat_no"), *amount = json_object_get(d, "amount");
+        snprintf(text, 512, "Reservation %s confirmed: concert %s, schedule %s, seat %" JSON_INTEGER_FORMAT
+                 ", user %s, paid %" JSON_INTEGER_FORMAT ".",
+                 str_or(d, "reservation_id", "?"), str_or(d, "concert_id", "?"), str_or(d, "schedule_id", "?"),
+                 json_integer_value(seat), str_or(d, "user_id", "?"), json_integer_value(amount));
+        snprintf(dedup, 200, "confirmed:%.160s", a->v[0] ? a->v[0] : "");
+        a_lit(a, text), a_lit(a, dedup);
+    } else if (!strcmp(t, "PaymentFailed")) {
+        q = Q_PAYMENT_FAILED;
+        a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
+        a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
+        a_int(a, d, "hold_until", 0, I64);
+    } else if (!strcmp(t, "BalanceCharged") || !strcmp(t, "BalanceDebited") || !strcmp(t, "BalanceRefunded") ||
+               !strcmp(t, "DebitRejected") || !strcmp(t, "RefundRejected")) {
+        q = Q_BALANCE; /* into ps->bal, below */
+        a_str(a, d, "user_id"), a_int(a, d, "balance", 0, I64), a_i64(a, ev->ts);
+    } else if (strcmp(t, "CommandRejected") && strcmp(t, "DebitRequested") && strcmp(t, "RefundRequested") &&
+               strcmp(t, "PaymentSettled") && strcmp(t, "SettlementRejected")) {
+        ev->bad = "unknown event type";
+        return -2;
+    }
+    json_t *terminal = json_object_get(d, "terminal");
+    const char *reason = json_string_value(json_object_get(d, "reason"));
+    if (a->missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(t) && !reason)) {
+        ev->bad = "a field is missing or out of range";
+        return -2;
+    }
+    return q;
+}
+
+const char *ct_projector_check_event(const void *payload, size_t len) {
+    rd_kafka_message_t m = {.payload = (void *)payload, .len = len};
+    event ev = {.m = &m};
+    parse_event(&ev);
+    args a;
+    char text[512], dedup[200];
+    if (!ev.bad) (void)event_statement(&ev, &a, text, dedup);
+    json_decref(ev.root);
+    return ev.bad;
+}
+
 /* Sends the statements of one event (nothing for types without a read
  * model). Returns 0, -1 on a send failure; sets ev->bad when a field is
  * missing (nothing is sent for it then). */
 static int send_event(pipe_state *ps, event *ev, ct_error *err) {
     json_t *d = ev->data;
     const char *t = ev->type;
-    args a = {0};
-    int q = -1;
+    args a;
     char text[512], dedup[200];
-    if (!strcmp(t, "ConcertCreated")) {
-        q = Q_CONCERT;
-        a_str(&a, d, "concert_id"), a_str(&a, d, "title"), a_int(&a, d, "max_active", 0, I32);
-        a_int(&a, d, "active_ttl_ms", 0, I64), a_int(&a, d, "hold_ttl_ms", 0, I64);
-        a_int(&a, d, "schedule_count", 0, I32), a_i64(&a, ev->ts);
-    } else if (!strcmp(t, "ScheduleCreated")) {
-        q = Q_SCHEDULE;
-        a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id"), a_int(&a, d, "starts_at", 0, I64);
-        a_int(&a, d, "seats", 0, I32), a_int(&a, d, "price", 0, I64);
-    } else if (!strcmp(t, "TokenIssued")) {
-        q = Q_TOKEN_ISSUED;
-        a_str(&a, d, "token"), a_str(&a, d, "concert_id"), a_str(&a, d, "user_id"), a_int(&a, d, "seq", 0, I64);
-        a_status(&a, d, "status"), a_i64(&a, ev->ts), a_int_or_null(&a, d, "active_until");
-    } else if (!strcmp(t, "TokenActivated")) {
-        q = Q_TOKEN_ACTIVATED;
-        a_str(&a, d, "token"), a_i64(&a, ev->ts), a_int_or_null(&a, d, "active_until");
-    } else if (!strcmp(t, "TokenExpired") || !strcmp(t, "TokenDone")) {
-        q = Q_TOKEN_ENDED;
-        a_str(&a, d, "token"), a_lit(&a, !strcmp(t, "TokenDone") ? "DONE" : "EXPIRED"), a_i64(&a, ev->ts);
-    } else if (!strcmp(t, "SeatHeld")) {
-        q = Q_SEAT_HELD;
-        a_str(&a, d, "reservation_id"), a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id");
-        a_int(&a, d, "seat_no", 1, I32), a_str(&a, d, "user_id"), a_str(&a, d, "token");
-        a_int(&a, d, "price", 0, I64), a_int(&a, d, "hold_until", 0, I64), a_i64(&a, ev->ts);
-    } else if (!strcmp(t, "SeatHoldExpired")) {
-        q = Q_HOLD_EXPIRED;
-        a_str(&a, d, "reservation_id"), a_i64(&a, ev->ts), a_str(&a, d, "concert_id");
-        a_str(&a, d, "schedule_id"), a_int(&a, d, "seat_no", 1, I32);
-    } else if (!strcmp(t, "PaymentRequested")) {
-        q = Q_PAYMENT_REQUESTED;
-        a_str(&a, d, "payment_id"), a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
-        a_str(&a, d, "concert_id"), a_int(&a, d, "amount", 0, I64), a_i64(&a, ev->ts);
-    } else if (!strcmp(t, "SeatSold")) {
-        q = Q_SEAT_SOLD;
-        a_str(&a, d, "concert_id"), a_str(&a, d, "schedule_id"), a_int(&a, d, "seat_no", 1, I32);
-        a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
-    } else if (!strcmp(t, "ReservationConfirmed")) {
-        q = Q_CONFIRMED;
-        a_str(&a, d, "reservation_id"), a_str(&a, d, "payment_id"), a_i64(&a, ev->ts);
-        json_t *seat = json_object_get(d, "seat_no"), *amount = json_object_get(d, "amount");
-        snprintf(text, sizeof text, "Reservation %s confirmed: concert %s, schedule %s, seat %" JSON_INTEGER_FORMAT
-                 ", user %s, paid %" JSON_INTEGER_FORMAT ".",
-                 str_or(d, "reservation_id", "?"), str_or(d, "concert_id", "?"), str_or(d, "schedule_id", "?"),
-                 json_integer_value(seat), str_or(d, "user_id", "?"), json_integer_value(amount));
-        snprintf(dedup, sizeof dedup, "confirmed:%.160s", a.v[0] ? a.v[0] : "");
-        a_lit(&a, text), a_lit(&a, dedup);
-    } else if (!strcmp(t, "PaymentFailed")) {
-        q = Q_PAYMENT_FAILED;
-        a_str(&a, d, "payment_id"), a_str(&a, d, "reservation_id"), a_str(&a, d, "user_id");
-        a_str(&a, d, "concert_id"), a_int(&a, d, "amount", 0, I64), a_str(&a, d, "reason"), a_i64(&a, ev->ts);
-        a_int(&a, d, "hold_until", 0, I64);
-    } else if (!strcmp(t, "BalanceCharged") || !strcmp(t, "BalanceDebited") || !strcmp(t, "BalanceRefunded") ||
-               !strcmp(t, "DebitRejected") || !strcmp(t, "RefundRejected")) {
-        q = Q_BALANCE; /* into ps->bal, below */
-        a_str(&a, d, "user_id"), a_int(&a, d, "balance", 0, I64), a_i64(&a, ev->ts);
-    } else if (strcmp(t, "CommandRejected") && strcmp(t, "DebitRequested") && strcmp(t, "RefundRequested") &&
-               strcmp(t, "PaymentSettled") && strcmp(t, "SettlementRejected")) {
-        ev->bad = "unknown event type";
-        return 0;
-    }
-    json_t *terminal = json_object_get(d, "terminal");
+    int q = event_statement(ev, &a, text, dedup);
+    if (q == -2) return 0;
     const char *reason = json_string_value(json_object_get(d, "reason"));
-    if (a.missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(t) && !reason)) {
-        ev->bad = "a field is missing or out of range";
-        return 0;
-    }
     if (q == Q_BALANCE) {
         for (int i = 0; i < 3; i++) ct_pgarray_add(&ps->bal[i], a.v[i]);
     } else if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) {

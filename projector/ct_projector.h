@@ -50,4 +50,9 @@ ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_er
 int ct_projector_run(ct_projector *p, ct_error *err);
 void ct_projector_destroy(ct_projector *p);
 
+/* What the projector makes of one event record, without a database: NULL
+ * when it would be applied, else why it would be skipped (a static string,
+ * as logged). For fuzzing the decoder (fuzz/fuzz_event.c). */
+const char *ct_projector_check_event(const void *payload, size_t len);
+
 #endif
