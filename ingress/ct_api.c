@@ -406,11 +406,9 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
     }
     if (check_fields(body, spec, "", e) != 0) goto out;
     /* Users act as themselves: the token's user, also when a body names one. */
-    bool acts_as_user = rq->route == CT_ROUTE_ISSUE_TOKEN || rq->route == CT_ROUTE_HOLD_SEAT ||
-                        rq->route == CT_ROUTE_REQUEST_PAYMENT || rq->route == CT_ROUTE_CHARGE_BALANCE;
+    bool acts_as_user = ct_api_route_is_user(rq->route);
     if (acts_as_user && (!rq->user || !rq->user[0])) {
-        e->status = 401, e->code = "UNAUTHORIZED";
-        snprintf(e->message, sizeof e->message, "a user's token is required: Authorization: Bearer <token>");
+        (void)ct_api_auth_error(CT_AUTH_MISSING, e); /* fills e */
         goto out;
     }
     const char *body_user = json_string_value(json_object_get(body, "user_id"));

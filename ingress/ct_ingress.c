@@ -84,35 +84,37 @@ typedef struct req {
 
 /* ---- responses ---------------------------------------------------------- */
 
-static enum MHD_Result respond(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,
-                               const char *content_type) {
+/* retry_after_s > 0 adds Retry-After. */
+static enum MHD_Result respond_retry(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,
+                                     const char *content_type, int retry_after_s) {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (status == 503 || status == 429) MHD_add_response_header(r, "Retry-After", "1");
+    if (retry_after_s > 0) {
+        char retry[16];
+        snprintf(retry, sizeof retry, "%d", retry_after_s);
+        MHD_add_response_header(r, "Retry-After", retry);
+    }
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     if (status >= 100 && status < 600) atomic_fetch_add(&in->responses[status / 100], 1);
     return ret;
 }
 
+/* Overloaded (429) and unavailable (503) answers say to come back in a second. */
+static enum MHD_Result respond(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,
+                               const char *content_type) {
+    return respond_retry(in, conn, status, body, content_type, status == 503 || status == 429 ? 1 : 0);
+}
+
 /* 429 with the Retry-After a rate limit computed. */
 static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *conn, int retry_after_s, const char *what) {
-    char body[256], retry[16];
+    char body[256];
     snprintf(body, sizeof body, "{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many writes %s; retry in %d s\"}}",
              what, retry_after_s);
-    snprintf(retry, sizeof retry, "%d", retry_after_s);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "Retry-After", retry);
-    enum MHD_Result ret = MHD_queue_response(conn, 429, r);
-    MHD_destroy_response(r);
-    atomic_fetch_add(&in->responses[4], 1);
     atomic_fetch_add(&in->rate_limited, 1);
-    return ret;
+    return respond_retry(in, conn, 429, body, "application/json", retry_after_s);
 }
 
 static enum MHD_Result respond_json(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body) {
@@ -261,8 +263,6 @@ static json_t *cell_int(PGresult *res, int row, int col) {
     return PQgetisnull(res, row, col) ? json_null() : json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
 }
 
-/* The outcome from `commands` once the projector recorded it; until then
- * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 /* A user reads only their own token, reservation and commands (the admin
  * key reads any). false: answered 403. */
 static bool readable_by(req *r, ct_commit_item *it, const char *owner, const char *what) {
@@ -271,6 +271,8 @@ static bool readable_by(req *r, ct_commit_item *it, const char *owner, const cha
     return false;
 }
 
+/* The outcome from `commands` once the projector recorded it; until then
+ * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 static void query_command_status(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
     const char *p[1] = {r->param};

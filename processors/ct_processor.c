@@ -120,8 +120,8 @@ static int produce_outputs(ct_processor *p, const char *input_id, ct_error *err)
  * with CommandRejected POISON, in the same transaction, and its id is
  * marked applied like any other record's, so a redelivery is skipped
  * instead of dead-lettered and answered again. */
-static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, bool producing, const char *reason,
-                        ct_error *err) {
+static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, int64_t logged_ms, bool producing,
+                        const char *reason, ct_error *err) {
     ct_cmd env;
     bool answerable = m->payload && ct_codec_decode_envelope(m->payload, m->len, &env) == 0;
     if (answerable) {
@@ -131,8 +131,7 @@ static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, b
             ADD(p->skipped, 1);
             return 0;
         }
-        int64_t logged_at = rd_kafka_message_timestamp(m, NULL); /* stored with the record: the same on replay */
-        if (env.ts_ms == 0 && logged_at > 0) env.ts_ms = logged_at;
+        if (env.ts_ms == 0 && logged_ms > 0) env.ts_ms = logged_ms;
         ct_error perr = {0};
         answerable = ct_domain_reject_poison(p->role, &env, p->fx, &perr) == 0;
         if (!answerable && perr.klass == CT_ERR_FATAL) {
@@ -143,7 +142,7 @@ static int end_poisoned(ct_processor *p, task *t, const rd_kafka_message_t *m, b
     if (producing && dead_letter(p, m, reason, err) != 0) return -1;
     if (!answerable) return 0;
     if (producing && produce_outputs(p, env.id, err) != 0) return -1;
-    return ct_store_batch_mark_applied(t->store, env.id, m->offset, rd_kafka_message_timestamp(m, NULL), err);
+    return ct_store_batch_mark_applied(t->store, env.id, m->offset, logged_ms, err);
 }
 
 /* Applies one input record to its task: decode, dedupe, core, outputs (when
@@ -153,12 +152,14 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     ct_cmd cmd;
     ct_error rec_err = {0};
     int rc = -1;
+    /* When the brokers logged it: stored with the record, so a restore sees
+     * the same time (the ts bound, the applied ids' retention). */
+    int64_t logged_ms = rd_kafka_message_timestamp(m, NULL);
     if (!m->payload || ct_codec_decode(m->payload, m->len, &cmd, &rec_err) != 0) {
         if (!rec_err.msg[0]) CT_ERR(&rec_err, CT_ERR_PERMANENT, "empty record");
         goto bad_record;
     }
-    /* Live and in a restore alike: the log time is stored with the record. */
-    if (ct_cmd_bound_ts(&cmd, rd_kafka_message_timestamp(m, NULL), p->cfg->clock_skew_max_ms) && producing)
+    if (ct_cmd_bound_ts(&cmd, logged_ms, p->cfg->clock_skew_max_ms) && producing)
         ADD(p->clamped, 1);
     bool applied = false;
     if (ct_store_is_applied(t->store, cmd.id, &applied, err) != 0) return -1;
@@ -177,12 +178,11 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
     }
     if (producing && produce_outputs(p, cmd.id, err) != 0) return -1;
     if (ct_store_batch_add(t->store, p->fx, err) != 0) return -1;
-    if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, rd_kafka_message_timestamp(m, NULL), err) != 0)
-        return -1;
+    if (ct_store_batch_mark_applied(t->store, cmd.id, m->offset, logged_ms, err) != 0) return -1;
     ADD(p->applied, 1);
     return 0;
 bad_record:
-    rc = end_poisoned(p, t, m, producing, rec_err.msg, err);
+    rc = end_poisoned(p, t, m, logged_ms, producing, rec_err.msg, err);
     if (rc == 0) rc = ct_store_batch_set_offset(t->store, m->offset, err);
     return rc;
 }

@@ -225,11 +225,6 @@ static const setting *find_setting(const char *name, size_t name_len) {
     return NULL;
 }
 
-static int is_secret_property(const char *prop) {
-    return strstr(prop, "password") || strstr(prop, "secret") || strstr(prop, "key") ||
-           strstr(prop, "token");
-}
-
 static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value,
                            ct_error *err) {
     if (cfg->kafka_conf_count >= CT_CONFIG_PASSTHROUGH_MAX) {
@@ -245,7 +240,7 @@ static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, 
     }
     for (size_t i = 0; i <= n; i++) kv->name[i] = suffix[i] == '_' ? '.' : (char)tolower((unsigned char)suffix[i]);
     snprintf(kv->value, sizeof kv->value, "%s", value);
-    kv->secret = is_secret_property(kv->name);
+    kv->secret = ct_log_secret_name(kv->name, strlen(kv->name));
     /* Validate against librdkafka now, so a typo is a startup error. */
     char errstr[256];
     rd_kafka_conf_t *probe = rd_kafka_conf_new();

@@ -102,15 +102,14 @@ static void put(char *out, size_t out_bytes, size_t *o, const char *s, size_t n)
     out[*o] = '\0';
 }
 
-/* True if a parameter name says its value is a secret. */
-static int secret_name(const char *name, size_t n) {
+bool ct_log_secret_name(const char *name, size_t n) {
     static const char *const words[] = {"password", "secret", "key", "token"};
     for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
         size_t wn = strlen(words[w]);
         for (size_t i = 0; i + wn <= n; i++)
-            if (strncasecmp(name + i, words[w], wn) == 0) return 1;
+            if (strncasecmp(name + i, words[w], wn) == 0) return true;
     }
-    return 0;
+    return false;
 }
 
 /* conninfo form: "host=db password='s 3' user=u": every secret-named
@@ -126,7 +125,7 @@ static void redact_conninfo(const char *p, char *out, size_t out_bytes, size_t *
             continue;
         }
         put(out, out_bytes, o, p, (size_t)(eq - p) + 1);
-        int hide = secret_name(p, (size_t)(eq - p));
+        int hide = ct_log_secret_name(p, (size_t)(eq - p));
         const char *v = eq + 1, *ve = v;
         if (*ve == '\'') {
             ve++;
@@ -178,7 +177,7 @@ void ct_log_redact_secret(const char *value, char *out, size_t out_bytes) {
     for (const char *q = rest + 1; *q && *q != '#';) {
         size_t pn = strcspn(q, "&#");
         const char *eq = memchr(q, '=', pn);
-        if (eq && secret_name(q, (size_t)(eq - q))) {
+        if (eq && ct_log_secret_name(q, (size_t)(eq - q))) {
             put(out, out_bytes, &o, q, (size_t)(eq - q) + 1);
             put(out, out_bytes, &o, "***", 3);
         } else {

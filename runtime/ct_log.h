@@ -14,6 +14,7 @@
 #define CT_LOG_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ const char *ct_log_level_name(ct_log_level level);
  * hides every such keyword's value; a bare value (an API key) is "***"
  * whole. Empty stays empty. */
 void ct_log_redact_secret(const char *value, char *out, size_t out_bytes);
+/* True if a setting or parameter name says its value is a secret: it holds
+ * password, secret, key or token (any case) in its n bytes. */
+bool ct_log_secret_name(const char *name, size_t n);
 
 /* Rate limiting for errors that repeat in a loop: at most one line per
  * interval per call site; the next line says how many were suppressed. */
