@@ -135,7 +135,17 @@ static int end_offsets_with(rd_kafka_t *rk, const char *topic, int64_t *end, int
     cr_assert(parts > 0 && parts <= end_cap, "%s has %d partitions", topic, parts);
     for (int p = 0; p < parts; p++) {
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+        rd_kafka_resp_err_t e;
+        /* A leader moving (the brokers' preferred-leader rebalance after an
+         * earlier test's broker restart) answers NOT_LEADER until librdkafka
+         * has the new metadata: ask again for up to 10 s. */
+        for (int64_t until = ct_clock_mono_ms() + 10000;;) {
+            e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
+            if ((e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION && e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) ||
+                ct_clock_mono_ms() >= until)
+                break;
+            usleep(200 * 1000);
+        }
         cr_assert_eq(e, RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
         end[p] = hi;
     }
