@@ -22,6 +22,7 @@ int ct_cmd_processor(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_relay(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_projector(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv);
+int ct_cmd_replay(const ct_config *cfg, int argc, char **argv);
 int ct_cmd_auth(const ct_config *cfg, int argc, char **argv);
 
 /* Prints "error: <msg> (<detail>)" to stderr and returns CT_EXIT_FAILURE. */

@@ -31,6 +31,9 @@ static const command commands[] = {
     {"outbox", ct_cmd_outbox,
      "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed | prune [--older-than S]",
      "inspect the outbox, re-drive FAILED rows, delete old SENT rows"},
+    {"replay", ct_cmd_replay, "replay read-models --into DB [--compare] | processor --role R [--instance N]",
+     "rebuild the read models (into a new database, compared with the live ones) or a processor's stores from the"
+     " topics"},
     {"auth", ct_cmd_auth, "auth token USER [--ttl S]",
      "print a user's bearer token (HS256 JWT) signed with CONCERT_AUTH_KEY or the data directory's auth.key"},
     {"smoke", ct_cmd_smoke, "smoke [--timeout-ms N]", "produce test-message to test-topic and consume it back"},

@@ -3,9 +3,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ct_codec.h"
 #include "ct_domain.h"
@@ -45,6 +47,12 @@ struct ct_processor {
     uint64_t applied, skipped, dead_lettered, batches;
     uint64_t clamped; /* commands whose ts ran ahead of the brokers' clock (ct_cmd_bound_ts) */
     int64_t poll_ms, apply_ms, offsets_ms, commit_ms, store_ms;
+    /* A rebuild under way (SIGUSR1: `concert replay processor`), as its
+     * status file tells it. */
+    bool rebuild_asked, rebuilding;
+    int64_t rebuild_started_ms, rebuild_records, rebuild_at, rebuild_to, rebuild_status_ms;
+    int32_t rebuild_partition;
+    int rebuild_partitions, rebuild_done;
 };
 
 /* How long a restore keeps asking for a partition's first offset while its
@@ -58,6 +66,30 @@ struct ct_processor {
 
 static void store_dir(const ct_processor *p, int32_t partition, char *out, size_t n) {
     snprintf(out, n, "%s/p%d", p->store_root, (int)partition);
+}
+
+void ct_processor_store_root(const ct_config *cfg, ct_role role, const char *instance, char *out, size_t n) {
+    snprintf(out, n, "%s/processors/%s-%s", cfg->data_dir, role == CT_ROLE_CONCERT ? "concert" : "wallet", instance);
+}
+
+/* <store root>/rebuild.json: how far the last rebuild is, for `concert
+ * replay processor` (written whole, atomically). */
+static void rebuild_status(ct_processor *p, const char *state, const char *error) {
+    json_t *j = json_pack("{s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:I, s:I}", "state", state, "started_ms",
+                          (json_int_t)p->rebuild_started_ms, "pid", (json_int_t)getpid(), "partitions",
+                          p->rebuild_partitions, "partitions_done", p->rebuild_done, "partition",
+                          (int)p->rebuild_partition, "offset", (json_int_t)p->rebuild_at, "to",
+                          (json_int_t)p->rebuild_to, "records", (json_int_t)p->rebuild_records);
+    if (j && error) json_object_set_new(j, "error", json_string(error));
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char path[sizeof p->store_root + 32];
+    snprintf(path, sizeof path, "%s/" CT_PROCESSOR_REBUILD_FILE, p->store_root);
+    ct_error e = {0};
+    if (!text || ct_fs_write_file(path, text, strlen(text), &e) != 0)
+        CT_LOG_WARN("rebuild", "cannot write %s: %s", path, text ? e.msg : "out of memory");
+    free(text);
+    json_decref(j);
+    p->rebuild_status_ms = ct_clock_mono_ms();
 }
 
 /* ---- one record ---------------------------------------------------------- */
@@ -219,7 +251,7 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->in_topic, partition)->offset = from;
     int rc = rd_kafka_assign(c, l) ? -1 : 0;
-    int64_t restored = 0, since_commit = 0, t0 = ct_clock_mono_ms();
+    int64_t restored = 0, since_commit = 0, t0 = ct_clock_mono_ms(), last_log = t0;
     CT_LOG_INFO("restore", "restoring topic=%s partition=%d from=%" PRId64 " to=%" PRId64, p->in_topic, (int)partition,
                 from, to);
     ct_store_batch_begin(t->store);
@@ -239,6 +271,16 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
         } else if (m->offset < to) {
             rc = process_record(p, t, m, false, err);
             restored++;
+            if (ct_clock_mono_ms() - last_log >= 5000) {
+                last_log = ct_clock_mono_ms();
+                CT_LOG_INFO("restore", "progress topic=%s partition=%d offset=%" PRId64 " to=%" PRId64
+                            " records=%" PRId64, p->in_topic, (int)partition, m->offset, to, restored);
+            }
+            if (p->rebuilding) {
+                p->rebuild_records++;
+                p->rebuild_partition = partition, p->rebuild_at = m->offset, p->rebuild_to = to;
+                if (ct_clock_mono_ms() - p->rebuild_status_ms >= 1000) rebuild_status(p, "rebuilding", NULL);
+            }
             if (rc == 0 && ++since_commit >= CT_PROCESSOR_RESTORE_COMMIT_EVERY) {
                 rc = ct_store_batch_commit(t->store, err);
                 since_commit = 0;
@@ -439,7 +481,8 @@ static int run_batch(ct_processor *p, ct_error *err) {
             return -1;
         }
         if (!m) {
-            if (n > 0 || ct_signal_stop_requested()) break;
+            if (ct_signal_take_user1()) p->rebuild_asked = true;
+            if (n > 0 || ct_signal_stop_requested() || p->rebuild_asked) break;
             continue;
         }
         if (m->err) {
@@ -578,8 +621,11 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     p->in_topic = role == CT_ROLE_CONCERT ? CT_TOPIC_CONCERT_COMMANDS : CT_TOPIC_WALLET_COMMANDS;
     snprintf(p->dlq_topic, sizeof p->dlq_topic, "%s.dlq", p->in_topic);
     snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);
-    snprintf(p->store_root, sizeof p->store_root, "%s/processors/%s-%s", cfg->data_dir, role_name, instance);
+    ct_processor_store_root(cfg, role, instance, p->store_root, sizeof p->store_root);
     if (ct_fs_mkdirs(p->store_root, 0755, err) != 0) goto fail;
+    char pidfile[sizeof p->store_root + 16];
+    snprintf(pidfile, sizeof pidfile, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);
+    if (ct_proc_write_pidfile(pidfile, getpid(), err) != 0) goto fail;
     if (!(p->msgs = calloc((size_t)cfg->processor_batch_max, sizeof *p->msgs)) || !(p->fx = ct_effects_new())) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         goto fail;
@@ -617,11 +663,55 @@ fail:
     return NULL;
 }
 
+/* SIGUSR1 (`concert replay processor`): every assigned task's store is
+ * wiped and rebuilt from its partition's first record up to the group's
+ * committed offset. Runs between two batches: nothing is staged and the
+ * committed offsets are where the consumer stands, so the rebuilt stores
+ * take over exactly where the old ones were. A crash midway leaves stores
+ * that restore mode finishes on the next start (a restore commits as it
+ * goes). The partitions' other work waits meanwhile. */
+static int rebuild_stores(ct_processor *p, ct_error *err) {
+    p->rebuilding = true;
+    p->rebuild_started_ms = ct_clock_wall_ms();
+    p->rebuild_records = p->rebuild_at = p->rebuild_to = 0;
+    p->rebuild_partition = -1;
+    p->rebuild_partitions = p->rebuild_done = 0;
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++) p->rebuild_partitions += p->tasks[i].assigned;
+    CT_LOG_INFO("rebuild", "rebuilding the stores of partitions=%d from %s", p->rebuild_partitions, p->in_topic);
+    rebuild_status(p, "rebuilding", NULL);
+    int64_t t0 = ct_clock_mono_ms();
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
+        task *t = &p->tasks[i];
+        if (!t->assigned) continue;
+        char dir[CT_CONFIG_PATH_MAX + 160];
+        store_dir(p, i, dir, sizeof dir);
+        ct_store_close(t->store);
+        t->store = NULL;
+        if (ct_store_wipe(dir, err) != 0 || !(t->store = open_store(p, dir, err)) || level_task(p, i, err) != 0)
+            rc = -1;
+        else
+            p->rebuild_done++;
+    }
+    rebuild_status(p, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err->msg);
+    p->rebuilding = false;
+    if (rc == 0)
+        CT_LOG_INFO("rebuild", "rebuilt partitions=%d records=%" PRId64 " ms=%" PRId64, p->rebuild_done,
+                    p->rebuild_records, ct_clock_mono_ms() - t0);
+    return rc;
+}
+
 int ct_processor_run(ct_processor *p, ct_error *err) {
     CT_LOG_INFO("processor", "running topic=%s group=%s instance=%s", p->in_topic, p->group, p->instance);
     int64_t last_report = ct_clock_mono_ms();
     while (!ct_signal_stop_requested()) {
         if (run_batch(p, err) != 0) return -1;
+        /* A store that cannot be rebuilt is fatal: the restart rebuilds it. */
+        if (ct_signal_take_user1()) p->rebuild_asked = true;
+        if (p->rebuild_asked) {
+            p->rebuild_asked = false;
+            if (rebuild_stores(p, err) != 0) return -1;
+        }
         if (ct_clock_mono_ms() - last_report > 10000) {
             last_report = ct_clock_mono_ms();
             CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64
@@ -643,6 +733,9 @@ void ct_processor_destroy(ct_processor *p) {
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
         if (p->tasks[i].store) close_task(p, i);
     if (p->producer) rd_kafka_destroy(p->producer);
+    char pidfile[sizeof p->store_root + 16];
+    snprintf(pidfile, sizeof pidfile, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);
+    if (ct_proc_read_pidfile(pidfile) == getpid()) unlink(pidfile);
     ct_effects_destroy(p->fx);
     free(p->msgs);
     free(p);

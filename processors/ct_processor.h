@@ -67,7 +67,14 @@ typedef struct ct_processor_stats {
 } ct_processor_stats;
 
 /* instance: [A-Za-z0-9_-]{1,64}; its stores live under
- * <data dir>/processors/<role>-<instance>/. */
+ * <data dir>/processors/<role>-<instance>/ (ct_processor_store_root), with
+ * its pid file and its last rebuild's status (JSON: state rebuilding, done
+ * or failed, started_ms, partitions, partitions_done, partition, offset,
+ * to, records, error). SIGUSR1 asks a running processor to rebuild every
+ * store it holds from its input topic (`concert replay processor`). */
+#define CT_PROCESSOR_PID_FILE "pid"
+#define CT_PROCESSOR_REBUILD_FILE "rebuild.json"
+void ct_processor_store_root(const ct_config *cfg, ct_role role, const char *instance, char *out, size_t n);
 ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *instance, ct_error *err);
 /* Runs until a stop signal (0) or a fatal error (-1). */
 int ct_processor_run(ct_processor *p, ct_error *err);

@@ -36,6 +36,8 @@ static const char *const topic_names[TOPICS] = {CT_TOPIC_CONCERT_EVENTS, CT_TOPI
  * a transaction applies them: each batch then gathers for up to batch_ms. */
 #define GATHER_MIN_EVENTS 64
 
+const char *ct_projector_topic(int i) { return i >= 0 && i < TOPICS ? topic_names[i] : NULL; }
+
 static int topic_index(const char *name) {
     for (int i = 0; i < TOPICS; i++)
         if (strcmp(name, topic_names[i]) == 0) return i;
@@ -148,6 +150,12 @@ static const char *const offsets_sql =
 
 struct ct_projector {
     const ct_config *cfg;
+    /* A replay (ct_projector_new_replay): its database, and per partition
+     * the offset it stops before (0: nothing to read). */
+    bool replay;
+    char dbname[64];
+    int64_t until[TOPICS][PARTITIONS_MAX];
+    int64_t replay_log_ms;
     rd_kafka_t *consumer;
     PGconn *pg;
     ct_slack *slack;
@@ -180,7 +188,7 @@ static void drop_pg(ct_projector *p, const char *why) {
 }
 
 static int open_pg(ct_projector *p, ct_error *err) {
-    PGconn *pg = ct_pg_connect(p->cfg, NULL, err);
+    PGconn *pg = ct_pg_connect(p->cfg, p->replay ? p->dbname : NULL, err);
     if (!pg) return -1;
     for (int q = 0; q < Q_COUNT; q++) {
         char name[16];
@@ -784,7 +792,8 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
 
 /* ---- the loop ------------------------------------------------------------------- */
 
-ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err) {
+static ct_projector *projector_new(const ct_config *cfg, const char *instance, const char *replay_db,
+                                   ct_error *err) {
     ct_projector *p = calloc(1, sizeof *p);
     if (!p || !(p->msgs = calloc((size_t)cfg->projector_batch_max, sizeof *p->msgs))) {
         free(p);
@@ -792,9 +801,16 @@ ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_er
         return NULL;
     }
     p->cfg = cfg;
-    char member[192];
+    char member[192], group[192];
     snprintf(member, sizeof member, "concert-projector-%s", instance);
-    ct_kafka_consumer_opts co = {.client_id = member, .group_id = cfg->projector_group, .read_committed = true,
+    snprintf(group, sizeof group, "%s", cfg->projector_group);
+    if (replay_db) {
+        /* Its own group: the live projector's partitions stay where they are. */
+        p->replay = true;
+        snprintf(p->dbname, sizeof p->dbname, "%s", replay_db);
+        snprintf(group, sizeof group, "%s-replay-%s", cfg->projector_group, instance);
+    }
+    ct_kafka_consumer_opts co = {.client_id = member, .group_id = group, .read_committed = true,
                                  .auto_commit = false, .opaque = p, .rebalance_cb = on_rebalance,
                                  .group_instance_id = member, .session_timeout_ms = CT_PROJECTOR_SESSION_TIMEOUT_MS};
     if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
@@ -810,6 +826,32 @@ ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_er
 fail:
     ct_projector_destroy(p);
     return NULL;
+}
+
+void ct_projector_stats_get(const ct_projector *p, ct_projector_stats *out) {
+    *out = (ct_projector_stats){.applied = p->applied, .duplicates = p->duplicates, .skipped = p->skipped,
+                                .dead_letters = p->dead_letters, .batches = p->batches};
+}
+
+ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err) {
+    return projector_new(cfg, instance, NULL, err);
+}
+
+ct_projector *ct_projector_new_replay(const ct_config *cfg, const char *dbname, ct_error *err) {
+    if (strlen(dbname) >= sizeof ((ct_projector *)0)->dbname) {
+        CT_ERR(err, CT_ERR_PERMANENT, "database name too long");
+        return NULL;
+    }
+    char instance[32];
+    snprintf(instance, sizeof instance, "%ld", (long)getpid());
+    return projector_new(cfg, instance, dbname, err);
+}
+
+int ct_projector_replay_until(ct_projector *p, const char *topic, int partition, int64_t offset) {
+    int t = topic_index(topic);
+    if (t < 0 || partition < 0 || partition >= PARTITIONS_MAX) return -1;
+    p->until[t][partition] = offset;
+    return 0;
 }
 
 void ct_projector_destroy(ct_projector *p) {
@@ -870,8 +912,8 @@ static int gather(ct_projector *p) {
         }
         int t = topic_index(rd_kafka_topic_name(m->rkt));
         if (t < 0 || m->partition < 0 || m->partition >= PARTITIONS_MAX || !p->assigned[t][m->partition] ||
-            m->offset < p->stored[t][m->partition]) {
-            rd_kafka_message_destroy(m); /* revoked meanwhile, or applied already */
+            m->offset < p->stored[t][m->partition] || (p->replay && m->offset >= p->until[t][m->partition])) {
+            rd_kafka_message_destroy(m); /* revoked meanwhile, applied already, or past a replay's mark */
             continue;
         }
         if (n == 0) deadline = ct_clock_mono_ms() + p->cfg->projector_batch_ms;
@@ -931,7 +973,7 @@ static void idle(ct_projector *p, int64_t ms) {
 
 static void prune(ct_projector *p) {
     int64_t start = ct_clock_mono_ms();
-    if (p->cfg->projector_retention_s == 0 || !p->pg || (!p->pruning && start < p->next_prune_ms)) return;
+    if (p->replay || p->cfg->projector_retention_s == 0 || !p->pg || (!p->pruning && start < p->next_prune_ms)) return;
     bool more = false;
     do {
         ct_error e = {0};
@@ -954,8 +996,41 @@ static void prune(ct_projector *p) {
     p->next_prune_ms = ct_clock_mono_ms() + PRUNE_EVERY_MS;
 }
 
+/* A replay is done when each marked partition is assigned and applied, or
+ * read past (control records and records beyond the mark included), up to
+ * its mark. Logs how far it is every 2 s. */
+static bool replay_done(ct_projector *p) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    bool done = true;
+    int64_t left = 0;
+    for (int t = 0; t < TOPICS; t++)
+        for (int part = 0; part < PARTITIONS_MAX; part++) {
+            if (p->until[t][part] <= 0) continue;
+            if (!p->assigned[t][part]) done = false;
+            else if (p->stored[t][part] < p->until[t][part])
+                rd_kafka_topic_partition_list_add(l, topic_names[t], part);
+        }
+    if (l->cnt > 0 && rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t mark = p->until[topic_index(l->elems[i].topic)][l->elems[i].partition];
+            int64_t at = l->elems[i].offset >= 0 ? l->elems[i].offset : 0;
+            if (at < mark) done = false, left += mark - at;
+        }
+    } else if (l->cnt > 0) {
+        done = false;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    int64_t now = ct_clock_mono_ms();
+    if (!done && now - p->replay_log_ms >= 2000) {
+        CT_LOG_INFO("replay", "progress applied=%" PRIu64 " duplicates=%" PRIu64 " offsets_left=%" PRId64,
+                    p->applied, p->duplicates, left);
+        p->replay_log_ms = now;
+    }
+    return done;
+}
+
 int ct_projector_run(ct_projector *p, ct_error *err) {
-    if (!(p->slack = ct_slack_start(p->cfg, err))) return -1;
+    if (!p->replay && !(p->slack = ct_slack_start(p->cfg, err))) return -1;
     CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", p->cfg->projector_group,
                 p->cfg->projector_batch_max, p->cfg->projector_batch_ms);
     int64_t stats_ms = ct_clock_mono_ms();
@@ -992,6 +1067,7 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
         int n = gather(p);
         log_stats(p, &stats_ms, &stats_applied);
         if (n == 0) {
+            if (p->replay && replay_done(p)) break;
             prune(p);
             continue;
         }
@@ -1012,9 +1088,15 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
             if (!p->pg || PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
             reseek(p);
             idle(p, 200);
+        } else if (p->replay) {
+            if (replay_done(p)) break;
         } else {
             prune(p);
         }
+    }
+    if (p->replay && rc == 0 && ct_signal_stop_requested()) {
+        CT_ERR(err, CT_ERR_RETRIABLE, "stopped before the replay reached its marks");
+        rc = -1;
     }
     CT_LOG_INFO("projector", "stopping applied=%" PRIu64 " duplicates=%" PRIu64 " skipped=%" PRIu64, p->applied,
                 p->duplicates, p->skipped);

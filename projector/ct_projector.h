@@ -34,6 +34,9 @@
 #ifndef CT_PROJECTOR_H
 #define CT_PROJECTOR_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "ct_config.h"
 #include "ct_error.h"
 
@@ -46,6 +49,26 @@ typedef struct ct_projector ct_projector;
 
 /* instance: this process's name within the group (distinct per process). */
 ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err);
+
+/* A replay (`concert replay read-models`, ct_replay): a projector that
+ * writes into database `dbname` on the configured server, in a consumer
+ * group of its own, delivers no Slack message and prunes nothing, and whose
+ * ct_projector_run returns 0 once every partition has been applied up to
+ * its mark (ct_projector_replay_until, exclusive; a partition without a
+ * mark contributes nothing). It starts where `dbname`'s projector_offsets
+ * say, or at each partition's beginning. */
+ct_projector *ct_projector_new_replay(const ct_config *cfg, const char *dbname, ct_error *err);
+/* Marks where a replay stops reading topic's partition (records at or past
+ * `offset` are not applied). -1 if topic is not one the projector reads. */
+int ct_projector_replay_until(ct_projector *p, const char *topic, int partition, int64_t offset);
+/* Counters since start (from the thread that runs it, or after ct_projector_run returned). */
+typedef struct ct_projector_stats {
+    uint64_t applied, duplicates, skipped, dead_letters, batches;
+} ct_projector_stats;
+void ct_projector_stats_get(const ct_projector *p, ct_projector_stats *out);
+
+/* The topics the projector reads: i = 0, 1, ... until NULL. */
+const char *ct_projector_topic(int i);
 /* Runs until a stop signal (ct_signal); -1 with err on a fatal error. */
 int ct_projector_run(ct_projector *p, ct_error *err);
 void ct_projector_destroy(ct_projector *p);

@@ -1,5 +1,6 @@
 /*
- * ct_signal: clean shutdown on SIGINT/SIGTERM.
+ * ct_signal: clean shutdown on SIGINT/SIGTERM, and SIGUSR1 as a request
+ * whose meaning is the process's (a processor rebuilds its stores).
  *
  * Handlers only set a flag and write one byte to a self-pipe, so a loop can
  * either test ct_signal_stop_requested() or poll() ct_signal_fd(). SIGPIPE
@@ -14,6 +15,8 @@
 
 int ct_signal_install(ct_error *err);
 bool ct_signal_stop_requested(void);
+/* Whether SIGUSR1 arrived since the last call (and forgets it). */
+bool ct_signal_take_user1(void);
 /* The signal number that asked us to stop (0 if none). */
 int ct_signal_received(void);
 /* Readable when a stop signal or SIGCHLD arrived; drain with ct_signal_drain(). */
