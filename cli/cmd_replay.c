@@ -4,6 +4,9 @@
  *       rebuilds the read models from the event topics into database DB
  *       (ct_replay); with --compare, up to the live read models' offsets,
  *       then compares them and exits 1 naming the first difference.
+ *   read-models --reset
+ *       empties the live read models (no projector may be running): the
+ *       next projector rebuilds them from the event topics.
  *   processor --role R [--instance N] [--timeout-s S]
  *       a running instance (its pid file) is sent SIGUSR1 and rebuilds
  *       every store it holds from its input topic while the rest of the
@@ -30,21 +33,29 @@
 #include "ct_store.h"
 
 static int usage(void) {
-    fprintf(stderr, "usage: concert replay read-models --into DATABASE [--compare]\n"
+    fprintf(stderr, "usage: concert replay read-models --into DATABASE [--compare] | --reset\n"
                     "       concert replay processor --role concert|wallet [--instance N] [--timeout-s S]\n");
     return CT_EXIT_USAGE;
 }
 
 static int read_models(const ct_config *cfg, int argc, char **argv) {
     const char *into = NULL;
-    bool compare = false;
+    bool compare = false, reset = false;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--into") == 0 && i + 1 < argc) into = argv[++i];
         else if (strcmp(argv[i], "--compare") == 0) compare = true;
+        else if (strcmp(argv[i], "--reset") == 0) reset = true;
         else return usage();
     }
-    if (!into || !into[0]) return usage();
     ct_error err = {0};
+    if (reset && !into && !compare) {
+        if (ct_replay_reset_read_models(cfg, &err) != 0)
+            return err.klass == CT_ERR_PERMANENT ? (ct_cmd_fail("replay", &err), CT_EXIT_USAGE)
+                                                 : ct_cmd_fail("replay", &err);
+        printf("the live read models are empty: the next projector rebuilds them from the event topics\n");
+        return CT_EXIT_OK;
+    }
+    if (reset || !into || !into[0]) return usage();
     if (ct_signal_install(&err) != 0) return ct_cmd_fail("replay", &err);
     ct_replay_result r;
     int rc = ct_replay_read_models(cfg, into, compare, &r, &err);

@@ -31,7 +31,7 @@ static const command commands[] = {
     {"outbox", ct_cmd_outbox,
      "outbox list [--status S] [--after-id N] [--limit N] | retry ID|--all-failed | prune [--older-than S]",
      "inspect the outbox, re-drive FAILED rows, delete old SENT rows"},
-    {"replay", ct_cmd_replay, "replay read-models --into DB [--compare] | processor --role R [--instance N]",
+    {"replay", ct_cmd_replay, "replay read-models --into DB [--compare] | --reset | processor --role R [--instance N]",
      "rebuild the read models (into a new database, compared with the live ones) or a processor's stores from the"
      " topics"},
     {"auth", ct_cmd_auth, "auth token USER [--ttl S]",

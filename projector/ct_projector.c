@@ -190,6 +190,12 @@ static void drop_pg(ct_projector *p, const char *why) {
 static int open_pg(ct_projector *p, ct_error *err) {
     PGconn *pg = ct_pg_connect(p->cfg, p->replay ? p->dbname : NULL, err);
     if (!pg) return -1;
+    /* Named, so that `concert replay read-models --reset` sees a projector at work. */
+    if (ct_pg_exec(pg, p->replay ? "SET application_name = 'concert-replay'"
+                                 : "SET application_name = '" CT_PROJECTOR_APPLICATION_NAME "'", err) != 0) {
+        PQfinish(pg);
+        return -1;
+    }
     for (int q = 0; q < Q_COUNT; q++) {
         char name[16];
         snprintf(name, sizeof name, "pj%d", q);

@@ -45,6 +45,9 @@
  * instead of waiting for the dead member's session to time out. */
 #define CT_PROJECTOR_SESSION_TIMEOUT_MS 10000
 
+/* The Postgres application_name of a projector's connection. */
+#define CT_PROJECTOR_APPLICATION_NAME "concert-projector"
+
 typedef struct ct_projector ct_projector;
 
 /* instance: this process's name within the group (distinct per process). */

@@ -229,6 +229,37 @@ static int rebuild(const ct_config *cfg, const char *into, const mark *marks, in
     return rc;
 }
 
+int ct_replay_reset_read_models(const ct_config *cfg, ct_error *err) {
+    PGconn *pg = ct_pg_connect(cfg, NULL, err);
+    if (!pg) return -1;
+    char sql[512] = "TRUNCATE ";
+    for (size_t t = 0; t < TABLES; t++) {
+        size_t used = strlen(sql);
+        snprintf(sql + used, sizeof sql - used, "%s%s", t ? ", " : "", tables[t].name);
+    }
+    /* The check and the truncation in one transaction: TRUNCATE's lock
+     * waits for a projector's batch in flight, and one that connects after
+     * the check finds the tables empty and starts from the beginning. */
+    int rc = ct_pg_exec(pg, "BEGIN", err);
+    if (rc == 0) {
+        PGresult *res = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                   " AND application_name = '" CT_PROJECTOR_APPLICATION_NAME "'");
+        rc = ct_pg_check(pg, res, PGRES_TUPLES_OK, "look for projectors", err);
+        if (rc == 0) {
+            long running = atol(PQgetvalue(res, 0, 0));
+            PQclear(res);
+            if (running > 0) {
+                CT_ERR(err, CT_ERR_PERMANENT, "%ld projector(s) connected to the database: stop them first", running);
+                rc = -1;
+            }
+        }
+    }
+    if (rc == 0) rc = ct_pg_exec(pg, sql, err);
+    rc = rc == 0 ? ct_pg_exec(pg, "COMMIT", err) : (ct_pg_exec(pg, "ROLLBACK", &(ct_error){0}), -1);
+    PQfinish(pg);
+    return rc;
+}
+
 int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out,
                           ct_error *err) {
     memset(out, 0, sizeof *out);

@@ -44,4 +44,10 @@ typedef struct ct_replay_result {
 int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out,
                           ct_error *err);
 
+/* Empties the live read models and their offsets (not the outbox, the
+ * idempotency keys or the Slack notifications) in one transaction, so that
+ * the next projector rebuilds them from the topics' beginnings. Refused
+ * while a projector is connected to the database. */
+int ct_replay_reset_read_models(const ct_config *cfg, ct_error *err);
+
 #endif

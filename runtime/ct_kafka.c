@@ -11,8 +11,8 @@
 static const ct_topic_spec topics[] = {
     {CT_TOPIC_CONCERT_COMMANDS, true, true},
     {CT_TOPIC_WALLET_COMMANDS, true, true},
-    {CT_TOPIC_CONCERT_EVENTS, false, false},
-    {CT_TOPIC_WALLET_EVENTS, false, false},
+    {CT_TOPIC_CONCERT_EVENTS, true, false},
+    {CT_TOPIC_WALLET_EVENTS, true, false},
     {CT_TOPIC_CONCERT_COMMANDS ".dlq", true, false},
     {CT_TOPIC_WALLET_COMMANDS ".dlq", true, false},
     {CT_TOPIC_TEST, false, false},

@@ -24,7 +24,9 @@
 
 typedef struct ct_topic_spec {
     const char *name;
-    bool keep_forever; /* retention.ms=-1: command topics are the replayable history */
+    /* retention.ms=-1: the command topics are the processors' replayable
+     * history, the event topics the read models' (concert replay). */
+    bool keep_forever;
     /* message.timestamp.type=LogAppendTime: the brokers' clock stamps each
      * record, and bounds how far ahead of it a command's own ts may be. */
     bool broker_time;

@@ -12,7 +12,8 @@
  * HOLD_THROTTLED: a client that does not know whether it was heard asks
  * again. Every command id an answer names is recorded.
  *
- * Faults, one after another, in seeded rounds that each visit every kind:
+ * Faults, every 1-3 s, in seeded rounds that each visit every kind (those
+ * that last, pauses and a broker down, overlap with the next ones):
  * SIGKILL of each `concert up` child (ingress, relay, p-concert, p-wallet,
  * projector; the supervisor restarts it), SIGSTOP of a processor, the
  * projector or the relay for longer than the group session timeout, a
@@ -37,7 +38,6 @@
  * CONCERT_CHAOS_FAULTS (20); scripts/chaos sets them from its options. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -334,35 +334,56 @@ static void kill_child(const char *sub, const char *role) {
     await_restart(sub, role, p);
 }
 
+/* Faults that last (a pause, a broker down) end in a thread of their own
+ * while the next faults go on: faults overlap. At most one broker is down
+ * at a time (two of three would stop the controllers' quorum). */
+typedef struct lasting {
+    pid_t pid; /* SIGCONT it after ms; 0: restart the brokers */
+    int64_t ms;
+} lasting;
+static pthread_t lasting_threads[256];
+static int lasting_n;
+static atomic_bool broker_down;
+
+static void *end_later(void *arg) {
+    lasting *l = arg;
+    sleep_ms(l->ms);
+    if (l->pid > 0) {
+        kill(l->pid, SIGCONT);
+    } else {
+        ct_error err = {0};
+        for (int i = 0; i < 5 && ct_localkafka_start(&infra, &err) != 0; i++) sleep_ms(2000);
+        broker_down = false;
+    }
+    free(l);
+    return NULL;
+}
+
+static void end_after(pid_t pid, int64_t ms) {
+    lasting *l = malloc(sizeof *l);
+    *l = (lasting){pid, ms};
+    if (lasting_n < (int)(sizeof lasting_threads / sizeof lasting_threads[0]) &&
+        pthread_create(&lasting_threads[lasting_n], NULL, end_later, l) == 0)
+        lasting_n++;
+    else
+        end_later(l);
+}
+
 static void pause_child(const char *sub, const char *role) {
     pid_t p = child_pid(sub, role);
     if (p <= 0) return;
     kill(p, SIGSTOP);
-    sleep_ms(STOP_MS);
-    kill(p, SIGCONT);
-}
-
-static int run_quiet(const char *const *argv) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1), dup2(null, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    end_after(p, STOP_MS);
 }
 
 static void kill_broker(uint64_t *rng) {
+    while (broker_down) sleep_ms(200);
     int node = 1 + pick(rng, 3);
     pid_t p = ct_localkafka_node_pid(&infra, node);
     if (p <= 0) return;
+    broker_down = true;
     kill(p, SIGKILL);
-    sleep_ms(2000 + pick(rng, 3000));
-    ct_error err = {0};
-    for (int i = 0; i < 5 && ct_localkafka_start(&infra, &err) != 0; i++) sleep_ms(2000);
+    end_after(0, 2000 + pick(rng, 3000));
 }
 
 static void pg_immediate(uint64_t *rng) {
@@ -388,7 +409,9 @@ static void pg_cut(void) {
 static void rebuild(uint64_t *rng) {
     const char *argv[] = {CT_CONCERT_BIN, "replay", "processor", "--role", pick(rng, 2) ? "wallet" : "concert",
                           "--timeout-s", "120", NULL};
-    int rc = run_quiet(argv);
+    char out[320];
+    snprintf(out, sizeof out, "%s/rebuild.log", dir);
+    int rc = ct_test_run(argv, out, 180000);
     if (rc != 0) fprintf(stderr, "chaos: concert replay processor exited %d\n", rc);
 }
 
@@ -451,23 +474,7 @@ static void setup(void) {
     snprintf(rebuild_db, sizeof rebuild_db, "ct_test_chaos_rebuild_%s", run);
     db = ct_test_pg_database(&cfg, dbname);
     ct_test_projector_start_at_ends(&cfg, db);
-    /* The rebuild starts where the live read models did. */
-    ct_error err = {0};
-    cr_assert_eq(ct_pg_create_database(&cfg, rebuild_db, &err), 0, "%s", err.msg);
-    PGconn *rb = ct_pg_connect(&cfg, rebuild_db, &err);
-    cr_assert_not_null(rb, "%s", err.msg);
-    cr_assert_eq(ct_migrate_apply(rb, ct_migrations_embedded, ct_migrations_embedded_count, NULL, &err), 0, "%s",
-                 err.msg);
-    PGresult *r = PQexec(db, "SELECT topic, partition, next_offset FROM projector_offsets");
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *v[3] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)};
-        PGresult *w = PQexecParams(rb, "INSERT INTO projector_offsets (topic, partition, next_offset)"
-                                       " VALUES ($1, $2::int, $3::bigint)", 3, NULL, v, NULL, NULL, 0);
-        cr_assert_eq(PQresultStatus(w), PGRES_COMMAND_OK, "%s", PQerrorMessage(rb));
-        PQclear(w);
-    }
-    PQclear(r);
-    PQfinish(rb);
+    ct_test_projector_replay_db(&cfg, db, rebuild_db); /* the rebuild starts where the live read models do */
     ct_test_inv_init(&inv, &cfg, db, run, CHAOS_CONCERTS_SQL, true);
     setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
     char group[96];
@@ -591,6 +598,7 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
         }
     }
     pthread_join(sched, NULL);
+    for (int i = 0; i < lasting_n; i++) pthread_join(lasting_threads[i], NULL);
     load_stop = true;
     for (int i = 0; i < CHAOS_WORKERS; i++) pthread_join(fans[i], NULL);
     fprintf(stderr, "chaos: load and faults over at %.1f s: %zu commands; waiting for quiet\n",
@@ -612,12 +620,9 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
     /* The read models equal a rebuild from the topics. */
     char out[320];
     snprintf(out, sizeof out, "%s/replay.log", dir);
-    const char *argv[] = {CT_CONCERT_BIN, "replay", "read-models", "--into", rebuild_db, "--compare", NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = out, .output_fd = -1, .null_stdin = true};
-    ct_error err = {0};
-    int rc = ct_proc_run(&po, 600000, &err);
+    int rc = ct_test_replay_compare(rebuild_db, out);
     if (rc != 0) ct_test_print_log_tail(out, 5);
-    cr_assert_eq(rc, 0, "the read models differ from a rebuild from the topics: %s", err.msg);
+    cr_assert_eq(rc, 0, "the read models differ from a rebuild from the topics (exit %d)", rc);
     ct_test_print_log_tail(out, 1);
     checked = true;
 }

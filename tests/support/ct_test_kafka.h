@@ -102,6 +102,18 @@ static inline pid_t ct_test_spawn(const char *const *argv, const char *log_path)
     return pid;
 }
 
+/* Runs argv to its end (up to timeout_ms, then killed), its output
+ * appended to log_path; returns its exit code, -1 if killed. */
+static inline int ct_test_run(const char *const *argv, const char *log_path, int timeout_ms) {
+    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .null_stdin = true};
+    ct_error err = {0};
+    pid_t pid = ct_proc_spawn(&po, &err);
+    cr_assert_gt(pid, 0, "%s", err.msg);
+    int status = 0;
+    if (!ct_proc_wait(pid, timeout_ms, &status)) kill(pid, SIGKILL), waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static inline pid_t ct_test_start_processor(const char *role, const char *instance, const char *log_path) {
     const char *argv[] = {CT_CONCERT_BIN, "processor", "--role", role, "--instance", instance, NULL};
     return ct_test_spawn(argv, log_path);

@@ -9,6 +9,9 @@
 
 #include "ct_config.h"
 #include "ct_kafka.h"
+#include "ct_migrate.h"
+#include "ct_pg.h"
+#include "ct_proc.h"
 #include "ct_test_kafka.h"
 
 /* The test cluster's topics hold what earlier tests wrote: a projector on
@@ -46,6 +49,37 @@ static inline int64_t ct_test_projector_start_at_ends(const ct_config *cfg, PGco
     }
     rd_kafka_destroy(rk);
     return sum;
+}
+
+/* Creates and migrates database `name` on db's server and gives it db's
+ * projector offsets, so that `concert replay read-models --into name`
+ * starts where db's projector started (ct_test_projector_start_at_ends):
+ * call it before db's projector has applied anything. */
+static inline void ct_test_projector_replay_db(const ct_config *cfg, PGconn *db, const char *name) {
+    ct_error err = {0};
+    cr_assert_eq(ct_pg_create_database(cfg, name, &err), 0, "%s", err.msg);
+    PGconn *rb = ct_pg_connect(cfg, name, &err);
+    cr_assert_not_null(rb, "%s", err.msg);
+    cr_assert_eq(ct_migrate_apply(rb, ct_migrations_embedded, ct_migrations_embedded_count, NULL, &err), 0, "%s",
+                 err.msg);
+    PGresult *r = PQexec(db, "SELECT topic, partition, next_offset FROM projector_offsets");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *v[3] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)};
+        PGresult *w = PQexecParams(rb, "INSERT INTO projector_offsets (topic, partition, next_offset)"
+                                       " VALUES ($1, $2::int, $3::bigint)", 3, NULL, v, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(w), PGRES_COMMAND_OK, "%s", PQerrorMessage(rb));
+        PQclear(w);
+    }
+    PQclear(r);
+    PQfinish(rb);
+}
+
+/* Runs `concert replay read-models --into name --compare` on the database
+ * CONCERT_PG_URL names, its output in log_path; returns its exit code. */
+static inline int ct_test_replay_compare(const char *name, const char *log_path) {
+    const char *argv[] = {CT_CONCERT_BIN, "replay", "read-models", "--into", name, "--compare", NULL};
+    return ct_test_run(argv, log_path, 600000);
 }
 
 /* `concert projector --instance instance` in consumer group `group`, on the
