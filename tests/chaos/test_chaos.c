@@ -573,7 +573,7 @@ static long duplicated_outcomes(void) {
     return dup;
 }
 
-Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .fini = teardown, .timeout = 4000) {
+Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .fini = teardown, .timeout = 900) {
     t_start = now_ms();
     fprintf(stderr, "chaos: seed=%llu commands=%ld faults=%d workers=%d%s\n", (unsigned long long)seed,
             want_commands, want_faults, CHAOS_WORKERS, local_infra ? "" : " (external cluster: no broker or Postgres faults)");
@@ -623,6 +623,12 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
     int rc = ct_test_replay_compare(rebuild_db, out);
     if (rc != 0) ct_test_print_log_tail(out, 5);
     cr_assert_eq(rc, 0, "the read models differ from a rebuild from the topics (exit %d)", rc);
-    ct_test_print_log_tail(out, 1);
+    /* Its verdict into the output (not through cr_log_warn: a warning
+     * makes Criterion's runner exit 1 even when every test passed). */
+    FILE *f = fopen(out, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "equal:", 6) == 0) fprintf(stderr, "chaos: read models vs the topics: %s", line);
+    if (f) fclose(f);
     checked = true;
 }
