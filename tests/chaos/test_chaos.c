@@ -512,7 +512,7 @@ static void create_concerts(void) {
     for (int i = 0; i < CONCERTS; i++) {
         char body[512], url[256];
         snprintf(body, sizeof body,
-                 "{\"title\":\"chaos %s %d\",\"max_active\":40,\"active_ttl_ms\":15000,\"hold_ttl_ms\":%d,"
+                 "{\"title\":\"chaos %s %d\",\"max_active\":200,\"active_ttl_ms\":15000,\"hold_ttl_ms\":%d,"
                  "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%d},"
                  "{\"starts_at\":1893542400000,\"seats\":%d,\"price\":%d}]}",
                  run, i, HOLD_TTL_MS, SEATS, PRICE, SEATS, PRICE);
@@ -573,7 +573,7 @@ static long duplicated_outcomes(void) {
     return dup;
 }
 
-Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .fini = teardown, .timeout = 900) {
+Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .fini = teardown, .timeout = 5400) {
     t_start = now_ms();
     fprintf(stderr, "chaos: seed=%llu commands=%ld faults=%d workers=%d%s\n", (unsigned long long)seed,
             want_commands, want_faults, CHAOS_WORKERS, local_infra ? "" : " (external cluster: no broker or Postgres faults)");
