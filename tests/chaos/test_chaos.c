@@ -19,8 +19,10 @@
  * projector or the relay for longer than the group session timeout, a
  * broker SIGKILL and restart, Postgres stopped in immediate mode (no
  * shutdown checkpoint, as a crash) and restarted, every backend of the
- * run's database terminated (connections cut), and a processor's stores
- * rebuilt from its topic under load (`concert replay processor`). The
+ * run's database terminated (connections cut), a processor's stores
+ * rebuilt from its topic under load (`concert replay processor`), and the
+ * relay's crash window forced open (its latest SENT rows set PENDING again,
+ * so they are published twice). The
  * infrastructure faults need the local cluster of scripts/test and are
  * skipped with an external one.
  *
@@ -49,11 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../support/ct_test_http.h"
-#include "../support/ct_test_invariants.h"
-#include "../support/ct_test_kafka.h"
-#include "../support/ct_test_pg.h"
-#include "../support/ct_test_projector.h"
+#include "../support/ct_test_pipeline.h"
 #include "ct_localkafka.h"
 #include "ct_localpg.h"
 
@@ -70,12 +68,10 @@
 #define QUIET_WAIT_MS 240000
 #define STOP_MS 12000 /* SIGSTOP pauses: past the 10 s session timeouts */
 
-static ct_config cfg, infra;
+static ct_test_pipeline pl;
+static ct_config infra; /* the test cluster's own configuration (its pids) */
 static bool local_infra;
-static char run[32], dir[256], base[64], log_path[320], dbname[64], rebuild_db[64];
-static PGconn *db;
-static pid_t up;
-static ct_test_inv inv;
+static char rebuild_db[80];
 static uint64_t seed = 17;
 static long want_commands = 5000;
 static int want_faults = 20;
@@ -85,22 +81,14 @@ static char concerts[CONCERTS][96];
  * when an assertion ended the test). */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *commands; /* command id -> true */
-static atomic_long sent, unanswered, retried;
+static atomic_long sent, unanswered, retried, republished;
 static atomic_bool load_stop;
 static int faults_done, fault_counts[16];
 static long lost = -1, duplicated = -1;
 static bool checked;
 static int64_t t_start;
 
-#define CHAOS_CONCERTS_SQL                                                                                    \
-    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id"       \
-    " WHERE c.type = 'ConcertCreated'"
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return ct_test_inv_now_ms(); }
 
 static void sleep_ms(int64_t ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -154,7 +142,7 @@ static void record_command(const answer *a) {
  * answer that is not a transport error, a 5xx or a retryable 429. */
 static answer post_cmd(CURL *c, const char *path, const char *body, const char *extra, const char *key) {
     char url[512], idem[160];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(url, sizeof url, "%s%s", pl.base, path);
     snprintf(idem, sizeof idem, "Idempotency-Key: %s", key);
     const char *h[] = {JSON_CT, "Prefer: wait=5", idem, extra, NULL};
     int64_t until = now_ms() + RETRY_FOR_MS;
@@ -183,7 +171,7 @@ static answer post_cmd(CURL *c, const char *path, const char *body, const char *
 
 static answer get(CURL *c, const char *path, const char *prefer) {
     char url[512];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(url, sizeof url, "%s%s", pl.base, path);
     const char *h[] = {prefer, NULL};
     ct_http_resp r;
     answer a = {ct_http_do(c, "GET", url, prefer ? h : NULL, NULL, &r), NULL};
@@ -201,7 +189,7 @@ typedef struct worker {
     char users[3][80];
 } worker;
 
-static void next_key(worker *w, char *out, size_t n) { snprintf(out, n, "%s-%d-%ld", run, w->index, w->n++); }
+static void next_key(worker *w, char *out, size_t n) { snprintf(out, n, "%s-%d-%ld", pl.run, w->index, w->n++); }
 
 static void charge(worker *w, CURL *c, const char *user) {
     char path[160], body[64], key[96];
@@ -278,11 +266,13 @@ static void *fan(void *arg) {
 
 enum {
     F_KILL_INGRESS, F_KILL_RELAY, F_KILL_P_CONCERT, F_KILL_P_WALLET, F_KILL_PROJECTOR, F_STOP_P_CONCERT,
-    F_STOP_P_WALLET, F_STOP_PROJECTOR, F_STOP_RELAY, F_KILL_BROKER, F_PG_IMMEDIATE, F_PG_CUT, F_REBUILD, F_KINDS
+    F_STOP_P_WALLET, F_STOP_PROJECTOR, F_STOP_RELAY, F_KILL_BROKER, F_PG_IMMEDIATE, F_PG_CUT, F_REBUILD,
+    F_REPUBLISH, F_KINDS
 };
 static const char *const fault_names[F_KINDS] = {
     "kill-ingress", "kill-relay", "kill-p-concert", "kill-p-wallet", "kill-projector", "stop-p-concert",
-    "stop-p-wallet", "stop-projector", "stop-relay", "kill-broker", "pg-immediate", "pg-cut", "rebuild"};
+    "stop-p-wallet", "stop-projector", "stop-relay", "kill-broker", "pg-immediate", "pg-cut", "rebuild",
+    "republish"};
 
 /* The pid of `concert up`'s child running `concert <sub>` (with `role`
  * among its arguments when given); 0 when none. */
@@ -293,21 +283,13 @@ static pid_t child_pid(const char *sub, const char *role) {
     while (d && !found && (e = readdir(d))) {
         pid_t pid = (pid_t)atoi(e->d_name);
         if (pid <= 0) continue;
-        char path[64], stat[512], cmd[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t n = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[n] = '\0';
+        char stat[512], cmd[512];
+        ct_test_proc_file(pid, "stat", stat, sizeof stat);
         const char *rp = strrchr(stat, ')');
         int ppid = 0;
-        if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1 || ppid != up) continue;
-        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-        if (!(f = fopen(path, "r"))) continue;
-        n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
-        cmd[n] = '\0';
+        if (!rp || sscanf(rp + 2, "%*c %d", &ppid) != 1 || ppid != pl.up) continue;
+        size_t n = ct_test_proc_file(pid, "cmdline", cmd, sizeof cmd);
+        if (n == 0) continue;
         const char *arg1 = cmd + strlen(cmd) + 1; /* argv[1] */
         if (arg1 >= cmd + n || strcmp(arg1, sub) != 0) continue;
         bool role_ok = !role;
@@ -398,10 +380,29 @@ static void pg_immediate(uint64_t *rng) {
 
 static void pg_cut(void) {
     ct_error err = {0};
-    PGconn *c = ct_pg_connect(&cfg, NULL, &err);
+    PGconn *c = ct_pg_connect(&pl.cfg, NULL, &err);
     if (!c) return;
     PGresult *r = PQexec(c, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                             " WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* The relay's crash window forced open: its latest SENT rows go back to
+ * PENDING, as if it died after publishing them and before recording it,
+ * so they are published again and the processors must apply each once. */
+static void republish(uint64_t *rng) {
+    ct_error err = {0};
+    PGconn *c = ct_pg_connect(&pl.cfg, NULL, &err);
+    if (!c) return;
+    char n[16];
+    snprintf(n, sizeof n, "%d", 20 + pick(rng, 80));
+    const char *v[1] = {n};
+    PGresult *r = PQexecParams(c, "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
+                                  " retry_at = now(), sent_at = NULL, kafka_partition = NULL, kafka_offset = NULL"
+                                  " WHERE id IN (SELECT id FROM outbox WHERE status = 'SENT' ORDER BY id DESC"
+                                  " LIMIT $1::int)", 1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) republished += atol(PQcmdTuples(r));
     PQclear(r);
     PQfinish(c);
 }
@@ -410,9 +411,10 @@ static void rebuild(uint64_t *rng) {
     const char *argv[] = {CT_CONCERT_BIN, "replay", "processor", "--role", pick(rng, 2) ? "wallet" : "concert",
                           "--timeout-s", "120", NULL};
     char out[320];
-    snprintf(out, sizeof out, "%s/rebuild.log", dir);
+    snprintf(out, sizeof out, "%s/rebuild.log", pl.dir);
     int rc = ct_test_run(argv, out, 180000);
-    if (rc != 0) fprintf(stderr, "chaos: concert replay processor exited %d\n", rc);
+    if (rc != 0) /* killed or paused meanwhile by an overlapping fault: its next start finishes it */
+        fprintf(stderr, "chaos: concert replay processor exited %d\n", rc);
 }
 
 static void fault(int kind, uint64_t *rng) {
@@ -430,6 +432,7 @@ static void fault(int kind, uint64_t *rng) {
     case F_PG_IMMEDIATE: pg_immediate(rng); break;
     case F_PG_CUT: pg_cut(); break;
     case F_REBUILD: rebuild(rng); break;
+    case F_REPUBLISH: republish(rng); break;
     }
 }
 
@@ -466,24 +469,11 @@ static void setup(void) {
     want_faults = (int)env_long("CONCERT_CHAOS_FAULTS", 20);
     ct_test_load_config(&infra);
     local_infra = !infra.kafka_brokers[0] && !infra.pg_url[0];
-    ct_test_setup_run(&cfg, "chaos", run, sizeof run, dir, sizeof dir);
-    char brokers[CT_CONFIG_URL_MAX];
-    ct_kafka_bootstrap(&cfg, brokers, sizeof brokers);
-    setenv("CONCERT_KAFKA_BROKERS", brokers, 1);
-    snprintf(dbname, sizeof dbname, "ct_test_chaos_%s", run);
-    snprintf(rebuild_db, sizeof rebuild_db, "ct_test_chaos_rebuild_%s", run);
-    db = ct_test_pg_database(&cfg, dbname);
-    ct_test_projector_start_at_ends(&cfg, db);
-    ct_test_projector_replay_db(&cfg, db, rebuild_db); /* the rebuild starts where the live read models do */
-    ct_test_inv_init(&inv, &cfg, db, run, CHAOS_CONCERTS_SQL, true);
-    setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
-    char group[96];
-    snprintf(group, sizeof group, "ct-test-chaos-%s", run);
-    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
-    setenv("CONCERT_TICK_MS", "200", 1);
+    ct_test_pipeline_prepare(&pl, "chaos", ADMIN_KEY);
+    snprintf(rebuild_db, sizeof rebuild_db, "ct_test_chaos_rebuild_%s", pl.run);
+    ct_test_projector_replay_db(&pl.cfg, pl.db, rebuild_db); /* the rebuild starts where the live read models do */
     setenv("CONCERT_HTTP_CONNECTIONS_PER_IP", "0", 1);
-    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
-    up = ct_test_spawn_http("up", "/readyz", 120000, base, sizeof base, log_path);
+    ct_test_pipeline_start(&pl);
     commands = json_object();
     curl_global_init(CURL_GLOBAL_ALL);
 }
@@ -494,17 +484,14 @@ static void teardown(void) {
     for (int k = 0; k < F_KINDS; k++) kinds += fault_counts[k] > 0;
     fprintf(stderr,
             "chaos: seed=%llu commands=%ld faults=%d (%d kinds) lost=%ld duplicated=%ld violations=%d"
-            " requests=%ld retried=%ld unanswered=%ld seconds=%.0f%s\n",
+            " requests=%ld retried=%ld unanswered=%ld republished=%ld seconds=%.0f%s\n",
             (unsigned long long)seed, n, faults_done, kinds, lost, duplicated, checked ? 0 : 1, (long)sent,
-            (long)retried, (long)unanswered, (double)(now_ms() - t_start) / 1000.0,
+            (long)retried, (long)unanswered, (long)republished, (double)(now_ms() - t_start) / 1000.0,
             checked ? "" : " (FAILED: reproduce with scripts/chaos --seed the same seed, commands and faults)");
     json_decref(commands);
-    ct_test_inv_fini(&inv);
-    if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
     ct_error err = {0};
-    ct_pg_drop_database(&cfg, rebuild_db, &err);
-    ct_test_pg_drop(db, &cfg, dbname);
-    ct_test_cleanup_run(dir);
+    ct_pg_drop_database(&pl.cfg, rebuild_db, &err);
+    ct_test_pipeline_finish(&pl);
 }
 
 static void create_concerts(void) {
@@ -515,8 +502,8 @@ static void create_concerts(void) {
                  "{\"title\":\"chaos %s %d\",\"max_active\":200,\"active_ttl_ms\":15000,\"hold_ttl_ms\":%d,"
                  "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%d},"
                  "{\"starts_at\":1893542400000,\"seats\":%d,\"price\":%d}]}",
-                 run, i, HOLD_TTL_MS, SEATS, PRICE, SEATS, PRICE);
-        snprintf(url, sizeof url, "%s/v1/admin/concerts", base);
+                 pl.run, i, HOLD_TTL_MS, SEATS, PRICE, SEATS, PRICE);
+        snprintf(url, sizeof url, "%s/v1/admin/concerts", pl.base);
         const char *h[] = {JSON_CT, ADMIN_H, "Prefer: wait=30", NULL};
         ct_http_resp r = {0};
         long st = 0;
@@ -565,11 +552,31 @@ static long await_outcomes(void) {
     return missing;
 }
 
+/* What the run exercised, from the read models and the wallet events. */
+static void print_mix(void) {
+    long sold = ct_test_pg_count(pl.db, "SELECT count(*) FROM seats WHERE status = 'SOLD'");
+    long expired = ct_test_pg_count(pl.db, "SELECT count(*) FROM reservations WHERE status = 'EXPIRED'");
+    int64_t refunded = 0, debited = 0;
+    long refunded_users = 0;
+    for (size_t i = 0; i < pl.inv.scan.users_n; i++) {
+        refunded += pl.inv.scan.user[i].refunded, debited += pl.inv.scan.user[i].debited;
+        refunded_users += pl.inv.scan.user[i].refunded > 0;
+    }
+    fprintf(stderr, "chaos: mix: seats sold=%ld holds expired=%ld debited=%lld refunded=%lld (%ld users)", sold,
+            expired, (long long)debited, (long long)refunded, refunded_users);
+    PGresult *r = PQexec(pl.db, "SELECT type || ':' || coalesce(reason, status), count(*) FROM commands"
+                             " GROUP BY 1 ORDER BY 2 DESC");
+    for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+        fprintf(stderr, " %s=%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    fprintf(stderr, "\n");
+    PQclear(r);
+}
+
 static long duplicated_outcomes(void) {
     long dup = 0;
     const char *id;
     json_t *evs;
-    json_object_foreach(inv.scan.terminal, id, evs) dup += json_array_size(evs) > 1;
+    json_object_foreach(pl.inv.scan.terminal, id, evs) dup += json_array_size(evs) > 1;
     return dup;
 }
 
@@ -582,7 +589,7 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
     pthread_t fans[CHAOS_WORKERS], sched;
     for (int i = 0; i < CHAOS_WORKERS; i++) {
         w[i] = (worker){.index = i, .rng = seed * 1000003 + (uint64_t)i};
-        for (int u = 0; u < 3; u++) snprintf(w[i].users[u], sizeof w[i].users[u], "fan%d-%d-%s", i, u, run);
+        for (int u = 0; u < 3; u++) snprintf(w[i].users[u], sizeof w[i].users[u], "fan%d-%d-%s", i, u, pl.run);
         cr_assert_eq(pthread_create(&fans[i], NULL, fan, &w[i]), 0);
     }
     cr_assert_eq(pthread_create(&sched, NULL, scheduler, NULL), 0);
@@ -606,20 +613,20 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
 
     /* Quiet: the pipeline answers again, every command has its outcome. */
     char url[160];
-    snprintf(url, sizeof url, "%s/readyz", base);
+    snprintf(url, sizeof url, "%s/readyz", pl.base);
     ct_http_wait_ok(url, 120000);
-    PQreset(db); /* cut by the faults */
+    PQreset(pl.db); /* cut by the faults */
     lost = await_outcomes();
     cr_assert_eq(lost, 0, "%ld acknowledged commands have no outcome", lost);
 
     /* One terminal event each, seats, money, tokens (asserts inside). */
-    ct_test_inv_check(&inv, "chaos");
+    ct_test_inv_check(&pl.inv, "chaos");
     duplicated = duplicated_outcomes();
     cr_assert_eq(duplicated, 0);
 
     /* The read models equal a rebuild from the topics. */
     char out[320];
-    snprintf(out, sizeof out, "%s/replay.log", dir);
+    snprintf(out, sizeof out, "%s/replay.log", pl.dir);
     int rc = ct_test_replay_compare(rebuild_db, out);
     if (rc != 0) ct_test_print_log_tail(out, 5);
     cr_assert_eq(rc, 0, "the read models differ from a rebuild from the topics (exit %d)", rc);
@@ -631,4 +638,5 @@ Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .f
         if (strncmp(line, "equal:", 6) == 0) fprintf(stderr, "chaos: read models vs the topics: %s", line);
     if (f) fclose(f);
     checked = true;
+    print_mix();
 }

@@ -23,6 +23,7 @@
 #include "ct_pg.h"
 #include "ct_proc.h"
 #include "ct_supervisor.h"
+#include "../support/ct_test_kafka.h"
 
 #define HTTP_PORT 30080
 #define READY_WAIT_MS 240000
@@ -83,19 +84,11 @@ static int find_marked(const char *marker, const char *cmd, pid_t *pids, int max
     for (struct dirent *e; d && (e = readdir(d));) {
         pid_t pid = (pid_t)atoi(e->d_name);
         if (pid <= 0 || pid == getpid() || !ct_proc_alive(pid)) continue;
-        char path[64], buf[65536];
-        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
+        static char buf[65536];
+        size_t len = ct_test_proc_file(pid, "environ", buf, sizeof buf);
         bool marked = memmem(buf, len, marker, strlen(marker)) != NULL;
         if (marked && cmd) {
-            snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-            f = fopen(path, "r");
-            len = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-            if (f) fclose(f);
+            len = ct_test_proc_file(pid, "cmdline", buf, sizeof buf);
             marked = memmem(buf, len, cmd, strlen(cmd) + 1) != NULL;
         }
         if (marked && n < max) pids[n++] = pid;

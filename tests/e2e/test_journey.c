@@ -30,59 +30,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../support/ct_test_http.h"
-#include "../support/ct_test_invariants.h"
-#include "../support/ct_test_kafka.h"
-#include "../support/ct_test_pg.h"
-#include "../support/ct_test_projector.h"
+#include "../support/ct_test_pipeline.h"
 
 #define ADMIN_KEY "e2e-admin-key"
 #define JSON_CT "Content-Type: application/json"
 #define ADMIN_H "Authorization: Bearer " ADMIN_KEY
 
-static ct_config cfg;
-static char run[32], dir[256], base[64], log_path[320], dbname[64];
-static PGconn *db;
-static pid_t up;
-static ct_test_inv inv;
+static ct_test_pipeline pl;
 
-/* This run's concerts: those its outbox created. */
-#define E2E_CONCERTS_SQL                                                                                      \
-    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id"       \
-    " WHERE c.type = 'ConcertCreated'"
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return ct_test_inv_now_ms(); }
 
 static void setup(void) {
-    ct_test_setup_run(&cfg, "e2e", run, sizeof run, dir, sizeof dir);
-    /* The test cluster by address: the run directory has no local one. */
-    char brokers[CT_CONFIG_URL_MAX];
-    ct_kafka_bootstrap(&cfg, brokers, sizeof brokers);
-    setenv("CONCERT_KAFKA_BROKERS", brokers, 1);
-    snprintf(dbname, sizeof dbname, "ct_test_e2e_%s", run);
-    db = ct_test_pg_database(&cfg, dbname);
-    ct_test_projector_start_at_ends(&cfg, db);
-    ct_test_inv_init(&inv, &cfg, db, run, E2E_CONCERTS_SQL, true);
-    setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
-    char group[96];
-    snprintf(group, sizeof group, "ct-test-e2e-%s", run);
-    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
-    /* Deadlines (hold and token expiry) advance with ticks. */
-    setenv("CONCERT_TICK_MS", "200", 1);
-    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
-    up = ct_test_spawn_http("up", "/readyz", 120000, base, sizeof base, log_path);
+    ct_test_pipeline_prepare(&pl, "e2e", ADMIN_KEY);
+    ct_test_pipeline_start(&pl);
 }
 
-static void teardown(void) {
-    ct_test_inv_fini(&inv);
-    if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
-    ct_test_pg_drop(db, &cfg, dbname);
-    ct_test_cleanup_run(dir);
-}
+static void teardown(void) { ct_test_pipeline_finish(&pl); }
 
 /* ---- HTTP with JSON ------------------------------------------------------ */
 
@@ -94,7 +57,7 @@ typedef struct resp {
 
 static resp call(CURL *c, const char *method, const char *path, const char *const *headers, const char *body) {
     char url[512];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(url, sizeof url, "%s%s", pl.base, path);
     ct_http_resp r;
     resp out = {0};
     out.status = ct_http_do(c, method, url, headers, body, &r);
@@ -126,7 +89,7 @@ static const char *error_code(const resp *r) {
     return json_is_string(c) ? json_string_value(c) : "";
 }
 
-static long sql_long(const char *sql) { return ct_test_pg_count(db, sql); }
+static long sql_long(const char *sql) { return ct_test_pg_count(pl.db, sql); }
 
 /* ---- steps a client takes ----------------------------------------------- */
 
@@ -135,7 +98,7 @@ static char *create_concert(CURL *c, int seats, int64_t price, int max_active, i
     snprintf(body, sizeof body,
              "{\"title\":\"e2e %s\",\"max_active\":%d,\"active_ttl_ms\":%d,\"hold_ttl_ms\":%d,"
              "\"schedules\":[{\"starts_at\":1893456000000,\"seats\":%d,\"price\":%lld}]}",
-             run, max_active, active_ttl_ms, hold_ttl_ms, seats, (long long)price);
+             pl.run, max_active, active_ttl_ms, hold_ttl_ms, seats, (long long)price);
     const char *h[] = {JSON_CT, ADMIN_H, "Prefer: wait=20", NULL};
     resp r = call(c, "POST", "/v1/admin/concerts", h, body);
     cr_assert_eq(r.status, 201, "create concert: %ld %s", r.status, r.text);
@@ -229,7 +192,7 @@ static void journey(CURL *c) {
     resp_free(&s);
 
     char user[64];
-    snprintf(user, sizeof user, "alice-%s", run);
+    snprintf(user, sizeof user, "alice-%s", pl.run);
     charge(c, user, 30000);
     char *token = issue_token(c, user, concert, 20);
     await_token(c, token, "ACTIVE", 20000);
@@ -302,7 +265,7 @@ static void seat_race(CURL *c) {
     static racer rs[USERS];
     for (int i = 0; i < USERS; i++) {
         rs[i] = (racer){.concert = concert, .seat = i % SEATS + 1};
-        snprintf(rs[i].user, sizeof rs[i].user, "racer%d-%s", i, run);
+        snprintf(rs[i].user, sizeof rs[i].user, "racer%d-%s", i, pl.run);
         rs[i].token = issue_token(c, rs[i].user, concert, 0);
         /* A hold needs a balance covering the seat: charged now, all at once. */
         char path[128];
@@ -314,7 +277,7 @@ static void seat_race(CURL *c) {
     }
     for (int i = 0; i < USERS; i++) await_token(c, rs[i].token, "ACTIVE", 30000);
     char q[256];
-    snprintf(q, sizeof q, "SELECT count(*) FROM balances WHERE user_id LIKE 'racer%%-%s' AND balance = 10000", run);
+    snprintf(q, sizeof q, "SELECT count(*) FROM balances WHERE user_id LIKE 'racer%%-%s' AND balance = 10000", pl.run);
     for (int64_t until = now_ms() + 30000; sql_long(q) < USERS && now_ms() < until;) usleep(50 * 1000);
     cr_assert_eq(sql_long(q), USERS, "the racers' charges were not all projected");
     pthread_t t[USERS];
@@ -354,7 +317,7 @@ static void queue_fifo(CURL *c) {
     static char *tokens[TOKENS];
     static char users[TOKENS][64];
     for (int i = 0; i < TOKENS; i++) {
-        snprintf(users[i], sizeof users[i], "q%d-%s", i, run);
+        snprintf(users[i], sizeof users[i], "q%d-%s", i, pl.run);
         /* One connection, one after another: commit order is issue order. */
         tokens[i] = issue_token(c, users[i], concert, 0);
     }
@@ -402,7 +365,7 @@ static void queue_fifo(CURL *c) {
 static void hold_expiry(CURL *c) {
     char *concert = create_concert(c, 5, 1000, 10, 60000, 2000);
     char user[64];
-    snprintf(user, sizeof user, "late-%s", run);
+    snprintf(user, sizeof user, "late-%s", pl.run);
     charge(c, user, 5000);
     char *token = issue_token(c, user, concert, 20);
     await_token(c, token, "ACTIVE", 20000);
@@ -440,8 +403,8 @@ static void walkthrough(CURL *c) {
     (void)c;
     char path[512], script[512], out[512];
     snprintf(path, sizeof path, "%s/docs/walkthrough.md", CT_SOURCE_DIR);
-    snprintf(script, sizeof script, "%s/walkthrough.sh", dir);
-    snprintf(out, sizeof out, "%s/walkthrough.out", dir);
+    snprintf(script, sizeof script, "%s/walkthrough.sh", pl.dir);
+    snprintf(out, sizeof out, "%s/walkthrough.out", pl.dir);
     FILE *in = fopen(path, "r"), *sh = fopen(script, "w");
     cr_assert(in && sh, "cannot read %s or write %s", path, script);
     fprintf(sh, "set -euo pipefail\n");
@@ -456,8 +419,8 @@ static void walkthrough(CURL *c) {
     fclose(in), fclose(sh);
     cr_assert_geq(blocks, 5, "only %d sh blocks in %s", blocks, path);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "API=%s CONCERT_ADMIN_KEY=%s CONCERT_BIN=%s FAN=walker-%s bash %s > %s 2>&1", base,
-             ADMIN_KEY, CT_CONCERT_BIN, run, script, out);
+    snprintf(cmd, sizeof cmd, "API=%s CONCERT_ADMIN_KEY=%s CONCERT_BIN=%s FAN=walker-%s bash %s > %s 2>&1", pl.base,
+             ADMIN_KEY, CT_CONCERT_BIN, pl.run, script, out);
     int rc = system(cmd);
     if (rc != 0) ct_test_print_log_tail(out, 60);
     cr_assert_eq(rc, 0, "docs/walkthrough.md failed as written (output above)");
@@ -472,12 +435,12 @@ static void poisoned(CURL *c) {
              "   'ts', (extract(epoch FROM now()) * 1000)::bigint, 'command_id', u::text, 'key', 'poison-%s',"
              "   'data', jsonb_build_object('user_id', 'poison-%s', 'amount', 'lots'))"
              " FROM gen_random_uuid() u RETURNING command_id",
-             run, run, run);
-    PGresult *res = PQexec(db, sql);
-    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+             pl.run, pl.run, pl.run);
+    PGresult *res = PQexec(pl.db, sql);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(pl.db));
     snprintf(path, sizeof path, "/v1/commands/%s", PQgetvalue(res, 0, 0));
     PQclear(res);
-    PQclear(PQexec(db, "NOTIFY outbox"));
+    PQclear(PQexec(pl.db, "NOTIFY outbox"));
     char last[512] = "";
     for (int64_t until = now_ms() + 60000; now_ms() < until; usleep(100 * 1000)) {
         resp r = call(c, "GET", path, NULL, NULL);
@@ -504,10 +467,10 @@ static void wait_until_both_roles_answer(CURL *c) {
     int64_t t0 = now_ms();
     bool wallet = false, concert = false;
     char path[128], body[256];
-    snprintf(path, sizeof path, "/v1/users/warmup-%s/balance/charge", run);
+    snprintf(path, sizeof path, "/v1/users/warmup-%s/balance/charge", pl.run);
     snprintf(body, sizeof body,
              "{\"title\":\"e2e %s warm-up\",\"schedules\":[{\"starts_at\":1893456000000,\"seats\":1,\"price\":1}]}",
-             run);
+             pl.run);
     while ((!wallet || !concert) && now_ms() - t0 < 240000) {
         if (!wallet) {
             const char *h[] = {JSON_CT, "Prefer: wait=30", NULL};
@@ -537,7 +500,7 @@ Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = tear
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int64_t t0 = now_ms();
         scenarios[i].fn(c);
-        ct_test_inv_check(&inv, scenarios[i].name);
+        ct_test_inv_check(&pl.inv, scenarios[i].name);
         fprintf(stderr, "e2e: %s passed in %lld ms\n", scenarios[i].name, (long long)(now_ms() - t0));
     }
     curl_easy_cleanup(c);

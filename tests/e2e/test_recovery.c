@@ -21,73 +21,42 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../support/ct_test_http.h"
-#include "../support/ct_test_invariants.h"
-#include "../support/ct_test_kafka.h"
-#include "../support/ct_test_pg.h"
-#include "../support/ct_test_projector.h"
+#include "../support/ct_test_pipeline.h"
 
 #define ADMIN_KEY "recovery-admin-key"
 #define JSON_CT "Content-Type: application/json"
 #define ADMIN_H "Authorization: Bearer " ADMIN_KEY
 
-static ct_config cfg;
-static char run[32], dir[256], base[64], log_path[320], dbname[64], check_db[64], concert[96];
-static PGconn *db;
-static pid_t up;
-static ct_test_inv inv;
+static ct_test_pipeline pl;
+static char check_db[80], concert[96];
 static int64_t charged[4];
 static char start_sql[8192]; /* puts back where this run's projector started */
 static int journeys;
 
-#define RECOVERY_CONCERTS_SQL                                                                                 \
-    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id"       \
-    " WHERE c.type = 'ConcertCreated'"
-
-static void start_up(void) {
-    snprintf(log_path, sizeof log_path, "%s/up.log", dir);
-    up = ct_test_spawn_http("up", "/readyz", 120000, base, sizeof base, log_path);
-}
-
 static void setup(void) {
-    ct_test_setup_run(&cfg, "recovery", run, sizeof run, dir, sizeof dir);
-    char brokers[CT_CONFIG_URL_MAX];
-    ct_kafka_bootstrap(&cfg, brokers, sizeof brokers);
-    setenv("CONCERT_KAFKA_BROKERS", brokers, 1);
-    snprintf(dbname, sizeof dbname, "ct_test_recovery_%s", run);
-    snprintf(check_db, sizeof check_db, "ct_test_recovery_check_%s", run);
-    db = ct_test_pg_database(&cfg, dbname);
-    ct_test_projector_start_at_ends(&cfg, db);
-    ct_test_projector_replay_db(&cfg, db, check_db);
-    PGresult *r = PQexec(db, "SELECT string_agg(format('(%L, %s, %s)', topic, partition, next_offset), ', ')"
-                             " FROM projector_offsets");
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
+    ct_test_pipeline_prepare(&pl, "recovery", ADMIN_KEY);
+    snprintf(check_db, sizeof check_db, "ct_test_recovery_check_%s", pl.run);
+    ct_test_projector_replay_db(&pl.cfg, pl.db, check_db);
+    PGresult *r = PQexec(pl.db, "SELECT string_agg(format('(%L, %s, %s)', topic, partition, next_offset), ', ')"
+                                " FROM projector_offsets");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(pl.db));
     snprintf(start_sql, sizeof start_sql, "INSERT INTO projector_offsets (topic, partition, next_offset) VALUES %s",
              PQgetvalue(r, 0, 0));
     PQclear(r);
-    ct_test_inv_init(&inv, &cfg, db, run, RECOVERY_CONCERTS_SQL, true);
-    setenv("CONCERT_ADMIN_KEY", ADMIN_KEY, 1);
-    char group[96];
-    snprintf(group, sizeof group, "ct-test-recovery-%s", run);
-    setenv("CONCERT_PROJECTOR_GROUP", group, 1);
-    setenv("CONCERT_TICK_MS", "200", 1);
-    start_up();
+    ct_test_pipeline_start(&pl);
 }
 
 static void teardown(void) {
-    ct_test_inv_fini(&inv);
-    if (up > 0) ct_test_stop_clean(up, "concert up", log_path);
     ct_error err = {0};
-    ct_pg_drop_database(&cfg, check_db, &err);
-    ct_test_pg_drop(db, &cfg, dbname);
-    ct_test_cleanup_run(dir);
+    ct_pg_drop_database(&pl.cfg, check_db, &err);
+    ct_test_pipeline_finish(&pl);
 }
 
 /* ---- traffic ------------------------------------------------------------------ */
 
 static json_t *call(const char *method, const char *path, const char *const *h, const char *body, long want) {
     char url[512];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(url, sizeof url, "%s%s", pl.base, path);
     CURL *c = curl_easy_init();
     ct_http_resp r;
     long st = ct_http_do(c, method, url, h, body, &r);
@@ -104,7 +73,7 @@ static const char *field(json_t *j, const char *k) {
     return v;
 }
 
-static void user_name(int u, char *out, size_t n) { snprintf(out, n, "fan%d-%s", u, run); }
+static void user_name(int u, char *out, size_t n) { snprintf(out, n, "fan%d-%s", u, pl.run); }
 
 /* Each user charges, queues, holds a seat and pays for it; returns after
  * every step's outcome (Prefer: wait). */
@@ -154,9 +123,9 @@ static void traffic(const char *when) {
 
 static void check(const char *when) {
     traffic(when);
-    ct_test_inv_check(&inv, when);
+    ct_test_inv_check(&pl.inv, when);
     char out[320];
-    snprintf(out, sizeof out, "%s/compare.log", dir);
+    snprintf(out, sizeof out, "%s/compare.log", pl.dir);
     int rc = ct_test_replay_compare(check_db, out);
     if (rc != 0) ct_test_print_log_tail(out, 5);
     cr_assert_eq(rc, 0, "%s: the read models differ from the topics (exit %d)", when, rc);
@@ -165,7 +134,7 @@ static void check(const char *when) {
 /* The pid of `concert up`'s child `concert processor --role role`. */
 static pid_t processor_pid(const char *role) {
     char path[512];
-    snprintf(path, sizeof path, "%s/processors/%s-0/pid", dir, role);
+    snprintf(path, sizeof path, "%s/processors/%s-0/pid", pl.dir, role);
     for (int i = 0; i < 300; i++) {
         pid_t p = ct_proc_read_pidfile(path);
         if (p > 0) return p;
@@ -188,12 +157,12 @@ Test(recovery, the_runbook_steps_rebuild_what_they_say, .init = setup, .fini = t
     char body[512], out[320];
     snprintf(body, sizeof body,
              "{\"title\":\"recovery %s\",\"max_active\":50,\"schedules\":[{\"starts_at\":1893456000000,"
-             "\"seats\":200,\"price\":1000}]}", run);
+             "\"seats\":200,\"price\":1000}]}", pl.run);
     const char *h[] = {JSON_CT, ADMIN_H, "Prefer: wait=30", NULL};
     json_t *c = NULL;
     for (int i = 0; i < 8 && !c; i++) { /* the processors' first assignment may take a while */
         char url[256];
-        snprintf(url, sizeof url, "%s/v1/admin/concerts", base);
+        snprintf(url, sizeof url, "%s/v1/admin/concerts", pl.base);
         CURL *cu = curl_easy_init();
         ct_http_resp r;
         if (ct_http_do(cu, "POST", url, h, body, &r) == 201) c = json_loads(r.body, 0, NULL);
@@ -209,19 +178,19 @@ Test(recovery, the_runbook_steps_rebuild_what_they_say, .init = setup, .fini = t
     char user[64], sql[512];
     user_name(0, user, sizeof user);
     snprintf(sql, sizeof sql, "UPDATE balances SET balance = balance + 7 WHERE user_id = '%s'", user);
-    ct_test_pg_exec(db, sql);
-    snprintf(out, sizeof out, "%s/compare-edited.log", dir);
+    ct_test_pg_exec(pl.db, sql);
+    snprintf(out, sizeof out, "%s/compare-edited.log", pl.dir);
     cr_assert_eq(ct_test_replay_compare(check_db, out), 1, "a balance changed by hand is a difference");
     cr_assert(log_has(out, "DIFFERENT") && log_has(out, "balances:") && log_has(out, user),
               "the difference names the table and the row");
     snprintf(sql, sizeof sql, "UPDATE balances SET balance = balance - 7 WHERE user_id = '%s'", user);
-    ct_test_pg_exec(db, sql);
+    ct_test_pg_exec(pl.db, sql);
 
     /* A running processor of each role rebuilds its stores. */
     const char *roles[] = {"wallet", "concert"};
     for (int i = 0; i < 2; i++) {
         pid_t before = processor_pid(roles[i]);
-        snprintf(out, sizeof out, "%s/rebuild-%s.log", dir, roles[i]);
+        snprintf(out, sizeof out, "%s/rebuild-%s.log", pl.dir, roles[i]);
         const char *argv[] = {CT_CONCERT_BIN, "replay", "processor", "--role", roles[i], "--timeout-s", "120", NULL};
         cr_assert_eq(ct_test_run(argv, out, 150000), 0, "replay processor --role %s", roles[i]);
         cr_assert(log_has(out, "rebuilt "), "the command says it rebuilt the %s stores", roles[i]);
@@ -232,7 +201,7 @@ Test(recovery, the_runbook_steps_rebuild_what_they_say, .init = setup, .fini = t
     /* Disk lost: the wallet's stores deleted under it, then the process
      * killed; its restart rebuilds them. */
     pid_t wallet = processor_pid("wallet");
-    snprintf(sql, sizeof sql, "rm -rf %s/processors/wallet-0/p*", dir);
+    snprintf(sql, sizeof sql, "rm -rf %s/processors/wallet-0/p*", pl.dir);
     cr_assert_eq(system(sql), 0);
     kill(wallet, SIGKILL);
     for (int i = 0; i < 300 && processor_pid("wallet") == wallet; i++) usleep(100 * 1000);
@@ -240,23 +209,23 @@ Test(recovery, the_runbook_steps_rebuild_what_they_say, .init = setup, .fini = t
 
     /* Read models: reset refused while the projector runs; with the
      * pipeline stopped, emptied, and rebuilt by the restarted projector. */
-    snprintf(out, sizeof out, "%s/reset.log", dir);
+    snprintf(out, sizeof out, "%s/reset.log", pl.dir);
     const char *reset[] = {CT_CONCERT_BIN, "replay", "read-models", "--reset", NULL};
     cr_assert_eq(ct_test_run(reset, out, 60000), 2, "reset while a projector is connected is refused");
     cr_assert(log_has(out, "stop them first"));
-    cr_assert_gt(ct_test_pg_count(db, "SELECT count(*) FROM reservations"), 0);
-    ct_test_stop_clean(up, "concert up", log_path);
-    up = 0;
+    cr_assert_gt(ct_test_pg_count(pl.db, "SELECT count(*) FROM reservations"), 0);
+    ct_test_stop_clean(pl.up, "concert up", pl.log_path);
+    pl.up = 0;
     cr_assert_eq(ct_test_run(reset, out, 60000), 0, "reset with the pipeline stopped");
-    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM reservations"), 0);
-    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM projector_offsets"), 0);
+    cr_assert_eq(ct_test_pg_count(pl.db, "SELECT count(*) FROM reservations"), 0);
+    cr_assert_eq(ct_test_pg_count(pl.db, "SELECT count(*) FROM projector_offsets"), 0);
     /* The test cluster's topics hold every earlier run: the projector
      * starts where this run's did, as it would at a fresh cluster's start. */
-    ct_test_pg_exec(db, start_sql);
-    start_up();
-    for (int i = 0; i < 600 && ct_test_pg_count(db, "SELECT count(*) FROM reservations") < journeys; i++)
+    ct_test_pg_exec(pl.db, start_sql);
+    ct_test_pipeline_start(&pl);
+    for (int i = 0; i < 600 && ct_test_pg_count(pl.db, "SELECT count(*) FROM reservations") < journeys; i++)
         usleep(100 * 1000);
-    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM reservations"), journeys,
+    cr_assert_eq(ct_test_pg_count(pl.db, "SELECT count(*) FROM reservations"), journeys,
                  "the projector rebuilt every reservation");
     check("after rebuilding the read models");
 }

@@ -102,6 +102,18 @@ static inline pid_t ct_test_spawn(const char *const *argv, const char *log_path)
     return pid;
 }
 
+/* /proc/<pid>/<name> (stat, cmdline, environ) into buf, NUL-terminated;
+ * its length, 0 when it cannot be read. */
+static inline size_t ct_test_proc_file(pid_t pid, const char *name, char *buf, size_t n) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    FILE *f = fopen(path, "r");
+    size_t len = f ? fread(buf, 1, n - 1, f) : 0;
+    if (f) fclose(f);
+    buf[len] = '\0';
+    return len;
+}
+
 /* Runs argv to its end (up to timeout_ms, then killed), its output
  * appended to log_path; returns its exit code, -1 if killed. */
 static inline int ct_test_run(const char *const *argv, const char *log_path, int timeout_ms) {
