@@ -12,6 +12,7 @@
 #include "ct_domain_limits.h"
 #include "ct_kafka.h"
 #include "ct_record.h"
+#include "ct_time.h"
 
 #define FAIL(e, st, cd, ...)                                       \
     do {                                                           \
@@ -239,7 +240,8 @@ static bool token_valid(const char *s) { return strlen(s) == CT_API_TOKEN_CHARS 
 
 /* ---- body validation ---------------------------------------------------- */
 
-typedef enum ftype { F_ID, F_CONCERT_ID, F_RESERVATION_ID, F_INT, F_TITLE, F_SCHEDULES } ftype;
+/* F_TIME: epoch milliseconds, or an RFC 3339 string (ct_time) turned into them. */
+typedef enum ftype { F_ID, F_CONCERT_ID, F_RESERVATION_ID, F_INT, F_TIME, F_TITLE, F_SCHEDULES } ftype;
 
 typedef struct fspec {
     const char *name;
@@ -265,12 +267,20 @@ static const fspec concert_fields[] = {{"title", F_TITLE, true, 0, 0},
                                        {"active_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
                                        {"hold_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
                                        END_};
-static const fspec schedule_fields[] = {{"starts_at", F_INT, true, 0, CT_TS_MS_MAX},
+static const fspec schedule_fields[] = {{"starts_at", F_TIME, true, 0, CT_TS_MS_MAX},
                                         {"seats", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
                                         {"price", F_INT, true, 0, CT_PRICE_WON_MAX},
                                         END_};
 
 static int check_fields(json_t *obj, const fspec *spec, const char *where, ct_api_error *e);
+
+/* A validated F_TIME value as epoch milliseconds (a new reference). */
+static json_t *time_ms(json_t *v) {
+    int64_t ms = 0;
+    if (json_is_integer(v)) return json_integer(json_integer_value(v));
+    ct_time_parse_rfc3339(json_string_value(v), json_string_length(v), &ms);
+    return json_integer(ms);
+}
 
 static int check_value(json_t *v, const fspec *f, const char *name, ct_api_error *e) {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
@@ -302,6 +312,19 @@ static int check_value(json_t *v, const fspec *f, const char *name, ct_api_error
             FAIL(e, 422, "INVALID_FIELD", "field %s: must be between %lld and %lld", name, (long long)f->lo,
                  (long long)f->hi);
         return 0;
+    case F_TIME: {
+        int64_t ms = 0;
+        if (json_is_integer(v)) ms = json_integer_value(v);
+        else if (!s || ct_time_parse_rfc3339(s, json_string_length(v), &ms) != 0)
+            FAIL(e, 422, "INVALID_FIELD",
+                 "field %s: must be an RFC 3339 time (like 2027-01-15T19:00:00Z) or milliseconds since the epoch", name);
+        if (ms < f->lo || ms > f->hi) {
+            char lo[CT_TIME_RFC3339_BYTES] = "?", hi[CT_TIME_RFC3339_BYTES] = "?";
+            ct_time_format_rfc3339(f->lo, lo), ct_time_format_rfc3339(f->hi, hi);
+            FAIL(e, 422, "INVALID_FIELD", "field %s: must be between %s and %s", name, lo, hi);
+        }
+        return 0;
+    }
     case F_TITLE: {
         size_t n = s ? json_string_length(v) : 0;
         if (!s || n == 0 || n > CT_TITLE_BYTES_MAX || memchr(s, 0, n))
@@ -481,9 +504,9 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
             json_t *s = json_array_get(in, i);
             char sid[24];
             snprintf(sid, sizeof sid, "%zu", i + 1);
-            json_array_append_new(sched, json_pack("{s:s, s:O, s:O, s:O}", "schedule_id", sid, "starts_at",
-                                                   json_object_get(s, "starts_at"), "seats", json_object_get(s, "seats"),
-                                                   "price", json_object_get(s, "price")));
+            json_array_append_new(sched, json_pack("{s:s, s:o, s:O, s:O}", "schedule_id", sid, "starts_at",
+                                                   time_ms(json_object_get(s, "starts_at")), "seats",
+                                                   json_object_get(s, "seats"), "price", json_object_get(s, "price")));
             json_array_append_new(ids, json_string(sid));
         }
         data = json_pack("{s:s, s:s, s:o}", "concert_id", cid, "title", S("title"), "schedules", sched);
@@ -511,6 +534,45 @@ void ct_api_command_clear(ct_api_command *c) {
     free(c->envelope);
     free(c->response);
     c->envelope = c->response = NULL;
+}
+
+static bool time_name(const char *k) {
+    size_t n = strlen(k);
+    return (n > 3 && (strcmp(k + n - 3, "_ts") == 0 || strcmp(k + n - 3, "_at") == 0)) ||
+           (n > 6 && strcmp(k + n - 6, "_until") == 0);
+}
+
+/* Adds the twins under j; how many. */
+static int add_times(json_t *j) {
+    int added = 0;
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) added += add_times(json_array_get(j, i));
+        return added;
+    }
+    if (!json_is_object(j)) return 0;
+    const char *k;
+    json_t *v;
+    json_t *twins = json_object();
+    json_object_foreach(j, k, v) {
+        char name[128], text[CT_TIME_RFC3339_BYTES];
+        added += add_times(v);
+        if (!json_is_integer(v) || !time_name(k) || strlen(k) + sizeof "_rfc3339" > sizeof name) continue;
+        snprintf(name, sizeof name, "%s_rfc3339", k);
+        if (!json_object_get(j, name) && ct_time_format_rfc3339(json_integer_value(v), text) == 0)
+            json_object_set_new(twins, name, json_string(text)), added++;
+    }
+    json_object_update(j, twins);
+    json_decref(twins);
+    return added;
+}
+
+char *ct_api_times_rfc3339(const char *body) {
+    /* Most answers have no time at all: skip parsing them. */
+    if (!body || (!strstr(body, "_ts\"") && !strstr(body, "_at\"") && !strstr(body, "_until\""))) return NULL;
+    json_t *j = json_loads(body, JSON_DECODE_ANY, NULL);
+    char *out = j && add_times(j) > 0 ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    return out;
 }
 
 char *ct_api_error_json(const ct_api_error *e) {

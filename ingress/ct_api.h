@@ -185,6 +185,12 @@ void ct_api_command_clear(ct_api_command *c);
 /* True for a canonical lowercase UUID (36 chars). */
 bool ct_api_uuid_valid(const char *s);
 
+/* Times in answers: every integer member named *_ts, *_at or *_until (the
+ * API's epoch milliseconds) gets an RFC 3339 twin, "<name>_rfc3339"
+ * ("2027-01-15T19:00:00.000Z"), at any depth. Returns a malloc'd body, or
+ * NULL when body has no such member (or is not JSON): send it as it is. */
+char *ct_api_times_rfc3339(const char *body);
+
 /* {"error":{"code":...,"message":...}}, malloc'd. */
 char *ct_api_error_json(const ct_api_error *e);
 

@@ -118,7 +118,10 @@ static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *co
 }
 
 static enum MHD_Result respond_json(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body) {
-    return respond(in, conn, status, body, "application/json");
+    char *timed = ct_api_times_rfc3339(body);
+    enum MHD_Result r = respond(in, conn, status, timed ? timed : body, "application/json");
+    free(timed);
+    return r;
 }
 
 static enum MHD_Result respond_api_error(ct_ingress *in, struct MHD_Connection *conn, const ct_api_error *e) {

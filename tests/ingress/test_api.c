@@ -2,6 +2,7 @@
  * per endpoint, each with its status and error code; good requests give
  * envelopes the processors' decoder accepts, with the ids the API promises. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <string.h>
 
 #include "ct_api.h"
@@ -87,6 +88,18 @@ static const bad_case bad[] = {
     {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
      "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}],\"hold_ttl_ms\":5}", 422,
      "INVALID_FIELD", "hold_ttl_ms"},
+    {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+     "{\"title\":\"t\",\"schedules\":[{\"starts_at\":\"2027-01-15 19:00:00\",\"seats\":1,\"price\":1}]}", 422,
+     "INVALID_FIELD", "RFC 3339"},
+    {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+     "{\"title\":\"t\",\"schedules\":[{\"starts_at\":\"2027-02-29T19:00:00Z\",\"seats\":1,\"price\":1}]}", 422,
+     "INVALID_FIELD", "schedules[0].starts_at"},
+    {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+     "{\"title\":\"t\",\"schedules\":[{\"starts_at\":\"1969-12-31T23:59:59Z\",\"seats\":1,\"price\":1}]}", 422,
+     "INVALID_FIELD", "between 1970-01-01T00:00:00.000Z and"},
+    {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+     "{\"title\":\"t\",\"schedules\":[{\"starts_at\":true,\"seats\":1,\"price\":1}]}", 422, "INVALID_FIELD",
+     "starts_at"},
 };
 
 Test(api, every_bad_body_gets_its_status_and_code) {
@@ -177,6 +190,17 @@ Test(api, good_requests_become_envelopes_the_processors_accept) {
     cr_assert_eq(cmd.u.create_concert.schedule_count, 2);
     cr_assert_eq(cmd.u.create_concert.max_active, 10);
     cr_assert(strstr(c.response, "\"schedule_ids\":[\"1\",\"2\"]"), "%s", c.response);
+    ct_api_command_clear(&c);
+
+    /* RFC 3339 times become the same milliseconds the integer form gives. */
+    cr_assert_eq(build(CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+                       "{\"title\":\"Hot\",\"schedules\":[{\"starts_at\":\"2027-01-15T19:00:00Z\",\"seats\":5,"
+                       "\"price\":1},{\"starts_at\":\"2030-01-01T09:00:00.250+09:00\",\"seats\":5,\"price\":1}]}",
+                       &c, &e),
+                 0, "%s", e.message);
+    decode_ok(&c, &cmd);
+    cr_assert_eq(cmd.u.create_concert.schedules[0].starts_at_ms, 1800039600000LL);
+    cr_assert_eq(cmd.u.create_concert.schedules[1].starts_at_ms, 1893456000250LL);
     ct_api_command_clear(&c);
 }
 
@@ -544,4 +568,27 @@ Test(api, a_token_outcome_names_the_live_token) {
     cr_assert(strstr(body, "\"token\":\"LIVELIVELIVELIVELIVE00\""), "%s", body);
     cr_assert_null(strstr(body, "NEWNEW"), "%s", body);
     free(body);
+}
+
+Test(api, answers_carry_an_rfc3339_twin_of_every_time) {
+    char *out = ct_api_times_rfc3339("{\"token\":\"t\",\"issued_ts\":1800039600000,\"seq\":7,\"estimated_wait_ms\":5,"
+                                     "\"schedules\":[{\"starts_at\":1893456000250,\"seats\":5}],\"hold_until\":-500,"
+                                     "\"activated_ts\":null,\"created_at\":\"2026-12-06T00:00:00.000Z\"}");
+    cr_assert_not_null(out);
+    json_t *j = json_loads(out, 0, NULL);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "issued_ts_rfc3339")), "2027-01-15T19:00:00.000Z");
+    cr_assert_eq(json_integer_value(json_object_get(j, "issued_ts")), 1800039600000LL, "the integer stays");
+    json_t *s0 = json_array_get(json_object_get(j, "schedules"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(s0, "starts_at_rfc3339")), "2030-01-01T00:00:00.250Z");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "hold_until_rfc3339")), "1969-12-31T23:59:59.500Z");
+    /* Not times, not integers, or strings already: no twin. */
+    cr_assert_null(json_object_get(j, "seq_rfc3339"));
+    cr_assert_null(json_object_get(j, "estimated_wait_ms_rfc3339"));
+    cr_assert_null(json_object_get(j, "activated_ts_rfc3339"));
+    cr_assert_null(json_object_get(j, "created_at_rfc3339"));
+    json_decref(j);
+    free(out);
+    cr_assert_null(ct_api_times_rfc3339("{\"status\":\"ok\"}"), "no time: sent as it is");
+    cr_assert_null(ct_api_times_rfc3339("not json \"x_ts\""));
 }
