@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "ct_log.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
 
@@ -63,14 +64,21 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
         else printf("%s\n", json);
         free(json);
     } else if (prune) {
-        int64_t total = 0, deleted = 0, from = 0;
-        do {
+        int64_t total = 0, deleted = 0, from = 0, max_id = 0, said = ct_clock_mono_ms();
+        if (ct_outbox_max_id(pg, &max_id, &err) != 0) rc = ct_cmd_fail("outbox", &err);
+        while (rc == CT_EXIT_OK) {
             if (ct_outbox_prune_slice(pg, from, 10000, (int)older, &deleted, &from, &err) != 0) {
                 rc = ct_cmd_fail("outbox", &err);
                 break;
             }
             total += deleted;
-        } while (from != 0);
+            if (from == 0) break;
+            if (ct_clock_mono_ms() - said >= 2000) { /* a long pass says how far it is */
+                said = ct_clock_mono_ms();
+                fprintf(stderr, "pruning: at row id %" PRId64 " of %" PRId64 " (%.0f%%), %" PRId64 " deleted so far\n",
+                        from, max_id, max_id > 0 ? 100.0 * (double)from / (double)max_id : 100.0, total);
+            }
+        }
         if (rc == CT_EXIT_OK) printf("pruned: %" PRId64 " SENT row(s) sent more than %" PRId64 " s ago\n", total, older);
     } else {
         int64_t count = 0;

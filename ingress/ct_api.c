@@ -36,6 +36,7 @@ static const route_spec routes[] = {
     {"GET", "/healthz", CT_ROUTE_HEALTHZ},
     {"GET", "/readyz", CT_ROUTE_READYZ},
     {"GET", "/metrics", CT_ROUTE_METRICS},
+    {"GET", "/openapi.json", CT_ROUTE_OPENAPI},
     {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN},
     {"GET", "/v1/queue/tokens/{}", CT_ROUTE_TOKEN_STATUS},
     {"POST", "/v1/reservations", CT_ROUTE_HOLD_SEAT},
@@ -52,6 +53,12 @@ static const route_spec routes[] = {
     {"GET", "/v1/admin/outbox", CT_ROUTE_OUTBOX_LIST},
     {"POST", "/v1/admin/outbox/{}/retry", CT_ROUTE_OUTBOX_RETRY},
 };
+
+bool ct_api_route_at(size_t i, const char **method, const char **pattern) {
+    if (i >= sizeof routes / sizeof routes[0]) return false;
+    *method = routes[i].method, *pattern = routes[i].pattern;
+    return true;
+}
 
 static bool path_matches(const route_spec *r, const char *path, char *param, char *param2, size_t param_bytes) {
     const char *p = r->pattern, *u = path;
@@ -135,6 +142,7 @@ bool ct_api_route_is_user(ct_api_route r) {
     case CT_ROUTE_HEALTHZ:
     case CT_ROUTE_READYZ:
     case CT_ROUTE_METRICS:
+    case CT_ROUTE_OPENAPI:
     case CT_ROUTE_CREATE_CONCERT:
     case CT_ROUTE_OUTBOX_LIST:
     case CT_ROUTE_OUTBOX_RETRY:

@@ -51,6 +51,7 @@ typedef enum ct_api_route {
     CT_ROUTE_HEALTHZ,
     CT_ROUTE_READYZ,
     CT_ROUTE_METRICS,
+    CT_ROUTE_OPENAPI, /* GET /openapi.json: ingress/openapi.json */
     CT_ROUTE_ISSUE_TOKEN,     /* POST /v1/queue/tokens */
     CT_ROUTE_HOLD_SEAT,       /* POST /v1/reservations */
     CT_ROUTE_REQUEST_PAYMENT, /* POST /v1/payments */
@@ -74,6 +75,10 @@ typedef struct ct_api_error {
     const char *code; /* static string: BAD_JSON, UNKNOWN_FIELD, ... */
     char message[256];
 } ct_api_error;
+
+/* The route table, for documentation checks: route i's method and path
+ * pattern ("{}" stands for one path segment); false past the end. */
+bool ct_api_route_at(size_t i, const char **method, const char **pattern);
 
 /* The route of (method, path) and its path parameter (copied into param,
  * empty when none). Returns CT_ROUTE_NONE with e filled: 404 for an unknown

@@ -22,13 +22,10 @@
 #include "ct_log.h"
 #include "ct_trace.h"
 #include "ct_outbox.h"
+#include "ct_metrics.h"
 #include "ct_pg.h"
 #include "ct_ratelimit.h"
 #include "ct_wait.h"
-
-/* Latency buckets of write requests, in microseconds (Prometheus le=). */
-static const int64_t latency_buckets_us[] = {1000, 2000, 5000, 10000, 20000, 50000, 100000, 500000, 1000000};
-#define LATENCY_BUCKETS (sizeof latency_buckets_us / sizeof latency_buckets_us[0])
 
 struct ct_ingress {
     const ct_config *cfg;
@@ -48,10 +45,7 @@ struct ct_ingress {
     _Atomic int64_t last_ts;
     _Atomic uint64_t responses[6]; /* by status class 1xx..5xx */
     _Atomic uint64_t accepted;
-    _Atomic uint64_t write_latency[LATENCY_BUCKETS + 1];
-    _Atomic uint64_t write_latency_sum_us;
-    _Atomic uint64_t read_latency[LATENCY_BUCKETS + 1];
-    _Atomic uint64_t read_latency_sum_us;
+    ct_histogram write_latency, read_latency;
     _Atomic int64_t open_requests; /* from their headers until MHD reports them completed */
     _Atomic uint64_t rate_limited;  /* writes answered 429 by a rate limit */
     ct_ratelimit *rate_user, *rate_ip; /* NULL: no limit */
@@ -138,99 +132,77 @@ static enum MHD_Result respond_error(ct_ingress *in, struct MHD_Connection *conn
     return respond_api_error(in, conn, &e);
 }
 
+/* ingress/openapi.json, compiled in (cmake/embed.cmake). */
+extern const char ct_ingress_openapi_json[];
+
 /* ---- metrics ------------------------------------------------------------ */
 
-static void record_latency(_Atomic uint64_t *buckets, _Atomic uint64_t *sum_us, int64_t us) {
-    size_t b = 0;
-    while (b < LATENCY_BUCKETS && us > latency_buckets_us[b]) b++;
-    atomic_fetch_add(&buckets[b], 1);
-    atomic_fetch_add(sum_us, (uint64_t)us);
-}
-
-static size_t histogram(char *buf, size_t n, size_t cap, const char *name, const char *help,
-                        _Atomic uint64_t *buckets, _Atomic uint64_t *sum_us) {
-#define OUTH(...) n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, __VA_ARGS__)
-    OUTH("# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    uint64_t cum = 0;
-    for (size_t b = 0; b < LATENCY_BUCKETS; b++) {
-        cum += atomic_load(&buckets[b]);
-        OUTH("%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, (double)latency_buckets_us[b] / 1e6, cum);
-    }
-    cum += atomic_load(&buckets[LATENCY_BUCKETS]);
-    OUTH("%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n", name, cum, name,
-         (double)atomic_load(sum_us) / 1e6, name, cum);
-#undef OUTH
-    return n;
-}
-
+/* The ingress's own figures, then every other component's (their files in
+ * the data directory: runtime/ct_metrics). */
 static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *conn) {
-    char buf[8192];
-    size_t n = 0;
-#define OUT(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
+    ct_metrics_text t = {.cap = 256 * 1024};
+    if (!(t.buf = malloc(t.cap))) return respond_error(in, conn, 500, "INTERNAL", "out of memory");
+    t.buf[0] = '\0';
     ct_commit_stats s;
     ct_commit_get_stats(in->commit, &s);
-    OUT("# HELP concert_http_responses_total HTTP responses by status class.\n"
-        "# TYPE concert_http_responses_total counter\n");
+    ct_metrics_family(&t, "concert_http_responses_total", "counter", "HTTP responses by status class.");
     for (int c = 2; c <= 5; c++)
-        OUT("concert_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", c, atomic_load(&in->responses[c]));
-    OUT("# HELP concert_ingress_commands_accepted_total Commands committed to the outbox and answered 202.\n"
-        "# TYPE concert_ingress_commands_accepted_total counter\n"
-        "concert_ingress_commands_accepted_total %" PRIu64 "\n",
-        atomic_load(&in->accepted));
-    OUT("# HELP concert_ingress_rate_limited_total Writes answered 429 by a per-user or per-address rate limit.\n"
-        "# TYPE concert_ingress_rate_limited_total counter\n"
-        "concert_ingress_rate_limited_total %" PRIu64 "\n",
-        atomic_load(&in->rate_limited));
-    OUT("# HELP concert_ingress_commit_batches_total Group-commit transactions that wrote outbox rows.\n"
-        "# TYPE concert_ingress_commit_batches_total counter\n"
-        "concert_ingress_commit_batches_total %" PRIu64 "\n"
-        "# HELP concert_ingress_commit_rows_total Outbox rows written by group commits.\n"
-        "# TYPE concert_ingress_commit_rows_total counter\n"
-        "concert_ingress_commit_rows_total %" PRIu64 "\n"
-        "# HELP concert_ingress_commit_write_seconds_total Time the writers spent in outbox transactions"
-        " (a rate near CONCERT_INGRESS_PG_CONNS: writing is the bottleneck).\n"
-        "# TYPE concert_ingress_commit_write_seconds_total counter\n"
-        "concert_ingress_commit_write_seconds_total %.6f\n"
-        "# HELP concert_ingress_idempotent_replays_total Requests answered from an earlier Idempotency-Key.\n"
-        "# TYPE concert_ingress_idempotent_replays_total counter\n"
-        "concert_ingress_idempotent_replays_total %" PRIu64 "\n"
-        "# HELP concert_ingress_store_failures_total Commands answered 503 because Postgres failed.\n"
-        "# TYPE concert_ingress_store_failures_total counter\n"
-        "concert_ingress_store_failures_total %" PRIu64 "\n"
-        "# HELP concert_ingress_queue_depth Requests waiting for a group commit.\n"
-        "# TYPE concert_ingress_queue_depth gauge\n"
-        "concert_ingress_queue_depth %" PRId64 "\n",
-        s.batches, s.rows, (double)s.write_us / 1e6, s.replays, s.failures, s.queued);
-    n = histogram(buf, n, sizeof buf, "concert_ingress_write_seconds",
-                  "Latency of write requests without Prefer: wait, headers to answer.", in->write_latency,
-                  &in->write_latency_sum_us);
-    n = histogram(buf, n, sizeof buf, "concert_ingress_read_seconds", "Latency of GET requests answered from Postgres.",
-                  in->read_latency, &in->read_latency_sum_us);
+        ct_metrics_printf(&t, "concert_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", c,
+                          atomic_load(&in->responses[c]));
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"concert_ingress_commands_accepted_total", "counter", "Commands committed to the outbox and answered 202.",
+         (double)atomic_load(&in->accepted)},
+        {"concert_ingress_rate_limited_total", "counter", "Writes answered 429 by a per-user or per-address rate limit.",
+         (double)atomic_load(&in->rate_limited)},
+        {"concert_ingress_commit_batches_total", "counter", "Group-commit transactions that wrote outbox rows.",
+         (double)s.batches},
+        {"concert_ingress_commit_rows_total", "counter", "Outbox rows written by group commits.", (double)s.rows},
+        {"concert_ingress_commit_write_seconds_total", "counter",
+         "Time the writers spent in outbox transactions (a rate near CONCERT_INGRESS_PG_CONNS: writing is the"
+         " bottleneck).",
+         (double)s.write_us / 1e6},
+        {"concert_ingress_idempotent_replays_total", "counter", "Requests answered from an earlier Idempotency-Key.",
+         (double)s.replays},
+        {"concert_ingress_store_failures_total", "counter", "Commands answered 503 because Postgres failed.",
+         (double)s.failures},
+        {"concert_ingress_queue_depth", "gauge", "Requests waiting for a group commit.", (double)s.queued},
+    };
     ct_wait_stats ws = {0};
     if (in->wait) ct_wait_get_stats(in->wait, &ws);
-    OUT("# HELP concert_ingress_waiters Writes held open by Prefer: wait for their outcome.\n"
-        "# TYPE concert_ingress_waiters gauge\n"
-        "concert_ingress_waiters %" PRId64 "\n"
-        "# HELP concert_ingress_wait_outcomes_total Waiting writes answered with their outcome.\n"
-        "# TYPE concert_ingress_wait_outcomes_total counter\n"
-        "concert_ingress_wait_outcomes_total %" PRIu64 "\n"
-        "# HELP concert_ingress_wait_timeouts_total Waiting writes answered 202 because N ran out (or at stop).\n"
-        "# TYPE concert_ingress_wait_timeouts_total counter\n"
-        "concert_ingress_wait_timeouts_total %" PRIu64 "\n"
-        "# HELP concert_ingress_wait_refused_total Writes answered 202 at once: CONCERT_INGRESS_WAITERS_MAX reached.\n"
-        "# TYPE concert_ingress_wait_refused_total counter\n"
-        "concert_ingress_wait_refused_total %" PRIu64 "\n"
-        "# HELP concert_ingress_listener_reconnects_total Reconnections of the command_done listener.\n"
-        "# TYPE concert_ingress_listener_reconnects_total counter\n"
-        "concert_ingress_listener_reconnects_total %" PRIu64 "\n",
-        ws.waiters, ws.outcomes, ws.timeouts, ws.refused, ws.reconnects);
-    OUT("# HELP concert_ingress_dependency_up Whether Postgres and Kafka answered the last readiness probe.\n"
-        "# TYPE concert_ingress_dependency_up gauge\n"
-        "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n"
-        "concert_ingress_dependency_up{dependency=\"kafka\"} %d\n",
-        atomic_load(&in->pg_ok) ? 1 : 0, atomic_load(&in->kafka_ok) ? 1 : 0);
-#undef OUT
-    return respond(in, conn, 200, buf, "text/plain; version=0.0.4");
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } waits[] = {
+        {"concert_ingress_waiters", "gauge", "Writes held open by Prefer: wait for their outcome.", (double)ws.waiters},
+        {"concert_ingress_wait_outcomes_total", "counter", "Waiting writes answered with their outcome.",
+         (double)ws.outcomes},
+        {"concert_ingress_wait_timeouts_total", "counter",
+         "Waiting writes answered 202 because N ran out (or at stop).", (double)ws.timeouts},
+        {"concert_ingress_wait_refused_total", "counter",
+         "Writes answered 202 at once: CONCERT_INGRESS_WAITERS_MAX reached.", (double)ws.refused},
+        {"concert_ingress_listener_reconnects_total", "counter", "Reconnections of the command_done listener.",
+         (double)ws.reconnects},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        ct_metrics_one(&t, rows[i].name, rows[i].type, rows[i].help, "", rows[i].v);
+    ct_metrics_family(&t, "concert_ingress_write_seconds", "histogram",
+                      "Latency of write requests without Prefer: wait, headers to answer.");
+    ct_metrics_histogram(&t, "concert_ingress_write_seconds", "", &in->write_latency);
+    ct_metrics_family(&t, "concert_ingress_read_seconds", "histogram", "Latency of GET requests answered from Postgres.");
+    ct_metrics_histogram(&t, "concert_ingress_read_seconds", "", &in->read_latency);
+    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
+        ct_metrics_one(&t, waits[i].name, waits[i].type, waits[i].help, "", waits[i].v);
+    ct_metrics_family(&t, "concert_ingress_dependency_up", "gauge",
+                      "Whether Postgres and Kafka answered the last readiness probe.");
+    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n", atomic_load(&in->pg_ok) ? 1 : 0);
+    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"kafka\"} %d\n", atomic_load(&in->kafka_ok) ? 1 : 0);
+    ct_metrics_collect(in->cfg, &t);
+    enum MHD_Result r = respond(in, conn, 200, t.buf, "text/plain; version=0.0.4");
+    free(t.buf);
+    return r;
 }
 
 /* ---- queries run by the commit workers ---------------------------------- */
@@ -757,6 +729,8 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     }
     case CT_ROUTE_METRICS:
         return respond_metrics(in, conn);
+    case CT_ROUTE_OPENAPI:
+        return respond(in, conn, 200, ct_ingress_openapi_json, "application/json");
     case CT_ROUTE_COMMAND_STATUS:
     case CT_ROUTE_TOKEN_STATUS:
     case CT_ROUTE_CONCERTS:
@@ -846,9 +820,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (atomic_load(&r->state) == R_DONE) {
         if (r->item.status == 202) atomic_fetch_add(&in->accepted, 1);
         if (r->item.cmd && r->wait_s == 0)
-            record_latency(in->write_latency, &in->write_latency_sum_us, ct_clock_mono_us() - r->t0_us);
+            ct_histogram_observe_us(&in->write_latency, ct_clock_mono_us() - r->t0_us);
         if (ct_api_route_is_read(r->route))
-            record_latency(in->read_latency, &in->read_latency_sum_us, ct_clock_mono_us() - r->t0_us);
+            ct_histogram_observe_us(&in->read_latency, ct_clock_mono_us() - r->t0_us);
         if (r->waiter.found && !r->waiter.token) {
             unsigned status = 0;
             char *body = NULL;

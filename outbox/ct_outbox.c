@@ -156,3 +156,41 @@ int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_
     PQclear(res);
     return 0;
 }
+
+int ct_outbox_backlog_read(PGconn *conn, int64_t frontier, ct_outbox_backlog *out, ct_error *err) {
+    char f[32];
+    snprintf(f, sizeof f, "%" PRId64, frontier > 0 ? frontier : 0);
+    const char *params[1] = {f};
+    /* New rows: the primary key from the frontier; retries and FAILED
+     * rows: index outbox_retry (retry_at is set only for them). */
+    PGresult *res = PQexecParams(
+        conn,
+        "WITH fresh AS (SELECT created_at FROM outbox WHERE id >= $1::bigint AND status = 'PENDING' AND retry_at IS NULL),"
+        " retry AS (SELECT created_at, status FROM outbox WHERE retry_at IS NOT NULL)"
+        " SELECT (SELECT count(*) FROM fresh) + (SELECT count(*) FROM retry WHERE status = 'PENDING'),"
+        " (SELECT count(*) FROM retry WHERE status = 'FAILED'),"
+        " coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM (SELECT created_at FROM fresh UNION ALL"
+        " SELECT created_at FROM retry WHERE status = 'PENDING') a)), 0)",
+        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ct_pg_result_error(conn, res, "outbox backlog", err);
+        return -1;
+    }
+    out->pending = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    out->failed = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    out->oldest_pending_s = strtod(PQgetvalue(res, 0, 2), NULL);
+    PQclear(res);
+    return 0;
+}
+
+int ct_outbox_max_id(PGconn *conn, int64_t *out, ct_error *err) {
+    PGresult *res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM outbox");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ct_pg_result_error(conn, res, "outbox max id", err);
+        return -1;
+    }
+    *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
+}
+

@@ -28,6 +28,17 @@ int ct_outbox_status_parse(const char *name, ct_outbox_status *out);
  * the number of rows re-driven. */
 int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err);
 
+/* What is not sent yet, for metrics: rows to publish (new ones from the
+ * relay's frontier on, and those awaiting a retry), FAILED rows, and the
+ * age of the oldest row to publish (0 when none). Index reads only. */
+typedef struct ct_outbox_backlog {
+    int64_t pending, failed;
+    double oldest_pending_s;
+} ct_outbox_backlog;
+/* The largest row id (0 for an empty outbox): how far a pass over it goes. */
+int ct_outbox_max_id(PGconn *conn, int64_t *out, ct_error *err);
+int ct_outbox_backlog_read(PGconn *conn, int64_t frontier, ct_outbox_backlog *out, ct_error *err);
+
 /* Rows with the given status (any when status_filter is NULL), id order,
  * ids > after_id, at most limit (1..1000) rows, as a JSON array string
  * (caller frees with free()): [{"id","command_id","topic","partition_key",

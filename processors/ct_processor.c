@@ -13,6 +13,7 @@
 #include "ct_domain.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_metrics.h"
 #include "ct_proc.h"
 #include "ct_signal.h"
 #include "ct_store.h"
@@ -53,6 +54,9 @@ struct ct_processor {
     int64_t rebuild_started_ms, rebuild_records, rebuild_at, rebuild_to, rebuild_status_ms;
     int32_t rebuild_partition;
     int rebuild_partitions, rebuild_done;
+    ct_histogram txn_seconds; /* begin to commit acknowledged, per batch */
+    int64_t metrics_ms;       /* when the metrics file was written last */
+    int64_t restore_left;     /* records a restore under way still has to replay */
 };
 
 /* How long a restore keeps asking for a partition's first offset while its
@@ -70,6 +74,53 @@ static void store_dir(const ct_processor *p, int32_t partition, char *out, size_
 
 void ct_processor_store_root(const ct_config *cfg, ct_role role, const char *instance, char *out, size_t n) {
     snprintf(out, n, "%s/processors/%s-%s", cfg->data_dir, role == CT_ROLE_CONCERT ? "concert" : "wallet", instance);
+}
+
+/* processor-<role>-<instance>.prom (runtime/ct_metrics): what the loop
+ * counted, the transactions' latency, each assigned partition's lag (the
+ * high watermark librdkafka last fetched minus where this instance stands)
+ * and what a restore still has to replay. */
+static void publish_metrics(ct_processor *p) {
+    p->metrics_ms = ct_clock_mono_ms();
+    char buf[16384], labels[160], name[200];
+    const char *role = p->role == CT_ROLE_CONCERT ? "concert" : "wallet";
+    snprintf(labels, sizeof labels, "role=\"%s\",instance=\"%s\"", role, p->instance);
+    ct_metrics_text t = {.buf = buf, .cap = sizeof buf};
+    ct_metrics_one(&t, "concert_processor_records_total", "counter", "Input records applied (new, not redelivered).",
+                   labels, (double)(GET(p->applied)));
+    ct_metrics_one(&t, "concert_processor_redelivered_total", "counter", "Input records skipped as applied already.",
+                   labels, (double)(GET(p->skipped)));
+    ct_metrics_one(&t, "concert_processor_dead_letters_total",
+                   "counter", "Input records sent to the dead-letter topic.",
+                   labels, (double)(GET(p->dead_lettered)));
+    ct_metrics_one(&t, "concert_processor_transactions_total", "counter", "Kafka transactions committed.",
+                   labels, (double)(GET(p->batches)));
+    ct_metrics_family(&t, "concert_processor_transaction_seconds", "histogram",
+                      "A batch's transaction, from begin to the commit acknowledged.");
+    ct_metrics_histogram(&t, "concert_processor_transaction_seconds", labels, &p->txn_seconds);
+    ct_metrics_family(&t, "concert_processor_restore_remaining_records", "gauge",
+                      "Records a restore or rebuild under way still has to replay (0: none).");
+    ct_metrics_printf(&t, "concert_processor_restore_remaining_records{%s} %" PRId64 "\n", labels, p->restore_left);
+    ct_metrics_family(&t, "concert_processor_lag_records", "gauge",
+                      "Records of an assigned partition not yet applied (its high watermark minus the position).");
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
+        if (p->tasks[i].assigned) rd_kafka_topic_partition_list_add(l, p->in_topic, i);
+    if (l->cnt > 0 && p->consumer && rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_get_watermark_offsets(p->consumer, p->in_topic, l->elems[i].partition, &lo, &hi) ||
+                hi < 0 || l->elems[i].offset < 0)
+                continue;
+            ct_metrics_printf(&t, "concert_processor_lag_records{%s,partition=\"%d\"} %" PRId64 "\n", labels,
+                              (int)l->elems[i].partition, hi > l->elems[i].offset ? hi - l->elems[i].offset : 0);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    snprintf(name, sizeof name, "processor-%s-%s", role, p->instance);
+    ct_error e = {0};
+    if (ct_metrics_publish(p->cfg, name, &t, &e) != 0)
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "metrics", 60000, "cannot write the metrics file: %s", e.msg);
 }
 
 /* <store root>/rebuild.json: how far the last rebuild is, for `concert
@@ -271,6 +322,8 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
         } else if (m->offset < to) {
             rc = process_record(p, t, m, false, err);
             restored++;
+            p->restore_left = to - m->offset - 1;
+            if (ct_clock_mono_ms() - p->metrics_ms >= 5000) publish_metrics(p);
             if (ct_clock_mono_ms() - last_log >= 5000) {
                 last_log = ct_clock_mono_ms();
                 CT_LOG_INFO("restore", "progress topic=%s partition=%d offset=%" PRId64 " to=%" PRId64
@@ -288,6 +341,7 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
         }
         rd_kafka_message_destroy(m);
     }
+    p->restore_left = 0;
     if (rc == 0) rc = ct_store_batch_set_offset(t->store, to - 1, err);
     if (rc == 0) rc = ct_store_batch_commit(t->store, err);
     else ct_store_batch_discard(t->store);
@@ -565,6 +619,7 @@ static int run_batch(ct_processor *p, ct_error *err) {
     }
     t_store = ct_clock_mono_ms();
     ADD(p->commit_ms, t_store - t_commit);
+    ct_histogram_observe_us(&p->txn_seconds, (t_store - t_apply) * 1000);
     for (int i = 0; i < p->ntraced; i++) ct_trace_hop(p->traced[i].s, p->traced[i].len, p->hop_commit);
     /* Committed in Kafka: now make the state durable. A crash before this
      * point is repaired by restore mode on the next assignment. */
@@ -712,6 +767,7 @@ int ct_processor_run(ct_processor *p, ct_error *err) {
             p->rebuild_asked = false;
             if (rebuild_stores(p, err) != 0) return -1;
         }
+        if (ct_clock_mono_ms() - p->metrics_ms >= 5000) publish_metrics(p);
         if (ct_clock_mono_ms() - last_report > 10000) {
             last_report = ct_clock_mono_ms();
             CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64

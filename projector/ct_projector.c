@@ -15,6 +15,7 @@
 #include "ct_hash.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_metrics.h"
 #include "ct_trace.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
@@ -154,8 +155,11 @@ struct ct_projector {
      * the offset it stops before (0: nothing to read). */
     bool replay;
     char dbname[64];
+    char member[48]; /* this process's instance name, for its metrics file */
     int64_t until[TOPICS][PARTITIONS_MAX];
     int64_t replay_log_ms;
+    ct_histogram batch_seconds; /* a batch's Postgres transaction */
+    int64_t metrics_ms;
     rd_kafka_t *consumer;
     PGconn *pg;
     ct_slack *slack;
@@ -809,6 +813,7 @@ static ct_projector *projector_new(const ct_config *cfg, const char *instance, c
     p->cfg = cfg;
     char member[192], group[192];
     snprintf(member, sizeof member, "concert-projector-%s", instance);
+    snprintf(p->member, sizeof p->member, "%s", instance);
     snprintf(group, sizeof group, "%s", cfg->projector_group);
     if (replay_db) {
         /* Its own group: the live projector's partitions stay where they are. */
@@ -1035,6 +1040,52 @@ static bool replay_done(ct_projector *p) {
     return done;
 }
 
+/* projector-<instance>.prom (runtime/ct_metrics): events applied, batch
+ * latency, each assigned partition's lag (the high watermark librdkafka
+ * last fetched minus the offset stored with the read models) and the Slack
+ * notifications not delivered yet. */
+static void publish_metrics(ct_projector *p) {
+    p->metrics_ms = ct_clock_mono_ms();
+    if (p->replay) return;
+    char buf[16384], labels[160], name[200];
+    snprintf(labels, sizeof labels, "group=\"%s\"", p->cfg->projector_group);
+    ct_metrics_text t = {.buf = buf, .cap = sizeof buf};
+    ct_metrics_one(&t, "concert_projector_events_total", "counter", "Events applied to the read models.",
+                   labels, (double)(p->applied));
+    ct_metrics_one(&t, "concert_projector_duplicates_total", "counter", "Events skipped as applied already.",
+                   labels, (double)(p->duplicates));
+    ct_metrics_one(&t, "concert_projector_skipped_total", "counter", "Events that could not be applied (alerted).",
+                   labels, (double)(p->skipped));
+    ct_metrics_family(&t, "concert_projector_batch_seconds", "histogram",
+                      "A batch's Postgres transaction (statements, offsets, notify, commit).");
+    ct_metrics_histogram(&t, "concert_projector_batch_seconds", labels, &p->batch_seconds);
+    ct_metrics_family(&t, "concert_projector_lag_records", "gauge",
+                      "Records of an assigned partition not applied yet (high watermark minus stored offset).");
+    for (int tp = 0; tp < TOPICS; tp++)
+        for (int part = 0; part < p->cfg->kafka_partitions && part < PARTITIONS_MAX; part++) {
+            int64_t lo = 0, hi = 0;
+            if (!p->assigned[tp][part] ||
+                rd_kafka_get_watermark_offsets(p->consumer, topic_names[tp], part, &lo, &hi) || hi < 0)
+                continue;
+            int64_t at = p->stored[tp][part] >= 0 ? p->stored[tp][part] : lo;
+            ct_metrics_printf(&t, "concert_projector_lag_records{%s,topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
+                              labels, topic_names[tp], part, hi > at ? hi - at : 0);
+        }
+    if (p->pg) {
+        PGresult *res = PQexec(p->pg, "SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL");
+        if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+            ct_metrics_family(&t, "concert_slack_pending_notifications", "gauge",
+                              "Slack notifications written and not delivered yet.");
+            ct_metrics_printf(&t, "concert_slack_pending_notifications %s\n", PQgetvalue(res, 0, 0));
+        }
+        PQclear(res);
+    }
+    snprintf(name, sizeof name, "projector-%s", p->member);
+    ct_error e = {0};
+    if (ct_metrics_publish(p->cfg, name, &t, &e) != 0)
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "metrics", 60000, "cannot write the metrics file: %s", e.msg);
+}
+
 int ct_projector_run(ct_projector *p, ct_error *err) {
     if (!p->replay && !(p->slack = ct_slack_start(p->cfg, err))) return -1;
     CT_LOG_INFO("projector", "started group=%s batch_max=%d batch_ms=%d", p->cfg->projector_group,
@@ -1072,11 +1123,13 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
         }
         int n = gather(p);
         log_stats(p, &stats_ms, &stats_applied);
+        if (ct_clock_mono_ms() - p->metrics_ms >= 5000) publish_metrics(p);
         if (n == 0) {
             if (p->replay && replay_done(p)) break;
             prune(p);
             continue;
         }
+        int64_t t_batch = ct_clock_mono_us();
         int brc = apply_batch(p, p->msgs, n, false, NULL, &e);
         if (brc == -1 && e.klass == CT_ERR_PERMANENT) brc = apply_isolating(p, p->msgs, n, &e);
         drop_msgs(p->msgs, n);
@@ -1097,6 +1150,7 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
         } else if (p->replay) {
             if (replay_done(p)) break;
         } else {
+            ct_histogram_observe_us(&p->batch_seconds, ct_clock_mono_us() - t_batch);
             prune(p);
         }
     }

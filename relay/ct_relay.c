@@ -12,6 +12,7 @@
 #include "ct_backoff.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
+#include "ct_metrics.h"
 #include "ct_trace.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
@@ -54,6 +55,8 @@ struct ct_relay {
     uint64_t pruned;
     /* Where a round's time goes, since the last progress line (ms). */
     int64_t claim_ms, publish_ms, record_ms;
+    ct_histogram publish_seconds; /* a round's produce, from send to every acknowledgement */
+    int64_t metrics_ms;
     /* the current batch */
     ct_publish_msg *msgs;
     int64_t *ids;
@@ -376,6 +379,7 @@ static int publish_round(ct_relay *r, ct_error *err) {
             ct_trace_hop(r->msgs[i].id, strlen(r->msgs[i].id), "relay.publish");
     int rc = record_outcome(r, n, npark, next_frontier, err);
     r->publish_ms += t2 - t1, r->record_ms += ct_clock_mono_ms() - t2;
+    if (n > 0) ct_histogram_observe_us(&r->publish_seconds, (t2 - t1) * 1000);
     bool stale_metadata = false;
     for (int i = 0; i < n; i++) {
         rd_kafka_resp_err_t e = r->msgs[i].out_err;
@@ -503,6 +507,37 @@ ct_relay *ct_relay_new(const ct_config *cfg, const char *instance, ct_error *err
     return r;
 }
 
+/* relay-<instance>.prom (runtime/ct_metrics): the leader's counters, its
+ * publish latency and the outbox's backlog; a standby says only that. */
+static void publish_metrics(ct_relay *r) {
+    r->metrics_ms = ct_clock_mono_ms();
+    char buf[8192], labels[96], name[160];
+    snprintf(labels, sizeof labels, "instance=\"%s\"", r->instance);
+    ct_metrics_text t = {.buf = buf, .cap = sizeof buf};
+    ct_metrics_one(&t, "concert_relay_leader", "gauge", "1 while this relay holds the leader lock.",
+                   labels, (double)(r->leader ? 1 : 0));
+    ct_metrics_one(&t, "concert_relay_sent_total", "counter", "Outbox rows published and recorded SENT.",
+                   labels, (double)(r->sent));
+    ct_metrics_one(&t, "concert_relay_failed_attempts_total", "counter", "Publish attempts that failed.",
+                   labels, (double)(r->failed));
+    ct_metrics_family(&t, "concert_relay_publish_seconds", "histogram",
+                      "A round's produce to Kafka, from send to the last acknowledgement.");
+    ct_metrics_histogram(&t, "concert_relay_publish_seconds", labels, &r->publish_seconds);
+    ct_outbox_backlog b;
+    ct_error e = {0};
+    if (r->leader && r->pg && ct_outbox_backlog_read(r->pg, r->frontier, &b, &e) == 0) {
+        ct_metrics_family(&t, "concert_outbox_rows", "gauge", "Outbox rows not sent: to publish, or FAILED.");
+        ct_metrics_printf(&t, "concert_outbox_rows{status=\"pending\"} %" PRId64 "\n", b.pending);
+        ct_metrics_printf(&t, "concert_outbox_rows{status=\"failed\"} %" PRId64 "\n", b.failed);
+        ct_metrics_family(&t, "concert_outbox_oldest_pending_seconds", "gauge",
+                          "Age of the oldest row still to publish (0: none): the relay's lag.");
+        ct_metrics_printf(&t, "concert_outbox_oldest_pending_seconds %.3f\n", b.oldest_pending_s);
+    }
+    snprintf(name, sizeof name, "relay-%s", r->instance);
+    if (ct_metrics_publish(r->cfg, name, &t, &e) != 0)
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "metrics", 60000, "cannot write the metrics file: %s", e.msg);
+}
+
 int ct_relay_run(ct_relay *r, ct_error *err) {
     CT_LOG_INFO("relay", "running instance=%s batch_max=%d linger_ms=%d tick_ms=%d", r->instance,
                 r->cfg->relay_batch_max, r->cfg->relay_linger_ms, r->cfg->tick_ms);
@@ -520,6 +555,7 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
                             r->record_ms, r->pruned);
             r->claim_ms = r->publish_ms = r->record_ms = 0;
         }
+        if (now - r->metrics_ms >= 5000) publish_metrics(r);
         if (!ensure_pg(r)) {
             wait_for_work(r, CONNECT_RETRY_MS);
             continue;

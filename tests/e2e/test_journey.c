@@ -55,6 +55,23 @@ typedef struct resp {
     char *text;
 } resp;
 
+/* Every answer, for the check against ingress/openapi.json at the end. */
+static pthread_mutex_t exchanges_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void record_exchange(const char *method, const char *path, const resp *r) {
+    char file[320];
+    snprintf(file, sizeof file, "%s/exchanges.jsonl", pl.dir);
+    json_t *j = json_pack("{s:s, s:s, s:I, s:O?}", "method", method, "path", path, "status", (json_int_t)r->status,
+                          "body", r->body);
+    char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    pthread_mutex_lock(&exchanges_mu);
+    FILE *f = line ? fopen(file, "a") : NULL;
+    if (f) fprintf(f, "%s\n", line), fclose(f);
+    pthread_mutex_unlock(&exchanges_mu);
+    free(line);
+    json_decref(j);
+}
+
 static resp call(CURL *c, const char *method, const char *path, const char *const *headers, const char *body) {
     char url[512];
     snprintf(url, sizeof url, "%s%s", pl.base, path);
@@ -63,6 +80,7 @@ static resp call(CURL *c, const char *method, const char *path, const char *cons
     out.status = ct_http_do(c, method, url, headers, body, &r);
     out.text = r.body;
     out.body = json_loads(r.body, 0, NULL);
+    if (out.status > 0) record_exchange(method, path, &out);
     return out;
 }
 
@@ -489,6 +507,92 @@ static void wait_until_both_roles_answer(CURL *c) {
     fprintf(stderr, "e2e: both roles answered after %lld ms\n", (long long)(now_ms() - t0));
 }
 
+/* The first sample whose line starts with `prefix` (a name and the start
+ * of its labels): its value, or -1 when there is none. */
+static double metric(const char *text, const char *prefix) {
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, prefix, strlen(prefix)) != 0) continue;
+        const char *sp = strchr(l, ' ');
+        return sp ? strtod(sp + 1, NULL) : -1;
+    }
+    return -1;
+}
+
+/* GET /metrics (admin key) shows every component: the ingress's own
+ * figures and those the relay, both processors and the projector write to
+ * the data directory, in the text format (every sample line a name, maybe
+ * labels, and a number). */
+static void metrics_of_every_component(CURL *c) {
+    const char *h[] = {ADMIN_H, NULL};
+    static const char *const want[] = {
+        "concert_http_responses_total{class=\"2xx\"}",
+        "concert_relay_sent_total{",
+        "concert_relay_publish_seconds_count{",
+        "concert_outbox_rows{status=\"pending\"}",
+        "concert_outbox_oldest_pending_seconds",
+        "concert_processor_records_total{role=\"concert\"",
+        "concert_processor_records_total{role=\"wallet\"",
+        "concert_processor_transaction_seconds_count{role=\"wallet\"",
+        "concert_processor_lag_records{role=\"concert\"",
+        "concert_processor_restore_remaining_records{role=\"wallet\"",
+        "concert_projector_events_total{",
+        "concert_projector_batch_seconds_count{",
+        "concert_projector_lag_records{",
+        "concert_slack_pending_notifications",
+    };
+    char missing[256] = "";
+    for (int64_t until = now_ms() + 20000;; usleep(500 * 1000)) {
+        resp r = call(c, "GET", "/metrics", h, NULL);
+        cr_assert_eq(r.status, 200, "%s", r.text);
+        missing[0] = '\0';
+        for (size_t i = 0; i < sizeof want / sizeof want[0] && !missing[0]; i++)
+            if (metric(r.text, want[i]) < 0) snprintf(missing, sizeof missing, "%s", want[i]);
+        bool counted = !missing[0] && metric(r.text, "concert_processor_records_total{role=\"wallet\"") > 0 &&
+                       metric(r.text, "concert_processor_records_total{role=\"concert\"") > 0 &&
+                       metric(r.text, "concert_projector_events_total{") > 0 &&
+                       metric(r.text, "concert_relay_sent_total{") > 0;
+        if (counted) {
+            for (const char *l = r.text, *eol; *l; l = eol + 1) {
+                eol = strchr(l, '\n');
+                cr_assert_not_null(eol, "the text ends without a newline: %.80s", l);
+                if (*l == '#') continue;
+                const char *sp = eol;
+                while (sp > l && *sp != ' ') sp--;
+                char *end = NULL;
+                cr_assert(sp > l, "no value: %.*s", (int)(eol - l), l);
+                strtod(sp + 1, &end);
+                cr_assert(end == eol, "not a number: %.*s", (int)(eol - l), l);
+            }
+            resp_free(&r);
+            return;
+        }
+        resp_free(&r);
+        cr_assert_lt(now_ms(), until, "/metrics lacks %s (or counted nothing) after 20 s", missing[0] ? missing : "counts");
+    }
+}
+
+/* GET /openapi.json serves ingress/openapi.json, and every answer this
+ * test received is documented there and validates against its schema. */
+static void answers_match_the_openapi_document(CURL *c) {
+    resp r = call(c, "GET", "/openapi.json", NULL, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.text);
+    json_t *file = json_load_file(CT_SOURCE_DIR "/ingress/openapi.json", 0, NULL);
+    cr_assert(file && json_equal(file, r.body), "/openapi.json is not ingress/openapi.json");
+    json_decref(file);
+    resp_free(&r);
+    char cmd[1024], out[320];
+    snprintf(out, sizeof out, "%s/openapi_check.out", pl.dir);
+    snprintf(cmd, sizeof cmd, "python3 %s/schemas/openapi_check.py %s/ingress/openapi.json %s/exchanges.jsonl > %s 2>&1",
+             CT_SOURCE_DIR, CT_SOURCE_DIR, pl.dir, out);
+    int rc = system(cmd);
+    FILE *f = fopen(out, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (rc != 0 || strstr(line, "answers checked")) fprintf(stderr, "openapi: %s", line);
+    if (f) fclose(f);
+    cr_assert_eq(rc, 0, "answers that ingress/openapi.json does not document or describe (above)");
+}
+
 Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = teardown, .timeout = 600) {
     CURL *c = curl_easy_init();
     wait_until_both_roles_answer(c);
@@ -503,5 +607,7 @@ Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = tear
         ct_test_inv_check(&pl.inv, scenarios[i].name);
         fprintf(stderr, "e2e: %s passed in %lld ms\n", scenarios[i].name, (long long)(now_ms() - t0));
     }
+    metrics_of_every_component(c);
+    answers_match_the_openapi_document(c);
     curl_easy_cleanup(c);
 }

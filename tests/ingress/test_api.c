@@ -592,3 +592,53 @@ Test(api, answers_carry_an_rfc3339_twin_of_every_time) {
     cr_assert_null(ct_api_times_rfc3339("{\"status\":\"ok\"}"), "no time: sent as it is");
     cr_assert_null(ct_api_times_rfc3339("not json \"x_ts\""));
 }
+
+/* ingress/openapi.json documents exactly the routes the server has: each
+ * route's method and path (a "{name}" there is a "{}" here), and nothing
+ * else. */
+Test(api, the_openapi_document_has_every_route_and_no_other) {
+    json_error_t je;
+    json_t *doc = json_load_file(CT_SOURCE_DIR "/ingress/openapi.json", 0, &je);
+    cr_assert_not_null(doc, "openapi.json: %s (line %d)", je.text, je.line);
+    cr_assert_str_eq(json_string_value(json_object_get(doc, "openapi")), "3.1.0");
+    json_t *paths = json_object_get(doc, "paths"), *seen = json_object();
+    const char *method, *pattern;
+    size_t routes = 0;
+    for (size_t i = 0; ct_api_route_at(i, &method, &pattern); i++, routes++) {
+        char want[160], lower[8];
+        snprintf(lower, sizeof lower, "%s", method);
+        for (char *c = lower; *c; c++) *c = (char)(*c - 'A' + 'a');
+        bool found = false;
+        const char *path;
+        json_t *ops;
+        json_object_foreach(paths, path, ops) {
+            /* /v1/users/{user_id}/balance -> /v1/users/{}/balance */
+            char norm[160];
+            size_t n = 0;
+            for (const char *c = path; *c && n + 3 < sizeof norm; c++) {
+                norm[n++] = *c;
+                if (*c == '{') {
+                    norm[n++] = '}';
+                    c = strchr(c, '}');
+                    cr_assert_not_null(c, "%s", path);
+                }
+            }
+            norm[n] = '\0';
+            if (strcmp(norm, pattern) == 0 && json_object_get(ops, lower)) {
+                found = true;
+                snprintf(want, sizeof want, "%s %s", lower, path);
+                json_object_set_new(seen, want, json_true());
+            }
+        }
+        cr_expect(found, "%s %s is not in openapi.json", method, pattern);
+    }
+    size_t documented = 0;
+    const char *path;
+    json_t *ops;
+    json_object_foreach(paths, path, ops) documented += json_object_size(ops);
+    cr_assert_eq(documented, json_object_size(seen), "openapi.json documents %zu operations, the server has %zu routes",
+                 documented, routes);
+    cr_assert_eq(routes, json_object_size(seen));
+    json_decref(seen);
+    json_decref(doc);
+}
