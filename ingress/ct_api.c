@@ -39,6 +39,7 @@ static const route_spec routes[] = {
     {"GET", "/openapi.json", CT_ROUTE_OPENAPI},
     {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN},
     {"GET", "/v1/queue/tokens/{}", CT_ROUTE_TOKEN_STATUS},
+    {"GET", "/v1/queue/tokens/{}/events", CT_ROUTE_TOKEN_EVENTS},
     {"POST", "/v1/reservations", CT_ROUTE_HOLD_SEAT},
     {"GET", "/v1/reservations/{}", CT_ROUTE_RESERVATION},
     {"POST", "/v1/payments", CT_ROUTE_REQUEST_PAYMENT},
@@ -135,6 +136,7 @@ bool ct_api_route_is_user(ct_api_route r) {
     case CT_ROUTE_CHARGE_BALANCE:
     case CT_ROUTE_COMMAND_STATUS:
     case CT_ROUTE_TOKEN_STATUS:
+    case CT_ROUTE_TOKEN_EVENTS:
     case CT_ROUTE_RESERVATION:
     case CT_ROUTE_USER_RESERVATIONS:
     case CT_ROUTE_BALANCE: return true;
@@ -583,6 +585,34 @@ char *ct_api_times_rfc3339(const char *body) {
     return out;
 }
 
+unsigned ct_api_token_event(const char *token_json, const char *last_event_id, char **out) {
+    *out = NULL;
+    json_t *j = token_json ? json_loads(token_json, 0, NULL) : NULL;
+    const char *status = json_string_value(json_object_get(j, "status"));
+    if (!status) {
+        json_decref(j);
+        return 0;
+    }
+    char id[64], event[16];
+    json_t *pos = json_object_get(j, "position");
+    snprintf(id, sizeof id, "%s:%lld", status, json_is_integer(pos) ? (long long)json_integer_value(pos) : -1LL);
+    snprintf(event, sizeof event, "%s", status);
+    for (char *c = event; *c; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    unsigned code = 200;
+    if (strcmp(status, "WAITING") != 0 && last_event_id && strcmp(last_event_id, id) == 0) {
+        code = 204; /* the final state was delivered: the stream ends */
+        *out = strdup("");
+    } else {
+        char *data = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER), *timed = ct_api_times_rfc3339(data);
+        if (data && asprintf(out, "retry: %d\nid: %s\nevent: %s\ndata: %s\n\n", CT_API_TOKEN_EVENTS_RETRY_MS, id, event,
+                             timed ? timed : data) < 0)
+            *out = NULL;
+        free(data), free(timed);
+    }
+    json_decref(j);
+    return *out ? code : 0;
+}
+
 char *ct_api_error_json(const ct_api_error *e) {
     json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", e->code ? e->code : "ERROR", "message", e->message);
     char *s = j ? dump(j) : NULL;
@@ -633,6 +663,7 @@ int ct_api_check_read_params(ct_api_route r, const char *param, const char *para
         if (!ct_api_uuid_valid(param)) FAIL(e, 400, "INVALID_ID", "command ids are lowercase UUIDs");
         return 0;
     case CT_ROUTE_TOKEN_STATUS:
+    case CT_ROUTE_TOKEN_EVENTS:
         if (!token_valid(param))
             FAIL(e, 400, "INVALID_ID", "a queue token is %d characters of [A-Za-z0-9_-]", CT_API_TOKEN_CHARS);
         return 0;

@@ -68,6 +68,7 @@ typedef enum ct_api_route {
     CT_ROUTE_RESERVATION,       /* GET /v1/reservations/{id} */
     CT_ROUTE_USER_RESERVATIONS, /* GET /v1/users/{id}/reservations */
     CT_ROUTE_BALANCE,           /* GET /v1/users/{id}/balance */
+    CT_ROUTE_TOKEN_EVENTS,      /* GET /v1/queue/tokens/{token}/events (Server-Sent Events) */
 } ct_api_route;
 
 typedef struct ct_api_error {
@@ -195,6 +196,19 @@ bool ct_api_uuid_valid(const char *s);
  * ("2027-01-15T19:00:00.000Z"), at any depth. Returns a malloc'd body, or
  * NULL when body has no such member (or is not JSON): send it as it is. */
 char *ct_api_times_rfc3339(const char *body);
+
+/* GET /v1/queue/tokens/{token}/events answers one Server-Sent Event per
+ * response: the token's read (token_json, as GET /v1/queue/tokens/{token}
+ * gives it) as `event: waiting|active|expired|done`, `id: STATUS:position`,
+ * `data: <the JSON>`, with `retry:` so that EventSource comes back for the
+ * next one. A WAITING token is answered when the projector admits it or
+ * after CT_API_TOKEN_EVENTS_WAIT_S (a position update). Once a final state
+ * (ACTIVE, EXPIRED, DONE) was delivered (Last-Event-ID equals its id) the
+ * answer is 204, which ends an EventSource. Returns the status (200 or 204)
+ * and *out (malloc'd; "" for 204), or 0 when token_json is not a token. */
+#define CT_API_TOKEN_EVENTS_WAIT_S 15
+#define CT_API_TOKEN_EVENTS_RETRY_MS 1000
+unsigned ct_api_token_event(const char *token_json, const char *last_event_id, char **out);
 
 /* {"error":{"code":...,"message":...}}, malloc'd. */
 char *ct_api_error_json(const ct_api_error *e);

@@ -63,6 +63,7 @@ typedef struct req {
     char param2[80];
     ct_api_page page;
     int wait_s; /* Prefer: wait=N, 0: none */
+    char last_event_id[64]; /* a token event stream's Last-Event-ID */
     bool token_waited; /* a token read that waited once for admission: answer what the second read finds */
     _Atomic int state;
     int64_t t0_us;
@@ -611,7 +612,7 @@ static void on_token_wait_done(ct_waiter *w) {
 /* A token read with Prefer: wait that found its token WAITING is held as a
  * waiter until the projector admits the token (no polling). true: held. */
 static bool hold_token_read(req *r, ct_commit_item *it) {
-    if (r->route != CT_ROUTE_TOKEN_STATUS || r->wait_s <= 0 || r->token_waited || !r->in->wait || it->status != 200 ||
+    if ((r->route != CT_ROUTE_TOKEN_STATUS && r->route != CT_ROUTE_TOKEN_EVENTS) || r->wait_s <= 0 || r->token_waited || !r->in->wait || it->status != 200 ||
         !it->body || !strstr(it->body, "\"status\":\"WAITING\"") || strlen(r->param) != CT_API_TOKEN_CHARS)
         return false;
     memcpy(r->waiter.command_id, r->param, CT_API_TOKEN_CHARS + 1);
@@ -711,6 +712,11 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
     if ((ct_api_route_is_write(r->route) || r->route == CT_ROUTE_TOKEN_STATUS) &&
         ct_api_parse_prefer_wait(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Prefer"), &r->wait_s, &e) != 0)
         return respond_api_error(in, conn, &e);
+    if (r->route == CT_ROUTE_TOKEN_EVENTS) { /* an event stream: each answer waits for the next change */
+        r->wait_s = CT_API_TOKEN_EVENTS_WAIT_S;
+        const char *last = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+        snprintf(r->last_event_id, sizeof r->last_event_id, "%s", last ? last : "");
+    }
     atomic_store(&r->state, R_BODY);
     return MHD_YES;
 }
@@ -733,6 +739,7 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
         return respond(in, conn, 200, ct_ingress_openapi_json, "application/json");
     case CT_ROUTE_COMMAND_STATUS:
     case CT_ROUTE_TOKEN_STATUS:
+    case CT_ROUTE_TOKEN_EVENTS:
     case CT_ROUTE_CONCERTS:
     case CT_ROUTE_SCHEDULES:
     case CT_ROUTE_SEATS:
@@ -741,6 +748,7 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     case CT_ROUTE_BALANCE:
         r->item.query = r->route == CT_ROUTE_COMMAND_STATUS     ? query_command_status
                         : r->route == CT_ROUTE_TOKEN_STATUS     ? query_token
+                        : r->route == CT_ROUTE_TOKEN_EVENTS     ? query_token
                         : r->route == CT_ROUTE_CONCERTS         ? query_concerts
                         : r->route == CT_ROUTE_SCHEDULES        ? query_schedules
                         : r->route == CT_ROUTE_SEATS            ? query_seats
@@ -833,6 +841,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return ret;
             }
             /* Out of memory: the 202 below is still true. */
+        }
+        if (r->route == CT_ROUTE_TOKEN_EVENTS && r->item.status == 200) {
+            char *event = NULL;
+            unsigned status = ct_api_token_event(r->item.body, r->last_event_id, &event);
+            enum MHD_Result ret = status ? respond(in, conn, status, event, "text/event-stream")
+                                         : respond_error(in, conn, 500, "INTERNAL", "cannot write the event");
+            free(event);
+            return ret;
         }
         return respond_json(in, conn, r->item.status ? r->item.status : 500, r->item.body ? r->item.body : "{}");
     }

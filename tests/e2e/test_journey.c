@@ -328,6 +328,26 @@ static void seat_race(CURL *c) {
     free(concert);
 }
 
+/* A fan's event stream (GET /v1/queue/tokens/{t}/events), read on a
+ * thread of its own while others pay. */
+typedef struct stream_read {
+    const char *token;
+    resp r;
+    int64_t ms;
+} stream_read;
+
+static void *read_events(void *arg) {
+    stream_read *s = arg;
+    CURL *c = curl_easy_init();
+    char path[160];
+    snprintf(path, sizeof path, "/v1/queue/tokens/%s/events", s->token);
+    int64_t t0 = now_ms();
+    s->r = call(c, "GET", path, NULL, NULL);
+    s->ms = now_ms() - t0;
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
 static void queue_fifo(CURL *c) {
     enum { TOKENS = 1000, MAX_ACTIVE = 100, PAYERS = 5 };
     /* active_ttl long enough to pay, short enough to watch expiry. */
@@ -351,6 +371,12 @@ static void queue_fifo(CURL *c) {
         }
         resp_free(&r);
     }
+    /* The first waiting fan listens to its event stream: it is pushed the
+     * admission when a slot frees, not after its 15 s wait. */
+    stream_read sr = {.token = tokens[MAX_ACTIVE]};
+    pthread_t listener;
+    cr_assert_eq(pthread_create(&listener, NULL, read_events, &sr), 0);
+    usleep(300 * 1000);
     /* Five holders pay: their slots go to the next five, in order. */
     for (int i = 0; i < PAYERS; i++) {
         charge(c, users[i], 1000);
@@ -361,6 +387,17 @@ static void queue_fifo(CURL *c) {
         resp_free(&p), resp_free(&h);
     }
     for (int i = MAX_ACTIVE; i < MAX_ACTIVE + PAYERS; i++) await_token(c, tokens[i], "ACTIVE", 10000);
+    pthread_join(listener, NULL);
+    cr_assert_eq(sr.r.status, 200, "%s", sr.r.text);
+    cr_assert(strstr(sr.r.text, "id: ACTIVE:0\nevent: active\ndata: {"), "the stream's event: %s", sr.r.text);
+    cr_assert_lt(sr.ms, 14000, "admission pushed, not found at the end of the wait (%lld ms)", (long long)sr.ms);
+    resp_free(&sr.r);
+    char path[160], last[64] = "Last-Event-ID: ACTIVE:0";
+    snprintf(path, sizeof path, "/v1/queue/tokens/%s/events", tokens[MAX_ACTIVE]);
+    const char *lh[] = {last, NULL};
+    resp end = call(c, "GET", path, lh, NULL);
+    cr_assert_eq(end.status, 204, "after its final state the stream ends: %ld %s", end.status, end.text);
+    resp_free(&end);
     for (int i = MAX_ACTIVE + PAYERS; i < TOKENS; i += 97) {
         resp r = token_status(c, tokens[i]);
         cr_assert_str_eq(str(&r, "status"), "WAITING", "token %d: %s", i, r.text);

@@ -642,3 +642,33 @@ Test(api, the_openapi_document_has_every_route_and_no_other) {
     json_decref(seen);
     json_decref(doc);
 }
+
+Test(api, a_token_event_stream_says_each_state_once_and_ends_after_a_final_one) {
+    const char *waiting = "{\"token\":\"t1\",\"status\":\"WAITING\",\"position\":5,\"estimated_wait_ms\":3000,"
+                          "\"issued_ts\":1800039600000}";
+    char *out = NULL;
+    cr_assert_eq(ct_api_token_event(waiting, NULL, &out), 200);
+    cr_assert(strncmp(out, "retry: 1000\nid: WAITING:5\nevent: waiting\ndata: {", 47) == 0, "%s", out);
+    cr_assert(strstr(out, "\"position\":5") && strstr(out, "\"issued_ts_rfc3339\":\"2027-01-15T19:00:00.000Z\""), "%s",
+              out);
+    const char *eol = strchr(strstr(out, "data: "), '\n');
+    cr_assert(eol[1] == '\n' && eol[2] == '\0', "one data line, then the blank line that ends the event: %s", out);
+    free(out);
+    /* The same WAITING state again is still an answer (a position update). */
+    cr_assert_eq(ct_api_token_event(waiting, "WAITING:5", &out), 200);
+    free(out);
+    const char *active = "{\"token\":\"t1\",\"status\":\"ACTIVE\",\"position\":0,\"active_until\":1800039660000}";
+    cr_assert_eq(ct_api_token_event(active, "WAITING:5", &out), 200);
+    cr_assert(strstr(out, "id: ACTIVE:0\nevent: active\n"), "%s", out);
+    free(out);
+    cr_assert_eq(ct_api_token_event(active, "ACTIVE:0", &out), 204, "delivered already: the stream ends");
+    cr_assert_str_eq(out, "");
+    free(out);
+    const char *expired = "{\"token\":\"t1\",\"status\":\"EXPIRED\",\"position\":null}";
+    cr_assert_eq(ct_api_token_event(expired, "WAITING:1", &out), 200);
+    cr_assert(strstr(out, "id: EXPIRED:-1\nevent: expired\n"), "%s", out);
+    free(out);
+    cr_assert_eq(ct_api_token_event("{\"error\":{}}", NULL, &out), 0);
+    cr_assert_null(out);
+    cr_assert_eq(ct_api_token_event("not json", NULL, &out), 0);
+}
