@@ -145,6 +145,21 @@ static inline void ct_test_print_log_tail(const char *log_path, int lines) {
     for (int i = n > lines ? n - lines : 0; i < n; i++) cr_log_warn("%s", ring[i % lines]);
 }
 
+/* A sanitizer build's children report to their logs, not to the test's
+ * output that ctest checks: a finding there (a restarted child's too) must
+ * fail the test all the same. */
+static inline void ct_test_assert_no_sanitizer_finding(const char *what, const char *log_path) {
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "};
+    FILE *f = log_path ? fopen(log_path, "r") : NULL;
+    char line[1024], found[1024] = "";
+    while (f && !found[0] && fgets(line, sizeof line, f))
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0] && !found[0]; i++)
+            if (strstr(line, marks[i])) snprintf(found, sizeof found, "%s", line);
+    if (f) fclose(f);
+    if (found[0]) ct_test_print_log_tail(log_path, 60);
+    cr_assert(!found[0], "sanitizer finding in %s's log %s: %s", what, log_path, found);
+}
+
 /* SIGTERM; the process must exit 0 within 30 s (else it is killed and the
  * test fails, with the tail of its log printed). */
 static inline void ct_test_stop_clean(pid_t pid, const char *what, const char *log_path) {
@@ -155,6 +170,7 @@ static inline void ct_test_stop_clean(pid_t pid, const char *what, const char *l
     bool clean = done && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!clean) ct_test_print_log_tail(log_path, 40);
     cr_assert(clean, "%s did not stop cleanly (status %d)", what, status);
+    ct_test_assert_no_sanitizer_finding(what, log_path);
 }
 
 static inline void ct_test_consumer_close(rd_kafka_t *rk) {
