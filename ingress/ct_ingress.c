@@ -146,6 +146,8 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
     t.buf[0] = '\0';
     ct_commit_stats s;
     ct_commit_get_stats(in->commit, &s);
+    ct_wait_stats ws = {0};
+    if (in->wait) ct_wait_get_stats(in->wait, &ws);
     ct_metrics_family(&t, "concert_http_responses_total", "counter", "HTTP responses by status class.");
     for (int c = 2; c <= 5; c++)
         ct_metrics_printf(&t, "concert_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", c,
@@ -170,13 +172,6 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
         {"concert_ingress_store_failures_total", "counter", "Commands answered 503 because Postgres failed.",
          (double)s.failures},
         {"concert_ingress_queue_depth", "gauge", "Requests waiting for a group commit.", (double)s.queued},
-    };
-    ct_wait_stats ws = {0};
-    if (in->wait) ct_wait_get_stats(in->wait, &ws);
-    struct {
-        const char *name, *type, *help;
-        double v;
-    } waits[] = {
         {"concert_ingress_waiters", "gauge", "Writes held open by Prefer: wait for their outcome.", (double)ws.waiters},
         {"concert_ingress_wait_outcomes_total", "counter", "Waiting writes answered with their outcome.",
          (double)ws.outcomes},
@@ -194,8 +189,6 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
     ct_metrics_histogram(&t, "concert_ingress_write_seconds", "", &in->write_latency);
     ct_metrics_family(&t, "concert_ingress_read_seconds", "histogram", "Latency of GET requests answered from Postgres.");
     ct_metrics_histogram(&t, "concert_ingress_read_seconds", "", &in->read_latency);
-    for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++)
-        ct_metrics_one(&t, waits[i].name, waits[i].type, waits[i].help, "", waits[i].v);
     ct_metrics_family(&t, "concert_ingress_dependency_up", "gauge",
                       "Whether Postgres and Kafka answered the last readiness probe.");
     ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n", atomic_load(&in->pg_ok) ? 1 : 0);

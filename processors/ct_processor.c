@@ -34,6 +34,7 @@ struct ct_processor {
     char dlq_topic[64];
     char group[96];
     char store_root[CT_CONFIG_PATH_MAX + 128];
+    char pid_file[CT_CONFIG_PATH_MAX + 144]; /* <store_root>/pid, once written */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     ct_effects *fx;
@@ -365,12 +366,20 @@ static ct_store *open_store(ct_processor *p, const char *dir, ct_error *err) {
     return st;
 }
 
+/* Replaces a task's store by an empty one. */
+static int wipe_store(ct_processor *p, int32_t partition, ct_error *err) {
+    task *t = &p->tasks[partition];
+    char dir[CT_CONFIG_PATH_MAX + 160];
+    store_dir(p, partition, dir, sizeof dir);
+    ct_store_close(t->store);
+    t->store = NULL;
+    return ct_store_wipe(dir, err) != 0 || !(t->store = open_store(p, dir, err)) ? -1 : 0;
+}
+
 /* Brings an open store level with the group's committed offset: replays a
  * gap in restore mode, rebuilds a missing or ahead-of-the-group store. */
 static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
     task *t = &p->tasks[partition];
-    char dir[CT_CONFIG_PATH_MAX + 160];
-    store_dir(p, partition, dir, sizeof dir);
     int64_t applied = -1;
     if (ct_store_applied_offset(t->store, &applied, err) != 0) return -1;
     int64_t committed = committed_offset(p, partition, err);
@@ -380,9 +389,7 @@ static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
         /* The store is ahead of the group: its history is not the group's. */
         CT_LOG_WARN("restore", "store ahead of the group, rebuilding partition=%d applied=%" PRId64
                     " committed=%" PRId64, (int)partition, applied, committed);
-        ct_store_close(t->store);
-        t->store = NULL;
-        if (ct_store_wipe(dir, err) != 0 || !(t->store = open_store(p, dir, err))) return -1;
+        if (wipe_store(p, partition, err) != 0) return -1;
         applied = -1;
     }
     if (!nothing_committed && applied + 1 < committed) {
@@ -678,9 +685,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);
     ct_processor_store_root(cfg, role, instance, p->store_root, sizeof p->store_root);
     if (ct_fs_mkdirs(p->store_root, 0755, err) != 0) goto fail;
-    char pidfile[sizeof p->store_root + 16];
-    snprintf(pidfile, sizeof pidfile, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);
-    if (ct_proc_write_pidfile(pidfile, getpid(), err) != 0) goto fail;
+    snprintf(p->pid_file, sizeof p->pid_file, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);
+    if (ct_proc_write_pidfile(p->pid_file, getpid(), err) != 0) goto fail;
     if (!(p->msgs = calloc((size_t)cfg->processor_batch_max, sizeof *p->msgs)) || !(p->fx = ct_effects_new())) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         goto fail;
@@ -737,16 +743,9 @@ static int rebuild_stores(ct_processor *p, ct_error *err) {
     int64_t t0 = ct_clock_mono_ms();
     int rc = 0;
     for (int i = 0; rc == 0 && i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
-        task *t = &p->tasks[i];
-        if (!t->assigned) continue;
-        char dir[CT_CONFIG_PATH_MAX + 160];
-        store_dir(p, i, dir, sizeof dir);
-        ct_store_close(t->store);
-        t->store = NULL;
-        if (ct_store_wipe(dir, err) != 0 || !(t->store = open_store(p, dir, err)) || level_task(p, i, err) != 0)
-            rc = -1;
-        else
-            p->rebuild_done++;
+        if (!p->tasks[i].assigned) continue;
+        if (wipe_store(p, i, err) != 0 || level_task(p, i, err) != 0) rc = -1;
+        else p->rebuild_done++;
     }
     rebuild_status(p, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err->msg);
     p->rebuilding = false;
@@ -789,9 +788,7 @@ void ct_processor_destroy(ct_processor *p) {
     for (int i = 0; i < CT_PROCESSOR_PARTITIONS_MAX; i++)
         if (p->tasks[i].store) close_task(p, i);
     if (p->producer) rd_kafka_destroy(p->producer);
-    char pidfile[sizeof p->store_root + 16];
-    snprintf(pidfile, sizeof pidfile, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);
-    if (ct_proc_read_pidfile(pidfile) == getpid()) unlink(pidfile);
+    if (p->pid_file[0] && ct_proc_read_pidfile(p->pid_file) == getpid()) unlink(p->pid_file);
     ct_effects_destroy(p->fx);
     free(p->msgs);
     free(p);

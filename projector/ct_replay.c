@@ -44,68 +44,69 @@ static const table_spec tables[] = {
 typedef struct mark {
     const char *topic;
     int partition;
-    int64_t offset;
+    int64_t first;  /* the partition's first offset now */
+    int64_t offset; /* where the rebuild stops (exclusive) */
 } mark;
 
 /* ---- marks ------------------------------------------------------------------ */
 
-/* The live read models' offsets, in the snapshot `live` has open. */
-static int marks_from_live(PGconn *live, const ct_config *cfg, mark *m, int *n, ct_error *err) {
-    PGresult *res = PQexec(live, "SELECT topic, partition, next_offset FROM projector_offsets");
-    if (ct_pg_check(live, res, PGRES_TUPLES_OK, "read the live offsets", err) != 0) return -1;
-    for (int t = 0; ct_projector_topic(t); t++)
-        for (int part = 0; part < cfg->kafka_partitions && *n < MARKS_MAX; part++) {
-            int64_t off = 0;
-            for (int r = 0; r < PQntuples(res); r++)
-                if (strcmp(PQgetvalue(res, r, 0), ct_projector_topic(t)) == 0 && atoi(PQgetvalue(res, r, 1)) == part)
-                    off = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-            m[(*n)++] = (mark){ct_projector_topic(t), part, off};
-        }
-    PQclear(res);
-    return 0;
-}
-
-/* Each partition's end now (and how many records its retention deleted
- * from the start when `from` has no offset for it). */
-static int marks_from_ends(rd_kafka_t *rk, const ct_config *cfg, mark *m, int *n, ct_error *err) {
+/* Every partition the projector reads, with its first and end offsets now:
+ * the end is where a rebuild without --compare stops. */
+static int read_partitions(rd_kafka_t *rk, const ct_config *cfg, mark *m, int *n, ct_error *err) {
     for (int t = 0; ct_projector_topic(t); t++)
         for (int part = 0; part < cfg->kafka_partitions && *n < MARKS_MAX; part++) {
             int64_t lo = 0, hi = 0;
             rd_kafka_resp_err_t e =
                 rd_kafka_query_watermark_offsets(rk, ct_projector_topic(t), part, &lo, &hi, cfg->kafka_timeout_ms);
             if (e) {
-                CT_ERR(err, CT_ERR_RETRIABLE, "end offset of %s[%d]: %s", ct_projector_topic(t), part,
+                CT_ERR(err, CT_ERR_RETRIABLE, "offsets of %s[%d]: %s", ct_projector_topic(t), part,
                        rd_kafka_err2str(e));
                 return -1;
             }
-            m[(*n)++] = (mark){ct_projector_topic(t), part, hi};
+            m[(*n)++] = (mark){ct_projector_topic(t), part, lo, hi};
         }
+    return 0;
+}
+
+/* Whether res (topic, partition, ... rows of projector_offsets) has a row
+ * for m; its column 2, the next offset, into *next when given. */
+static bool stored_offset(PGresult *res, const mark *m, int64_t *next) {
+    for (int r = 0; r < PQntuples(res); r++)
+        if (strcmp(PQgetvalue(res, r, 0), m->topic) == 0 && atoi(PQgetvalue(res, r, 1)) == m->partition) {
+            if (next) *next = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+            return true;
+        }
+    return false;
+}
+
+/* With --compare the rebuild stops where the live read models stand, read
+ * in the snapshot `live` has open (0 for a partition they never read). */
+static int marks_at_live(PGconn *live, mark *m, int n, ct_error *err) {
+    PGresult *res = PQexec(live, "SELECT topic, partition, next_offset FROM projector_offsets");
+    if (ct_pg_check(live, res, PGRES_TUPLES_OK, "read the live offsets", err) != 0) return -1;
+    for (int i = 0; i < n; i++) {
+        m[i].offset = 0;
+        stored_offset(res, &m[i], &m[i].offset);
+    }
+    PQclear(res);
     return 0;
 }
 
 /* Records the rebuild cannot see: before each partition's first offset,
  * where the rebuild starts from the beginning (no stored offset). */
-static int64_t lost_before_start(rd_kafka_t *rk, PGconn *into, const ct_config *cfg) {
-    PGresult *res = PQexec(into, "SELECT topic, partition FROM projector_offsets");
+static int64_t lost_before_start(PGconn *into, const mark *m, int n) {
+    PGresult *res = PQexec(into, "SELECT topic, partition, next_offset FROM projector_offsets");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return 0;
     }
     int64_t lost = 0;
-    for (int t = 0; ct_projector_topic(t); t++)
-        for (int part = 0; part < cfg->kafka_partitions; part++) {
-            bool stored = false;
-            for (int r = 0; r < PQntuples(res); r++)
-                stored |= strcmp(PQgetvalue(res, r, 0), ct_projector_topic(t)) == 0 &&
-                          atoi(PQgetvalue(res, r, 1)) == part;
-            int64_t lo = 0, hi = 0;
-            if (stored || rd_kafka_query_watermark_offsets(rk, ct_projector_topic(t), part, &lo, &hi,
-                                                           cfg->kafka_timeout_ms) != 0 || lo <= 0)
-                continue;
-            CT_LOG_WARN("replay", "%s[%d] starts at offset %" PRId64 ": the records before it are deleted and the"
-                        " rebuild lacks them", ct_projector_topic(t), part, lo);
-            lost += lo;
-        }
+    for (int i = 0; i < n; i++) {
+        if (m[i].first <= 0 || stored_offset(res, &m[i], NULL)) continue;
+        CT_LOG_WARN("replay", "%s[%d] starts at offset %" PRId64 ": the records before it are deleted and the"
+                    " rebuild lacks them", m[i].topic, m[i].partition, m[i].first);
+        lost += m[i].first;
+    }
     PQclear(res);
     return lost;
 }
@@ -276,15 +277,12 @@ int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, 
         ct_migrate_apply(pg, ct_migrations_embedded, ct_migrations_embedded_count, NULL, err) != 0)
         goto done;
     if (!(rk = ct_kafka_admin_new(cfg, "concert-replay", err))) goto done;
-    if (compare) {
-        /* One snapshot for the marks and every table compared after. */
-        if (ct_pg_exec(live, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) != 0 ||
-            marks_from_live(live, cfg, marks, &n, err) != 0)
-            goto done;
-    } else if (marks_from_ends(rk, cfg, marks, &n, err) != 0) {
+    if (read_partitions(rk, cfg, marks, &n, err) != 0) goto done;
+    /* One snapshot for the marks and every table compared after. */
+    if (compare && (ct_pg_exec(live, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) != 0 ||
+                    marks_at_live(live, marks, n, err) != 0))
         goto done;
-    }
-    out->lost_offsets = lost_before_start(rk, pg, cfg);
+    out->lost_offsets = lost_before_start(pg, marks, n);
     if (rebuild(cfg, into, marks, n, out, err) != 0) goto done;
     rc = 0;
     for (size_t t = 0; compare && rc == 0 && t < TABLES; t++) {
