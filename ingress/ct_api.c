@@ -53,6 +53,13 @@ static const route_spec routes[] = {
     {"GET", "/v1/commands/{}", CT_ROUTE_COMMAND_STATUS},
     {"GET", "/v1/admin/outbox", CT_ROUTE_OUTBOX_LIST},
     {"POST", "/v1/admin/outbox/{}/retry", CT_ROUTE_OUTBOX_RETRY},
+    {"POST", "/v1/admin/outbox/retry", CT_ROUTE_OUTBOX_RETRY_FAILED},
+    {"GET", "/v1/admin/topics", CT_ROUTE_ADMIN_TOPICS},
+    {"GET", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_RECORDS},
+    {"POST", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_PRODUCE},
+    {"GET", "/v1/admin/consumers", CT_ROUTE_ADMIN_CONSUMERS},
+    {"GET", "/v1/admin/queues", CT_ROUTE_ADMIN_QUEUES},
+    {"GET", "/v1/admin/slack", CT_ROUTE_ADMIN_SLACK},
 };
 
 bool ct_api_route_at(size_t i, const char **method, const char **pattern) {
@@ -105,8 +112,15 @@ ct_api_route ct_api_match(const char *method, const char *path, char *param, siz
     return ct_api_match2(method, path, param, scratch, param_bytes, e);
 }
 
+bool ct_api_route_is_console(ct_api_route r) {
+    return r == CT_ROUTE_OUTBOX_RETRY_FAILED || r == CT_ROUTE_ADMIN_TOPICS || r == CT_ROUTE_ADMIN_RECORDS ||
+           r == CT_ROUTE_ADMIN_PRODUCE || r == CT_ROUTE_ADMIN_CONSUMERS || r == CT_ROUTE_ADMIN_QUEUES ||
+           r == CT_ROUTE_ADMIN_SLACK;
+}
+
 bool ct_api_route_is_admin(ct_api_route r) {
-    return r == CT_ROUTE_CREATE_CONCERT || r == CT_ROUTE_OUTBOX_LIST || r == CT_ROUTE_OUTBOX_RETRY;
+    return r == CT_ROUTE_CREATE_CONCERT || r == CT_ROUTE_OUTBOX_LIST || r == CT_ROUTE_OUTBOX_RETRY ||
+           ct_api_route_is_console(r);
 }
 
 bool ct_api_route_is_write(ct_api_route r) { return r >= CT_ROUTE_ISSUE_TOKEN && r <= CT_ROUTE_CREATE_CONCERT; }
@@ -150,7 +164,14 @@ bool ct_api_route_is_user(ct_api_route r) {
     case CT_ROUTE_OUTBOX_RETRY:
     case CT_ROUTE_CONCERTS:
     case CT_ROUTE_SCHEDULES:
-    case CT_ROUTE_SEATS: return false;
+    case CT_ROUTE_SEATS:
+    case CT_ROUTE_OUTBOX_RETRY_FAILED:
+    case CT_ROUTE_ADMIN_TOPICS:
+    case CT_ROUTE_ADMIN_RECORDS:
+    case CT_ROUTE_ADMIN_PRODUCE:
+    case CT_ROUTE_ADMIN_CONSUMERS:
+    case CT_ROUTE_ADMIN_QUEUES:
+    case CT_ROUTE_ADMIN_SLACK: return false;
     }
     return false;
 }
@@ -644,7 +665,8 @@ void ct_api_fingerprint(ct_api_route r, const char *param, const char *queue_tok
 /* ---- the read side ------------------------------------------------------ */
 
 bool ct_api_route_is_read(ct_api_route r) {
-    return r >= CT_ROUTE_COMMAND_STATUS && r != CT_ROUTE_OUTBOX_LIST && r != CT_ROUTE_OUTBOX_RETRY;
+    return r >= CT_ROUTE_COMMAND_STATUS && r != CT_ROUTE_OUTBOX_LIST && r != CT_ROUTE_OUTBOX_RETRY &&
+           !ct_api_route_is_console(r);
 }
 
 static bool reservation_id_valid(const char *s) {

@@ -69,6 +69,14 @@ typedef enum ct_api_route {
     CT_ROUTE_USER_RESERVATIONS, /* GET /v1/users/{id}/reservations */
     CT_ROUTE_BALANCE,           /* GET /v1/users/{id}/balance */
     CT_ROUTE_TOKEN_EVENTS,      /* GET /v1/queue/tokens/{token}/events (Server-Sent Events) */
+    /* The console's admin API (ct_admin), run by the admin worker. */
+    CT_ROUTE_OUTBOX_RETRY_FAILED, /* POST /v1/admin/outbox/retry */
+    CT_ROUTE_ADMIN_TOPICS,        /* GET /v1/admin/topics */
+    CT_ROUTE_ADMIN_RECORDS,       /* GET /v1/admin/topics/{topic}/records */
+    CT_ROUTE_ADMIN_PRODUCE,       /* POST /v1/admin/topics/test-topic/records */
+    CT_ROUTE_ADMIN_CONSUMERS,     /* GET /v1/admin/consumers */
+    CT_ROUTE_ADMIN_QUEUES,        /* GET /v1/admin/queues */
+    CT_ROUTE_ADMIN_SLACK,         /* GET /v1/admin/slack */
 } ct_api_route;
 
 typedef struct ct_api_error {
@@ -90,8 +98,11 @@ ct_api_route ct_api_match(const char *method, const char *path, char *param, siz
 ct_api_route ct_api_match2(const char *method, const char *path, char *param, char *param2, size_t param_bytes,
                            ct_api_error *e);
 
-/* Routes needing Authorization: Bearer CONCERT_ADMIN_KEY. */
+/* Routes needing Authorization: Bearer CONCERT_ADMIN_KEY (or the console's
+ * session cookie). */
 bool ct_api_route_is_admin(ct_api_route r);
+/* Admin routes answered by ct_admin (the console's views). */
+bool ct_api_route_is_console(ct_api_route r);
 /* Routes that write a command (need a JSON body). */
 bool ct_api_route_is_write(ct_api_route r);
 /* Routes answered from the read models and the outbox by the read pool. */

@@ -16,8 +16,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "ct_admin.h"
 #include "ct_api.h"
 #include "ct_commit.h"
+#include "ct_console.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_trace.h"
@@ -33,6 +35,8 @@ struct ct_ingress {
     struct MHD_Daemon *mhd;
     ct_commit *commit;
     ct_commit *reads; /* GET queries and outcome checks, never behind a write */
+    ct_commit *admin_pool; /* the console's views: one worker, which alone uses `admin` */
+    ct_admin *admin;
     ct_wait *wait;
     int port;
     pthread_t ready_thread;
@@ -75,6 +79,8 @@ typedef struct req {
     ct_api_command cmd;
     ct_commit_item item;
     ct_waiter waiter;
+    ct_admin_request adm;
+    bool console_login; /* POST /admin/login: answered once its form is read */
 } req;
 
 /* ---- responses ---------------------------------------------------------- */
@@ -110,6 +116,25 @@ static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *co
              what, retry_after_s);
     atomic_fetch_add(&in->rate_limited, 1);
     return respond_retry(in, conn, 429, body, "application/json", retry_after_s);
+}
+
+/* A console answer: its security headers, and a Location (303s) and a
+ * Set-Cookie when given. */
+static enum MHD_Result respond_console(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,
+                                       const char *content_type, const char *location, const char *set_cookie) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(body ? strlen(body) : 0, (void *)(body ? body : ""),
+                                                             MHD_RESPMEM_MUST_COPY);
+    if (!r) return MHD_NO;
+    if (content_type) MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    const char *name, *value;
+    for (size_t i = 0; ct_console_security_header(i, &name, &value); i++) MHD_add_response_header(r, name, value);
+    if (location) MHD_add_response_header(r, "Location", location);
+    if (set_cookie) MHD_add_response_header(r, "Set-Cookie", set_cookie);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    if (status >= 100 && status < 600) atomic_fetch_add(&in->responses[status / 100], 1);
+    return ret;
 }
 
 static enum MHD_Result respond_json(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body) {
@@ -557,6 +582,15 @@ static void query_outbox_retry(PGconn *pg, ct_commit_item *it) {
     set_body(it, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "status", "PENDING"));
 }
 
+/* The console's views (ct_admin), in the admin pool's one worker. */
+static void query_admin(PGconn *pg, ct_commit_item *it) {
+    req *r = it->query_ctx;
+    free(it->body);
+    it->body = NULL;
+    ct_admin_answer(r->in->admin, pg, &r->adm, &it->status, &it->body);
+    if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
+}
+
 /* ---- the request handler ------------------------------------------------ */
 
 static void os_random(void *ctx, uint8_t *out, size_t n) {
@@ -645,9 +679,84 @@ static enum MHD_Result submit_to(ct_ingress *in, ct_commit *pool, req *r) {
     return MHD_YES;
 }
 
+#define HTML "text/html; charset=utf-8"
+
+static bool console_session(ct_ingress *in, struct MHD_Connection *conn) {
+    return ct_console_session_valid(in->cfg->admin_key, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cookie"),
+                                    ct_clock_wall_ms() / 1000);
+}
+
+/* The console's session opens the admin API to the console's own pages:
+ * no Authorization header, a valid session cookie, and for a write the
+ * console's header too (a cross-site form cannot send it). */
+static bool admin_by_console(ct_ingress *in, struct MHD_Connection *conn, const char *method) {
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization")) return false;
+    bool read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    return (read || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, CT_CONSOLE_WRITE_HEADER)) &&
+           console_session(in, conn);
+}
+
+/* /admin and below: the console's pages, files, login and logout. */
+static enum MHD_Result on_console(ct_ingress *in, req *r, const char *method, const char *url) {
+    struct MHD_Connection *conn = r->conn;
+    ct_console_asset a = ct_console_asset_find(url);
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, post = strcmp(method, "POST") == 0;
+    char cookie[192];
+    switch (a.kind) {
+    case CT_CONSOLE_NONE:
+        return respond_console(in, conn, 404, "<!doctype html><title>Not found</title><p>No such page of the console."
+                               " <a href=\"/admin/\">Console</a>", HTML, NULL, NULL);
+    case CT_CONSOLE_REDIRECT:
+        return respond_console(in, conn, 303, NULL, NULL, "/admin/", NULL);
+    case CT_CONSOLE_FILE:
+        if (!get) break;
+        return respond_console(in, conn, 200, a.body, a.content_type, NULL, NULL);
+    case CT_CONSOLE_PAGE:
+        if (!get) break;
+        if (!console_session(in, conn)) return respond_console(in, conn, 303, NULL, NULL, "/admin/login", NULL);
+        return respond_console(in, conn, 200, a.body, a.content_type, NULL, NULL);
+    case CT_CONSOLE_LOGIN:
+        if (get) return respond_console(in, conn, 200, a.body, a.content_type, NULL, NULL);
+        if (!post) break;
+        if (!in->cfg->admin_key[0])
+            return respond_console(in, conn, 403, "the console is disabled: CONCERT_ADMIN_KEY is not set",
+                                   "text/plain; charset=utf-8", NULL, NULL);
+        r->console_login = true; /* answered once its form is read */
+        atomic_store(&r->state, R_BODY);
+        return MHD_YES;
+    case CT_CONSOLE_LOGOUT:
+        if (!post) break;
+        ct_console_set_cookie(NULL, cookie, sizeof cookie);
+        return respond_console(in, conn, 303, NULL, NULL, "/admin/login", cookie);
+    }
+    return respond_console(in, conn, 405, "method not allowed", "text/plain; charset=utf-8", NULL, NULL);
+}
+
+/* A login form: the admin key typed in, checked as the API checks it;
+ * right -> a session cookie and the console, wrong -> the form again. */
+static enum MHD_Result on_console_login(ct_ingress *in, req *r) {
+    char key[CT_AUTH_KEY_BYTES_MAX + 16], bearer[CT_AUTH_KEY_BYTES_MAX + 32], session[CT_CONSOLE_SESSION_CHARS + 1],
+        cookie[192];
+    ct_api_error e = {0};
+    strcpy(bearer, "Bearer ");
+    bool ok = r->len <= CT_API_BODY_BYTES_MAX && r->body &&
+              ct_console_form_value(r->body, r->len, "key", key, sizeof key) == 0 &&
+              snprintf(bearer + 7, sizeof bearer - 7, "%s", key) > 0 &&
+              ct_api_check_admin(bearer, in->cfg->admin_key, &e) == 0 &&
+              ct_console_session_new(in->cfg->admin_key, ct_clock_wall_ms() / 1000, session) == 0;
+    if (!ok) {
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "console", 5000, "%s", "a console login with a wrong key");
+        return respond_console(in, r->conn, 303, NULL, NULL, "/admin/login?failed=1", NULL);
+    }
+    ct_console_set_cookie(session, cookie, sizeof cookie);
+    CT_LOG_INFO("console", "a console session began");
+    return respond_console(in, r->conn, 303, NULL, NULL, "/admin/", cookie);
+}
+
 static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, const char *url) {
     struct MHD_Connection *conn = r->conn;
     ct_api_error e = {0};
+    if (ct_console_is_path(url)) return on_console(in, r, method, url);
     r->route = ct_api_match2(method, url, r->param, r->param2, sizeof r->param, &e);
     if (r->route == CT_ROUTE_NONE) return respond_api_error(in, conn, &e);
     if (ct_api_route_is_read(r->route)) {
@@ -658,7 +767,7 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
             return respond_api_error(in, conn, &e);
     }
     /* The metrics tell how busy and how big the service is: operators only. */
-    if ((ct_api_route_is_admin(r->route) || r->route == CT_ROUTE_METRICS) &&
+    if ((ct_api_route_is_admin(r->route) || r->route == CT_ROUTE_METRICS) && !admin_by_console(in, conn, method) &&
         ct_api_check_admin(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), in->cfg->admin_key,
                            &e) != 0)
         return respond_api_error(in, conn, &e);
@@ -714,8 +823,13 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
     return MHD_YES;
 }
 
+static const char *query_arg(struct MHD_Connection *conn, const char *name) {
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     struct MHD_Connection *conn = r->conn;
+    if (r->console_login) return on_console_login(in, r);
     switch (r->route) {
     case CT_ROUTE_HEALTHZ:
         return respond_json(in, conn, 200, "{\"status\":\"ok\"}");
@@ -750,6 +864,22 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
                                                                 : query_balance;
         r->item.query_ctx = r;
         return submit_to(in, in->reads, r);
+    case CT_ROUTE_OUTBOX_RETRY_FAILED:
+    case CT_ROUTE_ADMIN_TOPICS:
+    case CT_ROUTE_ADMIN_RECORDS:
+    case CT_ROUTE_ADMIN_PRODUCE:
+    case CT_ROUTE_ADMIN_CONSUMERS:
+    case CT_ROUTE_ADMIN_QUEUES:
+    case CT_ROUTE_ADMIN_SLACK:
+        if (r->len > CT_API_BODY_BYTES_MAX)
+            return respond_error(in, conn, 413, "BODY_TOO_LARGE", "request body over 16384 bytes");
+        r->adm = (ct_admin_request){.route = r->route, .topic = r->param, .partition = query_arg(conn, "partition"),
+                                    .offset = query_arg(conn, "offset"), .limit = query_arg(conn, "limit"),
+                                    .key = query_arg(conn, "key"), .status = query_arg(conn, "status"),
+                                    .body = r->body, .body_len = r->len};
+        r->item.query = query_admin;
+        r->item.query_ctx = r;
+        return submit_to(in, in->admin_pool, r);
     case CT_ROUTE_OUTBOX_LIST:
         r->item.query = query_outbox_list;
         break;
@@ -968,6 +1098,11 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     if (!(in->commit = ct_commit_start(cfg, err))) goto fail;
     if (!(in->reads = ct_commit_start_pool(cfg, cfg->ingress_read_conns, 1, err))) goto fail;
     if (!(in->wait = ct_wait_start(cfg, err))) goto fail;
+    if (!(in->admin = ct_admin_new(cfg))) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        goto fail;
+    }
+    if (!(in->admin_pool = ct_commit_start_pool(cfg, 1, 1, err))) goto fail;
     in->mhd = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
             (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
@@ -1011,6 +1146,7 @@ void ct_ingress_stop(ct_ingress *in) {
      * before the read pool (which finishes the waiters' checks in flight). */
     ct_wait_stop(in->wait);
     if (in->reads) ct_commit_stop(in->reads);
+    if (in->admin_pool) ct_commit_stop(in->admin_pool);
     /* Every request has its answer now, but a resumed connection is written
      * by MHD's threads a moment later: stopping MHD at once could close it
      * with the answer unsent (a waiting write saw an empty reply). */
@@ -1023,6 +1159,8 @@ void ct_ingress_stop(ct_ingress *in) {
     ct_ratelimit_destroy(in->rate_user);
     ct_ratelimit_destroy(in->rate_ip);
     ct_commit_destroy(in->reads);
+    ct_commit_destroy(in->admin_pool); /* its worker used `admin` last */
+    ct_admin_destroy(in->admin);
     ct_commit_destroy(in->commit);
     if (in->ready_thread_started) {
         pthread_mutex_lock(&in->mu);

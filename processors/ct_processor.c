@@ -682,7 +682,7 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     p->hop_commit = role == CT_ROLE_CONCERT ? "concert.commit" : "wallet.commit";
     p->in_topic = role == CT_ROLE_CONCERT ? CT_TOPIC_CONCERT_COMMANDS : CT_TOPIC_WALLET_COMMANDS;
     snprintf(p->dlq_topic, sizeof p->dlq_topic, "%s.dlq", p->in_topic);
-    snprintf(p->group, sizeof p->group, "concert-processor-%s", role_name);
+    snprintf(p->group, sizeof p->group, CT_PROCESSOR_GROUP_PREFIX "%s", role_name);
     ct_processor_store_root(cfg, role, instance, p->store_root, sizeof p->store_root);
     if (ct_fs_mkdirs(p->store_root, 0755, err) != 0) goto fail;
     snprintf(p->pid_file, sizeof p->pid_file, "%s/" CT_PROCESSOR_PID_FILE, p->store_root);

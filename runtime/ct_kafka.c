@@ -140,7 +140,7 @@ rd_kafka_t *ct_kafka_consumer_new(const ct_config *cfg, const ct_kafka_consumer_
         conf_set(conf, "isolation.level", opts->read_committed ? "read_committed" : "read_uncommitted", err) != 0 ||
         conf_set(conf, "enable.auto.commit", opts->auto_commit ? "true" : "false", err) != 0 ||
         conf_set(conf, "auto.offset.reset", opts->auto_offset_reset ? opts->auto_offset_reset : "earliest", err) != 0 ||
-        conf_set(conf, "enable.partition.eof", "false", err) != 0 ||
+        conf_set(conf, "enable.partition.eof", opts->partition_eof ? "true" : "false", err) != 0 ||
         (opts->group_instance_id && conf_set(conf, "group.instance.id", opts->group_instance_id, err) != 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;

@@ -22,6 +22,9 @@
 #define CT_TOPIC_WALLET_EVENTS "wallet.events"
 #define CT_TOPIC_TEST "test-topic"
 
+/* The processors' consumer groups: this prefix, then the role name. */
+#define CT_PROCESSOR_GROUP_PREFIX "concert-processor-"
+
 typedef struct ct_topic_spec {
     const char *name;
     /* retention.ms=-1: the command topics are the processors' replayable
@@ -64,6 +67,7 @@ typedef struct ct_kafka_consumer_opts {
      * its place without a rebalance. NULL: dynamic member. */
     const char *group_instance_id;
     int session_timeout_ms; /* 0: librdkafka's default */
+    bool partition_eof;     /* rd_kafka_consumer_poll reports reaching a partition's end */
     void *opaque;
     /* Optional: called (from rd_kafka_consumer_poll) on assignment changes;
      * it must call rd_kafka_assign itself. */
