@@ -15,6 +15,7 @@ extern const char ct_console_index_html[];
 extern const char ct_console_login_html[];
 extern const char ct_console_js[];
 extern const char ct_console_css[];
+extern const char ct_console_favicon_svg[];
 
 bool ct_console_is_path(const char *url) {
     return strcmp(url, "/admin") == 0 || strncmp(url, "/admin/", 7) == 0;
@@ -40,6 +41,8 @@ ct_console_asset ct_console_asset_find(const char *url) {
         return (ct_console_asset){CT_CONSOLE_FILE, ct_console_js, "text/javascript; charset=utf-8"};
     if (strcmp(url, "/admin/console.css") == 0)
         return (ct_console_asset){CT_CONSOLE_FILE, ct_console_css, "text/css; charset=utf-8"};
+    if (strcmp(url, "/admin/favicon.svg") == 0)
+        return (ct_console_asset){CT_CONSOLE_FILE, ct_console_favicon_svg, "image/svg+xml"};
     return a;
 }
 

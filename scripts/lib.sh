@@ -12,9 +12,14 @@ CT_PACKAGES=(
   openjdk-17-jre-headless maven
   python3 python3-yaml python3-jsonschema
   curl jq
+  chromium
 )
 
 ct_log() { printf '%s\n' "$*" >&2; }
+
+# Node.js runs the console's browser test (tests/browser): Debian's when
+# there is no node at all (any node >= 18 will do).
+command -v node >/dev/null 2>&1 || CT_PACKAGES+=(nodejs npm)
 
 # Installs only the missing packages: a no-op (a few dpkg queries) once done.
 ct_deps() {
@@ -40,4 +45,14 @@ ct_build() {
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONCERT_SANITIZE="$sanitize" >/dev/null
   fi
   cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >/dev/null
+}
+
+# The browser test's driver (puppeteer-core, pinned by
+# tests/browser/package-lock.json) from npm, once.
+ct_browser_deps() {
+  local dir=tests/browser
+  [ -d "$dir/node_modules/puppeteer-core" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ] &&
+    return 0
+  ct_log "installing the browser test's node modules ..."
+  (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2)
 }

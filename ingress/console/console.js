@@ -20,6 +20,11 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// Appends the children that are there (null and undefined are left out).
+function add(parent, ...children) {
+  for (const c of children.flat()) if (c !== undefined && c !== null) parent.append(c);
+}
+
 function show(v) {
   return v === undefined || v === null ? "" : String(v);
 }
@@ -106,7 +111,7 @@ async function outboxPage(root) {
     },
   }, "Retry every FAILED row");
   const rows = data.rows || [];
-  root.append(
+  add(root, 
     el("h2", {}, "Outbox"),
     el("div", { class: "toolbar" },
       el("label", {}, "status", filter),
@@ -154,10 +159,10 @@ async function topicsPage(root) {
   const p = params();
   const topic = p.get("topic");
   const data = await api("/v1/admin/topics");
-  root.append(el("h2", {}, "Topics"),
+  add(root, el("h2", {}, "Topics"),
     el("p", { class: "muted" }, "Brokers: " + data.brokers.map((b) => b.id + " (" + b.host + ":" + b.port + ")").join(", ")));
   for (const t of data.topics) {
-    root.append(el("h3", {}, el("a", { href: "?topic=" + encodeURIComponent(t.topic) }, t.topic)),
+    add(root, el("h3", {}, el("a", { href: "?topic=" + encodeURIComponent(t.topic) }, t.topic)),
       table("partitions:" + t.topic, [
         ["partition", (x) => x.partition, "num"],
         ["leader", (x) => x.leader, "num"],
@@ -188,10 +193,10 @@ async function topicsPage(root) {
   el("label", {}, "from offset (empty: latest)", el("input", { name: "offset", type: "number", min: "0", value: offset })),
   el("label", {}, "or search by key", el("input", { name: "key", value: key })),
   el("button", { type: "submit" }, "Show"));
-  view.append(el("h2", {}, "Records of " + topic + " (read_committed)"), form);
+  add(view, el("h2", {}, "Records of " + topic + " (read_committed)"), form);
   if (topic === "test-topic") {
     const result = el("span", { id: "produce-result" });
-    view.append(el("form", {
+    add(view, el("form", {
       class: "toolbar", id: "produce",
       onsubmit: async (e) => {
         e.preventDefault();
@@ -207,7 +212,7 @@ async function topicsPage(root) {
     el("button", { type: "submit" }, "Produce a test record"), result));
   }
   if (partition === "" && key === "") {
-    view.append(el("p", { class: "muted" }, "Pick a partition, or search by key."));
+    add(view, el("p", { class: "muted" }, "Pick a partition, or search by key."));
     return;
   }
   const q = new URLSearchParams({ limit: "50" });
@@ -215,17 +220,17 @@ async function topicsPage(root) {
   if (offset !== "" && key === "") q.set("offset", offset);
   if (key !== "") q.set("key", key);
   const recs = await api("/v1/admin/topics/" + encodeURIComponent(topic) + "/records?" + q);
-  view.append(el("p", { class: "muted", id: "records-summary" },
+  add(view, el("p", { class: "muted", id: "records-summary" },
     recs.records.length + " records" + (key ? " with key " + key + " among the latest " + recs.scanned + " read" : "")),
     el("div", { id: "records" }, recs.records.map(recordView)));
 }
 
 async function consumersPage(root) {
   const data = await api("/v1/admin/consumers");
-  root.append(el("h2", {}, "Consumer groups"));
+  add(root, el("h2", {}, "Consumer groups"));
   for (const g of data.groups) {
     const lag = g.partitions.reduce((s, x) => s + (x.lag || 0), 0);
-    root.append(el("section", { class: "card", "data-group": g.group },
+    add(root, el("section", { class: "card", "data-group": g.group },
       el("h3", {}, g.group + " ", statusCell(g.state)),
       el("div", { class: "figures" },
         el("div", {}, el("b", { "data-figure": "lag" }, lag), el("span", {}, "records behind")),
@@ -250,10 +255,10 @@ async function consumersPage(root) {
 
 async function queuesPage(root) {
   const data = await api("/v1/admin/queues");
-  root.append(el("h2", {}, "Queues and sales"));
-  if (data.concerts.length === 0) root.append(el("p", { class: "muted" }, "No concerts yet."));
+  add(root, el("h2", {}, "Queues and sales"));
+  if (data.concerts.length === 0) add(root, el("p", { class: "muted" }, "No concerts yet."));
   for (const c of data.concerts) {
-    root.append(el("section", { class: "card", "data-concert": c.concert_id },
+    add(root, el("section", { class: "card", "data-concert": c.concert_id },
       el("h3", {}, c.title + " ", el("span", { class: "muted" }, c.concert_id)),
       el("div", { class: "figures" },
         el("div", {}, el("b", { "data-figure": "waiting" }, c.waiting), el("span", {}, "waiting")),
@@ -280,7 +285,7 @@ async function slackPage(root) {
   const q = new URLSearchParams({ limit: "100" });
   if (status) q.set("status", status);
   const data = await api("/v1/admin/slack?" + q);
-  root.append(el("h2", {}, "Slack notifications"),
+  add(root, el("h2", {}, "Slack notifications"),
     el("div", { class: "figures" }, el("div", {}, el("b", { "data-figure": "pending" }, data.pending), el("span", {}, "not delivered yet"))),
     el("div", { class: "toolbar" }, el("label", {}, "status",
       el("select", { id: "slack-status", onchange: (e) => navigate({ status: e.target.value }) },
