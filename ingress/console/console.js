@@ -161,7 +161,10 @@ async function topicsPage(root) {
   const data = await api("/v1/admin/topics");
   add(root, el("h2", {}, "Topics"),
     el("p", { class: "muted" }, "Brokers: " + data.brokers.map((b) => b.id + " (" + b.host + ":" + b.port + ")").join(", ")));
-  for (const t of data.topics) {
+  // Browsing one topic shows that topic's partitions only.
+  const shown = topic ? data.topics.filter((t) => t.topic === topic) : data.topics;
+  if (topic) add(root, el("p", {}, el("a", { href: "/admin/topics" }, "All topics")));
+  for (const t of shown) {
     add(root, el("h3", {}, el("a", { href: "?topic=" + encodeURIComponent(t.topic) }, t.topic)),
       table("partitions:" + t.topic, [
         ["partition", (x) => x.partition, "num"],
