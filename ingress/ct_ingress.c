@@ -27,6 +27,7 @@
 #include "ct_metrics.h"
 #include "ct_pg.h"
 #include "ct_ratelimit.h"
+#include "ct_reads.h"
 #include "ct_wait.h"
 
 struct ct_ingress {
@@ -80,6 +81,7 @@ typedef struct req {
     ct_commit_item item;
     ct_waiter waiter;
     ct_admin_request adm;
+    ct_read_request read;
     bool console_login; /* POST /admin/login: answered once its form is read */
 } req;
 
@@ -226,360 +228,10 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
 
 /* ---- queries run by the commit workers ---------------------------------- */
 
-static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
-    free(it->body);
-    it->status = status;
-    it->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
-}
-
-#define ISO_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
-/* Runs a read; on failure sets 503 and returns NULL. */
-static PGresult *read_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
-    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) return res;
-    CT_LOG_RATELIMITED(CT_LOG_WARN, "read", 5000, "read failed: %s", PQerrorMessage(pg));
-    PQclear(res);
-    ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot read; retry");
-    return NULL;
-}
-
-/* A JSON value Postgres built (json_build_object ...). */
-static json_t *cell_json(PGresult *res, int row, int col) {
-    if (PQgetisnull(res, row, col)) return json_null();
-    json_t *j = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
-    return j ? j : json_null();
-}
-
-static json_t *cell_int(PGresult *res, int row, int col) {
-    return PQgetisnull(res, row, col) ? json_null() : json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
-}
-
-/* A user reads only their own token, reservation and commands (the admin
- * key reads any). false: answered 403. */
-static bool readable_by(req *r, ct_commit_item *it, const char *owner, const char *what) {
-    if (r->admin || (owner && owner[0] && strcmp(owner, r->user) == 0)) return true;
-    ct_commit_set_error(it, 403, "FORBIDDEN", "this %s belongs to another user", what);
-    return false;
-}
-
-/* The outcome from `commands` once the projector recorded it; until then
- * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
-static void query_command_status(PGconn *pg, ct_commit_item *it) {
+/* The read API and the outbox's admin views (ct_reads). */
+static void query_read(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
-    const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it,
-                               "SELECT o.status, o.type, o.attempts, o.last_error, " ISO_TS("o.created_at") ", "
-                               ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
-                               " c.status, c.type, c.reason, c.result::text, " ISO_TS("c.completed_at") ","
-                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
-                               " FROM (SELECT $1::text AS id) v"
-                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
-                               " LEFT JOIN commands c ON c.command_id = v.id",
-                               1, p);
-    if (!res) return;
-    bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
-    if (!outbox && !outcome) {
-        ct_commit_set_error(it, 404, "NOT_FOUND", "no command %s", r->param);
-        PQclear(res);
-        return;
-    }
-    if (!readable_by(r, it, PQgetisnull(res, 0, 13) ? NULL : PQgetvalue(res, 0, 13), "command")) {
-        PQclear(res);
-        return;
-    }
-    const char *ob = outbox ? PQgetvalue(res, 0, 0) : NULL;
-    /* A FAILED row was never published (the relay gave up after
-     * CONCERT_OUTBOX_MAX_ATTEMPTS): it will have no outcome unless an
-     * operator retries it, so it must not read as ACCEPTED. */
-    const char *status = "ACCEPTED";
-    if (outcome) status = PQgetvalue(res, 0, 8);
-    else if (strcmp(ob, "SENT") == 0) status = "PUBLISHED";
-    else if (strcmp(ob, "FAILED") == 0) status = "FAILED";
-    json_t *j = json_pack("{s:s, s:s, s:s}", "command_id", r->param, "status", status, "type",
-                          outbox ? PQgetvalue(res, 0, 1) : PQgetvalue(res, 0, 9));
-    if (j && outbox) {
-        json_object_set_new(j, "outbox_status", json_string(ob));
-        json_object_set_new(j, "attempts", cell_int(res, 0, 2));
-        json_object_set_new(j, "created_at", json_string(PQgetvalue(res, 0, 4)));
-        if (!PQgetisnull(res, 0, 3)) json_object_set_new(j, "last_error", json_string(PQgetvalue(res, 0, 3)));
-        if (!PQgetisnull(res, 0, 5)) {
-            json_object_set_new(j, "sent_at", json_string(PQgetvalue(res, 0, 5)));
-            json_object_set_new(j, "kafka_partition", cell_int(res, 0, 6));
-            json_object_set_new(j, "kafka_offset", cell_int(res, 0, 7));
-        }
-    }
-    if (j && outcome) {
-        json_object_set_new(j, "event", json_string(PQgetvalue(res, 0, 9)));
-        json_object_set_new(j, "reason", PQgetisnull(res, 0, 10) ? json_null() : json_string(PQgetvalue(res, 0, 10)));
-        json_object_set_new(j, "result", cell_json(res, 0, 11));
-        json_object_set_new(j, "completed_at", json_string(PQgetvalue(res, 0, 12)));
-    }
-    PQclear(res);
-    set_body(it, 200, j);
-}
-
-/* Admission rate window of the queue: activations in the last minute of the
- * concert's logical time. */
-#define ADMISSION_WINDOW_MS 60000
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-/* Logical "now" of a concert's queue: the latest time its tokens show (the
- * newest activation, the newest waiting token's issue, this token's issue),
- * each found through an index. The ingress has no clock of the partition.
- * Every part of the answer is an index lookup or a bounded index range:
- * the position is the token's seq minus the queue head's, plus one
- * (admission is FIFO by seq, so the WAITING tokens are the seqs after the
- * last admitted one), and for the same reason the activations in the
- * window are the seqs after the last one activated before it, up to the
- * last one activated in it (migration 0009): two probes, where counting
- * the activations of a hot concert's minute one by one cost ~2 ms. */
-static void query_token(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    const char *p[1] = {r->param};
-    PGresult *res = read_query(
-        pg, it,
-        "WITH t AS (SELECT * FROM queue_tokens WHERE token = $1),"
-        " clk AS (SELECT greatest(t.issued_ts,"
-        "   (SELECT max(a.activated_ts) FROM queue_tokens a"
-        "     WHERE a.concert_id = t.concert_id AND a.activated_ts IS NOT NULL),"
-        "   (SELECT w.issued_ts FROM queue_tokens w WHERE w.concert_id = t.concert_id AND w.status = 'WAITING'"
-        "     ORDER BY w.seq DESC LIMIT 1)) AS now FROM t)"
-        " SELECT t.status, t.concert_id, t.user_id, t.seq, t.issued_ts, t.activated_ts, t.active_until,"
-        "  CASE WHEN t.status = 'WAITING' THEN t.seq - (SELECT min(w.seq) FROM queue_tokens w"
-        "   WHERE w.concert_id = t.concert_id AND w.status = 'WAITING') + 1 END,"
-        "  coalesce(hi.seq - coalesce(lo.seq, first.seq - 1), 0), clk.now"
-        " FROM t CROSS JOIN clk"
-        /* clk.now is at least the latest activation: the last one in the
-         * window is the latest of all, found without clk's look-ups again. */
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " STR(ADMISSION_WINDOW_MS)
-        "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true",
-        1, p);
-    if (!res) return;
-    if (PQntuples(res) == 0) {
-        ct_commit_set_error(it, 404, "NOT_FOUND", "no queue token %s", r->param);
-        PQclear(res);
-        return;
-    }
-    if (!readable_by(r, it, PQgetvalue(res, 0, 2), "queue token")) {
-        PQclear(res);
-        return;
-    }
-    const char *status = PQgetvalue(res, 0, 0);
-    long long admitted = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-    json_t *position = json_null(), *wait = json_null();
-    if (strcmp(status, "WAITING") == 0) {
-        long long pos = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-        json_decref(position);
-        position = json_integer(pos);
-        if (admitted > 0) { /* pos tokens at the observed rate, rounded up */
-            json_decref(wait);
-            wait = json_integer((pos * ADMISSION_WINDOW_MS + admitted - 1) / admitted);
-        }
-    } else if (strcmp(status, "ACTIVE") == 0) {
-        json_decref(position), json_decref(wait);
-        position = json_integer(0), wait = json_integer(0);
-    }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "token", r->param, "status",
-                          status, "concert_id", PQgetvalue(res, 0, 1), "user_id", PQgetvalue(res, 0, 2), "position",
-                          position, "estimated_wait_ms", wait, "active_until", cell_int(res, 0, 6), "seq",
-                          cell_int(res, 0, 3), "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5),
-                          "admitted_last_minute", (json_int_t)admitted, "as_of_ts",
-                          (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
-    PQclear(res);
-    set_body(it, 200, j);
-}
-
-/* Rows of column 0 (JSON) into an array; `limit + 1` rows were asked for, so
- * an extra row says there is a next page, which starts after the last
- * returned row's column 1. */
-static json_t *page_rows(PGresult *res, int limit, json_t **next_after) {
-    json_t *arr = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n && i < limit; i++) json_array_append_new(arr, cell_json(res, i, 0));
-    *next_after = n > limit ? json_string(PQgetvalue(res, limit - 1, 1)) : json_null();
-    return arr;
-}
-
-static void query_concerts(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
-    const char *p[2] = {r->page.has_after ? r->page.after : NULL, lim};
-    PGresult *res = read_query(pg, it,
-                               "SELECT json_build_object('concert_id', concert_id, 'title', title, 'max_active',"
-                               " max_active, 'active_ttl_ms', active_ttl_ms, 'hold_ttl_ms', hold_ttl_ms,"
-                               " 'schedule_count', schedule_count, 'created_ts', created_ts)::text, concert_id"
-                               " FROM concerts WHERE ($1::text IS NULL OR concert_id > $1)"
-                               " ORDER BY concert_id LIMIT $2::int",
-                               2, p);
-    if (!res) return;
-    json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
-    PQclear(res);
-    set_body(it, 200, json_pack("{s:o, s:o}", "concerts", rows, "next_after", next));
-}
-
-#define SEATS_TAKEN(s) \
-    "(SELECT count(*) FROM seats x WHERE x.concert_id = " s ".concert_id AND x.schedule_id = " s ".schedule_id)"
-
-static void query_schedules(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    const char *p[1] = {r->param};
-    PGresult *res = read_query(
-        pg, it,
-        "SELECT json_build_object('concert_id', c.concert_id, 'title', c.title, 'schedules', coalesce("
-        " (SELECT json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at, 'seats', s.seats,"
-        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN("s") "))"
-        "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
-        " '[]'::json))::text"
-        " FROM concerts c WHERE c.concert_id = $1",
-        1, p);
-    if (!res) return;
-    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
-    else set_body(it, 200, cell_json(res, 0, 0));
-    PQclear(res);
-}
-
-static void query_seats(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    char after[24], lim[16];
-    snprintf(after, sizeof after, "%lld", r->page.after_n);
-    snprintf(lim, sizeof lim, "%d", r->page.limit);
-    const char *p[4] = {r->param, r->param2, after, lim};
-    PGresult *res = read_query(
-        pg, it,
-        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN("s") "), coalesce("
-        " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
-        "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
-        "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
-        " '[]'::json)::text"
-        " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
-        4, p);
-    if (!res) return;
-    if (PQntuples(res) == 0) {
-        ct_commit_set_error(it, 404, "NOT_FOUND", "no schedule %s of concert %s", r->param2, r->param);
-        PQclear(res);
-        return;
-    }
-    long long seats = strtoll(PQgetvalue(res, 0, 0), NULL, 10), end = r->page.after_n + r->page.limit;
-    json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "concert_id", r->param, "schedule_id", r->param2, "seats",
-                          cell_int(res, 0, 0), "seats_left", cell_int(res, 0, 1), "seat_map", cell_json(res, 0, 2),
-                          "next_after", end < seats ? json_integer(end) : json_null());
-    PQclear(res);
-    set_body(it, 200, j);
-}
-
-#define RESERVATION_JSON                                                                                             \
-    "json_build_object('reservation_id', r.reservation_id, 'concert_id', r.concert_id, 'schedule_id', r.schedule_id," \
-    " 'seat_no', r.seat_no, 'user_id', r.user_id, 'status', r.status, 'price', r.price, 'hold_until', r.hold_until,"  \
-    " 'payment_id', r.payment_id, 'held_ts', r.held_ts, 'updated_ts', r.updated_ts, 'payment',"                      \
-    " CASE WHEN p.payment_id IS NULL THEN NULL ELSE json_build_object('payment_id', p.payment_id, 'status',"          \
-    " p.status, 'reason', p.reason, 'amount', p.amount, 'updated_ts', p.updated_ts) END)::text"
-
-static void query_reservation(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it,
-                               "SELECT " RESERVATION_JSON ", r.user_id FROM reservations r"
-                               " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
-                               1, p);
-    if (!res) return;
-    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
-    else if (readable_by(r, it, PQgetvalue(res, 0, 1), "reservation")) set_body(it, 200, cell_json(res, 0, 0));
-    PQclear(res);
-}
-
-static void query_user_reservations(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    char lim[16];
-    snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
-    const char *p[3] = {r->param, r->page.has_after ? r->page.after : NULL, lim};
-    PGresult *res = read_query(pg, it,
-                               "SELECT " RESERVATION_JSON ", r.reservation_id FROM reservations r"
-                               " LEFT JOIN payments p ON p.payment_id = r.payment_id"
-                               " WHERE r.user_id = $1 AND ($2::text IS NULL OR r.reservation_id > $2)"
-                               " ORDER BY r.reservation_id LIMIT $3::int",
-                               3, p);
-    if (!res) return;
-    json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
-    PQclear(res);
-    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "reservations", rows, "next_after", next));
-}
-
-static void query_balance(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it, "SELECT balance, updated_ts FROM balances WHERE user_id = $1", 1, p);
-    if (!res) return;
-    /* No row: the user never charged, which is a balance of 0. */
-    bool row = PQntuples(res) == 1;
-    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance",
-                                row ? cell_int(res, 0, 0) : json_integer(0), "updated_ts",
-                                row ? cell_int(res, 0, 1) : json_null()));
-    PQclear(res);
-}
-
-static void query_outbox_list(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    const char *status = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "status");
-    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after_id");
-    const char *limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
-    ct_outbox_status st;
-    char *end = NULL;
-    int64_t after_id = after ? strtoll(after, &end, 10) : 0;
-    if (after && (!*after || *end || after_id < 0)) {
-        ct_commit_set_error(it, 400, "INVALID_QUERY", "after_id must be a non-negative integer");
-        return;
-    }
-    long lim = limit ? strtol(limit, &end, 10) : 100;
-    if (limit && (!*limit || *end || lim < 1 || lim > 1000)) {
-        ct_commit_set_error(it, 400, "INVALID_QUERY", "limit must be 1..1000");
-        return;
-    }
-    if (status && ct_outbox_status_parse(status, &st) != 0) {
-        ct_commit_set_error(it, 400, "INVALID_QUERY", "status must be PENDING, SENT or FAILED");
-        return;
-    }
-    char *rows = NULL;
-    ct_error err = {0};
-    if (ct_outbox_list_json(pg, status ? &st : NULL, after_id, (int)lim, &rows, &err) != 0) {
-        ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot list the outbox");
-        return;
-    }
-    json_t *arr = json_loads(rows, 0, NULL);
-    free(rows);
-    json_t *last = json_array_size(arr) ? json_array_get(arr, json_array_size(arr) - 1) : NULL;
-    json_t *j = json_pack("{s:o}", "rows", arr ? arr : json_array());
-    if (j && last && (size_t)lim == json_array_size(json_object_get(j, "rows")))
-        json_object_set(j, "next_after_id", json_object_get(last, "id"));
-    set_body(it, 200, j);
-}
-
-static void query_outbox_retry(PGconn *pg, ct_commit_item *it) {
-    req *r = it->query_ctx;
-    char *end = NULL;
-    long long id = strtoll(r->param, &end, 10);
-    if (!r->param[0] || *end || id <= 0) {
-        ct_commit_set_error(it, 400, "INVALID_ID", "outbox id must be a positive integer");
-        return;
-    }
-    int64_t count = 0;
-    ct_error err = {0};
-    if (ct_outbox_retry(pg, id, &count, &err) != 0) {
-        if (err.klass != CT_ERR_PERMANENT) ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot retry: %s", err.msg);
-        else if (strstr(err.msg, "does not exist")) ct_commit_set_error(it, 404, "NOT_FOUND", "%s", err.msg);
-        else ct_commit_set_error(it, 409, "NOT_FAILED", "%s", err.msg);
-        return;
-    }
-    set_body(it, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "status", "PENDING"));
+    ct_reads_run(pg, it, &r->read);
 }
 
 /* The console's views (ct_admin), in the admin pool's one worker. */
@@ -827,6 +479,12 @@ static const char *query_arg(struct MHD_Connection *conn, const char *name) {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static ct_read_request read_request(req *r) {
+    return (ct_read_request){.route = r->route, .param = r->param, .param2 = r->param2, .page = r->page,
+                             .user = r->user, .admin = r->admin, .status = query_arg(r->conn, "status"),
+                             .after_id = query_arg(r->conn, "after_id"), .limit = query_arg(r->conn, "limit")};
+}
+
 static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     struct MHD_Connection *conn = r->conn;
     if (r->console_login) return on_console_login(in, r);
@@ -853,15 +511,8 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     case CT_ROUTE_RESERVATION:
     case CT_ROUTE_USER_RESERVATIONS:
     case CT_ROUTE_BALANCE:
-        r->item.query = r->route == CT_ROUTE_COMMAND_STATUS     ? query_command_status
-                        : r->route == CT_ROUTE_TOKEN_STATUS     ? query_token
-                        : r->route == CT_ROUTE_TOKEN_EVENTS     ? query_token
-                        : r->route == CT_ROUTE_CONCERTS         ? query_concerts
-                        : r->route == CT_ROUTE_SCHEDULES        ? query_schedules
-                        : r->route == CT_ROUTE_SEATS            ? query_seats
-                        : r->route == CT_ROUTE_RESERVATION      ? query_reservation
-                        : r->route == CT_ROUTE_USER_RESERVATIONS ? query_user_reservations
-                                                                : query_balance;
+        r->read = read_request(r);
+        r->item.query = query_read;
         r->item.query_ctx = r;
         return submit_to(in, in->reads, r);
     case CT_ROUTE_OUTBOX_RETRY_FAILED:
@@ -881,10 +532,9 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
         r->item.query_ctx = r;
         return submit_to(in, in->admin_pool, r);
     case CT_ROUTE_OUTBOX_LIST:
-        r->item.query = query_outbox_list;
-        break;
     case CT_ROUTE_OUTBOX_RETRY:
-        r->item.query = query_outbox_retry;
+        r->read = read_request(r);
+        r->item.query = query_read;
         break;
     default: {
         if (r->len > CT_API_BODY_BYTES_MAX)
