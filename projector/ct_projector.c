@@ -637,29 +637,49 @@ static bool seen_add_or_find(const char **set, size_t cap, const char *id, bool 
     }
 }
 
-/* Applies msgs[0..n) in one transaction. skip_all: record every event as
- * skipped (the isolation path for one event the database refuses).
- * Returns 0, 1 on a lost compare-and-set, -1 with err. */
-static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool skip_all, const char *skip_why,
-                       ct_error *err) {
-    event *evs = calloc((size_t)n, sizeof *evs);
-    size_t cap = 16; /* each holds at most the batch's ids: kept under half full */
-    while (cap < (size_t)n * 2) cap <<= 1;
-    const char **fresh_ids = calloc(cap, sizeof *fresh_ids), **taken = calloc(cap, sizeof *taken);
-    int64_t (*next)[PARTITIONS_MAX] = calloc(TOPICS, sizeof *next);
-    if (!evs || !fresh_ids || !taken || !next) {
-        free(evs), free(fresh_ids), free(taken), free(next);
+/* One batch on its way into Postgres. */
+typedef struct batch {
+    event *evs;
+    int n;
+    size_t cap; /* of fresh_ids and taken: each holds at most the batch's ids, kept under half full */
+    const char **fresh_ids, **taken;
+    int64_t (*next)[PARTITIONS_MAX]; /* per topic and partition: the offset after the batch's last, -1: none */
+    ct_pgarray ids;                  /* of the events to apply */
+    uint64_t applied, dups, skipped, dead;
+} batch;
+
+static int batch_init(batch *b, rd_kafka_message_t **msgs, int n, ct_error *err) {
+    memset(b, 0, sizeof *b);
+    b->n = n;
+    b->cap = 16;
+    while (b->cap < (size_t)n * 2) b->cap <<= 1;
+    b->evs = calloc((size_t)n, sizeof *b->evs);
+    b->fresh_ids = calloc(b->cap, sizeof *b->fresh_ids);
+    b->taken = calloc(b->cap, sizeof *b->taken);
+    b->next = calloc(TOPICS, sizeof *b->next);
+    if (!b->evs || !b->fresh_ids || !b->taken || !b->next) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return -1;
     }
     for (int t = 0; t < TOPICS; t++)
-        for (int i = 0; i < PARTITIONS_MAX; i++) next[t][i] = -1;
-    ct_pgarray ids = {0};
-    for (int i = 0; i < n; i++) {
-        event *ev = &evs[i];
-        ev->m = msgs[i];
+        for (int i = 0; i < PARTITIONS_MAX; i++) b->next[t][i] = -1;
+    for (int i = 0; i < n; i++) b->evs[i].m = msgs[i];
+    return 0;
+}
+
+static void batch_free(batch *b) {
+    for (int i = 0; b->evs && i < b->n; i++) json_decref(b->evs[i].root);
+    ct_pgarray_free(&b->ids);
+    free(b->evs), free(b->fresh_ids), free(b->taken), free(b->next);
+}
+
+/* Phase 1: each record parsed, the offsets the batch reaches. */
+static void batch_parse(batch *b, bool skip_all, const char *skip_why) {
+    for (int i = 0; i < b->n; i++) {
+        event *ev = &b->evs[i];
         ev->topic = topic_index(rd_kafka_topic_name(ev->m->rkt));
-        if (next[ev->topic][ev->m->partition] < ev->m->offset + 1) next[ev->topic][ev->m->partition] = ev->m->offset + 1;
+        int64_t *next = &b->next[ev->topic][ev->m->partition];
+        if (*next < ev->m->offset + 1) *next = ev->m->offset + 1;
         if (ev->topic >= T_CONCERT_DLQ) continue;
         if (skip_all) {
             ev->bad = skip_why;
@@ -668,31 +688,144 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             continue;
         }
         parse_event(ev);
-        if (!ev->bad) ct_pgarray_add(&ids, ev->id);
-        if (!ev->bad && ev->terminal)
-            ct_trace_hop(ev->command_id, strlen(ev->command_id), "projector.consume");
+        if (!ev->bad) ct_pgarray_add(&b->ids, ev->id);
+        if (!ev->bad && ev->terminal) ct_trace_hop(ev->command_id, strlen(ev->command_id), "projector.consume");
     }
-    int rc = ct_pg_exec(p->pg, "BEGIN", err);
-    if (rc == 0 && ids.count > 0) {
-        const char *v[1] = {ct_pgarray_text(&ids)};
-        PGresult *res = v[0] ? PQexecParams(p->pg, record_sql, 1, NULL, v, NULL, NULL, 0) : NULL;
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            ct_pg_result_error(p->pg, res, "record applied events", err);
-            rc = -1;
-        } else {
-            /* Not new (applied by an earlier batch), or earlier in this
-             * batch: a duplicate. fresh_ids points into res, so it is used
-             * before res is cleared. */
-            for (int r = 0; r < PQntuples(res); r++) seen_add_or_find(fresh_ids, cap, PQgetvalue(res, r, 0), true);
-            for (int i = 0; i < n; i++) {
-                event *ev = &evs[i];
-                if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
-                ev->dup = seen_add_or_find(fresh_ids, cap, ev->id, false) ||
-                          !seen_add_or_find(taken, cap, ev->id, true);
+}
+
+/* Phase 2 (in the transaction): the batch's event ids recorded; those
+ * applied by an earlier batch, or earlier in this one, are duplicates. */
+static int batch_mark_duplicates(ct_projector *p, batch *b, ct_error *err) {
+    if (b->ids.count == 0) return 0;
+    const char *v[1] = {ct_pgarray_text(&b->ids)};
+    PGresult *res = v[0] ? PQexecParams(p->pg, record_sql, 1, NULL, v, NULL, NULL, 0) : NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ct_pg_result_error(p->pg, res, "record applied events", err);
+        return -1;
+    }
+    /* fresh_ids points into res, so it is used before res is cleared. */
+    for (int r = 0; r < PQntuples(res); r++) seen_add_or_find(b->fresh_ids, b->cap, PQgetvalue(res, r, 0), true);
+    for (int i = 0; i < b->n; i++) {
+        event *ev = &b->evs[i];
+        if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
+        ev->dup = seen_add_or_find(b->fresh_ids, b->cap, ev->id, false) ||
+                  !seen_add_or_find(b->taken, b->cap, ev->id, true);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* Phase 3 (pipelined): each event's read-model statements, dead letters
+ * and skipped records; then the statements gathered over the batch. */
+static int batch_send_events(pipe_state *ps, batch *b, ct_error *err) {
+    int rc = 0;
+    for (int i = 0; i < b->n && rc == 0; i++) {
+        event *ev = &b->evs[i];
+        if (ev->topic >= T_CONCERT_DLQ) {
+            rc = send_dead_letter(ps, ev, err), b->dead++;
+            continue;
+        }
+        if (ev->dup) {
+            b->dups++;
+            continue;
+        }
+        if (!ev->bad) rc = send_event(ps, ev, err);
+        if (rc == 0 && ev->bad) rc = send_skipped(ps, ev, err), b->skipped++;
+        else if (rc == 0) b->applied++;
+    }
+    return rc == 0 ? send_gathered(ps, err) : rc;
+}
+
+/* Phase 4 (pipelined): where the batch leaves each partition. */
+static int batch_send_offsets(ct_projector *p, pipe_state *ps, batch *b, ct_error *err) {
+    for (int t = 0; t < TOPICS; t++) {
+        for (int part = 0; part < PARTITIONS_MAX; part++) {
+            if (b->next[t][part] < 0) continue;
+            char pb[16], nb[24], eb[24];
+            snprintf(pb, sizeof pb, "%d", part);
+            snprintf(nb, sizeof nb, "%" PRId64, b->next[t][part]);
+            snprintf(eb, sizeof eb, "%" PRId64, p->stored[t][part]);
+            const char *v[4] = {topic_names[t], pb, nb, eb};
+            if (ps->offsets >= (int)(sizeof ps->offsets_at / sizeof ps->offsets_at[0])) {
+                CT_ERR(err, CT_ERR_FATAL, "too many partitions in one batch");
+                return -1;
             }
-            PQclear(res);
+            ps->offsets_at[ps->offsets++] = ps->sent;
+            if (send_q(ps, Q_OFFSET, 4, v, err) != 0) return -1;
         }
     }
+    return 0;
+}
+
+/* Phase 5 (pipelined): the command ids of the batch's outcomes, and the
+ * tokens it admitted (a fan's token read may be waiting for that), in
+ * chunks that fit a NOTIFY payload. */
+static int batch_send_notify(pipe_state *ps, batch *b, ct_error *err) {
+    char *buf = malloc(NOTIFY_CHUNK_BYTES + 200);
+    size_t len = 0;
+    if (!buf) {
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < b->n && rc == 0; i++) {
+        event *ev = &b->evs[i];
+        if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad) continue;
+        const char *id = NULL;
+        if (ev->terminal) id = ev->command_id;
+        else if (strcmp(ev->type, "TokenActivated") == 0) id = json_string_value(json_object_get(ev->data, "token"));
+        if (!id) continue;
+        size_t idl = strlen(id);
+        if (idl > 150) continue;
+        if (len + idl + 1 > NOTIFY_CHUNK_BYTES) {
+            const char *v[1] = {buf};
+            rc = send_q(ps, Q_NOTIFY, 1, v, err);
+            len = 0;
+        }
+        if (len) buf[len++] = ',';
+        memcpy(buf + len, id, idl);
+        len += idl;
+        buf[len] = '\0';
+    }
+    if (rc == 0 && len > 0) {
+        const char *v[1] = {buf};
+        rc = send_q(ps, Q_NOTIFY, 1, v, err);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Phase 6, once committed: the positions and counts move on. */
+static void batch_committed(ct_projector *p, batch *b) {
+    for (int t = 0; t < TOPICS; t++)
+        for (int part = 0; part < PARTITIONS_MAX; part++)
+            if (b->next[t][part] >= 0) p->stored[t][part] = b->next[t][part];
+    p->applied += b->applied, p->duplicates += b->dups, p->skipped += b->skipped, p->dead_letters += b->dead;
+    p->batches++;
+    for (int i = 0; i < b->n; i++) {
+        const event *ev = &b->evs[i];
+        if (ev->topic < T_CONCERT_DLQ && !ev->bad && !ev->dup && ev->terminal)
+            ct_trace_hop(ev->command_id, strlen(ev->command_id), "projector.commit");
+    }
+}
+
+/* Applies msgs[0..n) in one transaction: the events (duplicates and
+ * malformed ones recorded as such), the offsets the batch reaches, its
+ * NOTIFYs; the statements after the duplicate check are pipelined.
+ * skip_all: record every event as skipped (the isolation path for one
+ * event the database refuses). Returns 0, 1 on a lost compare-and-set, -1
+ * with err. */
+static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool skip_all, const char *skip_why,
+                       ct_error *err) {
+    batch b;
+    int rc = batch_init(&b, msgs, n, err);
+    bool begun = false;
+    if (rc == 0) {
+        batch_parse(&b, skip_all, skip_why);
+        rc = ct_pg_exec(p->pg, "BEGIN", err);
+        begun = true; /* or failed half-way: a ROLLBACK is harmless */
+    }
+    if (rc == 0) rc = batch_mark_duplicates(p, &b, err);
     pipe_state ps = {.pg = p->pg};
     bool piped = false;
     if (rc == 0) {
@@ -703,71 +836,9 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
             piped = true;
         }
     }
-    uint64_t applied = 0, dups = 0, skipped = 0, dead = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        event *ev = &evs[i];
-        if (ev->topic >= T_CONCERT_DLQ) {
-            rc = send_dead_letter(&ps, ev, err), dead++;
-            continue;
-        }
-        if (ev->dup) {
-            dups++;
-            continue;
-        }
-        if (!ev->bad) rc = send_event(&ps, ev, err);
-        if (rc == 0 && ev->bad) rc = send_skipped(&ps, ev, err), skipped++;
-        else if (rc == 0) applied++;
-    }
-    if (rc == 0) rc = send_gathered(&ps, err);
-    for (int t = 0; t < TOPICS && rc == 0; t++) {
-        for (int part = 0; part < PARTITIONS_MAX && rc == 0; part++) {
-            if (next[t][part] < 0) continue;
-            char pb[16], nb[24], eb[24];
-            snprintf(pb, sizeof pb, "%d", part);
-            snprintf(nb, sizeof nb, "%" PRId64, next[t][part]);
-            snprintf(eb, sizeof eb, "%" PRId64, p->stored[t][part]);
-            const char *v[4] = {topic_names[t], pb, nb, eb};
-            if (ps.offsets >= (int)(sizeof ps.offsets_at / sizeof ps.offsets_at[0])) {
-                CT_ERR(err, CT_ERR_FATAL, "too many partitions in one batch");
-                rc = -1;
-                break;
-            }
-            ps.offsets_at[ps.offsets++] = ps.sent;
-            rc = send_q(&ps, Q_OFFSET, 4, v, err);
-        }
-    }
-    /* Command ids of the batch's outcomes, and the tokens it admitted (a
-     * fan's token read may be waiting for that), in chunks that fit a
-     * NOTIFY payload. */
-    if (rc == 0) {
-        char *buf = malloc(NOTIFY_CHUNK_BYTES + 200);
-        size_t len = 0;
-        if (!buf) CT_ERR(err, CT_ERR_FATAL, "out of memory"), rc = -1;
-        for (int i = 0; i < n && rc == 0; i++) {
-            event *ev = &evs[i];
-            if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad) continue;
-            const char *id = NULL;
-            if (ev->terminal) id = ev->command_id;
-            else if (strcmp(ev->type, "TokenActivated") == 0) id = json_string_value(json_object_get(ev->data, "token"));
-            if (!id) continue;
-            size_t idl = strlen(id);
-            if (idl > 150) continue;
-            if (len + idl + 1 > NOTIFY_CHUNK_BYTES) {
-                const char *v[1] = {buf};
-                rc = send_q(&ps, Q_NOTIFY, 1, v, err);
-                len = 0;
-            }
-            if (len) buf[len++] = ',';
-            memcpy(buf + len, id, idl);
-            len += idl;
-            buf[len] = '\0';
-        }
-        if (rc == 0 && len > 0) {
-            const char *v[1] = {buf};
-            rc = send_q(&ps, Q_NOTIFY, 1, v, err);
-        }
-        free(buf);
-    }
+    if (rc == 0) rc = batch_send_events(&ps, &b, err);
+    if (rc == 0) rc = batch_send_offsets(p, &ps, &b, err);
+    if (rc == 0) rc = batch_send_notify(&ps, &b, err);
     if (piped) {
         if (!PQpipelineSync(p->pg)) {
             if (rc == 0) CT_ERR(err, CT_ERR_RETRIABLE, "pipeline sync failed"), rc = -1;
@@ -779,24 +850,13 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
     }
     if (rc == 0) {
         rc = ct_pg_exec(p->pg, "COMMIT", err);
-        if (rc == 0) {
-            for (int t = 0; t < TOPICS; t++)
-                for (int part = 0; part < PARTITIONS_MAX; part++)
-                    if (next[t][part] >= 0) p->stored[t][part] = next[t][part];
-            p->applied += applied, p->duplicates += dups, p->skipped += skipped, p->dead_letters += dead;
-            p->batches++;
-            for (int i = 0; i < n; i++)
-                if (evs[i].topic < T_CONCERT_DLQ && !evs[i].bad && !evs[i].dup && evs[i].terminal)
-                    ct_trace_hop(evs[i].command_id, strlen(evs[i].command_id), "projector.commit");
-        }
-    } else if (PQstatus(p->pg) == CONNECTION_OK) {
+        if (rc == 0) batch_committed(p, &b);
+    } else if (begun && PQstatus(p->pg) == CONNECTION_OK) {
         PGresult *res = PQexec(p->pg, "ROLLBACK");
         PQclear(res);
     }
-    for (int i = 0; i < n; i++) json_decref(evs[i].root);
     pipe_state_free(&ps);
-    ct_pgarray_free(&ids);
-    free(evs), free(fresh_ids), free(taken), free(next);
+    batch_free(&b);
     return rc;
 }
 
