@@ -10,6 +10,7 @@
 #include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_outbox.h"
+#include "ct_pg.h"
 
 struct ct_admin {
     const ct_config *cfg;
@@ -52,6 +53,22 @@ static answer cluster_fail(const ct_error *err) {
 static answer pg_fail(PGconn *pg) {
     CT_LOG_RATELIMITED(CT_LOG_WARN, "console", 5000, "read failed: %s", PQerrorMessage(pg));
     return fail(503, "STORE_UNAVAILABLE", "cannot read; retry");
+}
+
+/* A read whose first row's first column is JSON text: that JSON, and the
+ * row's further columns through *res (the caller clears it). NULL with
+ * *failed set when the database did not answer. */
+static json_t *read_json(PGconn *pg, const char *sql, int n, const char *const *params, PGresult **res,
+                         answer *failed) {
+    *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) < 1) {
+        PQclear(*res);
+        *res = NULL;
+        *failed = pg_fail(pg);
+        return NULL;
+    }
+    json_t *j = json_loads(PQgetvalue(*res, 0, 0), 0, NULL);
+    return j ? j : json_array();
 }
 
 /* An integer query parameter in [lo, hi]; absent: dflt. false: malformed. */
@@ -146,7 +163,9 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
     const char *p[1] = {lim};
-    PGresult *res = PQexecParams(
+    PGresult *res;
+    answer failed;
+    json_t *rows = read_json(
         pg,
         "SELECT coalesce(json_agg(q ORDER BY q.created_ts DESC), '[]')::text FROM ("
         " SELECT c.concert_id, c.title, c.max_active, c.active_ttl_ms, c.hold_ttl_ms, c.created_ts,"
@@ -174,12 +193,8 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
         "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
         " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = c.concert_id"
         "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true) q",
-        1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return pg_fail(pg);
-    }
-    json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+        1, p, &res, &failed);
+    if (!rows) return failed;
     PQclear(res);
     size_t i;
     json_t *row;
@@ -189,10 +204,9 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
         json_object_set_new(row, "estimated_wait_ms",
                             admitted > 0 ? json_integer((waiting * 60000 + admitted - 1) / admitted) : json_null());
     }
-    return (answer){200, json_pack("{s:o}", "concerts", rows ? rows : json_array())};
+    return (answer){200, json_pack("{s:o}", "concerts", rows)};
 }
 
-#define ISO_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static answer slack(PGconn *pg, const ct_admin_request *rq) {
     long long limit;
@@ -204,23 +218,21 @@ static answer slack(PGconn *pg, const ct_admin_request *rq) {
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
     const char *p[2] = {status, lim};
-    PGresult *res = PQexecParams(
+    PGresult *res;
+    answer failed;
+    json_t *rows = read_json(
         pg,
         "SELECT (SELECT coalesce(json_agg(n ORDER BY n.id DESC), '[]') FROM ("
         "  SELECT id, kind, text, CASE WHEN sent_at IS NULL THEN 'PENDING' ELSE 'DELIVERED' END AS status,"
-        "   attempts, last_error, " ISO_TS("created_at") " AS created_at, " ISO_TS("sent_at") " AS sent_at,"
-        "   CASE WHEN sent_at IS NULL THEN " ISO_TS("next_attempt_at") " END AS next_attempt_at"
+        "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at, " CT_PG_ISO_TS("sent_at") " AS sent_at,"
+        "   CASE WHEN sent_at IS NULL THEN " CT_PG_ISO_TS("next_attempt_at") " END AS next_attempt_at"
         "  FROM slack_notifications"
         "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
         "  ORDER BY id DESC LIMIT $2::int) n)::text,"
         " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
-        2, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return pg_fail(pg);
-    }
-    json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    json_t *j = json_pack("{s:o, s:I}", "notifications", rows ? rows : json_array(), "pending",
+        2, p, &res, &failed);
+    if (!rows) return failed;
+    json_t *j = json_pack("{s:o, s:I}", "notifications", rows, "pending",
                           (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
     PQclear(res);
     return (answer){200, j};

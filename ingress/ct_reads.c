@@ -8,6 +8,7 @@
 
 #include "ct_log.h"
 #include "ct_outbox.h"
+#include "ct_pg.h"
 
 
 static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
@@ -18,7 +19,6 @@ static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
     if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
 }
 
-#define ISO_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* Runs a read; on failure sets 503 and returns NULL. */
 static PGresult *read_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
@@ -54,9 +54,9 @@ static bool readable_by(const ct_read_request *r, ct_commit_item *it, const char
 static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
     PGresult *res = read_query(pg, it,
-                               "SELECT o.status, o.type, o.attempts, o.last_error, " ISO_TS("o.created_at") ", "
-                               ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
-                               " c.status, c.type, c.reason, c.result::text, " ISO_TS("c.completed_at") ","
+                               "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", "
+                               CT_PG_ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
+                               " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS("c.completed_at") ","
                                " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
                                " FROM (SELECT $1::text AS id) v"
                                " LEFT JOIN outbox o ON o.command_id = v.id::uuid"

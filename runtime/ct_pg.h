@@ -16,6 +16,10 @@
 #define CT_PG_LOCAL_USER "concert"
 #define CT_PG_LOCAL_DB "concert"
 
+/* SQL: a timestamptz column as RFC 3339 in UTC with milliseconds
+ * ("2026-12-06T17:04:47.546Z"), as the API shows times. */
+#define CT_PG_ISO_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 /* Connects to the configured database, or to `dbname` on the same server
  * when dbname is not NULL. */
 PGconn *ct_pg_connect(const ct_config *cfg, const char *dbname, ct_error *err);
