@@ -153,8 +153,8 @@ static answer post_cmd(CURL *c, const char *path, const char *body, const char *
         a.body = json_loads(r.body, 0, NULL);
         ct_http_free(&r);
         const char *code = error_code(&a);
-        bool again = a.status == 0 || a.status >= 500 ||
-                     (a.status == 429 && !(code && strcmp(code, "HOLD_THROTTLED") == 0));
+        bool again =
+            a.status == 0 || a.status >= 500 || (a.status == 429 && !(code && strcmp(code, "HOLD_THROTTLED") == 0));
         if (!again) {
             record_command(&a);
             return a;
@@ -241,7 +241,7 @@ static void journey(worker *w, CURL *c, const char *user) {
     if (!reservation[0]) return;
 
     int how = pick(&w->rng, 100);
-    if (how >= 70 && how < 85) return; /* walks away: the hold expires */
+    if (how >= 70 && how < 85) return;                                /* walks away: the hold expires */
     if (how >= 85) sleep_ms(HOLD_TTL_MS - 600 + pick(&w->rng, 1200)); /* pays as the hold expires */
     snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"reservation_id\":\"%s\"}", user, reservation);
     next_key(w, key, sizeof key);
@@ -255,8 +255,10 @@ static void *fan(void *arg) {
     for (int u = 0; u < 3; u++) charge(w, c, w->users[u]);
     while (!load_stop) {
         const char *user = w->users[pick(&w->rng, 3)];
-        if (pick(&w->rng, 100) < 25) charge(w, c, user);
-        else journey(w, c, user);
+        if (pick(&w->rng, 100) < 25)
+            charge(w, c, user);
+        else
+            journey(w, c, user);
     }
     curl_easy_cleanup(c);
     return NULL;
@@ -265,14 +267,26 @@ static void *fan(void *arg) {
 /* ---- faults ---------------------------------------------------------------------- */
 
 enum {
-    F_KILL_INGRESS, F_KILL_RELAY, F_KILL_P_CONCERT, F_KILL_P_WALLET, F_KILL_PROJECTOR, F_STOP_P_CONCERT,
-    F_STOP_P_WALLET, F_STOP_PROJECTOR, F_STOP_RELAY, F_KILL_BROKER, F_PG_IMMEDIATE, F_PG_CUT, F_REBUILD,
-    F_REPUBLISH, F_KINDS
+    F_KILL_INGRESS,
+    F_KILL_RELAY,
+    F_KILL_P_CONCERT,
+    F_KILL_P_WALLET,
+    F_KILL_PROJECTOR,
+    F_STOP_P_CONCERT,
+    F_STOP_P_WALLET,
+    F_STOP_PROJECTOR,
+    F_STOP_RELAY,
+    F_KILL_BROKER,
+    F_PG_IMMEDIATE,
+    F_PG_CUT,
+    F_REBUILD,
+    F_REPUBLISH,
+    F_KINDS
 };
-static const char *const fault_names[F_KINDS] = {
-    "kill-ingress", "kill-relay", "kill-p-concert", "kill-p-wallet", "kill-projector", "stop-p-concert",
-    "stop-p-wallet", "stop-projector", "stop-relay", "kill-broker", "pg-immediate", "pg-cut", "rebuild",
-    "republish"};
+static const char *const fault_names[F_KINDS] = {"kill-ingress",   "kill-relay",     "kill-p-concert", "kill-p-wallet",
+                                                 "kill-projector", "stop-p-concert", "stop-p-wallet",  "stop-projector",
+                                                 "stop-relay",     "kill-broker",    "pg-immediate",   "pg-cut",
+                                                 "rebuild",        "republish"};
 
 /* The pid of `concert up`'s child running `concert <sub>` (with `role`
  * among its arguments when given); 0 when none. */
@@ -398,10 +412,12 @@ static void republish(uint64_t *rng) {
     char n[16];
     snprintf(n, sizeof n, "%d", 20 + pick(rng, 80));
     const char *v[1] = {n};
-    PGresult *r = PQexecParams(c, "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
-                                  " retry_at = now(), sent_at = NULL, kafka_partition = NULL, kafka_offset = NULL"
-                                  " WHERE id IN (SELECT id FROM outbox WHERE status = 'SENT' ORDER BY id DESC"
-                                  " LIMIT $1::int)", 1, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c,
+                               "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
+                               " retry_at = now(), sent_at = NULL, kafka_partition = NULL, kafka_offset = NULL"
+                               " WHERE id IN (SELECT id FROM outbox WHERE status = 'SENT' ORDER BY id DESC"
+                               " LIMIT $1::int)",
+                               1, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_COMMAND_OK) republished += atol(PQcmdTuples(r));
     PQclear(r);
     PQfinish(c);
@@ -409,7 +425,7 @@ static void republish(uint64_t *rng) {
 
 static void rebuild(uint64_t *rng) {
     const char *argv[] = {CT_CONCERT_BIN, "replay", "processor", "--role", pick(rng, 2) ? "wallet" : "concert",
-                          "--timeout-s", "120", NULL};
+                          "--timeout-s",  "120",    NULL};
     char out[320];
     snprintf(out, sizeof out, "%s/rebuild.log", pl.dir);
     int rc = ct_test_run(argv, out, 180000);
@@ -565,7 +581,7 @@ static void print_mix(void) {
     fprintf(stderr, "chaos: mix: seats sold=%ld holds expired=%ld debited=%lld refunded=%lld (%ld users)", sold,
             expired, (long long)debited, (long long)refunded, refunded_users);
     PGresult *r = PQexec(pl.db, "SELECT type || ':' || coalesce(reason, status), count(*) FROM commands"
-                             " GROUP BY 1 ORDER BY 2 DESC");
+                                " GROUP BY 1 ORDER BY 2 DESC");
     for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
         fprintf(stderr, " %s=%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     fprintf(stderr, "\n");
@@ -582,8 +598,8 @@ static long duplicated_outcomes(void) {
 
 Test(chaos, every_acknowledged_command_ends_once_under_faults, .init = setup, .fini = teardown, .timeout = 5400) {
     t_start = now_ms();
-    fprintf(stderr, "chaos: seed=%llu commands=%ld faults=%d workers=%d%s\n", (unsigned long long)seed,
-            want_commands, want_faults, CHAOS_WORKERS, local_infra ? "" : " (external cluster: no broker or Postgres faults)");
+    fprintf(stderr, "chaos: seed=%llu commands=%ld faults=%d workers=%d%s\n", (unsigned long long)seed, want_commands,
+            want_faults, CHAOS_WORKERS, local_infra ? "" : " (external cluster: no broker or Postgres faults)");
     create_concerts();
     worker w[CHAOS_WORKERS];
     pthread_t fans[CHAOS_WORKERS], sched;

@@ -33,7 +33,8 @@ Test(smoke, sends_and_receives_test_message) {
 
 Test(smoke, fails_when_no_broker_answers) {
     char out[8192];
-    int code = run("CONCERT_KAFKA_BROKERS=127.0.0.1:9 " CT_CONCERT_BIN " smoke --timeout-ms 2000 2>&1", out, sizeof out);
+    int code =
+        run("CONCERT_KAFKA_BROKERS=127.0.0.1:9 " CT_CONCERT_BIN " smoke --timeout-ms 2000 2>&1", out, sizeof out);
     cr_assert_eq(code, 1, "exit %d:\n%s", code, out);
     cr_assert(strstr(out, "not delivered") != NULL, "%s", out);
 }

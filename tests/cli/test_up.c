@@ -57,7 +57,9 @@ static int http_get_with(int port, const char *path, const char *header, char *b
     return status;
 }
 
-static int http_get(int port, const char *path, char *body, size_t n) { return http_get_with(port, path, NULL, body, n); }
+static int http_get(int port, const char *path, char *body, size_t n) {
+    return http_get_with(port, path, NULL, body, n);
+}
 
 static char *read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "r");
@@ -192,8 +194,15 @@ Test(up, starts_everything_reports_ready_supervises_and_stops_without_orphans, .
      * 39094 once found it taken by some client socket's local port. */
     static const int own_ports[] = {30092, 30093, 30094, 30102, 30103, 30104, 30432, HTTP_PORT};
     for (size_t i = 0; i < sizeof own_ports / sizeof own_ports[0]; i++) expect_port_free(own_ports[i]);
-    char *env[] = {marker, data_env, libs_env, "CONCERT_KAFKA_BASE_PORT=30092", "CONCERT_PG_PORT=30432",
-                   "CONCERT_HTTP_PORT=30080", "CONCERT_KAFKA_HEAP_MB=384", "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000", NULL};
+    char *env[] = {marker,
+                   data_env,
+                   libs_env,
+                   "CONCERT_KAFKA_BASE_PORT=30092",
+                   "CONCERT_PG_PORT=30432",
+                   "CONCERT_HTTP_PORT=30080",
+                   "CONCERT_KAFKA_HEAP_MB=384",
+                   "CONCERT_UP_RESTART_BACKOFF_MAX_MS=1000",
+                   NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
     expect_ready(up, f, HTTP_PORT, log_path);
@@ -286,18 +295,27 @@ Test(up, uses_configured_kafka_and_postgres_and_logs_no_secret_at_debug, .timeou
              cfg.pg_port);
     snprintf(log_path, sizeof log_path, "%s/up.log", dir);
     expect_port_free(30081);
-    char *env[] = {marker, data_env, brokers, pg_url, "CONCERT_HTTP_PORT=30081", "CONCERT_LOG_LEVEL=debug",
-                   "CONCERT_ADMIN_KEY=adm-S3KRIT-1", "CONCERT_SLACK_WEBHOOK_URL=http://127.0.0.1:9/services/hook-S3KRIT-2",
-                   "CONCERT_KAFKA_CONF_SASL_PASSWORD=sasl-S3KRIT-4", NULL};
+    char *env[] = {marker,
+                   data_env,
+                   brokers,
+                   pg_url,
+                   "CONCERT_HTTP_PORT=30081",
+                   "CONCERT_LOG_LEVEL=debug",
+                   "CONCERT_ADMIN_KEY=adm-S3KRIT-1",
+                   "CONCERT_SLACK_WEBHOOK_URL=http://127.0.0.1:9/services/hook-S3KRIT-2",
+                   "CONCERT_KAFKA_CONF_SASL_PASSWORD=sasl-S3KRIT-4",
+                   NULL};
     FILE *f = NULL;
     pid_t up = launch_up(env, log_path, &f);
     expect_ready(up, f, 30081, log_path);
     char body[1024];
     cr_assert_eq(http_get(30081, "/readyz", body, sizeof body), 200, "%s", body);
-    cr_assert_eq(http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-1", body, sizeof body),
-                 200, "%s", body);
-    cr_assert_eq(http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-5", body, sizeof body),
-                 401, "%s", body);
+    cr_assert_eq(
+        http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-1", body, sizeof body), 200,
+        "%s", body);
+    cr_assert_eq(
+        http_get_with(30081, "/v1/admin/outbox?limit=1", "Authorization: Bearer adm-S3KRIT-5", body, sizeof body), 401,
+        "%s", body);
     pid_t pids[64];
     cr_assert_eq(find_marked(marker, "kafka.Kafka", pids, 64), 0, "no local broker");
     cr_assert_eq(find_marked(marker, "postgres", pids, 64), 0, "no local Postgres");

@@ -206,11 +206,11 @@ static bool get(ct_memkv *kv, const uint8_t *k, size_t kn, uint8_t *v, size_t *v
     return r == 1;
 }
 
-#define INSPECT(fn, type, keyexpr, kv)                                                             \
-    uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];                                            \
-    size_t kn = keyexpr, vn;                                                                       \
-    if (!get(kv, k, kn, v, &vn)) return false;                                                     \
-    cr_assert_eq(fn(v, vn, type), 0, "corrupt value");                                             \
+#define INSPECT(fn, type, keyexpr, kv)                  \
+    uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX]; \
+    size_t kn = keyexpr, vn;                            \
+    if (!get(kv, k, kn, v, &vn)) return false;          \
+    cr_assert_eq(fn(v, vn, type), 0, "corrupt value");  \
     return true;
 
 bool dom_token(dom *d, const char *token, ct_st_token *t) {

@@ -6,8 +6,12 @@
 
 TestSuite(codec);
 
-#define ENV(type, data) "{\"id\":\"o-1\",\"type\":\"" type "\",\"v\":1,\"ts\":1000,\"command_id\":\"cmd-1\",\"key\":\"c1\",\"data\":" data "}"
-#define ENVK(type, key, data) "{\"id\":\"o-1\",\"type\":\"" type "\",\"v\":1,\"ts\":1000,\"command_id\":\"cmd-1\",\"key\":\"" key "\",\"data\":" data "}"
+#define ENV(type, data)                                                                                                \
+    "{\"id\":\"o-1\",\"type\":\"" type "\",\"v\":1,\"ts\":1000,\"command_id\":\"cmd-1\",\"key\":\"c1\",\"data\":" data \
+    "}"
+#define ENVK(type, key, data)                                                                           \
+    "{\"id\":\"o-1\",\"type\":\"" type "\",\"v\":1,\"ts\":1000,\"command_id\":\"cmd-1\",\"key\":\"" key \
+    "\",\"data\":" data "}"
 
 typedef struct bad_case {
     const char *json;
@@ -19,7 +23,8 @@ static const bad_case bad_cases[] = {
     {"{", "not valid JSON"},
     {"[]", "expected a JSON object"},
     {"{\"id\":\"a\"} trailing", "not valid JSON"},
-    {"{\"id\":\"o\",\"id\":\"p\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "not valid JSON"},
+    {"{\"id\":\"o\",\"id\":\"p\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "not valid JSON"},
     {"{\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field id: missing"},
     {"{\"id\":\"o\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field type: missing"},
     {"{\"id\":\"o\",\"type\":\"Tick\",\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field v: missing"},
@@ -27,48 +32,102 @@ static const bad_case bad_cases[] = {
     {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"key\":\"\",\"data\":{}}", "field command_id: missing"},
     {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"data\":{}}", "field key: missing"},
     {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\"}", "field data: missing"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{},\"x\":1}", "field x: unknown envelope field"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{},\"x\":1}",
+     "field x: unknown envelope field"},
     {ENV("Explode", "{}"), "field type: unknown record type 'Explode'"},
-    {"{\"id\":\"o\",\"type\":7,\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field type: expected a string"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":2,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field v: 2 is out of range 1..1"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":-1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field ts: -1 is out of range"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1.5,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field ts: expected an integer"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":\"1\",\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field ts: expected an integer"},
-    {"{\"id\":\"o/1\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field id: must be"},
-    {"{\"id\":\"\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}", "field id: must be"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":[]}", "field data: expected an object"},
-    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{\"a\":1}}", "field data.a: unknown field for Tick"},
+    {"{\"id\":\"o\",\"type\":7,\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field type: expected a string"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":2,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field v: 2 is out of range 1..1"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":-1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field ts: -1 is out of range"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1.5,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field ts: expected an integer"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":\"1\",\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field ts: expected an integer"},
+    {"{\"id\":\"o/1\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field id: must be"},
+    {"{\"id\":\"\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{}}",
+     "field id: must be"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":[]}",
+     "field data: expected an object"},
+    {"{\"id\":\"o\",\"type\":\"Tick\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"\",\"data\":{\"a\":1}}",
+     "field data.a: unknown field for Tick"},
     {ENV("IssueToken", "{\"token\":\"t1\",\"user_id\":\"u1\"}"), "field data.concert_id: missing"},
-    {ENV("IssueToken", "{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":5}"), "field data.concert_id: expected a string"},
-    {ENV("IssueToken", "{\"token\":\"t 1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"), "field data.token: must be 1..64 characters"},
-    {ENV("IssueToken", "{\"token\":\"\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"), "field data.token: must be 1..64 characters"},
-    {ENV("IssueToken", "{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c2\"}"), "field key: must equal data.concert_id"},
+    {ENV("IssueToken", "{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":5}"),
+     "field data.concert_id: expected a string"},
+    {ENV("IssueToken", "{\"token\":\"t 1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"),
+     "field data.token: must be 1..64 characters"},
+    {ENV("IssueToken", "{\"token\":\"\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"),
+     "field data.token: must be 1..64 characters"},
+    {ENV("IssueToken", "{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c2\"}"),
+     "field key: must equal data.concert_id"},
     {ENVK("IssueToken", "", "{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"), "field key: must be 1..64"},
-    {"{\"id\":\"o\",\"type\":\"IssueToken\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"c1\",\"data\":{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}}", "field command_id: must be 1..64"},
-    {ENV("IssueToken", "{\"token\":\"t12345678901234567890123456789012345678901234567890123456789012345\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"), "field data.token: must be 1..64"},
-    {ENV("HoldSeat", "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":0}"), "field data.seat_no: 0 is out of range 1..100000"},
-    {ENV("HoldSeat", "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":4294967297}"), "field data.seat_no: 4294967297 is out of range"},
-    {ENV("HoldSeat", "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":true}"), "field data.seat_no: expected an integer"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":10,\"price\":5}]}"), "field data.title: must be 1..200 bytes"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[]}"), "field data.schedules: must hold 1..32 schedules"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":{}}"), "field data.schedules: expected an array"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":0,\"price\":5}]}"), "field data.schedules[0].seats: 0 is out of range"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":-1}]}"), "field data.schedules[0].price: -1 is out of range"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1}]}"), "field data.schedules[0].price: missing"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1,\"vip\":1}]}"), "field data.schedules[0].vip: unknown field"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1},{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}]}"), "schedule_id 's1' appears twice"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}],\"max_active\":0}"), "field data.max_active: 0 is out of range"},
-    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}],\"hold_ttl_ms\":999}"), "field data.hold_ttl_ms: 999 is out of range"},
-    {ENV("PaymentSettled", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false}"), "field data.reason: required when ok is false"},
-    {ENV("PaymentSettled", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":true,\"reason\":\"SEAT_TAKEN\"}"), "field data.reason: must be absent when ok is true"},
-    {ENV("PaymentSettled", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false,\"reason\":\"BROKE\"}"), "field data.reason: unknown reason code 'BROKE'"},
-    {ENV("PaymentSettled", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":1}"), "field data.ok: expected true or false"},
-    {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":0}"), "field data.amount: 0 is out of range 1..1000000000"},
-    {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":1000000001}"), "field data.amount: 1000000001 is out of range"},
+    {"{\"id\":\"o\",\"type\":\"IssueToken\",\"v\":1,\"ts\":1,\"command_id\":\"\",\"key\":\"c1\",\"data\":{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}}",
+     "field command_id: must be 1..64"},
+    {ENV("IssueToken",
+         "{\"token\":\"t12345678901234567890123456789012345678901234567890123456789012345\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}"),
+     "field data.token: must be 1..64"},
+    {ENV("HoldSeat",
+         "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":0}"),
+     "field data.seat_no: 0 is out of range 1..100000"},
+    {ENV("HoldSeat",
+         "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":4294967297}"),
+     "field data.seat_no: 4294967297 is out of range"},
+    {ENV("HoldSeat",
+         "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":true}"),
+     "field data.seat_no: expected an integer"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":10,\"price\":5}]}"),
+     "field data.title: must be 1..200 bytes"},
+    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[]}"),
+     "field data.schedules: must hold 1..32 schedules"},
+    {ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":{}}"),
+     "field data.schedules: expected an array"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":0,\"price\":5}]}"),
+     "field data.schedules[0].seats: 0 is out of range"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":-1}]}"),
+     "field data.schedules[0].price: -1 is out of range"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1}]}"),
+     "field data.schedules[0].price: missing"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1,\"vip\":1}]}"),
+     "field data.schedules[0].vip: unknown field"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1},{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}]}"),
+     "schedule_id 's1' appears twice"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}],\"max_active\":0}"),
+     "field data.max_active: 0 is out of range"},
+    {ENV("CreateConcert",
+         "{\"concert_id\":\"c1\",\"title\":\"T\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1,\"seats\":1,\"price\":1}],\"hold_ttl_ms\":999}"),
+     "field data.hold_ttl_ms: 999 is out of range"},
+    {ENV("PaymentSettled",
+         "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false}"),
+     "field data.reason: required when ok is false"},
+    {ENV("PaymentSettled",
+         "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":true,\"reason\":\"SEAT_TAKEN\"}"),
+     "field data.reason: must be absent when ok is true"},
+    {ENV("PaymentSettled",
+         "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false,\"reason\":\"BROKE\"}"),
+     "field data.reason: unknown reason code 'BROKE'"},
+    {ENV("PaymentSettled",
+         "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":1}"),
+     "field data.ok: expected true or false"},
+    {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":0}"),
+     "field data.amount: 0 is out of range 1..1000000000"},
+    {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":1000000001}"),
+     "field data.amount: 1000000001 is out of range"},
     {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":99999999999999999999}"), "not valid JSON"},
     {ENVK("ChargeBalance", "u1", "{\"user_id\":\"u1\",\"amount\":1e3}"), "field data.amount: expected an integer"},
-    {ENVK("RefundRequested", "u1", "{\"payment_id\":\"p1\",\"user_id\":\"u1\",\"amount\":1}"), "field data.reason: missing"},
-    {ENVK("DebitRequested", "u1", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"amount\":-1}"), "field data.amount: -1 is out of range"},
+    {ENVK("RefundRequested", "u1", "{\"payment_id\":\"p1\",\"user_id\":\"u1\",\"amount\":1}"),
+     "field data.reason: missing"},
+    {ENVK("DebitRequested", "u1",
+          "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"amount\":-1}"),
+     "field data.amount: -1 is out of range"},
 };
 
 Test(codec, every_malformed_record_is_a_permanent_error_naming_the_field) {
@@ -94,7 +153,9 @@ Test(codec, oversized_record_is_rejected_before_parsing) {
 }
 
 Test(codec, decodes_every_command_type_with_defaults) {
-    const char *j = ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"Caf\\u00e9 \\\"live\\\"\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1800000000000,\"seats\":50,\"price\":120000}]}");
+    const char *j = ENV(
+        "CreateConcert",
+        "{\"concert_id\":\"c1\",\"title\":\"Caf\\u00e9 \\\"live\\\"\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1800000000000,\"seats\":50,\"price\":120000}]}");
     ct_cmd c;
     ct_error err = {0};
     cr_assert_eq(ct_codec_decode(j, strlen(j), &c, &err), 0, "%s", err.msg);
@@ -108,15 +169,20 @@ Test(codec, decodes_every_command_type_with_defaults) {
     cr_assert_str_eq(c.id, "o-1");
     cr_assert_str_eq(c.command_id.s, "cmd-1");
 
-    const char *tick = "{\"id\":\"tick:3.9\",\"type\":\"Tick\",\"v\":1,\"ts\":5,\"command_id\":\"\",\"key\":\"\",\"data\":{}}";
+    const char *tick =
+        "{\"id\":\"tick:3.9\",\"type\":\"Tick\",\"v\":1,\"ts\":5,\"command_id\":\"\",\"key\":\"\",\"data\":{}}";
     cr_assert_eq(ct_codec_decode(tick, strlen(tick), &c, &err), 0, "%s", err.msg);
     cr_assert_eq(c.type, CT_CMD_TICK);
 
-    const char *hold = ENV("HoldSeat", "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":100000}");
+    const char *hold = ENV(
+        "HoldSeat",
+        "{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":100000}");
     cr_assert_eq(ct_codec_decode(hold, strlen(hold), &c, &err), 0, "%s", err.msg);
     cr_assert_eq(c.u.hold_seat.seat_no, 100000);
 
-    const char *ps = ENV("PaymentSettled", "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false,\"reason\":\"INSUFFICIENT_BALANCE\"}");
+    const char *ps = ENV(
+        "PaymentSettled",
+        "{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":5,\"ok\":false,\"reason\":\"INSUFFICIENT_BALANCE\"}");
     cr_assert_eq(ct_codec_decode(ps, strlen(ps), &c, &err), 0, "%s", err.msg);
     cr_assert_eq(c.u.payment_settled.reason, CT_REASON_INSUFFICIENT_BALANCE);
     cr_assert_not(c.u.payment_settled.ok);
@@ -127,7 +193,8 @@ Test(codec, golden_encoding_of_a_scenario_is_byte_exact) {
     dom d;
     dom_init(&d);
     const char *in[] = {
-        ENV("CreateConcert", "{\"concert_id\":\"c1\",\"title\":\"Tab\\there \\\"q\\\" \\\\ \\u0001\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1800000000000,\"seats\":2,\"price\":70000}],\"max_active\":1,\"active_ttl_ms\":60000,\"hold_ttl_ms\":30000}"),
+        ENV("CreateConcert",
+            "{\"concert_id\":\"c1\",\"title\":\"Tab\\there \\\"q\\\" \\\\ \\u0001\",\"schedules\":[{\"schedule_id\":\"s1\",\"starts_at\":1800000000000,\"seats\":2,\"price\":70000}],\"max_active\":1,\"active_ttl_ms\":60000,\"hold_ttl_ms\":30000}"),
         "{\"id\":\"o-2\",\"type\":\"IssueToken\",\"v\":1,\"ts\":2000,\"command_id\":\"cmd-2\",\"key\":\"c1\",\"data\":{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\"}}",
         "{\"id\":\"o-3\",\"type\":\"IssueToken\",\"v\":1,\"ts\":2000,\"command_id\":\"cmd-3\",\"key\":\"c1\",\"data\":{\"token\":\"t2\",\"user_id\":\"u2\",\"concert_id\":\"c1\"}}",
         "{\"id\":\"o-4\",\"type\":\"HoldSeat\",\"v\":1,\"ts\":3000,\"command_id\":\"cmd-4\",\"key\":\"c1\",\"data\":{\"reservation_id\":\"r1\",\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":2}}",
@@ -176,13 +243,19 @@ Test(codec, wallet_outputs_golden_and_round_trip_as_commands) {
     char buf[CT_OUTPUT_RECORD_BYTES_MAX];
     size_t n;
     cr_assert_eq(ct_codec_encode_effect(d.fx, 0, buf, sizeof buf, &n, &d.err), 0);
-    cr_assert_str_eq(buf, "{\"id\":\"r1:0\",\"type\":\"BalanceCharged\",\"v\":1,\"ts\":10,\"command_id\":\"c1\",\"key\":\"u1\",\"data\":{\"user_id\":\"u1\",\"amount\":5,\"balance\":5,\"terminal\":true}}");
+    cr_assert_str_eq(
+        buf,
+        "{\"id\":\"r1:0\",\"type\":\"BalanceCharged\",\"v\":1,\"ts\":10,\"command_id\":\"c1\",\"key\":\"u1\",\"data\":{\"user_id\":\"u1\",\"amount\":5,\"balance\":5,\"terminal\":true}}");
     c = dom_debit(&d, 11, "p1", "r1", "u1", "c9", 7);
     dom_apply(&d, &c);
     cr_assert_eq(ct_codec_encode_effect(d.fx, 0, buf, sizeof buf, &n, &d.err), 0);
-    cr_assert_str_eq(buf, "{\"id\":\"r2:0\",\"type\":\"DebitRejected\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"u1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c9\",\"amount\":7,\"balance\":5,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":false}}");
+    cr_assert_str_eq(
+        buf,
+        "{\"id\":\"r2:0\",\"type\":\"DebitRejected\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"u1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c9\",\"amount\":7,\"balance\":5,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":false}}");
     cr_assert_eq(ct_codec_encode_effect(d.fx, 1, buf, sizeof buf, &n, &d.err), 0);
-    cr_assert_str_eq(buf, "{\"id\":\"r2:1\",\"type\":\"PaymentSettled\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"c9\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":7,\"ok\":false,\"reason\":\"INSUFFICIENT_BALANCE\"}}");
+    cr_assert_str_eq(
+        buf,
+        "{\"id\":\"r2:1\",\"type\":\"PaymentSettled\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"c9\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"amount\":7,\"ok\":false,\"reason\":\"INSUFFICIENT_BALANCE\"}}");
     /* the cross-role output is a valid command for the other side */
     ct_cmd back;
     cr_assert_eq(ct_codec_decode(buf, n, &back, &d.err), 0, "%s", d.err.msg);

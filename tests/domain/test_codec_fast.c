@@ -14,7 +14,7 @@
 
 TestSuite(codec_fast);
 
-#define ENV(type, key, data)                                                                       \
+#define ENV(type, key, data)                                                                                       \
     "{\"id\":\"o-1:0\",\"type\":\"" type "\",\"v\":1,\"ts\":1700000000123,\"command_id\":\"cmd-1\",\"key\":\"" key \
     "\",\"data\":" data "}"
 
@@ -157,10 +157,10 @@ Test(codec_fast, mutated_records_decode_the_same_either_way) {
             size_t at = rng() % len;
             char ch = alphabet[rng() % (sizeof alphabet - 1)];
             switch (rng() % 4) {
-            case 0: buf[at] = ch; break;                                            /* replace */
-            case 1: memmove(buf + at, buf + at + 1, len - at - 1), len--; break;     /* delete */
+            case 0: buf[at] = ch; break;                                                   /* replace */
+            case 1: memmove(buf + at, buf + at + 1, len - at - 1), len--; break;           /* delete */
             case 2: memmove(buf + at + 1, buf + at, len - at), buf[at] = ch, len++; break; /* insert */
-            default: {                                                                /* copy a span */
+            default: {                                                                     /* copy a span */
                 size_t from = rng() % len, n = 1 + rng() % 8;
                 if (from + n > len) n = len - from;
                 if (len + n >= sizeof buf) break;

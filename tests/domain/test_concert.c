@@ -391,8 +391,7 @@ Test(concert, failed_payment_after_the_deadline_expires_the_hold_at_once) {
     base(&D);
     ct_cmd c = dom_pay(&D, T0 + 10, "p1", "rA", "tA", "uA", "c1");
     dom_apply(&D, &c);
-    c = dom_settled(&D, T0 + 2 + HOLD_TTL + 1000, "c1", "p1", "rA", "uA", PRICE, false,
-                    CT_REASON_INSUFFICIENT_BALANCE);
+    c = dom_settled(&D, T0 + 2 + HOLD_TTL + 1000, "c1", "p1", "rA", "uA", PRICE, false, CT_REASON_INSUFFICIENT_BALANCE);
     dom_apply(&D, &c);
     cr_assert_eq(ct_effects_output_count(D.fx), 2);
     cr_assert_eq(ct_effects_output_at(D.fx, 0)->type, CT_OUT_PAYMENT_FAILED);
@@ -506,7 +505,7 @@ Test(concert, malformed_or_misrouted_commands_are_permanent_errors_and_apply_not
     ct_cmd bad[4];
     bad[0] = dom_hold(&D, T0 + HOLD_TTL * 9, "rX", "tB", "uB", "c1", "s1", 0); /* seat 0 */
     bad[1] = dom_issue(&D, T0 + HOLD_TTL * 9, "tX", "uX", "c1");
-    bad[1].key = dom_id("c2"); /* key is not the concert */
+    bad[1].key = dom_id("c2");                           /* key is not the concert */
     bad[2] = dom_charge(&D, T0 + HOLD_TTL * 9, "uA", 5); /* wallet command */
     bad[3] = dom_issue(&D, -1, "tX", "uX", "c1");        /* negative time */
     for (int i = 0; i < 4; i++) {

@@ -97,7 +97,7 @@ typedef struct sim {
     ct_cmd last_settled;
     bool have_settled;
     uint64_t n_tok, n_res, n_pay, n_cmd, n_rec, n_tick, n_forge, n_stray;
-    uint64_t n_applied; /* every record applied: commands, routed saga messages, copies, ticks */
+    uint64_t n_applied;          /* every record applied: commands, routed saga messages, copies, ticks */
     size_t cap_cmd, cap_concert; /* sizes of the per-command and per-concert arrays */
     /* model */
     uint8_t *tok_status, *tok_user, *res_user;
@@ -115,17 +115,16 @@ typedef struct sim {
     ct_error err;
 } sim;
 
-#define FAIL(s, ...)                                                                               \
-    do {                                                                                           \
-        char m_[1024];                                                                             \
-        snprintf(m_, sizeof m_, __VA_ARGS__);                                                      \
-        cr_assert_fail("seed=%llu step=%ld (replay: CT_PROP_SEED=%llu CT_PROP_COMMANDS=%ld): %s",  \
-                       (unsigned long long)(s)->seed, (s)->step, (unsigned long long)(s)->seed,    \
-                       (s)->target, m_);                                                           \
+#define FAIL(s, ...)                                                                                              \
+    do {                                                                                                          \
+        char m_[1024];                                                                                            \
+        snprintf(m_, sizeof m_, __VA_ARGS__);                                                                     \
+        cr_assert_fail("seed=%llu step=%ld (replay: CT_PROP_SEED=%llu CT_PROP_COMMANDS=%ld): %s",                 \
+                       (unsigned long long)(s)->seed, (s)->step, (unsigned long long)(s)->seed, (s)->target, m_); \
     } while (0)
-#define CHECK(s, cond, ...)                                                                        \
-    do {                                                                                           \
-        if (!(cond)) FAIL(s, __VA_ARGS__);                                                         \
+#define CHECK(s, cond, ...)                \
+    do {                                   \
+        if (!(cond)) FAIL(s, __VA_ARGS__); \
     } while (0)
 
 static uint64_t env_u64(const char *name, uint64_t dflt) {
@@ -225,14 +224,17 @@ static void on_output(sim *s, const ct_out *o) {
     if (o->type == CT_OUT_COMMAND_REJECTED) s->reasons[o->reason]++;
     if (o->topic == CT_TOPIC_ID_WALLET_COMMANDS || o->topic == CT_TOPIC_ID_CONCERT_COMMANDS) {
         ct_cmd c;
-        CHECK(s, ct_codec_decode(buf, n, &c, &s->err) == 0, "cross-role output does not decode: %s: %.200s", s->err.msg, buf);
+        CHECK(s, ct_codec_decode(buf, n, &c, &s->err) == 0, "cross-role output does not decode: %s: %.200s", s->err.msg,
+              buf);
         q_push(o->topic == CT_TOPIC_ID_WALLET_COMMANDS ? &s->win : &s->cin, &c);
     }
     if (o->terminal) {
         CHECK(s, o->command_id.s[0] == 'k', "terminal %s without a command id", ct_out_type_name(o->type));
         uint64_t k = id_num(&o->command_id);
-        CHECK(s, s->expect[k] == EXPECT_TERMINAL, "terminal for command k%llu which expects none", (unsigned long long)k);
-        CHECK(s, ++s->term[k] == 1, "invariant 3: command k%llu has %d terminal outcomes", (unsigned long long)k, s->term[k]);
+        CHECK(s, s->expect[k] == EXPECT_TERMINAL, "terminal for command k%llu which expects none",
+              (unsigned long long)k);
+        CHECK(s, ++s->term[k] == 1, "invariant 3: command k%llu has %d terminal outcomes", (unsigned long long)k,
+              s->term[k]);
     }
     int c = 0, sc = 0;
     uint32_t seat = o->seat_no;
@@ -253,8 +255,8 @@ static void on_output(sim *s, const ct_out *o) {
         CHECK(s, s->tok_status[t] == CT_TOKEN_ACTIVE, "invariant 6: hold %s by token %s in state %d",
               o->reservation_id.s, o->token.s, s->tok_status[t]);
         CHECK(s, s->tok_user[t] == u && s->tok_concert[t] == (uint32_t)c, "invariant 6: hold with another's token");
-        CHECK(s, s->seat_owner[c][sc][seat] == 0, "invariant 1: seat c%d/s%d/%u held by r%llu and %s", c, sc + 1,
-              seat, (unsigned long long)s->seat_owner[c][sc][seat] - 1, o->reservation_id.s);
+        CHECK(s, s->seat_owner[c][sc][seat] == 0, "invariant 1: seat c%d/s%d/%u held by r%llu and %s", c, sc + 1, seat,
+              (unsigned long long)s->seat_owner[c][sc][seat] - 1, o->reservation_id.s);
         s->seat_owner[c][sc][seat] = id_num(&o->reservation_id) + 1;
         break;
     }
@@ -274,7 +276,8 @@ static void on_output(sim *s, const ct_out *o) {
     default: break;
     }
     if (o->type == CT_OUT_BALANCE_CHARGED || o->type == CT_OUT_BALANCE_DEBITED || o->type == CT_OUT_BALANCE_REFUNDED)
-        CHECK(s, o->balance_won == s->charged[u] - s->debited[u] + s->refunded[u], "invariant 2: event balance of u%d", u);
+        CHECK(s, o->balance_won == s->charged[u] - s->debited[u] + s->refunded[u], "invariant 2: event balance of u%d",
+              u);
 }
 
 static int64_t read_i64(ct_memkv *kv, const uint8_t *k, size_t kn) {
@@ -331,7 +334,8 @@ static void check_state(sim *s, bool wallet) {
         ct_st_seat st;
         cr_assert_eq(ct_val_seat_decode(m.val, m.val_len, &st), 0);
         CHECK(s, s->seat_owner[c][sc][seat] == id_num(&st.reservation_id) + 1,
-              "invariant 1: seat c%llu/s%d/%u is %s in state", (unsigned long long)c, sc + 1, seat, st.reservation_id.s);
+              "invariant 1: seat c%llu/s%d/%u is %s in state", (unsigned long long)c, sc + 1, seat,
+              st.reservation_id.s);
         CHECK(s, (st.status == CT_SEAT_SOLD) == (s->seat_sold[c][sc][seat] == 1), "seat sold state differs");
     }
 }
@@ -465,7 +469,8 @@ static void step(sim *s) {
         ct_id uid = mkid('u', (uint64_t)u);
         uint64_t a = rbelow(&s->r, 100);
         int64_t amount = a < 3 ? 0 : a < 5 ? CT_CHARGE_WON_MAX + 1 : 1 + (int64_t)rbelow(&s->r, 800);
-        envelope(s, &c, CT_CMD_CHARGE_BALANCE, &uid, amount == 0 || amount > CT_CHARGE_WON_MAX ? EXPECT_NONE : EXPECT_TERMINAL);
+        envelope(s, &c, CT_CMD_CHARGE_BALANCE, &uid,
+                 amount == 0 || amount > CT_CHARGE_WON_MAX ? EXPECT_NONE : EXPECT_TERMINAL);
         c.u.charge_balance.user_id = uid;
         c.u.charge_balance.amount_won = amount;
         apply(s, &c, true);
@@ -571,8 +576,7 @@ static void report(const sim *s, const char *what, double secs) {
     fprintf(stderr,
             "property %s: seed=%llu commands=%llu steps=%ld records=%llu outputs=%llu in %.2fs | held=%llu sold=%llu "
             "expired=%llu failed=%llu rejected=%llu refunds=%llu ticks=%llu\n",
-            what, (unsigned long long)s->seed, (unsigned long long)s->n_cmd, s->step,
-            (unsigned long long)s->n_applied,
+            what, (unsigned long long)s->seed, (unsigned long long)s->n_cmd, s->step, (unsigned long long)s->n_applied,
             (unsigned long long)s->outputs, secs, (unsigned long long)s->count[CT_OUT_SEAT_HELD],
             (unsigned long long)s->count[CT_OUT_SEAT_SOLD], (unsigned long long)s->count[CT_OUT_SEAT_HOLD_EXPIRED],
             (unsigned long long)s->count[CT_OUT_PAYMENT_FAILED], (unsigned long long)s->count[CT_OUT_COMMAND_REJECTED],
@@ -635,8 +639,8 @@ Test(property, ticks_at_random_intervals_give_the_same_state_as_none) {
     sim_init(&ticks, seed, target, true);
     run(&ticks);
     report(&ticks, "with ticks", now_s() - t0);
-    cr_assert_geq(none.n_cmd, (uint64_t)target, "seed=%llu: %llu commands issued, %ld asked",
-                  (unsigned long long)seed, (unsigned long long)none.n_cmd, target);
+    cr_assert_geq(none.n_cmd, (uint64_t)target, "seed=%llu: %llu commands issued, %ld asked", (unsigned long long)seed,
+                  (unsigned long long)none.n_cmd, target);
     cr_assert_eq(none.n_tick, 0, "the run without ticks had ticks");
     cr_assert_gt(ticks.n_tick, (uint64_t)target / 10, "too few ticks to test anything");
     cr_assert_eq(none.n_cmd, ticks.n_cmd, "seed=%llu: the command sequences differ", (unsigned long long)seed);

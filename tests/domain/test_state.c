@@ -15,10 +15,18 @@ static int kcmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
 }
 
 Test(state, deadline_keys_sort_by_time_then_kind_then_id) {
-    typedef struct { int64_t at; ct_deadline_kind kind; const char *id; } dl;
+    typedef struct {
+        int64_t at;
+        ct_deadline_kind kind;
+        const char *id;
+    } dl;
     const dl order[] = {
-        {0, CT_DEADLINE_HOLD, "z"},        {255, CT_DEADLINE_TOKEN, "a"},   {256, CT_DEADLINE_HOLD, "a"},
-        {256, CT_DEADLINE_HOLD, "b"},      {256, CT_DEADLINE_TOKEN, "a"},   {1700000000000, CT_DEADLINE_HOLD, "A"},
+        {0, CT_DEADLINE_HOLD, "z"},
+        {255, CT_DEADLINE_TOKEN, "a"},
+        {256, CT_DEADLINE_HOLD, "a"},
+        {256, CT_DEADLINE_HOLD, "b"},
+        {256, CT_DEADLINE_TOKEN, "a"},
+        {1700000000000, CT_DEADLINE_HOLD, "A"},
         {CT_TS_MS_MAX + CT_TTL_MS_MAX, CT_DEADLINE_HOLD, "a"},
     };
     for (size_t i = 0; i + 1 < sizeof order / sizeof order[0]; i++) {
@@ -58,7 +66,10 @@ Test(state, waiting_and_seat_keys_sort_numerically_and_ids_do_not_collide) {
 }
 
 Test(state, values_round_trip_and_truncations_are_corrupt) {
-    ct_st_reservation r = {.status = CT_RES_PAYMENT_PENDING, .seat_no = 77, .held_at_ms = 5, .hold_until_ms = 6,
+    ct_st_reservation r = {.status = CT_RES_PAYMENT_PENDING,
+                           .seat_no = 77,
+                           .held_at_ms = 5,
+                           .hold_until_ms = 6,
                            .price_won = CT_PRICE_WON_MAX};
     r.concert_id = dom_id("c1");
     r.schedule_id = dom_id("s1");
@@ -92,12 +103,20 @@ Test(state, values_round_trip_and_truncations_are_corrupt) {
 }
 
 Test(state, reservation_transitions_follow_the_table) {
-    const struct { ct_res_status from, to; bool ok; } rows[] = {
-        {CT_RES_HELD, CT_RES_PAYMENT_PENDING, true},      {CT_RES_HELD, CT_RES_EXPIRED, true},
-        {CT_RES_PAYMENT_PENDING, CT_RES_CONFIRMED, true}, {CT_RES_PAYMENT_PENDING, CT_RES_HELD, true},
-        {CT_RES_HELD, CT_RES_CONFIRMED, false},           {CT_RES_PAYMENT_PENDING, CT_RES_EXPIRED, false},
-        {CT_RES_CONFIRMED, CT_RES_HELD, false},           {CT_RES_EXPIRED, CT_RES_HELD, false},
-        {CT_RES_HELD, CT_RES_HELD, false},                {(ct_res_status)0, CT_RES_HELD, false},
+    const struct {
+        ct_res_status from, to;
+        bool ok;
+    } rows[] = {
+        {CT_RES_HELD, CT_RES_PAYMENT_PENDING, true},
+        {CT_RES_HELD, CT_RES_EXPIRED, true},
+        {CT_RES_PAYMENT_PENDING, CT_RES_CONFIRMED, true},
+        {CT_RES_PAYMENT_PENDING, CT_RES_HELD, true},
+        {CT_RES_HELD, CT_RES_CONFIRMED, false},
+        {CT_RES_PAYMENT_PENDING, CT_RES_EXPIRED, false},
+        {CT_RES_CONFIRMED, CT_RES_HELD, false},
+        {CT_RES_EXPIRED, CT_RES_HELD, false},
+        {CT_RES_HELD, CT_RES_HELD, false},
+        {(ct_res_status)0, CT_RES_HELD, false},
         {CT_RES_HELD, (ct_res_status)9, false},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -148,7 +167,8 @@ Test(state, memkv_get_seek_delete_and_equality) {
     ct_kv_port p = ct_memkv_port(kv);
     uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
     size_t kn, vn;
-    for (int i = 0; i < 5000; i += 2) ct_memkv_del(kv, (const uint8_t[]){'D', '/', 0, 0, (uint8_t)(i >> 8), (uint8_t)i}, 6);
+    for (int i = 0; i < 5000; i += 2)
+        ct_memkv_del(kv, (const uint8_t[]){'D', '/', 0, 0, (uint8_t)(i >> 8), (uint8_t)i}, 6);
     cr_assert_eq(ct_memkv_count(kv), 2501);
     for (int i = 0; i < 5000; i++) {
         uint8_t q[6] = {'D', '/', 0, 0, (uint8_t)(i >> 8), (uint8_t)i};
@@ -161,12 +181,14 @@ Test(state, memkv_get_seek_delete_and_equality) {
     const uint8_t last[] = {'D', '/', 0, 0, 0x13, 0x88}; /* past 4999 */
     cr_assert_eq(p.seek(p.ud, (const uint8_t *)"D/", 2, last, 6, k, sizeof k, &kn, v, sizeof v, &vn, &err), 0,
                  "E/x is outside the prefix");
-    cr_assert_eq(p.seek(p.ud, (const uint8_t *)"E/", 2, (const uint8_t *)"E/", 2, k, sizeof k, &kn, v, sizeof v, &vn, &err), 1);
+    cr_assert_eq(
+        p.seek(p.ud, (const uint8_t *)"E/", 2, (const uint8_t *)"E/", 2, k, sizeof k, &kn, v, sizeof v, &vn, &err), 1);
     cr_assert_eq(kn, 3);
     /* a value larger than the caller's buffer is an error, not a truncation */
     cr_assert_eq(p.get(p.ud, (const uint8_t *)"E/x", 3, v, 0, &vn, &err), -1);
     cr_assert_not(ct_memkv_equal(kv, other, NULL));
-    for (int i = 0; i < 5000; i += 2) ct_memkv_del(other, (const uint8_t[]){'D', '/', 0, 0, (uint8_t)(i >> 8), (uint8_t)i}, 6);
+    for (int i = 0; i < 5000; i += 2)
+        ct_memkv_del(other, (const uint8_t[]){'D', '/', 0, 0, (uint8_t)(i >> 8), (uint8_t)i}, 6);
     cr_assert_not(ct_memkv_equal(kv, other, NULL));
     cr_assert_eq(ct_memkv_put(other, (const uint8_t *)"E/x", 3, (const uint8_t *)"v", 1, &err), 0);
     cr_assert(ct_memkv_equal(kv, other, NULL));

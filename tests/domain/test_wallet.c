@@ -50,7 +50,8 @@ Test(wallet, charge_limits_table) {
         ct_id u = dom_id("u1");
         uint8_t key[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
         if (k->start > CT_CHARGE_WON_MAX * 4) {
-            cr_assert_eq(ct_memkv_put(d.wallet, key, ct_key_wallet(key, &u), v, ct_val_i64_encode(v, k->start), &d.err), 0);
+            cr_assert_eq(ct_memkv_put(d.wallet, key, ct_key_wallet(key, &u), v, ct_val_i64_encode(v, k->start), &d.err),
+                         0);
         } else {
             fund(&d, "u1", k->start);
         }
@@ -160,7 +161,8 @@ Test(wallet, refunds_only_what_was_debited_once_within_the_limit) {
     dom_apply(&D, &c);
     ct_id u = dom_id("u1");
     uint8_t k[CT_KEY_BYTES_MAX], v[CT_VALUE_BYTES_MAX];
-    cr_assert_eq(ct_memkv_put(D.wallet, k, ct_key_wallet(k, &u), v, ct_val_i64_encode(v, CT_BALANCE_WON_MAX - 99), &D.err), 0);
+    cr_assert_eq(
+        ct_memkv_put(D.wallet, k, ct_key_wallet(k, &u), v, ct_val_i64_encode(v, CT_BALANCE_WON_MAX - 99), &D.err), 0);
     c = dom_refund(&D, T0, "p3", "u1", 100);
     dom_apply(&D, &c);
     const ct_out *rr = dom_find(&D, CT_OUT_REFUND_REJECTED);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_pipeline.h"
 
 #define ADMIN_KEY "console-admin-key"
@@ -39,26 +40,7 @@ static void teardown(void) { ct_test_pipeline_finish(&pl); }
 
 /* A call whose answer is recorded for the OpenAPI check; its JSON. */
 static json_t *call(const char *method, const char *path, const char *const *h, const char *body, long want) {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", pl.base, path);
-    CURL *c = curl_easy_init();
-    ct_http_resp r;
-    long st = ct_http_do(c, method, url, h, body, &r);
-    curl_easy_cleanup(c);
-    cr_assert_eq(st, want, "%s %s: %ld %s", method, path, st, r.body);
-    json_t *j = json_loads(r.body, 0, NULL);
-    char bare[512];
-    snprintf(bare, sizeof bare, "%s", path);
-    bare[strcspn(bare, "?")] = 0;
-    json_t *ex = json_pack("{s:s, s:s, s:I, s:O?}", "method", method, "path", bare, "status", (json_int_t)st, "body", j);
-    char *line = json_dumps(ex, JSON_COMPACT);
-    FILE *f = fopen(exchanges, "a");
-    if (f && line) fprintf(f, "%s\n", line);
-    if (f) fclose(f);
-    free(line);
-    json_decref(ex);
-    ct_http_free(&r);
-    return j;
+    return ct_test_pipeline_call(&pl, method, path, h, body, want, exchanges);
 }
 
 static const char *field(json_t *j, const char *k) {
@@ -108,12 +90,10 @@ static void traffic(void) {
         cr_assert(active, "%s was not admitted", user);
         snprintf(qt, sizeof qt, "X-Queue-Token: %s", token);
         const char *hh[] = {JSON_CT, "Prefer: wait=30", qt, NULL};
-        snprintf(body, sizeof body,
-                 "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"1\",\"seat_no\":%d}", user, concert,
-                 u + 1);
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"1\",\"seat_no\":%d}",
+                 user, concert, u + 1);
         json_t *h = call("POST", "/v1/reservations", hh, body, 201);
-        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"reservation_id\":\"%s\"}", user,
-                 field(h, "reservation_id"));
+        snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"reservation_id\":\"%s\"}", user, field(h, "reservation_id"));
         json_decref(h);
         if (u == 0) json_decref(call("POST", "/v1/payments", hh, body, 200));
     }
@@ -124,15 +104,16 @@ static void traffic(void) {
 static void failed_row(void) {
     snprintf(failed_user, sizeof failed_user, "failed-%s", pl.run);
     char sql[2048];
-    snprintf(sql, sizeof sql,
-             "WITH n AS (SELECT gen_random_uuid() AS u)"
-             " INSERT INTO outbox (command_id, topic, partition_key, type, payload, status, attempts, last_error,"
-             "  retry_at)"
-             " SELECT n.u, o.topic, '%s', o.type, jsonb_set(jsonb_set(o.payload || jsonb_build_object('id', n.u::text,"
-             "  'command_id', n.u::text, 'key', '%s'), '{data,user_id}', to_jsonb('%s'::text)), '{data,amount}', '777'),"
-             "  'FAILED', 5, 'Local: Message timed out (a test row)', 'infinity'"
-             " FROM outbox o, n WHERE o.type = 'ChargeBalance' ORDER BY o.id LIMIT 1 RETURNING id",
-             failed_user, failed_user, failed_user);
+    snprintf(
+        sql, sizeof sql,
+        "WITH n AS (SELECT gen_random_uuid() AS u)"
+        " INSERT INTO outbox (command_id, topic, partition_key, type, payload, status, attempts, last_error,"
+        "  retry_at)"
+        " SELECT n.u, o.topic, '%s', o.type, jsonb_set(jsonb_set(o.payload || jsonb_build_object('id', n.u::text,"
+        "  'command_id', n.u::text, 'key', '%s'), '{data,user_id}', to_jsonb('%s'::text)), '{data,amount}', '777'),"
+        "  'FAILED', 5, 'Local: Message timed out (a test row)', 'infinity'"
+        " FROM outbox o, n WHERE o.type = 'ChargeBalance' ORDER BY o.id LIMIT 1 RETURNING id",
+        failed_user, failed_user, failed_user);
     PGresult *r = PQexec(pl.db, sql);
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(pl.db));
     cr_assert_eq(PQntuples(r), 1);
@@ -260,9 +241,10 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
                  cell_ll(row, "id"), cell(row, "type"), cell(row, "key"));
         cr_assert_eq(ct_test_pg_count(pl.db, q), 1, "outbox row %s as shown is not in the table", cell(row, "id"));
         if (strcmp(cell(row, "status"), "SENT") == 0) {
-            snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'SENT' AND"
-                                  " kafka_partition = %lld AND kafka_offset = %lld", cell_ll(row, "id"),
-                     cell_ll(row, "partition"), cell_ll(row, "offset"));
+            snprintf(q, sizeof q,
+                     "SELECT count(*) FROM outbox WHERE id = %lld AND status = 'SENT' AND"
+                     " kafka_partition = %lld AND kafka_offset = %lld",
+                     cell_ll(row, "id"), cell_ll(row, "partition"), cell_ll(row, "offset"));
             cr_assert_eq(ct_test_pg_count(pl.db, q), 1, "row %s: partition/offset", cell(row, "id"));
         }
     }
@@ -274,12 +256,11 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     cr_assert_str_eq(cell(json_array_get(rows, 0), "status"), "FAILED");
     cr_assert_str_eq(cell(json_array_get(rows, 0), "last error"), "Local: Message timed out (a test row)");
     cr_assert_eq(json_array_size(table(seen, "outbox_after_retry", "outbox")), 0, "the FAILED filter still shows it");
-    for (int w = 0; sql_long("SELECT count(*) FROM outbox o JOIN commands c ON c.command_id = o.command_id::text"
-                             " WHERE o.id = %s AND o.status = 'SENT' AND c.status = 'SUCCEEDED'", failed_id) == 0;
-         w++) {
-        cr_assert_lt(w, 300, "the retried row was not published and applied within 30 s");
-        usleep(100 * 1000);
-    }
+    ct_test_eventually(30000,
+                       sql_long("SELECT count(*) FROM outbox o JOIN commands c ON c.command_id = o.command_id::text"
+                                " WHERE o.id = %s AND o.status = 'SENT' AND c.status = 'SUCCEEDED'",
+                                failed_id) > 0,
+                       "the retried row was not published and applied within 30 s");
     char path[160];
     snprintf(path, sizeof path, "/v1/users/%s/balance", failed_user);
     json_t *b = call("GET", path, NULL, NULL, 200);
@@ -319,7 +300,8 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     json_t *recs = json_object_get(json_object_get(seen, "browse"), "records");
     cr_assert_gt(json_array_size(recs), 0);
     json_t *first = json_array_get(recs, 0);
-    long long off = ct_test_pg_count(pl.db, "SELECT kafka_offset FROM outbox WHERE type = 'CreateConcert' ORDER BY id DESC LIMIT 1");
+    long long off = ct_test_pg_count(
+        pl.db, "SELECT kafka_offset FROM outbox WHERE type = 'CreateConcert' ORDER BY id DESC LIMIT 1");
     cr_assert_eq(json_integer_value(json_object_get(first, "offset")), off);
     char cid[64];
     PGresult *r = PQexec(pl.db, "SELECT command_id FROM outbox WHERE type = 'CreateConcert' ORDER BY id DESC LIMIT 1");
@@ -352,7 +334,8 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     int pp = -1;
     long long po = -1;
     cr_assert_eq(sscanf(json_string_value(json_object_get(seen, "produced")), "produced to partition %d at offset %lld",
-                        &pp, &po), 2, "%s", json_string_value(json_object_get(seen, "produced")));
+                        &pp, &po),
+                 2, "%s", json_string_value(json_object_get(seen, "produced")));
     char key[128], value[256];
     read_record("test-topic", pp, po, key, sizeof key, value, sizeof value);
     char want_key[64];
@@ -408,10 +391,12 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     cr_assert_eq(json_array_size(rows), 2);
     json_array_foreach(rows, i, row) {
         char q[512];
-        snprintf(q, sizeof q, "SELECT count(*) FROM seats WHERE concert_id = '%s' AND schedule_id = '%s' AND status = 'SOLD'",
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM seats WHERE concert_id = '%s' AND schedule_id = '%s' AND status = 'SOLD'",
                  concert, cell(row, "schedule"));
         cr_assert_eq(cell_ll(row, "sold"), ct_test_pg_count(pl.db, q));
-        snprintf(q, sizeof q, "SELECT count(*) FROM seats WHERE concert_id = '%s' AND schedule_id = '%s' AND status <> 'SOLD'",
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM seats WHERE concert_id = '%s' AND schedule_id = '%s' AND status <> 'SOLD'",
                  concert, cell(row, "schedule"));
         cr_assert_eq(cell_ll(row, "held"), ct_test_pg_count(pl.db, q));
         cr_assert_eq(cell_ll(row, "left"), cell_ll(row, "seats") - cell_ll(row, "sold") - cell_ll(row, "held"));
@@ -464,8 +449,8 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     json_decref(call("GET", "/v1/admin/topics", none, NULL, 401));
     char cmd[1024], out[320];
     snprintf(out, sizeof out, "%s/openapi_check.out", pl.dir);
-    snprintf(cmd, sizeof cmd, "python3 %s/schemas/openapi_check.py %s/ingress/openapi.json %s > %s 2>&1",
-             CT_SOURCE_DIR, CT_SOURCE_DIR, exchanges, out);
+    snprintf(cmd, sizeof cmd, "python3 %s/schemas/openapi_check.py %s/ingress/openapi.json %s > %s 2>&1", CT_SOURCE_DIR,
+             CT_SOURCE_DIR, exchanges, out);
     int rc = system(cmd);
     if (rc != 0) ct_test_print_log_tail(out, 20);
     cr_assert_eq(rc, 0, "answers ingress/openapi.json does not document (above)");

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_pipeline.h"
 
 #define ADMIN_KEY "e2e-admin-key"
@@ -164,26 +165,28 @@ static resp token_status(CURL *c, const char *token) {
     return call(c, "GET", path, NULL, NULL);
 }
 
+/* Whether answer r is a 200 whose "status" is `status`; frees r, and
+ * leaves status code and text in last[0..last_bytes) for a failure
+ * message. */
+static bool status_is(resp r, const char *status, char *last, size_t last_bytes) {
+    json_t *s = r.status == 200 ? json_object_get(r.body, "status") : NULL;
+    bool is = json_is_string(s) && strcmp(json_string_value(s), status) == 0;
+    snprintf(last, last_bytes, "%ld %s", r.status, r.text);
+    resp_free(&r);
+    return is;
+}
+
 /* Waits until the token reads `status`. */
 static void await_token(CURL *c, const char *token, const char *status, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
     char last[512] = "";
-    for (;;) {
-        resp r = token_status(c, token);
-        json_t *s = r.status == 200 ? json_object_get(r.body, "status") : NULL;
-        bool ok = json_is_string(s) && strcmp(json_string_value(s), status) == 0;
-        snprintf(last, sizeof last, "%ld %s", r.status, r.text);
-        resp_free(&r);
-        if (ok) return;
-        cr_assert_lt(now_ms(), deadline, "token %s never %s; last: %s", token, status, last);
-        usleep(100 * 1000);
-    }
+    ct_test_eventually(timeout_ms, status_is(token_status(c, token), status, last, sizeof last),
+                       "token %s never %s within %d ms; last: %s", token, status, timeout_ms, last);
 }
 
 static resp hold(CURL *c, const char *user, const char *token, const char *concert, const char *schedule, int seat) {
     char body[256], qt[128];
-    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"%s\",\"seat_no\":%d}", user,
-             concert, schedule, seat);
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"%s\",\"seat_no\":%d}",
+             user, concert, schedule, seat);
     snprintf(qt, sizeof qt, "X-Queue-Token: %s", token);
     const char *h[] = {JSON_CT, qt, "Prefer: wait=20", NULL};
     return call(c, "POST", "/v1/reservations", h, body);
@@ -296,16 +299,19 @@ static void seat_race(CURL *c) {
     for (int i = 0; i < USERS; i++) await_token(c, rs[i].token, "ACTIVE", 30000);
     char q[256];
     snprintf(q, sizeof q, "SELECT count(*) FROM balances WHERE user_id LIKE 'racer%%-%s' AND balance = 10000", pl.run);
-    for (int64_t until = now_ms() + 30000; sql_long(q) < USERS && now_ms() < until;) usleep(50 * 1000);
-    cr_assert_eq(sql_long(q), USERS, "the racers' charges were not all projected");
+    ct_test_eventually(30000, sql_long(q) == USERS, "%ld of %d racers' charges projected within 30 s", sql_long(q),
+                       USERS);
     pthread_t t[USERS];
     for (int i = 0; i < USERS; i++) cr_assert_eq(pthread_create(&t[i], NULL, race_hold, &rs[i]), 0);
     for (int i = 0; i < USERS; i++) pthread_join(t[i], NULL);
     int held = 0, taken = 0, per_seat[SEATS + 1] = {0};
     for (int i = 0; i < USERS; i++) {
-        if (rs[i].status == 201) held++, per_seat[rs[i].seat]++;
-        else if (rs[i].status == 409) taken++;
-        else cr_assert_fail("racer %d: status %ld", i, rs[i].status);
+        if (rs[i].status == 201)
+            held++, per_seat[rs[i].seat]++;
+        else if (rs[i].status == 409)
+            taken++;
+        else
+            cr_assert_fail("racer %d: status %ld", i, rs[i].status);
     }
     cr_assert_eq(held, SEATS, "%d holds succeeded", held);
     cr_assert_eq(taken, USERS - SEATS);
@@ -430,15 +436,9 @@ static void hold_expiry(CURL *c) {
     resp_free(&h);
     char path[256];
     snprintf(path, sizeof path, "/v1/reservations/%s", reservation);
-    int64_t deadline = now_ms() + 20000;
-    for (;;) {
-        resp r = call(c, "GET", path, NULL, NULL);
-        bool expired = r.status == 200 && strcmp(str(&r, "status"), "EXPIRED") == 0;
-        resp_free(&r);
-        if (expired) break;
-        cr_assert_lt(now_ms(), deadline, "the hold never expired");
-        usleep(200 * 1000);
-    }
+    char last[512] = "";
+    ct_test_eventually(20000, status_is(call(c, "GET", path, NULL, NULL), "EXPIRED", last, sizeof last),
+                       "the hold never expired within 20 s; last: %s", last);
     char q[512];
     snprintf(q, sizeof q, "SELECT count(*) FROM seats WHERE concert_id = '%s'", concert);
     cr_assert_eq(sql_long(q), 0, "the seat did not come back");
@@ -467,9 +467,12 @@ static void walkthrough(CURL *c) {
     bool inside = false;
     int blocks = 0;
     while (fgets(line, sizeof line, in)) {
-        if (!inside && strncmp(line, "```sh", 5) == 0) inside = true, blocks++;
-        else if (inside && strncmp(line, "```", 3) == 0) inside = false;
-        else if (inside) fputs(line, sh);
+        if (!inside && strncmp(line, "```sh", 5) == 0)
+            inside = true, blocks++;
+        else if (inside && strncmp(line, "```", 3) == 0)
+            inside = false;
+        else if (inside)
+            fputs(line, sh);
     }
     fclose(in), fclose(sh);
     cr_assert_geq(blocks, 5, "only %d sh blocks in %s", blocks, path);
@@ -604,7 +607,8 @@ static void metrics_of_every_component(CURL *c) {
             return;
         }
         resp_free(&r);
-        cr_assert_lt(now_ms(), until, "/metrics lacks %s (or counted nothing) after 20 s", missing[0] ? missing : "counts");
+        cr_assert_lt(now_ms(), until, "/metrics lacks %s (or counted nothing) after 20 s",
+                     missing[0] ? missing : "counts");
     }
 }
 
@@ -619,8 +623,9 @@ static void answers_match_the_openapi_document(CURL *c) {
     resp_free(&r);
     char cmd[1024], out[320];
     snprintf(out, sizeof out, "%s/openapi_check.out", pl.dir);
-    snprintf(cmd, sizeof cmd, "python3 %s/schemas/openapi_check.py %s/ingress/openapi.json %s/exchanges.jsonl > %s 2>&1",
-             CT_SOURCE_DIR, CT_SOURCE_DIR, pl.dir, out);
+    snprintf(cmd, sizeof cmd,
+             "python3 %s/schemas/openapi_check.py %s/ingress/openapi.json %s/exchanges.jsonl > %s 2>&1", CT_SOURCE_DIR,
+             CT_SOURCE_DIR, pl.dir, out);
     int rc = system(cmd);
     FILE *f = fopen(out, "r");
     char line[512];
@@ -636,8 +641,8 @@ Test(e2e, journeys_through_http_keep_the_invariants, .init = setup, .fini = tear
     struct {
         const char *name;
         void (*fn)(CURL *);
-    } scenarios[] = {{"journey", journey}, {"seat race", seat_race}, {"queue", queue_fifo}, {"hold expiry", hold_expiry},
-                   {"walkthrough", walkthrough}, {"poisoned", poisoned}};
+    } scenarios[] = {{"journey", journey},         {"seat race", seat_race},     {"queue", queue_fifo},
+                     {"hold expiry", hold_expiry}, {"walkthrough", walkthrough}, {"poisoned", poisoned}};
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
         int64_t t0 = now_ms();
         scenarios[i].fn(c);

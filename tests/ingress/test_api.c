@@ -22,9 +22,17 @@ static unsigned seed;
 static int build(ct_api_route route, const char *param, const char *token, const char *body, ct_api_command *out,
                  ct_api_error *e) {
     /* Users' writes act as the token's user: u1, or the charged user. */
-    const char *user = route == CT_ROUTE_CREATE_CONCERT ? NULL : route == CT_ROUTE_CHARGE_BALANCE && param ? param : "u1";
-    ct_api_request rq = {.route = route, .param = param, .user = user, .queue_token = token, .body = body,
-                         .body_len = body ? strlen(body) : 0, .ts_ms = 1700000000000, .random = counter_random,
+    const char *user = route == CT_ROUTE_CREATE_CONCERT            ? NULL
+                       : route == CT_ROUTE_CHARGE_BALANCE && param ? param
+                                                                   : "u1";
+    ct_api_request rq = {.route = route,
+                         .param = param,
+                         .user = user,
+                         .queue_token = token,
+                         .body = body,
+                         .body_len = body ? strlen(body) : 0,
+                         .ts_ms = 1700000000000,
+                         .random = counter_random,
                          .random_ctx = &seed};
     memset(e, 0, sizeof *e);
     return ct_api_build_command(&rq, out, e);
@@ -63,8 +71,9 @@ static const bad_case bad[] = {
     {CT_ROUTE_HOLD_SEAT, NULL, TOKEN,
      "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":\"3\"}", 422,
      "INVALID_FIELD", "seat_no"},
-    {CT_ROUTE_HOLD_SEAT, NULL, NULL, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":3}",
-     400, "MISSING_QUEUE_TOKEN", "X-Queue-Token"},
+    {CT_ROUTE_HOLD_SEAT, NULL, NULL,
+     "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":3}", 400,
+     "MISSING_QUEUE_TOKEN", "X-Queue-Token"},
     {CT_ROUTE_HOLD_SEAT, NULL, "short",
      "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":3}", 400,
      "INVALID_QUEUE_TOKEN", "X-Queue-Token"},
@@ -83,8 +92,9 @@ static const bad_case bad[] = {
     {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
      "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1,\"vip\":1}]}", 422, "UNKNOWN_FIELD",
      "schedules[0].vip"},
-    {CT_ROUTE_CREATE_CONCERT, NULL, NULL, "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":100001,\"price\":1}]}",
-     422, "INVALID_FIELD", "schedules[0].seats"},
+    {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
+     "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":100001,\"price\":1}]}", 422, "INVALID_FIELD",
+     "schedules[0].seats"},
     {CT_ROUTE_CREATE_CONCERT, NULL, NULL,
      "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}],\"hold_ttl_ms\":5}", 422,
      "INVALID_FIELD", "hold_ttl_ms"},
@@ -147,8 +157,8 @@ Test(api, good_requests_become_envelopes_the_processors_accept) {
     ct_api_command c;
     ct_api_error e;
     ct_cmd cmd;
-    cr_assert_eq(build(CT_ROUTE_ISSUE_TOKEN, NULL, NULL, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\"}", &c, &e), 0,
-                 "%s", e.message);
+    cr_assert_eq(build(CT_ROUTE_ISSUE_TOKEN, NULL, NULL, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\"}", &c, &e),
+                 0, "%s", e.message);
     decode_ok(&c, &cmd);
     cr_assert_eq(cmd.type, CT_CMD_ISSUE_TOKEN);
     cr_assert_str_eq(c.key, CONCERT);
@@ -158,7 +168,8 @@ Test(api, good_requests_become_envelopes_the_processors_accept) {
     ct_api_command_clear(&c);
 
     cr_assert_eq(build(CT_ROUTE_HOLD_SEAT, NULL, TOKEN,
-                       "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"2\",\"seat_no\":7}", &c, &e),
+                       "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"2\",\"seat_no\":7}", &c,
+                       &e),
                  0, "%s", e.message);
     decode_ok(&c, &cmd);
     cr_assert_eq(cmd.type, CT_CMD_HOLD_SEAT);
@@ -166,8 +177,9 @@ Test(api, good_requests_become_envelopes_the_processors_accept) {
                  cmd.u.hold_seat.reservation_id.s);
     ct_api_command_clear(&c);
 
-    cr_assert_eq(build(CT_ROUTE_REQUEST_PAYMENT, NULL, TOKEN, "{\"user_id\":\"u1\",\"reservation_id\":\"" RESERVATION "\"}",
-                       &c, &e), 0, "%s", e.message);
+    cr_assert_eq(build(CT_ROUTE_REQUEST_PAYMENT, NULL, TOKEN,
+                       "{\"user_id\":\"u1\",\"reservation_id\":\"" RESERVATION "\"}", &c, &e),
+                 0, "%s", e.message);
     decode_ok(&c, &cmd);
     cr_assert_eq(cmd.type, CT_CMD_REQUEST_PAYMENT);
     cr_assert_str_eq(c.key, CONCERT, "a payment routes to its concert's partition");
@@ -245,9 +257,14 @@ Test(api, command_ids_are_uuid_v7_of_the_request_time) {
     char ids[3][CT_API_UUID_CHARS + 1];
     const int64_t ts[3] = {1700000000000, 1700000000001, 1700000000001};
     for (int i = 0; i < 3; i++) {
-        ct_api_request rq = {.route = CT_ROUTE_CHARGE_BALANCE, .param = "u1", .user = "u1", .body = body,
+        ct_api_request rq = {.route = CT_ROUTE_CHARGE_BALANCE,
+                             .param = "u1",
+                             .user = "u1",
+                             .body = body,
                              .body_len = strlen(body),
-                             .ts_ms = ts[i], .random = counter_random, .random_ctx = &seed};
+                             .ts_ms = ts[i],
+                             .random = counter_random,
+                             .random_ctx = &seed};
         ct_api_command c;
         ct_api_error e = {0};
         cr_assert_eq(ct_api_build_command(&rq, &c, &e), 0, "%s", e.message);
@@ -316,8 +333,10 @@ Test(api, read_routes_take_their_path_ids) {
         cr_expect_eq(r, cases[i].route, "case %zu %s %s: route %d", i, cases[i].method, cases[i].path, r);
         cr_expect_str_eq(p1, cases[i].param, "case %zu", i);
         cr_expect_str_eq(p2, cases[i].param2, "case %zu", i);
-        if (r == CT_ROUTE_NONE) cr_expect_eq(e.status, cases[i].status, "case %zu: %u", i, e.status);
-        else cr_expect_eq(ct_api_route_is_read(r), cases[i].method[0] != 'P', "case %zu", i);
+        if (r == CT_ROUTE_NONE)
+            cr_expect_eq(e.status, cases[i].status, "case %zu: %u", i, e.status);
+        else
+            cr_expect_eq(ct_api_route_is_read(r), cases[i].method[0] != 'P', "case %zu", i);
     }
     char p[4];
     ct_api_error e;
@@ -398,8 +417,10 @@ Test(api, pages_have_bounded_limits_and_checked_cursors) {
         }
         cr_expect_eq(pg.limit, cases[i].want_limit, "case %zu", i);
         cr_expect_eq(pg.has_after, cases[i].after != NULL, "case %zu", i);
-        if (cases[i].route == CT_ROUTE_SEATS) cr_expect_eq(pg.after_n, cases[i].want_after_n, "case %zu", i);
-        else if (cases[i].after) cr_expect_str_eq(pg.after, cases[i].after, "case %zu", i);
+        if (cases[i].route == CT_ROUTE_SEATS)
+            cr_expect_eq(pg.after_n, cases[i].want_after_n, "case %zu", i);
+        else if (cases[i].after)
+            cr_expect_str_eq(pg.after, cases[i].after, "case %zu", i);
     }
 }
 
@@ -434,8 +455,10 @@ Test(api, prefer_wait_is_a_whole_number_of_seconds_up_to_30) {
         ct_api_error e = {0};
         int rc = ct_api_parse_prefer_wait(cases[i].header, &w, &e);
         cr_expect_eq(rc, cases[i].rc, "case %zu (%s)", i, cases[i].header);
-        if (rc == 0) cr_expect_eq(w, cases[i].wait_s, "case %zu (%s): %d", i, cases[i].header, w);
-        else cr_expect(e.status == 400 && strcmp(e.code, "INVALID_PREFER") == 0, "case %zu", i);
+        if (rc == 0)
+            cr_expect_eq(w, cases[i].wait_s, "case %zu (%s): %d", i, cases[i].header, w);
+        else
+            cr_expect(e.status == 400 && strcmp(e.code, "INVALID_PREFER") == 0, "case %zu", i);
     }
 }
 
@@ -444,13 +467,17 @@ Test(api, every_rejection_reason_has_its_status) {
         const char *reason;
         unsigned status;
     } cases[] = {
-        {"TOKEN_NOT_ACTIVE", 403}, {"TOKEN_MISMATCH", 403}, {"NOT_OWNER", 403},
-        {"SEAT_TAKEN", 409}, {"DUPLICATE", 409}, {"RESERVATION_NOT_HELD", 409},
-        {"PAYMENT_NOT_PENDING", 409}, {"INSUFFICIENT_BALANCE", 402}, {"HOLD_EXPIRED", 410},
-        {"LIMIT_EXCEEDED", 422}, {"BALANCE_LIMIT", 422}, {"INVALID_SEAT", 422},
-        {"UNKNOWN_CONCERT", 404}, {"UNKNOWN_SCHEDULE", 404}, {"UNKNOWN_TOKEN", 404},
-        {"UNKNOWN_RESERVATION", 404}, {"UNKNOWN_PAYMENT", 404}, {"POISON", 422}, {"HOLD_THROTTLED", 429}, {"UNKNOWN_SOMETHING_NEW", 404},
-        {"SOMETHING_NEW", 409}, {NULL, 409},
+        {"TOKEN_NOT_ACTIVE", 403},    {"TOKEN_MISMATCH", 403},
+        {"NOT_OWNER", 403},           {"SEAT_TAKEN", 409},
+        {"DUPLICATE", 409},           {"RESERVATION_NOT_HELD", 409},
+        {"PAYMENT_NOT_PENDING", 409}, {"INSUFFICIENT_BALANCE", 402},
+        {"HOLD_EXPIRED", 410},        {"LIMIT_EXCEEDED", 422},
+        {"BALANCE_LIMIT", 422},       {"INVALID_SEAT", 422},
+        {"UNKNOWN_CONCERT", 404},     {"UNKNOWN_SCHEDULE", 404},
+        {"UNKNOWN_TOKEN", 404},       {"UNKNOWN_RESERVATION", 404},
+        {"UNKNOWN_PAYMENT", 404},     {"POISON", 422},
+        {"HOLD_THROTTLED", 429},      {"UNKNOWN_SOMETHING_NEW", 404},
+        {"SOMETHING_NEW", 409},       {NULL, 409},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_expect_eq(ct_api_reason_status(cases[i].reason), cases[i].status, "%s", cases[i].reason);
@@ -481,13 +508,15 @@ Test(api, outcome_answers_carry_the_accepted_fields_or_the_reason) {
     unsigned st = 0;
     char *body = NULL;
     cr_assert_eq(ct_api_outcome_response(CT_ROUTE_ISSUE_TOKEN, accepted, id, "SUCCEEDED", NULL,
-                                         "{\"status\":\"WAITING\",\"position\":3}", &st, &body), 0);
+                                         "{\"status\":\"WAITING\",\"position\":3}", &st, &body),
+                 0);
     cr_assert_eq(st, 201);
     cr_assert(strstr(body, "\"token\":\"" TOKEN "\"") && strstr(body, "\"status\":\"SUCCEEDED\"") &&
                   strstr(body, "\"result\":{\"status\":\"WAITING\",\"position\":3}") && strstr(body, "status_url"),
               "%s", body);
     free(body);
-    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_CHARGE_BALANCE, accepted, id, "SUCCEEDED", NULL, "{}", &st, &body), 0);
+    cr_assert_eq(ct_api_outcome_response(CT_ROUTE_CHARGE_BALANCE, accepted, id, "SUCCEEDED", NULL, "{}", &st, &body),
+                 0);
     cr_assert_eq(st, 200);
     free(body);
     cr_assert_eq(ct_api_outcome_response(CT_ROUTE_HOLD_SEAT, accepted, id, "REJECTED", "SEAT_TAKEN", "{}", &st, &body),
@@ -498,7 +527,8 @@ Test(api, outcome_answers_carry_the_accepted_fields_or_the_reason) {
               "%s", body);
     free(body);
     cr_assert_eq(ct_api_outcome_response(CT_ROUTE_REQUEST_PAYMENT, accepted, id, "REJECTED", "INSUFFICIENT_BALANCE",
-                                         "{}", &st, &body), 0);
+                                         "{}", &st, &body),
+                 0);
     cr_assert_eq(st, 402);
     free(body);
 }
@@ -520,8 +550,12 @@ Test(api, a_user_acts_and_reads_only_as_themselves) {
     const char *pay = "{\"user_id\":\"u2\",\"reservation_id\":\"" CONCERT "_AAAAAAAAAAAAAAAAAAAAAA\"}";
     cr_assert_eq(build(CT_ROUTE_REQUEST_PAYMENT, NULL, TOKEN, pay, &c, &e), -1);
     cr_assert_eq(e.status, 403);
-    ct_api_request rq = {.route = CT_ROUTE_ISSUE_TOKEN, .body = unnamed, .body_len = strlen(unnamed),
-                         .ts_ms = 1700000000000, .random = counter_random, .random_ctx = &seed};
+    ct_api_request rq = {.route = CT_ROUTE_ISSUE_TOKEN,
+                         .body = unnamed,
+                         .body_len = strlen(unnamed),
+                         .ts_ms = 1700000000000,
+                         .random = counter_random,
+                         .random_ctx = &seed};
     cr_assert_eq(ct_api_build_command(&rq, &c, &e), -1, "no user at all");
     cr_assert_eq(e.status, 401);
 
@@ -533,13 +567,14 @@ Test(api, a_user_acts_and_reads_only_as_themselves) {
     cr_assert_eq(ct_api_check_user(CT_ROUTE_USER_RESERVATIONS, NULL, "u2", &e), -1);
     cr_assert_eq(ct_api_check_user(CT_ROUTE_TOKEN_STATUS, "u1", "sometoken", &e), 0, "checked against the row");
 
-    static const ct_api_route user_routes[] = {CT_ROUTE_ISSUE_TOKEN, CT_ROUTE_HOLD_SEAT, CT_ROUTE_REQUEST_PAYMENT,
-                                               CT_ROUTE_CHARGE_BALANCE, CT_ROUTE_COMMAND_STATUS, CT_ROUTE_TOKEN_STATUS,
-                                               CT_ROUTE_RESERVATION, CT_ROUTE_USER_RESERVATIONS, CT_ROUTE_BALANCE};
+    static const ct_api_route user_routes[] = {
+        CT_ROUTE_ISSUE_TOKEN,    CT_ROUTE_HOLD_SEAT,         CT_ROUTE_REQUEST_PAYMENT,
+        CT_ROUTE_CHARGE_BALANCE, CT_ROUTE_COMMAND_STATUS,    CT_ROUTE_TOKEN_STATUS,
+        CT_ROUTE_RESERVATION,    CT_ROUTE_USER_RESERVATIONS, CT_ROUTE_BALANCE};
     for (size_t i = 0; i < sizeof user_routes / sizeof user_routes[0]; i++)
         cr_assert(ct_api_route_is_user(user_routes[i]), "route %d", (int)user_routes[i]);
-    static const ct_api_route public_routes[] = {CT_ROUTE_HEALTHZ, CT_ROUTE_CONCERTS, CT_ROUTE_SCHEDULES,
-                                                 CT_ROUTE_SEATS, CT_ROUTE_CREATE_CONCERT, CT_ROUTE_OUTBOX_LIST};
+    static const ct_api_route public_routes[] = {CT_ROUTE_HEALTHZ, CT_ROUTE_CONCERTS,       CT_ROUTE_SCHEDULES,
+                                                 CT_ROUTE_SEATS,   CT_ROUTE_CREATE_CONCERT, CT_ROUTE_OUTBOX_LIST};
     for (size_t i = 0; i < sizeof public_routes / sizeof public_routes[0]; i++)
         cr_assert_not(ct_api_route_is_user(public_routes[i]), "route %d", (int)public_routes[i]);
     cr_assert(ct_api_route_admin_may_read(CT_ROUTE_BALANCE));
@@ -557,7 +592,8 @@ Test(api, a_user_acts_and_reads_only_as_themselves) {
 /* A user who holds a live token is answered that one: the outcome's token
  * replaces the id the 202 proposed. */
 Test(api, a_token_outcome_names_the_live_token) {
-    const char *accepted = "{\"token\":\"NEWNEWNEWNEWNEWNEWNEW0\",\"command_id\":\"c\",\"status_url\":\"/v1/commands/c\"}";
+    const char *accepted =
+        "{\"token\":\"NEWNEWNEWNEWNEWNEWNEW0\",\"command_id\":\"c\",\"status_url\":\"/v1/commands/c\"}";
     unsigned st = 0;
     char *body = NULL;
     cr_assert_eq(ct_api_outcome_response(CT_ROUTE_ISSUE_TOKEN, accepted, "c", "SUCCEEDED", NULL,

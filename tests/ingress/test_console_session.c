@@ -20,8 +20,8 @@ Test(console, paths_name_pages_files_and_nothing_else) {
     cr_assert(ct_console_is_path("/admin/topics"));
     cr_assert_not(ct_console_is_path("/administrator"));
     cr_assert_not(ct_console_is_path("/v1/admin/topics"));
-    const char *pages[] = {"/admin/", "/admin/outbox", "/admin/topics", "/admin/consumers", "/admin/queues",
-                           "/admin/slack"};
+    const char *pages[] = {"/admin/",          "/admin/outbox", "/admin/topics",
+                           "/admin/consumers", "/admin/queues", "/admin/slack"};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         ct_console_asset a = ct_console_asset_find(pages[i]);
         cr_assert_eq(a.kind, CT_CONSOLE_PAGE, "%s", pages[i]);

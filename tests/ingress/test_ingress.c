@@ -79,27 +79,57 @@ Test(ingress, bad_requests_get_their_status_and_code_and_change_nothing, .init =
         {"POST", "/v1/queue/tokens", {NULL}, "{}", 415, "UNSUPPORTED_MEDIA_TYPE"},
         {"POST", "/v1/queue/tokens", {JSON}, big, 413, "BODY_TOO_LARGE"},
         {"POST", "/v1/queue/tokens", {JSON}, "{\"user_id\":", 400, "BAD_JSON"},
-        {"POST", "/v1/queue/tokens", {JSON}, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"x\":1}", 422,
+        {"POST",
+         "/v1/queue/tokens",
+         {JSON},
+         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"x\":1}",
+         422,
          "UNKNOWN_FIELD"},
         {"POST", "/v1/queue/tokens", {JSON}, "{\"user_id\":\"u1\"}", 422, "MISSING_FIELD"},
-        {"POST", "/v1/queue/tokens", {JSON, "Idempotency-Key: has space"}, "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\"}",
-         400, "INVALID_IDEMPOTENCY_KEY"},
-        {"POST", "/v1/reservations", {JSON},
-         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":2}", 400,
+        {"POST",
+         "/v1/queue/tokens",
+         {JSON, "Idempotency-Key: has space"},
+         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\"}",
+         400,
+         "INVALID_IDEMPOTENCY_KEY"},
+        {"POST",
+         "/v1/reservations",
+         {JSON},
+         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":2}",
+         400,
          "MISSING_QUEUE_TOKEN"},
-        {"POST", "/v1/reservations", {JSON, "X-Queue-Token: nope"},
-         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":2}", 400,
+        {"POST",
+         "/v1/reservations",
+         {JSON, "X-Queue-Token: nope"},
+         "{\"user_id\":\"u1\",\"concert_id\":\"" CONCERT "\",\"schedule_id\":\"1\",\"seat_no\":2}",
+         400,
          "INVALID_QUEUE_TOKEN"},
-        {"POST", "/v1/payments", {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA"},
-         "{\"user_id\":\"u1\",\"reservation_id\":\"zzz\"}", 422, "INVALID_FIELD"},
+        {"POST",
+         "/v1/payments",
+         {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA"},
+         "{\"user_id\":\"u1\",\"reservation_id\":\"zzz\"}",
+         422,
+         "INVALID_FIELD"},
         {"POST", "/v1/users/u1/balance/charge", {JSON}, "{\"amount\":\"100\"}", 422, "INVALID_FIELD"},
         {"POST", "/v1/users/u1/balance/charge", {JSON}, "{\"amount\":0}", 422, "INVALID_FIELD"},
-        {"POST", "/v1/admin/concerts", {JSON},
-         "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}]}", 401, "UNAUTHORIZED"},
-        {"POST", "/v1/admin/concerts", {JSON, "Authorization: Bearer wrong"},
-         "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}]}", 401, "UNAUTHORIZED"},
-        {"POST", "/v1/admin/concerts", {JSON, ADMIN}, "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":0,\"price\":1}]}",
-         422, "INVALID_FIELD"},
+        {"POST",
+         "/v1/admin/concerts",
+         {JSON},
+         "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}]}",
+         401,
+         "UNAUTHORIZED"},
+        {"POST",
+         "/v1/admin/concerts",
+         {JSON, "Authorization: Bearer wrong"},
+         "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":1,\"price\":1}]}",
+         401,
+         "UNAUTHORIZED"},
+        {"POST",
+         "/v1/admin/concerts",
+         {JSON, ADMIN},
+         "{\"title\":\"t\",\"schedules\":[{\"starts_at\":1,\"seats\":0,\"price\":1}]}",
+         422,
+         "INVALID_FIELD"},
         {"GET", "/v1/admin/outbox", {"Authorization:"}, NULL, 401, "UNAUTHORIZED"},
         {"GET", "/v1/admin/outbox?status=LOST", {ADMIN}, NULL, 400, "INVALID_QUERY"},
         {"POST", "/v1/admin/outbox/abc/retry", {ADMIN}, NULL, 400, "INVALID_ID"},
@@ -193,7 +223,8 @@ Test(ingress, every_command_kind_is_stored_as_its_schema_says, .init = setup, .f
     cr_assert_eq(req("POST", "/v1/admin/concerts", admin,
                      "{\"title\":\"Hot night\",\"max_active\":50,\"hold_ttl_ms\":60000,\"schedules\":["
                      "{\"starts_at\":1900000000000,\"seats\":100,\"price\":50000}]}",
-                     &r), 202, "%s", r.body);
+                     &r),
+                 202, "%s", r.body);
     char concert[32] = {0};
     const char *cid = strstr(r.body, "\"concert_id\":\"");
     cr_assert_not_null(cid, "%s", r.body);
@@ -262,8 +293,9 @@ Test(ingress, admin_outbox_list_and_retry, .init = setup, .fini = teardown) {
         cr_assert_eq(req("POST", "/v1/users/bob/balance/charge", json, "{\"amount\":10}", &r), 202);
         ct_http_free(&r);
     }
-    PGresult *res = PQexec(db, "UPDATE outbox SET status = 'FAILED', attempts = 10, last_error = 'test', retry_at = 'infinity' WHERE id = "
-                               "(SELECT min(id) FROM outbox) RETURNING id");
+    PGresult *res = PQexec(
+        db, "UPDATE outbox SET status = 'FAILED', attempts = 10, last_error = 'test', retry_at = 'infinity' WHERE id = "
+            "(SELECT min(id) FROM outbox) RETURNING id");
     cr_assert_eq(PQntuples(res), 1);
     char path[96];
     snprintf(path, sizeof path, "/v1/admin/outbox/%s/retry", PQgetvalue(res, 0, 0));
@@ -293,7 +325,7 @@ Test(ingress, admin_outbox_list_and_retry, .init = setup, .fini = teardown) {
 typedef struct streamer {
     const char *base;
     int n, accepted, unavailable, unknown, other;
-    char (*ids)[40];      /* command ids answered 202 */
+    char (*ids)[40]; /* command ids answered 202 */
 } streamer;
 
 static void *stream(void *arg) {
@@ -306,10 +338,14 @@ static void *stream(void *arg) {
         ct_http_resp r;
         long st = ct_http_do(c, "POST", url, h, "{\"amount\":5}", &r);
         const char *id = r.body ? strstr(r.body, "\"command_id\":\"") : NULL;
-        if (st == 202 && id) snprintf(s->ids[s->accepted++], 40, "%.36s", id + 14);
-        else if (st == 503 && strstr(r.body, "STORE_UNAVAILABLE")) s->unavailable++;
-        else if (st == 503 && strstr(r.body, "OUTCOME_UNKNOWN")) s->unknown++;
-        else s->other++;
+        if (st == 202 && id)
+            snprintf(s->ids[s->accepted++], 40, "%.36s", id + 14);
+        else if (st == 503 && strstr(r.body, "STORE_UNAVAILABLE"))
+            s->unavailable++;
+        else if (st == 503 && strstr(r.body, "OUTCOME_UNKNOWN"))
+            s->unknown++;
+        else
+            s->other++;
         ct_http_free(&r);
     }
     curl_easy_cleanup(c);
@@ -330,9 +366,10 @@ Test(ingress, cutting_the_writers_connections_loses_no_acknowledged_command, .in
         usleep(150 * 1000);
         /* The writers' connections are the ones whose statements touch the
          * outbox lock or insert (the prepared statements' text). */
-        cut += (int)ct_test_pg_count(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                                         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                                         " AND (query LIKE 'INSERT INTO outbox%' OR query LIKE 'SELECT pg_advisory_xact_lock%')");
+        cut += (int)ct_test_pg_count(
+            db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND (query LIKE 'INSERT INTO outbox%' OR query LIKE 'SELECT pg_advisory_xact_lock%')");
     }
     int accepted = 0, unavailable = 0, unknown = 0, other = 0;
     for (int i = 0; i < THREADS; i++) {
@@ -438,7 +475,8 @@ Test(ingress, users_act_and_read_only_as_themselves, .init = setup, .fini = tear
 Test(ingress, a_hold_needs_a_balance_that_covers_the_price, .init = setup, .fini = teardown) {
     ct_test_pg_exec(db, "INSERT INTO schedules (concert_id, schedule_id, starts_at, seats, price)"
                         " VALUES ('" CONCERT "', '1', 1893456000000, 10, 5000)");
-    ct_test_pg_exec(db, "INSERT INTO balances (user_id, balance, updated_ts) VALUES ('poor', 4999, 1), ('rich', 5000, 1)");
+    ct_test_pg_exec(db,
+                    "INSERT INTO balances (user_id, balance, updated_ts) VALUES ('poor', 4999, 1), ('rich', 5000, 1)");
     const char *h[] = {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA", "Idempotency-Key: hold-1", NULL};
     const char *h2[] = {JSON, "X-Queue-Token: AAAAAAAAAAAAAAAAAAAAAA", NULL};
     ct_http_resp r;

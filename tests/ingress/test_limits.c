@@ -78,8 +78,9 @@ static int request_from(const char *src, const char *method, const char *path, c
     int fd = dial_from(src);
     if (fd < 0) return 0;
     char req[4096];
-    int len = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
-                       method, path, headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
+    int len =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 method, path, headers ? headers : "", body ? strlen(body) : 0, body ? body : "");
     int status = 0;
     if (send(fd, req, (size_t)len, MSG_NOSIGNAL) == len) {
         size_t got = 0;
@@ -124,9 +125,9 @@ Test(limits, trickling_sockets_from_one_address_do_not_lock_out_another, .init =
     char out[8192], auth[CT_AUTH_TOKEN_BYTES_MAX + 128];
     cr_assert_eq(request_from("127.0.0.2", "GET", "/healthz", NULL, NULL, out, sizeof out), 200, "%s", out);
     user_auth("fan-1", auth, sizeof auth);
-    cr_assert_eq(request_from("127.0.0.2", "POST", "/v1/users/fan-1/balance/charge", auth, "{\"amount\":100}", out,
-                              sizeof out),
-                 202, "%s", out);
+    cr_assert_eq(
+        request_from("127.0.0.2", "POST", "/v1/users/fan-1/balance/charge", auth, "{\"amount\":100}", out, sizeof out),
+        202, "%s", out);
     /* A trickle goes on for a while: the held ones keep their slot, others still get in. */
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < TRICKLERS; i++)
@@ -144,8 +145,9 @@ Test(limits, a_body_trickled_past_the_request_time_limit_is_cut, .init = setup, 
     user_auth("fan-2", auth, sizeof auth);
     int fd = dial_from("127.0.0.4");
     cr_assert_geq(fd, 0);
-    int len = snprintf(req, sizeof req,
-                       "POST /v1/users/fan-2/balance/charge HTTP/1.1\r\nHost: x\r\n%sContent-Length: 40\r\n\r\n{", auth);
+    int len =
+        snprintf(req, sizeof req,
+                 "POST /v1/users/fan-2/balance/charge HTTP/1.1\r\nHost: x\r\n%sContent-Length: 40\r\n\r\n{", auth);
     cr_assert_eq(write(fd, req, (size_t)len), len);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -170,8 +172,8 @@ Test(limits, writes_over_a_users_or_an_addresss_rate_get_429_with_retry_after, .
     user_auth("fast", auth, sizeof auth);
     int ok = 0, limited = 0;
     for (int i = 0; i < 8; i++) {
-        int st = request_from("127.0.0.5", "POST", "/v1/users/fast/balance/charge", auth, "{\"amount\":1}", out,
-                              sizeof out);
+        int st =
+            request_from("127.0.0.5", "POST", "/v1/users/fast/balance/charge", auth, "{\"amount\":1}", out, sizeof out);
         if (st == 202) ok++;
         if (st == 429) {
             limited++;
@@ -182,9 +184,9 @@ Test(limits, writes_over_a_users_or_an_addresss_rate_get_429_with_retry_after, .
     cr_assert(ok >= 4 && ok <= 5 && limited == 8 - ok, "%d accepted, %d limited (a bucket of 4 at 2/s)", ok, limited);
     /* Another user from another address is not slowed by it. */
     user_auth("calm", auth, sizeof auth);
-    cr_assert_eq(request_from("127.0.0.6", "POST", "/v1/users/calm/balance/charge", auth, "{\"amount\":1}", out,
-                              sizeof out),
-                 202, "%s", out);
+    cr_assert_eq(
+        request_from("127.0.0.6", "POST", "/v1/users/calm/balance/charge", auth, "{\"amount\":1}", out, sizeof out),
+        202, "%s", out);
     /* Many users from one address: its bucket of 10 runs out. */
     int from_one = 0, addr_limited = 0;
     for (int i = 0; i < 16; i++) {
@@ -203,9 +205,9 @@ Test(limits, writes_over_a_users_or_an_addresss_rate_get_429_with_retry_after, .
     cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM outbox"), accepted, "a refused write reached the outbox");
     /* The operators' figures: only with the admin key. */
     cr_assert_eq(request_from("127.0.0.5", "GET", "/metrics", NULL, NULL, out, sizeof out), 401, "%s", out);
-    cr_assert_eq(request_from("127.0.0.5", "GET", "/metrics", "Authorization: Bearer " ADMIN_KEY "\r\n", NULL, out,
-                              sizeof out),
-                 200, "%s", out);
+    cr_assert_eq(
+        request_from("127.0.0.5", "GET", "/metrics", "Authorization: Bearer " ADMIN_KEY "\r\n", NULL, out, sizeof out),
+        200, "%s", out);
     char want[64];
     snprintf(want, sizeof want, "concert_ingress_rate_limited_total %d", limited + addr_limited);
     cr_assert(strstr(out, want), "no '%s' in the metrics", want);

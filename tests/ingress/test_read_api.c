@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_http.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
@@ -68,6 +69,15 @@ static long get(const char *path, ct_http_resp *r) {
     return ct_http_do(curl, "GET", url, NULL, NULL, r);
 }
 
+/* Whether GET /metrics shows `text`. */
+static bool metrics_show(const char *text) {
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    bool shown = strstr(r.body, text) != NULL;
+    ct_http_free(&r);
+    return shown;
+}
+
 static void sql(const char *q) {
     PGresult *r = PQexec(db, q);
     cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", q,
@@ -107,30 +117,49 @@ static void seed(void) {
         " ('" C1 "', 'One', 3, 600000, 300000, 2, 1000),"
         " ('" C2 "', 'Two', 100, 600000, 300000, 1, 2000),"
         " ('" C3 "', 'Three', 100, 600000, 300000, 1, 3000)");
-    sql("INSERT INTO schedules VALUES ('" C1 "', '1', 1900000000000, 10, 50000), ('" C1 "', '2', 1900000100000, 3, 70000),"
+    sql("INSERT INTO schedules VALUES ('" C1 "', '1', 1900000000000, 10, 50000), ('" C1
+        "', '2', 1900000100000, 3, 70000),"
         " ('" C2 "', '1', 1900000000000, 5, 1000), ('" C3 "', '1', 1900000000000, 5, 1000)");
-    sql("INSERT INTO seats VALUES ('" C1 "', '1', 2, 'HELD', '" RES("1") "', 'alice', 400000),"
-        " ('" C1 "', '1', 5, 'SOLD', '" RES("2") "', 'alice', NULL),"
-        " ('" C1 "', '1', 7, 'PAYMENT_PENDING', '" RES("3") "', 'bob', NULL)");
+    sql("INSERT INTO seats VALUES ('" C1 "', '1', 2, 'HELD', '" RES(
+        "1") "', 'alice', 400000),"
+             " ('" C1 "', '1', 5, 'SOLD', '" RES("2") "', 'alice', NULL),"
+                                                      " ('" C1
+                                                      "', '1', 7, 'PAYMENT_PENDING', '" RES("3") "', 'bob', NULL)");
     sql("INSERT INTO reservations VALUES"
-        " ('" RES("1") "', '" C1 "', '1', 2, 'alice', '" TK("1") "', 'HELD', 50000, 400000, NULL, 100000, 100000),"
-        " ('" RES("2") "', '" C1 "', '1', 5, 'alice', '" TK("1") "', 'CONFIRMED', 50000, 400000, 'PAY2', 90000, 95000),"
-        " ('" RES("4") "', '" C1 "', '1', 9, 'alice', '" TK("1") "', 'EXPIRED', 50000, 80000, NULL, 20000, 80000),"
-        " ('" RES("3") "', '" C1 "', '1', 7, 'bob', '" TK("2") "', 'PAYMENT_PENDING', 50000, 400000, 'PAY3', 90000, 96000)");
+        " ('" RES("1") "', '" C1 "', '1', 2, 'alice', '" TK(
+            "1") "', 'HELD', 50000, 400000, NULL, 100000, 100000),"
+                 " ('" RES("2") "', '" C1 "', '1', 5, 'alice', '" TK(
+                     "1") "', 'CONFIRMED', 50000, 400000, 'PAY2', 90000, 95000),"
+                          " ('" RES("4") "', '" C1 "', '1', 9, 'alice', '" TK(
+                              "1") "', 'EXPIRED', 50000, 80000, NULL, 20000, 80000),"
+                                   " ('" RES("3") "', '" C1 "', '1', 7, 'bob', '" TK(
+                                       "2") "', 'PAYMENT_PENDING', 50000, 400000, 'PAY3', 90000, 96000)");
     sql("INSERT INTO payments VALUES ('PAY2', '" RES("2") "', 'alice', '" C1 "', 50000, 'SUCCEEDED', NULL, 95000),"
-        " ('PAY3', '" RES("3") "', 'bob', '" C1 "', 50000, 'PENDING', NULL, 96000)");
+                                                          " ('PAY3', '" RES("3") "', 'bob', '" C1
+                                                                                 "', 50000, 'PENDING', NULL, 96000)");
     sql("INSERT INTO balances VALUES ('alice', 5000, 95000)");
     /* Concert 1's queue at logical time 100000: three admissions in the last
      * minute (50000, 80000, 100000), one long before (10000), three waiting. */
     sql("INSERT INTO queue_tokens VALUES"
-        " ('" TK("1") "', '" C1 "', 'alice', 1, 'ACTIVE', 40000, 50000, 650000, NULL),"
-        " ('" TK("2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
-        " ('" TK("3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
-        " ('" TK("0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
-        " ('" TK("5") "', '" C1 "', 'erin', 4, 'WAITING', 90000, NULL, NULL, NULL),"
-        " ('" TK("6") "', '" C1 "', 'frank', 5, 'WAITING', 95000, NULL, NULL, NULL),"
-        " ('" TK("7") "', '" C1 "', 'grace', 6, 'WAITING', 99000, NULL, NULL, NULL),"
-        " ('" TK("8") "', '" C2 "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
+        " ('" TK(
+            "1") "', '" C1 "', 'alice', 1, 'ACTIVE', 40000, 50000, 650000, NULL),"
+                 " ('" TK(
+                     "2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
+                          " ('" TK(
+                              "3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
+                                   " ('" TK(
+                                       "0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
+                                            " ('" TK(
+                                                "5") "', '" C1 "', 'erin', 4, 'WAITING', 90000, NULL, NULL, NULL),"
+                                                     " ('" TK(
+                                                         "6") "', '" C1
+                                                              "', 'frank', 5, 'WAITING', 95000, NULL, NULL, NULL),"
+                                                              " ('" TK(
+                                                                  "7") "', '" C1
+                                                                       "', 'grace', 6, 'WAITING', 99000, NULL, NULL, NULL),"
+                                                                       " ('" TK(
+                                                                           "8") "', '" C2
+                                                                                "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
 }
 
 Test(read_api, a_hot_queue_counts_every_admission_of_the_minute, .init = setup, .fini = teardown) {
@@ -189,8 +218,8 @@ Test(read_api, catalog_schedules_and_seat_maps_page_through_the_read_models, .in
     cr_assert_eq(json_array_size(map), 10);
     cr_expect_eq(JI(j, "seats"), 10);
     cr_expect_eq(JI(j, "seats_left"), 7);
-    const char *want[] = {"AVAILABLE", "HELD", "AVAILABLE", "AVAILABLE", "SOLD", "AVAILABLE", "PAYMENT_PENDING",
-                          "AVAILABLE", "AVAILABLE", "AVAILABLE"};
+    const char *want[] = {"AVAILABLE",       "HELD",      "AVAILABLE", "AVAILABLE", "SOLD", "AVAILABLE",
+                          "PAYMENT_PENDING", "AVAILABLE", "AVAILABLE", "AVAILABLE"};
     for (int i = 0; i < 10; i++) {
         cr_expect_eq(JI(json_array_get(map, i), "seat_no"), i + 1);
         cr_expect_str_eq(JS(json_array_get(map, i), "status"), want[i], "seat %d", i + 1);
@@ -299,7 +328,8 @@ Test(read_api, queue_position_and_wait_follow_the_observed_admission_rate, .init
     cr_expect(json_is_null(json_object_get(j, "estimated_wait_ms")), "no rate known yet");
     json_decref(j);
     /* The head is admitted: everybody moves up. */
-    sql("UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = 101000, active_until = 701000 WHERE token = '" TK("5") "'");
+    sql("UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = 101000, active_until = 701000 WHERE token = '" TK(
+        "5") "'");
     j = get_json("/v1/queue/tokens/" TK("7"), 200);
     cr_expect_eq(JI(j, "position"), 2);
     cr_expect_eq(JI(j, "admitted_last_minute"), 4);
@@ -420,21 +450,23 @@ static void *post_thread(void *arg) {
     return NULL;
 }
 
+/* Whether the request with Idempotency-Key key is committed; if so, its
+ * command id into out. */
+static bool command_found(const char *key, char out[64]) {
+    const char *p[1] = {key};
+    /* Keys are stored in their caller's scope: <user>/<key>. */
+    PGresult *r = PQexecParams(db, "SELECT command_id::text FROM idempotency_keys WHERE key LIKE '%/' || $1", 1, NULL,
+                               p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    bool found = PQntuples(r) == 1;
+    if (found) snprintf(out, 64, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return found;
+}
+
 /* The command id of the request with Idempotency-Key key, once committed. */
 static void command_of_key(const char *key, char out[64]) {
-    const char *p[1] = {key};
-    for (int i = 0; i < 300; i++) {
-        /* Keys are stored in their caller's scope: <user>/<key>. */
-        PGresult *r = PQexecParams(db, "SELECT command_id::text FROM idempotency_keys WHERE key LIKE '%/' || $1", 1,
-                                   NULL, p, NULL, NULL, 0);
-        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
-        bool found = PQntuples(r) == 1;
-        if (found) snprintf(out, 64, "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
-        if (found) return;
-        usleep(10 * 1000);
-    }
-    cr_assert_fail("no command for key %s", key);
+    ct_test_eventually(3000, command_found(key, out), "no command for key %s within 3 s", key);
 }
 
 typedef struct wait_case {
@@ -657,15 +689,8 @@ Test(read_api, stopping_answers_waiting_writes_202_and_exits_cleanly, .init = se
     command_of_key("stop", id);
     /* Stop only once the write is held as a waiter (the row exists a moment
      * before the waiter does; on a loaded machine, more than a moment). */
-    bool waiting = false;
-    for (int i = 0; i < 200 && !waiting; i++) {
-        ct_http_resp r;
-        cr_assert_eq(get("/metrics", &r), 200);
-        waiting = strstr(r.body, "\nconcert_ingress_waiters 1\n") != NULL;
-        ct_http_free(&r);
-        if (!waiting) usleep(50 * 1000);
-    }
-    cr_assert(waiting, "the write never became a waiter");
+    ct_test_eventually(10000, metrics_show("\nconcert_ingress_waiters 1\n"),
+                       "the write did not become a waiter within 10 s");
     ct_test_stop_clean(ingress, "the ingress", log_path);
     ingress = 0;
     pthread_join(t, NULL);

@@ -24,8 +24,10 @@ typedef struct tally {
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     tally *t = opaque;
-    if (m->err) t->failed++;
-    else t->ok++;
+    if (m->err)
+        t->failed++;
+    else
+        t->ok++;
 }
 
 /* The record's index when it belongs to this run, else -1. */
@@ -54,8 +56,8 @@ Test(broker_failure, producer_and_consumer_survive_a_killed_broker_which_rejoins
     rd_kafka_t *c = ct_test_consumer(&cfg, group, 1);
     tally t = {0};
     ct_error err = {0};
-    ct_kafka_producer_opts po = {.client_id = "ct-test-failover", .linger_ms = 5, .dr_msg_cb = on_delivery,
-                                 .opaque = &t};
+    ct_kafka_producer_opts po = {
+        .client_id = "ct-test-failover", .linger_ms = 5, .dr_msg_cb = on_delivery, .opaque = &t};
     rd_kafka_t *p = ct_kafka_producer_new(&cfg, &po, &err);
     cr_assert_not_null(p, "%s", err.msg);
 
@@ -104,8 +106,7 @@ Test(broker_failure, producer_and_consumer_survive_a_killed_broker_which_rejoins
     int parts = 0, replicas = 0, isr = 0;
     deadline = ct_clock_mono_ms() + WAIT_MS;
     while (ct_clock_mono_ms() < deadline) {
-        if (ct_kafka_describe_topic(admin, CT_TOPIC_TEST, &parts, &replicas, &isr, 5000, &err) == 0 && isr == 3)
-            break;
+        if (ct_kafka_describe_topic(admin, CT_TOPIC_TEST, &parts, &replicas, &isr, 5000, &err) == 0 && isr == 3) break;
         sleep_ms(500);
     }
     rd_kafka_destroy(admin);

@@ -69,8 +69,9 @@ Test(outbox_prune, only_old_SENT_rows_go_with_their_idempotency_keys, .init = se
     rows(30, "old", "SENT", 7200);
     rows(3, "failed", "FAILED", 0);
     rows(2, "pending", "PENDING", 0);
-    exec("INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
-         " SELECT 'k-' || partition_key, command_id, 'f', '{}' FROM outbox WHERE partition_key IN ('old-1', 'failed-1')");
+    exec(
+        "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
+        " SELECT 'k-' || partition_key, command_id, 'f', '{}' FROM outbox WHERE partition_key IN ('old-1', 'failed-1')");
     rows(5, "young", "SENT", 10);
     frontier_past_all();
     rows(4, "beyond", "SENT", 7200); /* above the frontier: not the relay's yet */

@@ -29,8 +29,8 @@ static pid_t start_processor(const char *role) {
 
 static void send_record(rd_kafka_t *p, const char *topic, const char *key, const char *json) {
     cr_assert_eq(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                   RD_KAFKA_V_VALUE((void *)json, strlen(json)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                   RD_KAFKA_V_END),
+                                   RD_KAFKA_V_VALUE((void *)json, strlen(json)),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                  0);
 }
 
@@ -144,21 +144,24 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     for (int i = 0; i < 3; i++) {
         char name[16];
         snprintf(name, sizeof name, "issue%d", i + 1);
-        snprintf(data, sizeof data, "{\"token\":\"k%d%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}", i + 1, run, user[i],
-                 concert_id);
+        snprintf(data, sizeof data, "{\"token\":\"k%d%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}", i + 1, run,
+                 user[i], concert_id);
         issue[i] = cmd(name, "IssueToken", ts + 2 + i, concert_id, data);
     }
     snprintf(data, sizeof data,
              "{\"reservation_id\":\"r1%s\",\"token\":\"k1%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
-             "\"schedule_id\":\"1\",\"seat_no\":3}", run, run, user[0], concert_id);
+             "\"schedule_id\":\"1\",\"seat_no\":3}",
+             run, run, user[0], concert_id);
     hold1 = cmd("hold1", "HoldSeat", ts + 10, concert_id, data);
     snprintf(data, sizeof data,
              "{\"reservation_id\":\"r2%s\",\"token\":\"k2%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
-             "\"schedule_id\":\"1\",\"seat_no\":3}", run, run, user[1], concert_id);
+             "\"schedule_id\":\"1\",\"seat_no\":3}",
+             run, run, user[1], concert_id);
     hold2 = cmd("hold2", "HoldSeat", ts + 11, concert_id, data);
     snprintf(data, sizeof data,
              "{\"payment_id\":\"p1%s\",\"reservation_id\":\"r1%s\",\"token\":\"k1%s\",\"user_id\":\"%s\","
-             "\"concert_id\":\"%s\"}", run, run, run, user[0], concert_id);
+             "\"concert_id\":\"%s\"}",
+             run, run, run, user[0], concert_id);
     pay = cmd("pay", "RequestPayment", ts + 12, concert_id, data);
     char *poison_hold = cmd("poison-hold", "HoldSeat", ts + 13, concert_id, "{\"seat_no\":\"one\"}");
     char *poison_charge = cmd("poison-charge", "ChargeBalance", ts + 14, user[1], "{\"amount\":-1}");
@@ -186,9 +189,10 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     cr_assert_not_null(dump = fopen(dump_path, "w"));
     collect(c, 11, &activated);
     fclose(dump);
-    ct_model_validate_file(dump_path, "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
-                                      "TokenActivated,TokenDone,SeatHeld,PaymentRequested,SeatSold,ReservationConfirmed,"
-                                      "CommandRejected");
+    ct_model_validate_file(dump_path,
+                           "BalanceCharged,BalanceDebited,ConcertCreated,ScheduleCreated,TokenIssued,"
+                           "TokenActivated,TokenDone,SeatHeld,PaymentRequested,SeatSold,ReservationConfirmed,"
+                           "CommandRejected");
     expect("charge", "BalanceCharged", NULL);
     expect("create", "ConcertCreated", NULL);
     expect("issue1", "TokenIssued", NULL);
@@ -207,7 +211,8 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
                  (long long)outcome_of(fid)->ts, (long long)ct_clock_wall_ms());
     char cid[64];
     snprintf(cid, sizeof cid, "%s-issue2", run);
-    cr_assert_eq(outcome_of(cid)->records, 1, "the duplicated IssueToken produced %d records", outcome_of(cid)->records);
+    cr_assert_eq(outcome_of(cid)->records, 1, "the duplicated IssueToken produced %d records",
+                 outcome_of(cid)->records);
     snprintf(cid, sizeof cid, "%s-poison-hold", run);
     cr_assert_eq(outcome_of(cid)->records, 1, "the redelivered poison produced %d records", outcome_of(cid)->records);
     /* The payment finished token 1, which freed a slot for the waiting token 3. */

@@ -55,8 +55,9 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 
 static void send_all(rd_kafka_t *prod, const char *key, char *const *recs, size_t n) {
     for (size_t k = 0; k < n; k++)
-        cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS), RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE(recs[k], strlen(recs[k])), RD_KAFKA_V_END),
+        cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS),
+                                       RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(recs[k], strlen(recs[k])),
+                                       RD_KAFKA_V_END),
                      0);
     cr_assert_eq(rd_kafka_flush(prod, WAIT_MS), 0);
 }
@@ -91,10 +92,12 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
         snprintf(name, sizeof name, "%d", i);
         if (i == 0) {
             type = "CreateConcert";
-            snprintf(data, sizeof data,
-                     "{\"concert_id\":\"%s\",\"title\":\"crash\",\"max_active\":4,\"active_ttl_ms\":1500,\"hold_ttl_ms\":1000,"
-                     "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":20,\"price\":1000},"
-                     "{\"schedule_id\":\"2\",\"starts_at\":1900086400000,\"seats\":20,\"price\":2000}]}", concert);
+            snprintf(
+                data, sizeof data,
+                "{\"concert_id\":\"%s\",\"title\":\"crash\",\"max_active\":4,\"active_ttl_ms\":1500,\"hold_ttl_ms\":1000,"
+                "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":20,\"price\":1000},"
+                "{\"schedule_id\":\"2\",\"starts_at\":1900086400000,\"seats\":20,\"price\":2000}]}",
+                concert);
         } else if (r < 4 || issued == 0) {
             type = "IssueToken";
             snprintf(data, sizeof data, "{\"token\":\"k%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\"}", issued, run,
@@ -105,8 +108,8 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
             type = "HoldSeat";
             snprintf(data, sizeof data,
                      "{\"reservation_id\":\"r%d%s\",\"token\":\"k%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\","
-                     "\"schedule_id\":\"%d\",\"seat_no\":%d}", held, run, t, run, t % 40, concert,
-                     (int)(next_rand() % 2) + 1, (int)(next_rand() % 20) + 1);
+                     "\"schedule_id\":\"%d\",\"seat_no\":%d}",
+                     held, run, t, run, t % 40, concert, (int)(next_rand() % 2) + 1, (int)(next_rand() % 20) + 1);
             held++;
         } else {
             /* Payments for random holds with a random token: often refused
@@ -115,7 +118,8 @@ Test(processor_crash, killed_repeatedly_outputs_and_state_equal_a_crash_free_run
             type = "RequestPayment";
             snprintf(data, sizeof data,
                      "{\"payment_id\":\"p%d%s\",\"reservation_id\":\"r%d%s\",\"token\":\"k%d%s\",\"user_id\":\"u%d\","
-                     "\"concert_id\":\"%s\"}", i, run, h, run, t, run, t % 40, concert);
+                     "\"concert_id\":\"%s\"}",
+                     i, run, h, run, t, run, t % 40, concert);
         }
         /* Small steps: the run spans ~4 s of logical time, so the next run
          * (the partition clock is shared and only moves forward) starts

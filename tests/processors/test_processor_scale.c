@@ -45,7 +45,8 @@ static int owned(const char *instance) {
     FILE *f = fopen(path, "r");
     int n = 0;
     while (f && fgets(line, sizeof line, f)) {
-        const char *a = strstr(line, "rebalance: assigned partitions="), *r = strstr(line, "rebalance: revoked partitions=");
+        const char *a = strstr(line, "rebalance: assigned partitions="),
+                   *r = strstr(line, "rebalance: revoked partitions=");
         if (a) n = atoi(a + strlen("rebalance: assigned partitions="));
         if (r) n = 0;
     }
@@ -83,8 +84,9 @@ static void emit(stream *s, const char *topic, int32_t partition, const char *ke
                  const char *data) {
     char *rec = NULL;
     s->ts += 1 + (int64_t)(next_rand(s) % 9);
-    cr_assert_geq(asprintf(&rec, "{\"id\":\"%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s\",\"key\":\"%s\","
-                                 "\"data\":%s}",
+    cr_assert_geq(asprintf(&rec,
+                           "{\"id\":\"%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s\",\"key\":\"%s\","
+                           "\"data\":%s}",
                            id, type, (long long)s->ts, strcmp(type, "Tick") ? id : "", key, data),
                   0);
     ct_model_apply(&model, rec);
@@ -102,10 +104,11 @@ static void send_commands(stream *s, int n) {
         snprintf(concert, sizeof concert, "c%sx%d", run, c);
         snprintf(id, sizeof id, "%s-%d", run, s->sent);
         if (s->sent < CONCERTS) {
-            snprintf(data, sizeof data,
-                     "{\"concert_id\":\"%s\",\"title\":\"scale\",\"max_active\":3,\"active_ttl_ms\":1500,\"hold_ttl_ms\":1000,"
-                     "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":8,\"price\":1000}]}",
-                     concert);
+            snprintf(
+                data, sizeof data,
+                "{\"concert_id\":\"%s\",\"title\":\"scale\",\"max_active\":3,\"active_ttl_ms\":1500,\"hold_ttl_ms\":1000,"
+                "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":8,\"price\":1000}]}",
+                concert);
             emit(s, CT_TOPIC_CONCERT_COMMANDS, RD_KAFKA_PARTITION_UA, concert, id, "CreateConcert", data);
         } else if (next_rand(s) % 2 || s->issued[c] == 0) {
             snprintf(data, sizeof data, "{\"token\":\"k%d-%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\"}", c,
@@ -114,10 +117,11 @@ static void send_commands(stream *s, int n) {
             emit(s, CT_TOPIC_CONCERT_COMMANDS, RD_KAFKA_PARTITION_UA, concert, id, "IssueToken", data);
         } else {
             int t = (int)(next_rand(s) % (uint64_t)s->issued[c]);
-            snprintf(data, sizeof data,
-                     "{\"reservation_id\":\"r%d-%d%s\",\"token\":\"k%d-%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\","
-                     "\"schedule_id\":\"1\",\"seat_no\":%d}", c, s->held[c], run, c, t, run, t % 9, concert,
-                     (int)(next_rand(s) % 8) + 1);
+            snprintf(
+                data, sizeof data,
+                "{\"reservation_id\":\"r%d-%d%s\",\"token\":\"k%d-%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\","
+                "\"schedule_id\":\"1\",\"seat_no\":%d}",
+                c, s->held[c], run, c, t, run, t % 9, concert, (int)(next_rand(s) % 8) + 1);
             s->held[c]++;
             emit(s, CT_TOPIC_CONCERT_COMMANDS, RD_KAFKA_PARTITION_UA, concert, id, "HoldSeat", data);
         }
@@ -168,12 +172,16 @@ Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_insta
         char id[64];
         snprintf(id, sizeof id, "tick-%s-p%d", run, p);
         char *rec = NULL;
-        cr_assert_geq(asprintf(&rec, "{\"id\":\"%s\",\"type\":\"Tick\",\"v\":1,\"ts\":%lld,\"command_id\":\"\",\"key\":\"\","
-                                     "\"data\":{}}", id, (long long)s.ts), 0);
+        cr_assert_geq(asprintf(&rec,
+                               "{\"id\":\"%s\",\"type\":\"Tick\",\"v\":1,\"ts\":%lld,\"command_id\":\"\",\"key\":\"\","
+                               "\"data\":{}}",
+                               id, (long long)s.ts),
+                      0);
         if (p == 0) ct_model_apply(&model, rec);
         cr_assert_eq(rd_kafka_producev(s.prod, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS), RD_KAFKA_V_PARTITION(p),
                                        RD_KAFKA_V_VALUE(rec, strlen(rec)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                       RD_KAFKA_V_END), 0);
+                                       RD_KAFKA_V_END),
+                     0);
     }
     cr_assert_eq(rd_kafka_flush(s.prod, WAIT_MS), 0);
     rd_kafka_destroy(s.prod);
@@ -181,8 +189,8 @@ Test(processor_scale, partitions_follow_the_group_through_a_kill_and_a_new_insta
     const char *const topics[] = {CT_TOPIC_CONCERT_EVENTS, NULL};
     size_t duplicates = 0;
     size_t distinct = ct_model_read_outputs(&model, &cfg, topics, WAIT_MS, &duplicates);
-    cr_log_info("outputs expected=%zu seen=%zu duplicates=%zu; restores by the new instance=%d", model.out_count, distinct,
-                duplicates, count_in_log("c", "restored topic"));
+    cr_log_info("outputs expected=%zu seen=%zu duplicates=%zu; restores by the new instance=%d", model.out_count,
+                distinct, duplicates, count_in_log("c", "restored topic"));
     cr_assert_eq(distinct, model.out_count, "%zu of %zu outputs (logs in %s)", distinct, model.out_count, dir);
     cr_assert_eq(duplicates, 0, "%zu outputs committed twice", duplicates);
     cr_assert_gt(count_in_log("c", "restored topic"), 0, "the new instance rebuilt its partitions from the topic");

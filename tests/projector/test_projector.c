@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_invariants.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
@@ -81,8 +82,8 @@ static void send_raw(const char *topic, const char *key, const char *value, rd_k
 }
 
 /* One event envelope, id "<run>-<name>", to its topic. */
-static void event(const char *topic, const char *name, const char *type, int64_t ts, const char *cmd,
-                  const char *key, const char *data) {
+static void event(const char *topic, const char *name, const char *type, int64_t ts, const char *cmd, const char *key,
+                  const char *data) {
     char buf[2048];
     snprintf(buf, sizeof buf,
              "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%" PRId64 ",\"command_id\":\"%s-%s\",\"key\":\"%s\","
@@ -289,9 +290,8 @@ static long count(PGconn *db, const char *fmt, ...) {
 /* The dead letter is on a topic of its own: the events topics' position
  * does not say it was read. */
 static void await_dead_letter(PGconn *db) {
-    int64_t deadline = now_ms() + 30000;
-    while (count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") == 0 && now_ms() < deadline)
-        usleep(50 * 1000);
+    ct_test_eventually(30000, count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'dead_letter'") > 0,
+                       "no dead letter notification within 30 s");
 }
 
 /* ---- the tests ------------------------------------------------------------------ */
@@ -306,7 +306,6 @@ static void invariants_init(ct_test_inv *inv, PGconn *db) {
     ct_test_inv_init(inv, &cfg, db, run, concerts, false);
 }
 static void teardown(void) { ct_test_cleanup_run(dir); }
-
 
 Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, .timeout = 240) {
     char name[64], group[96], log_path[320];
@@ -354,8 +353,9 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE status = 'FAILED' AND reason = 'INSUFFICIENT_BALANCE'"),
                  x.failed);
     cr_assert_eq(count(db, "SELECT count(*) FROM balances"), users);
-    cr_assert_eq(count(db, "SELECT count(*) FROM balances b JOIN reservations r USING (user_id)"
-                           " WHERE r.status = 'CONFIRMED' AND b.balance = %d",
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM balances b JOIN reservations r USING (user_id)"
+                       " WHERE r.status = 'CONFIRMED' AND b.balance = %d",
                        CHARGE - PRICE),
                  x.confirmed);
     cr_assert_eq(count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'reservation_confirmed'"),
@@ -416,9 +416,8 @@ static long cut_at = -1;
  * reconnecting and re-reading its offsets. */
 static void kill_cycle(int c) {
     if (cut_at >= 0) {
-        int64_t until = now_ms() + 15000;
-        while (position(db_kill) <= cut_at && now_ms() < until) usleep(20 * 1000);
-        cr_assert_gt(position(db_kill), cut_at, "no progress after the projector lost its connections");
+        ct_test_eventually(15000, position(db_kill) > cut_at,
+                           "no progress in 15 s after the projector lost its connections (at %ld)", cut_at);
         cr_assert_eq(waitpid(live, NULL, WNOHANG), 0, "the projector died with its database connections");
         reconnected++;
         cut_at = -1;
@@ -469,8 +468,8 @@ Test(projector, sigkill_leaves_the_read_models_equal, .init = setup, .fini = tea
     expect x;
     produce_stream(&x, kill_cycle);
     long target = start + produced - 1;
-    fprintf(stderr, "projector: %d SIGKILLs (%d with progress since the last), %d lost connections survived\n",
-            kills, progressed, reconnected);
+    fprintf(stderr, "projector: %d SIGKILLs (%d with progress since the last), %d lost connections survived\n", kills,
+            progressed, reconnected);
     cr_assert_eq(kills, CONCERTS / 2 + 1);
     cr_assert_eq(reconnected, CONCERTS / 2 - 1);
     cr_assert_geq(progressed, kills / 2, "the kills did not land while it was working");

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_http.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
@@ -33,12 +34,6 @@
 static ct_config cfg;
 static char run[32], dir[256], dbname[96];
 static PGconn *db;
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the receiver ------------------------------------------------------------ */
 
@@ -121,9 +116,8 @@ static int received_with(const char *needle) {
 }
 
 static void await_received(const char *needle, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
-    while (received_with(needle) == 0 && now_ms() < deadline) usleep(50 * 1000);
-    cr_assert_eq(received_with(needle), 1, "one message with '%s' within %d ms", needle, timeout_ms);
+    ct_test_eventually(timeout_ms, received_with(needle) > 0, "no message with '%s' within %d ms", needle, timeout_ms);
+    cr_assert_eq(received_with(needle), 1, "more than one message with '%s'", needle);
     /* And no second one for it afterwards. */
     sleep(2);
     cr_assert_eq(received_with(needle), 1, "a second message with '%s'", needle);
@@ -257,10 +251,9 @@ Test(slack, causes_each_give_one_message_and_a_dead_receiver_is_waited_for, .ini
     char down[64];
     snprintf(down, sizeof down, "down-%s", run);
     exec_sql("INSERT INTO slack_notifications (kind, text) VALUES ('test', '%s')", down);
-    int64_t deadline = now_ms() + 20000;
-    while (sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND attempts >= 2", down) == 0 &&
-           now_ms() < deadline)
-        usleep(50 * 1000);
+    ct_test_eventually(
+        20000, sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND attempts >= 2", down) > 0,
+        "no second attempt to deliver '%s' within 20 s", down);
     cr_assert_eq(sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND attempts >= 2"
                           " AND sent_at IS NULL AND last_error IS NOT NULL",
                           down),
@@ -269,11 +262,10 @@ Test(slack, causes_each_give_one_message_and_a_dead_receiver_is_waited_for, .ini
     rx.status = 500;
     pthread_mutex_unlock(&rx.mu);
     rcv = receiver_start(port);
-    deadline = now_ms() + 20000;
-    while (sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND last_error = 'HTTP 500'", down) ==
-               0 &&
-           now_ms() < deadline)
-        usleep(50 * 1000);
+    ct_test_eventually(
+        20000,
+        sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND last_error = 'HTTP 500'", down) > 0,
+        "no attempt to deliver '%s' failed with HTTP 500 within 20 s", down);
     cr_assert_eq(sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND last_error = 'HTTP 500'"
                           " AND sent_at IS NULL",
                           down),
@@ -307,9 +299,8 @@ Test(slack, without_a_url_rows_stay_unsent, .init = setup, .fini = teardown, .ti
     snprintf(log_p, sizeof log_p, "%s/projector.log", dir);
     snprintf(text, sizeof text, "kept-%s", run);
     pid_t projector = spawn("projector", log_p);
-    int64_t deadline = now_ms() + 20000;
-    while (!file_contains(log_p, "notifications are kept unsent") && now_ms() < deadline) usleep(50 * 1000);
-    cr_assert(file_contains(log_p, "notifications are kept unsent"), "the projector says why it does not send");
+    ct_test_eventually(20000, file_contains(log_p, "notifications are kept unsent"),
+                       "the projector does not say why it does not send (within 20 s)");
     exec_sql("INSERT INTO slack_notifications (kind, text) VALUES ('test', '%s')", text);
     sleep(2); /* twenty poll intervals */
     cr_assert_eq(sql_long("SELECT count(*) FROM slack_notifications WHERE text = '%s' AND sent_at IS NULL"

@@ -74,8 +74,14 @@ static ct_publish_msg *make_msgs(const char *topic, const char *prefix, size_t n
         snprintf(key, 8, "k%zu", i % NKEYS);
         snprintf(id, 24, "%s-%04zu", prefix, i);
         snprintf(val, 32, "{\"n\":%zu}", i);
-        m[i] = (ct_publish_msg){.topic = topic, .partition = RD_KAFKA_PARTITION_UA, .key = key, .key_len = strlen(key),
-                                .value = val, .value_len = strlen(val), .id = id, .type = "Test"};
+        m[i] = (ct_publish_msg){.topic = topic,
+                                .partition = RD_KAFKA_PARTITION_UA,
+                                .key = key,
+                                .key_len = strlen(key),
+                                .value = val,
+                                .value_len = strlen(val),
+                                .id = id,
+                                .type = "Test"};
     }
     *strs = s;
     return m;
@@ -310,15 +316,26 @@ Test(publisher, refused_at_enqueue_returns_error_after_the_rest) {
     load_config(&cfg, 5000, "CONCERT_KAFKA_CONF_TOPIC_METADATA_PROPAGATION_MAX_MS=0");
     ct_publisher *p = publisher(&cfg);
     ct_error err = {0};
-    ct_publish_msg prime = {.topic = "no-such-topic", .partition = RD_KAFKA_PARTITION_UA, .key = "a", .key_len = 1,
-                            .value = "x", .value_len = 1, .id = "p-0", .type = "Test"};
+    ct_publish_msg prime = {.topic = "no-such-topic",
+                            .partition = RD_KAFKA_PARTITION_UA,
+                            .key = "a",
+                            .key_len = 1,
+                            .value = "x",
+                            .value_len = 1,
+                            .id = "p-0",
+                            .type = "Test"};
     ct_publisher_send(p, &prime, 1, &err); /* learns the topic is missing: refused or failed */
     cr_assert_neq(prime.out_err, RD_KAFKA_RESP_ERR_NO_ERROR);
 
     ct_publish_msg m[3] = {
         {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = "0", .value_len = 1},
-        {.topic = "no-such-topic", .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = "1",
-         .value_len = 1, .id = "x-1"},
+        {.topic = "no-such-topic",
+         .partition = RD_KAFKA_PARTITION_UA,
+         .key = "k1",
+         .key_len = 2,
+         .value = "1",
+         .value_len = 1,
+         .id = "x-1"},
         {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = "2", .value_len = 1},
     };
     ct_error_clear(&err);
@@ -349,13 +366,33 @@ Test(publisher, refused_message_holds_back_its_key_only) {
     static char big[4000];
     memset(big, 'b', sizeof big);
     ct_publish_msg m[4] = {
-        {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = "0", .value_len = 1,
+        {.topic = TOPIC,
+         .partition = RD_KAFKA_PARTITION_UA,
+         .key = "k1",
+         .key_len = 2,
+         .value = "0",
+         .value_len = 1,
          .id = "s-0"},
-        {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = big,
-         .value_len = sizeof big, .id = "s-1"},
-        {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k1", .key_len = 2, .value = "2", .value_len = 1,
+        {.topic = TOPIC,
+         .partition = RD_KAFKA_PARTITION_UA,
+         .key = "k1",
+         .key_len = 2,
+         .value = big,
+         .value_len = sizeof big,
+         .id = "s-1"},
+        {.topic = TOPIC,
+         .partition = RD_KAFKA_PARTITION_UA,
+         .key = "k1",
+         .key_len = 2,
+         .value = "2",
+         .value_len = 1,
          .id = "s-2"},
-        {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "k2", .key_len = 2, .value = "3", .value_len = 1,
+        {.topic = TOPIC,
+         .partition = RD_KAFKA_PARTITION_UA,
+         .key = "k2",
+         .key_len = 2,
+         .value = "3",
+         .value_len = 1,
          .id = "s-3"},
     };
     ct_error err = {0};
@@ -379,8 +416,14 @@ Test(publisher, record_carries_key_value_and_headers) {
     ct_config cfg;
     load_config(&cfg, 30000, NULL);
     ct_publisher *p = publisher(&cfg);
-    ct_publish_msg m = {.topic = TOPIC, .partition = RD_KAFKA_PARTITION_UA, .key = "concert-7", .key_len = 9,
-                        .value = "{\"hello\":1}", .value_len = 11, .id = "cmd-42", .type = "ReserveSeats"};
+    ct_publish_msg m = {.topic = TOPIC,
+                        .partition = RD_KAFKA_PARTITION_UA,
+                        .key = "concert-7",
+                        .key_len = 9,
+                        .value = "{\"hello\":1}",
+                        .value_len = 11,
+                        .id = "cmd-42",
+                        .type = "ReserveSeats"};
     ct_error err = {0};
     cr_assert_eq(ct_publisher_send(p, &m, 1, &err), 0, "%s", err.msg);
     cr_assert_eq(m.out_err, RD_KAFKA_RESP_ERR_NO_ERROR, "%s", m.out_errstr);
@@ -409,8 +452,14 @@ Test(publisher, explicit_partition_is_kept) {
     ct_publisher *p = publisher(&cfg);
     ct_publish_msg m[3];
     for (int32_t i = 0; i < 3; i++)
-        m[i] = (ct_publish_msg){.topic = TOPIC, .partition = 2 - i, .key = "same", .key_len = 4, .value = "x",
-                                .value_len = 1, .id = "tick", .type = "Tick"};
+        m[i] = (ct_publish_msg){.topic = TOPIC,
+                                .partition = 2 - i,
+                                .key = "same",
+                                .key_len = 4,
+                                .value = "x",
+                                .value_len = 1,
+                                .id = "tick",
+                                .type = "Tick"};
     ct_error err = {0};
     cr_assert_eq(ct_publisher_send(p, m, 3, &err), 0, "%s", err.msg);
     for (int32_t i = 0; i < 3; i++) {

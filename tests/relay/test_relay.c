@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../support/ct_test_eventually.h"
 #include "../support/ct_test_http.h"
 #include "../support/ct_test_kafka.h"
 #include "../support/ct_test_pg.h"
@@ -52,8 +53,8 @@ static const char *log_of(const char *name) {
 }
 
 static pid_t spawn(const char *name, const char *const *argv) {
-    ct_proc_opts po = {.argv = argv, .output_path = log_of(name), .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
+    ct_proc_opts po = {
+        .argv = argv, .output_path = log_of(name), .output_fd = -1, .die_with_parent = true, .null_stdin = true};
     ct_error err = {0};
     pid_t pid = ct_proc_spawn(&po, &err);
     cr_assert_gt(pid, 0, "%s", err.msg);
@@ -158,7 +159,7 @@ static int end_offsets(const char *topic, int64_t *end, int end_cap) {
 }
 
 typedef struct seen {
-    char **ids; /* sorted */
+    char **ids;      /* sorted */
     char **payloads; /* the rows' payload::text, what the relay publishes */
     int *hits;
     long n;
@@ -243,7 +244,8 @@ static void read_back(const char *topic, const char *run_key_prefix, seen *s, lo
             const void *v = NULL;
             size_t vl = 0;
             char id[64] = {0};
-            if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, "id", &v, &vl) == 0 && vl < sizeof id)
+            if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, "id", &v, &vl) == 0 &&
+                vl < sizeof id)
                 memcpy(id, v, vl);
             char *key = id;
             char **f = bsearch(&key, s->ids, (size_t)s->n, sizeof *s->ids, cmp_str);
@@ -475,8 +477,9 @@ Test(relay, two_relays_one_leader_and_a_takeover, .init = setup, .fini = teardow
     kill(leader, SIGKILL);
     waitpid(leader, NULL, 0);
     int64_t t0 = ct_clock_mono_ms();
-    while (lines_with(standby_name, "leader instance=") == 0 && ct_clock_mono_ms() - t0 < 30000) sleep_ms(50);
-    cr_assert_eq(lines_with(standby_name, "leader instance="), 1, "the standby never took over");
+    ct_test_eventually(30000, lines_with(standby_name, "leader instance=") > 0,
+                       "the standby did not take over within 30 s");
+    cr_assert_eq(lines_with(standby_name, "leader instance="), 1, "the standby took over more than once");
     cr_log_info("takeover %lld ms after the leader's SIGKILL", (long long)(ct_clock_mono_ms() - t0));
     insert_rows(500, CT_TOPIC_WALLET_COMMANDS, run);
     cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 1000, 60000), 1000);
@@ -514,7 +517,8 @@ static void create_topic(const char *name) {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     cr_assert_not_null(ev);
     size_t n = 0;
-    const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
     cr_assert_eq(n, 1);
     cr_assert_eq(rd_kafka_topic_result_error(res[0]), 0, "%s", rd_kafka_topic_result_error_string(res[0]));
     rd_kafka_event_destroy(ev);
@@ -543,7 +547,8 @@ Test(relay, a_persistent_failure_becomes_FAILED_with_a_slack_row_and_an_admin_re
     char q[256];
     snprintf(q, sizeof q,
              "SELECT attempts, status, extract(epoch FROM next_attempt_at - clock_timestamp()) * 1000,"
-             " extract(epoch FROM next_attempt_at) * 1000 FROM outbox WHERE topic = '%s'", topic);
+             " extract(epoch FROM next_attempt_at) * 1000 FROM outbox WHERE topic = '%s'",
+             topic);
     bool failed = false;
     for (int64_t until = ct_clock_mono_ms() + 60000; !failed && ct_clock_mono_ms() < until;) {
         PGresult *w = PQexec(db, q);
@@ -586,7 +591,8 @@ Test(relay, a_persistent_failure_becomes_FAILED_with_a_slack_row_and_an_admin_re
     ct_error err = {0};
     cr_assert_eq(ct_proc_run(&po, 30000, &err), 0, "concert outbox retry: %s", err.msg);
     PQclear(r);
-    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 6, 60000), 6, "the re-driven row was not sent");
+    cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 6, 60000), 6,
+                 "the re-driven row was not sent");
     cr_assert_eq(count("SELECT count(*) FROM slack_notifications"), 1, "one alert only");
     ct_test_stop_clean(relay, "the relay", log_of("f"));
 }
@@ -611,10 +617,11 @@ Test(relay, a_key_in_backoff_parks_its_later_rows_and_they_follow_in_order, .ini
                  "a key in backoff held other keys back");
     snprintf(q, sizeof q,
              "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts = 0 AND retry_at IS NOT NULL"
-             " AND status = 'PENDING'", topic);
+             " AND status = 'PENDING'",
+             topic);
     cr_assert_eq(wait_count(q, 3, 2000), 3, "the key's later rows were not parked behind its first");
-    snprintf(q, sizeof q,
-             "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts = 1 AND retry_at > now()", topic);
+    snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE topic = '%s' AND attempts = 1 AND retry_at > now()",
+             topic);
     cr_assert_eq(count(q), 1, "the first row was no longer waiting: the test saw nothing");
     create_topic(topic);
     snprintf(q, sizeof q, "SELECT count(*) FROM outbox WHERE topic = '%s' AND status = 'SENT'", topic);
@@ -622,7 +629,8 @@ Test(relay, a_key_in_backoff_parks_its_later_rows_and_they_follow_in_order, .ini
     snprintf(q, sizeof q,
              "SELECT count(*) FROM (SELECT kafka_partition, kafka_offset, lag(kafka_offset) OVER (ORDER BY id) AS prev,"
              " lag(kafka_partition) OVER (ORDER BY id) AS prev_p FROM outbox WHERE topic = '%s') x"
-             " WHERE prev IS NOT NULL AND (kafka_offset <= prev OR kafka_partition <> prev_p)", topic);
+             " WHERE prev IS NOT NULL AND (kafka_offset <= prev OR kafka_partition <> prev_p)",
+             topic);
     cr_assert_eq(count(q), 0, "the key's rows reached Kafka out of id order");
     ct_test_stop_clean(relay, "the relay", log_of("k"));
 }
@@ -643,19 +651,18 @@ static pid_t start_relay_for_outage(const char *name) {
     return relay;
 }
 
-Test(relay, with_every_broker_stopped_rows_wait_and_are_sent_once_the_cluster_is_back, .init = setup,
-     .fini = teardown, .timeout = 400) {
+Test(relay, with_every_broker_stopped_rows_wait_and_are_sent_once_the_cluster_is_back, .init = setup, .fini = teardown,
+     .timeout = 400) {
     if (cluster_cfg.kafka_brokers[0]) cr_skip_test("stops the local cluster: runs only on the one scripts/test starts");
     pid_t relay = start_relay_for_outage("o");
     ct_error err = {0};
     cr_assert_eq(ct_localkafka_stop(&cluster_cfg, &err), 0, "%s", err.msg);
     insert_rows(300, CT_TOPIC_WALLET_COMMANDS, run);
     long retried = 0;
-    for (int t = 0; t < 30000 && retried == 0; t += 200) {
-        retried = count("SELECT count(*) FROM outbox WHERE status = 'PENDING' AND attempts > 0 AND last_error IS NOT NULL");
-        sleep_ms(200);
-    }
-    cr_assert_gt(retried, 0, "no failed attempt recorded while the brokers were down");
+    ct_test_eventually(30000,
+                       (retried = count("SELECT count(*) FROM outbox WHERE status = 'PENDING' AND attempts > 0"
+                                        " AND last_error IS NOT NULL")) > 0,
+                       "no failed attempt recorded within 30 s while the brokers were down");
     cr_assert_eq(count("SELECT count(*) FROM outbox WHERE status = 'SENT'"), 100);
     cr_assert_eq(ct_localkafka_start(&cluster_cfg, &err), 0, "%s %s", err.msg, err.detail);
     cr_assert_eq(wait_count("SELECT count(*) FROM outbox WHERE status = 'SENT'", 400, 120000), 400,
@@ -740,8 +747,17 @@ static void read_ticks(const int64_t *from, int parts, tick_log *t) {
     char bootstrap[1024], es[256];
     ct_kafka_bootstrap(&cfg, bootstrap, sizeof bootstrap);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *kv[] = {"bootstrap.servers", bootstrap, "group.id", "ct-test-relay-ticks", "enable.partition.eof",
-                        "true", "enable.auto.commit", "false", "isolation.level", "read_uncommitted", NULL};
+    const char *kv[] = {"bootstrap.servers",
+                        bootstrap,
+                        "group.id",
+                        "ct-test-relay-ticks",
+                        "enable.partition.eof",
+                        "true",
+                        "enable.auto.commit",
+                        "false",
+                        "isolation.level",
+                        "read_uncommitted",
+                        NULL};
     for (int i = 0; kv[i]; i += 2)
         cr_assert_eq(rd_kafka_conf_set(conf, kv[i], kv[i + 1], es, sizeof es), RD_KAFKA_CONF_OK, "%s", es);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof es);
@@ -805,9 +821,8 @@ static long reported_ticks(const char *name) {
 }
 
 static void wait_line(const char *name, const char *what, int timeout_ms) {
-    for (int64_t until = ct_clock_mono_ms() + timeout_ms; lines_with(name, what) == 0 && ct_clock_mono_ms() < until;)
-        sleep_ms(20);
-    cr_assert_gt(lines_with(name, what), 0, "no '%s' in the log of %s", what, name);
+    ct_test_eventually(timeout_ms, lines_with(name, what) > 0, "no '%s' in the log of %s within %d ms", what, name,
+                       timeout_ms);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -942,12 +957,11 @@ static void wait_isr_whole(int timeout_ms) {
     const ct_topic_spec *topics = ct_kafka_topics(&nt);
     for (size_t i = 0; i < nt; i++) {
         int parts = 0, replicas = 0, isr = 0;
-        for (int64_t until = ct_clock_mono_ms() + timeout_ms; ct_clock_mono_ms() < until; sleep_ms(250))
-            if (ct_kafka_describe_topic(rk, topics[i].name, &parts, &replicas, &isr, 5000, &err) == 0 && replicas > 0 &&
-                isr == replicas)
-                break;
-        cr_assert(replicas > 0 && isr == replicas, "%s: in-sync replicas %d of %d after the restart", topics[i].name,
-                  isr, replicas);
+        ct_test_eventually(timeout_ms,
+                           ct_kafka_describe_topic(rk, topics[i].name, &parts, &replicas, &isr, 5000, &err) == 0 &&
+                               replicas > 0 && isr == replicas,
+                           "%s: in-sync replicas %d of %d within %d ms of the restart", topics[i].name, isr, replicas,
+                           timeout_ms);
     }
     rd_kafka_destroy(rk);
 }
@@ -993,8 +1007,8 @@ Test(relay, with_the_broker_leading_the_topic_killed_every_row_is_sent_and_only_
              "while kill -0 %d 2>/dev/null; do sleep 1; done; CONCERT_DATA_DIR='%s' exec '%s' kafka start",
              (int)getpid(), cluster_cfg.data_dir, CT_CONCERT_BIN);
     const char *gargv[] = {"sh", "-c", script, NULL};
-    ct_proc_opts go = {.argv = gargv, .output_path = "/dev/null", .output_fd = -1, .new_session = true,
-                       .null_stdin = true};
+    ct_proc_opts go = {
+        .argv = gargv, .output_path = "/dev/null", .output_fd = -1, .new_session = true, .null_stdin = true};
     ct_error err = {0};
     broker_guard = ct_proc_spawn(&go, &err);
     cr_assert_gt(broker_guard, 0, "%s", err.msg);

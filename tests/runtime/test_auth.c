@@ -66,10 +66,10 @@ Test(auth, unsigned_or_incomplete_tokens_are_refused) {
     char user[CT_AUTH_USER_BYTES_MAX + 1], head[128], body[256], h[1024];
     static const char *const payloads[] = {
         "{\"sub\":\"alice\",\"exp\":1900000000}",
-        "{\"sub\":\"alice\"}",                           /* no exp */
-        "{\"sub\":\"al ice\",\"exp\":1900000000}",       /* not an id */
-        "{\"exp\":1900000000}",                          /* no sub */
-        "{\"sub\":\"alice\",\"exp\":\"1900000000\"}",    /* exp not a number */
+        "{\"sub\":\"alice\"}",                        /* no exp */
+        "{\"sub\":\"al ice\",\"exp\":1900000000}",    /* not an id */
+        "{\"exp\":1900000000}",                       /* no sub */
+        "{\"sub\":\"alice\",\"exp\":\"1900000000\"}", /* exp not a number */
     };
     b64url("{\"alg\":\"none\",\"typ\":\"JWT\"}", head);
     b64url(payloads[0], body);
@@ -83,8 +83,8 @@ Test(auth, unsigned_or_incomplete_tokens_are_refused) {
         unsigned int macn = 0;
         b64url(payloads[i], body);
         snprintf(input, sizeof input, "%s.%s", head, body);
-        cr_assert_not_null(HMAC(EVP_sha256(), KEY, (int)strlen(KEY), (const unsigned char *)input, strlen(input), mac,
-                                &macn));
+        cr_assert_not_null(
+            HMAC(EVP_sha256(), KEY, (int)strlen(KEY), (const unsigned char *)input, strlen(input), mac, &macn));
         char raw[33];
         memcpy(raw, mac, 32), raw[32] = 0;
         b64url_n(raw, 32, sig);

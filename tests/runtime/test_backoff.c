@@ -14,12 +14,24 @@ Test(backoff, doubles_with_each_attempt_until_the_cap) {
         int attempts, base_ms, max_ms;
         int64_t want_ms;
     } cases[] = {
-        {0, 100, 60000, 100},      {1, 100, 60000, 200},     {2, 100, 60000, 400},    {3, 100, 60000, 800},
-        {9, 100, 60000, 51200},    {10, 100, 60000, 60000},  {11, 100, 60000, 60000}, {30, 100, 60000, 60000},
-        {0, 500, 60000, 500},      {6, 500, 60000, 32000},   {7, 500, 60000, 60000},  {0, 1, 1, 1},
-        {5, 1, 3600000, 32},       {21, 1, 3600000, 2097152}, {22, 1, 3600000, 3600000},
+        {0, 100, 60000, 100},
+        {1, 100, 60000, 200},
+        {2, 100, 60000, 400},
+        {3, 100, 60000, 800},
+        {9, 100, 60000, 51200},
+        {10, 100, 60000, 60000},
+        {11, 100, 60000, 60000},
+        {30, 100, 60000, 60000},
+        {0, 500, 60000, 500},
+        {6, 500, 60000, 32000},
+        {7, 500, 60000, 60000},
+        {0, 1, 1, 1},
+        {5, 1, 3600000, 32},
+        {21, 1, 3600000, 2097152},
+        {22, 1, 3600000, 3600000},
         /* a cap that is not a power-of-two multiple of the base */
-        {2, 300, 1000, 1000},      {1, 300, 1000, 600},
+        {2, 300, 1000, 1000},
+        {1, 300, 1000, 600},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t got = ct_backoff_ms(cases[i].attempts, cases[i].base_ms, cases[i].max_ms, 1.0);
@@ -38,8 +50,8 @@ Test(backoff, grows_monotonically_and_never_passes_the_cap) {
                 int64_t prev = 0;
                 for (int a = 0; a <= 64; a++) {
                     int64_t d = ct_backoff_ms(a, bases[b], maxes[m], jitters[j]);
-                    cr_assert_geq(d, prev, "base=%d max=%d jitter=%g: attempt %d gives %lld < %lld", bases[b],
-                                  maxes[m], jitters[j], a, (long long)d, (long long)prev);
+                    cr_assert_geq(d, prev, "base=%d max=%d jitter=%g: attempt %d gives %lld < %lld", bases[b], maxes[m],
+                                  jitters[j], a, (long long)d, (long long)prev);
                     cr_assert_leq(d, maxes[m], "base=%d max=%d: attempt %d gives %lld", bases[b], maxes[m], a,
                                   (long long)d);
                     prev = d;

@@ -48,10 +48,17 @@ Test(config, defaults_apply_when_nothing_is_set) {
 }
 
 Test(config, overrides_replace_defaults) {
-    char *env[] = {"CONCERT_DATA_DIR=/var/lib/concert/", "CONCERT_KAFKA_BROKERS=k1:9092,k2:9094",
-                   "CONCERT_PG_URL=postgresql://u:p@db:5432/c", "CONCERT_KAFKA_PARTITIONS=12",
-                   "CONCERT_KAFKA_REPLICATION=5", "CONCERT_KAFKA_MIN_ISR=3", "CONCERT_LOG_LEVEL=DEBUG",
-                   "CONCERT_HTTP_PORT=0", "PATH=/bin", "CONCERT_SOMETHING_ELSE=ignored", NULL};
+    char *env[] = {"CONCERT_DATA_DIR=/var/lib/concert/",
+                   "CONCERT_KAFKA_BROKERS=k1:9092,k2:9094",
+                   "CONCERT_PG_URL=postgresql://u:p@db:5432/c",
+                   "CONCERT_KAFKA_PARTITIONS=12",
+                   "CONCERT_KAFKA_REPLICATION=5",
+                   "CONCERT_KAFKA_MIN_ISR=3",
+                   "CONCERT_LOG_LEVEL=DEBUG",
+                   "CONCERT_HTTP_PORT=0",
+                   "PATH=/bin",
+                   "CONCERT_SOMETHING_ELSE=ignored",
+                   NULL};
     ct_config cfg;
     ct_error err = {0};
     cr_assert_eq(ct_config_load(&cfg, env, &err), 0, "%s", err.msg);
@@ -68,8 +75,8 @@ Test(config, overrides_replace_defaults) {
 Test(config, kafka_properties_pass_through) {
     ct_config cfg;
     ct_error err = {0};
-    cr_assert_eq(load(&cfg, &err, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=5000", "CONCERT_KAFKA_CONF_SASL_PASSWORD=pw"), 0,
-                 "%s", err.msg);
+    cr_assert_eq(load(&cfg, &err, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=5000", "CONCERT_KAFKA_CONF_SASL_PASSWORD=pw"),
+                 0, "%s", err.msg);
     cr_assert_eq(cfg.kafka_conf_count, 2);
     cr_assert_str_eq(cfg.kafka_conf[0].name, "socket.timeout.ms");
     cr_assert_str_eq(cfg.kafka_conf[0].value, "5000");
@@ -279,8 +286,9 @@ Test(config, overlong_path_is_rejected) {
 
 Test(config, help_lists_every_variable_with_its_default) {
     char *buf = help_text();
-    const char *names[] = {"CONCERT_DATA_DIR", "CONCERT_KAFKA_BROKERS", "CONCERT_PG_URL", "CONCERT_HTTP_PORT",
-                           "CONCERT_KAFKA_BASE_PORT", "CONCERT_LOG_LEVEL", "CONCERT_KAFKA_CONF_"};
+    const char *names[] = {"CONCERT_DATA_DIR",   "CONCERT_KAFKA_BROKERS",   "CONCERT_PG_URL",
+                           "CONCERT_HTTP_PORT",  "CONCERT_KAFKA_BASE_PORT", "CONCERT_LOG_LEVEL",
+                           "CONCERT_KAFKA_CONF_"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         cr_assert(strstr(buf, names[i]) != NULL, "%s missing from help", names[i]);
     cr_assert(strstr(buf, "default: 19092") != NULL);

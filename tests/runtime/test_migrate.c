@@ -19,8 +19,8 @@ static void setup(void) {
     ct_error err = {0};
     cr_assert_eq(ct_config_load_env(&cfg, &err), 0, "%s", err.msg);
     snprintf(dbname, sizeof dbname, "ct_test_migrate_%d", (int)getpid());
-    cr_assert_eq(ct_pg_create_database(&cfg, dbname, &err), 0, "%s %s (is Postgres running? use scripts/test)",
-                 err.msg, err.detail);
+    cr_assert_eq(ct_pg_create_database(&cfg, dbname, &err), 0, "%s %s (is Postgres running? use scripts/test)", err.msg,
+                 err.detail);
 }
 
 static void teardown(void) {
@@ -56,7 +56,8 @@ Test(migrate, applies_each_once_in_order_and_rerun_is_a_noop, .init = setup, .fi
     cr_assert_eq(ct_migrate_apply(c, three, 3, &applied, &err), 0, "%s %s", err.msg, err.detail);
     cr_assert_eq(applied, 3);
     cr_assert_eq(count(c, "SELECT count(*) FROM schema_migrations"), 3);
-    PGresult *r = PQexec(c, "SELECT string_agg(version::text, ',' ORDER BY applied_at, version) FROM schema_migrations");
+    PGresult *r =
+        PQexec(c, "SELECT string_agg(version::text, ',' ORDER BY applied_at, version) FROM schema_migrations");
     cr_assert_str_eq(PQgetvalue(r, 0, 0), "1,2,5", "applied in version order");
     PQclear(r);
     cr_assert_eq(ct_migrate_apply(c, three, 3, &applied, &err), 0, "%s", err.msg);
@@ -92,7 +93,8 @@ Test(migrate, refuses_an_edited_applied_migration, .init = setup, .fini = teardo
 Test(migrate, failing_migration_is_not_recorded_and_stops, .init = setup, .fini = teardown) {
     PGconn *c = connect_test_db();
     ct_error err = {0};
-    const ct_migration bad[] = {three[0], {2, "broken", "CREATE TABLE a(id int)"}, {3, "later", "CREATE TABLE z(i int)"}};
+    const ct_migration bad[] = {
+        three[0], {2, "broken", "CREATE TABLE a(id int)"}, {3, "later", "CREATE TABLE z(i int)"}};
     cr_assert_eq(ct_migrate_apply(c, bad, 3, NULL, &err), -1);
     cr_assert(strstr(err.msg, "0002_broken failed"), "%s", err.msg);
     cr_assert(strstr(err.detail, "already exists"), "detail carries the server's message: %s", err.detail);
@@ -141,8 +143,8 @@ Test(migrate, project_migrations_apply_cleanly_and_idempotently, .init = setup, 
     ct_error err = {0};
     int applied = 0;
     cr_assert_gt(ct_migrations_embedded_count, 0);
-    cr_assert_eq(ct_migrate_apply(c, ct_migrations_embedded, ct_migrations_embedded_count, &applied, &err), 0,
-                 "%s %s", err.msg, err.detail);
+    cr_assert_eq(ct_migrate_apply(c, ct_migrations_embedded, ct_migrations_embedded_count, &applied, &err), 0, "%s %s",
+                 err.msg, err.detail);
     cr_assert_eq(applied, (int)ct_migrations_embedded_count);
     cr_assert_eq(ct_migrate_apply(c, ct_migrations_embedded, ct_migrations_embedded_count, &applied, &err), 0);
     cr_assert_eq(applied, 0);

@@ -199,8 +199,8 @@ Test(store, domain_through_store_matches_the_in_memory_port, .init = setup, .fin
             size_t la = 0, lb = 0;
             cr_assert_eq(ct_codec_encode_effect(mem, o, a, sizeof a, &la, &err), 0);
             cr_assert_eq(ct_codec_encode_effect(fx, o, b, sizeof b, &lb, &err), 0);
-            cr_assert(la == lb && memcmp(a, b, la) == 0, "record %zu output %zu differs:\n%.*s\n%.*s", i, o, (int)la,
-                      a, (int)lb, b);
+            cr_assert(la == lb && memcmp(a, b, la) == 0, "record %zu output %zu differs:\n%.*s\n%.*s", i, o, (int)la, a,
+                      (int)lb, b);
             outputs++;
         }
         cr_assert_eq(ct_store_batch_add(st, fx, &err), 0);

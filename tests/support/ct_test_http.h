@@ -40,8 +40,10 @@ static inline void ct_test_auth_header(const char *user, char *out, size_t n) {
 /* The user a request names: /v1/users/<id>/... or a body's "user_id". */
 static inline bool ct_test_request_user(const char *url, const char *body, char *user, size_t n) {
     const char *p = strstr(url, "/v1/users/"), *end = NULL;
-    if (p) p += strlen("/v1/users/"), end = p + strcspn(p, "/?");
-    else if (body && (p = strstr(body, "\"user_id\":\""))) p += strlen("\"user_id\":\""), end = strchr(p, '"');
+    if (p)
+        p += strlen("/v1/users/"), end = p + strcspn(p, "/?");
+    else if (body && (p = strstr(body, "\"user_id\":\"")))
+        p += strlen("\"user_id\":\""), end = strchr(p, '"');
     if (!p || !end || end == p || (size_t)(end - p) >= n) return false;
     memcpy(user, p, (size_t)(end - p));
     user[end - p] = '\0';
@@ -157,8 +159,8 @@ static inline pid_t ct_test_spawn_http(const char *subcommand, const char *wait_
     setenv("CONCERT_HTTP_PORT", p, 1);
     snprintf(base, base_n, "http://127.0.0.1:%d", port);
     const char *argv[] = {CT_CONCERT_BIN, subcommand, NULL};
-    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
+    ct_proc_opts po = {
+        .argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
     ct_error err = {0};
     pid_t pid = ct_proc_spawn(&po, &err);
     cr_assert_gt(pid, 0, "%s", err.msg);

@@ -60,9 +60,9 @@
 #include "ct_kafka.h"
 
 #define CT_TEST_INV_PARTITIONS_MAX 64
-#define CT_TEST_INV_WAIT_MS 60000    /* outbox rows reaching SENT + outcome */
-#define CT_TEST_INV_SETTLE_MS 30000  /* checks across topics or batches */
-#define CT_TEST_INV_SCAN_MS 30000    /* reading the events the read models hold */
+#define CT_TEST_INV_WAIT_MS 60000   /* outbox rows reaching SENT + outcome */
+#define CT_TEST_INV_SETTLE_MS 30000 /* checks across topics or batches */
+#define CT_TEST_INV_SCAN_MS 30000   /* reading the events the read models hold */
 
 typedef struct ct_test_inv_user {
     int64_t charged, debited, refunded, balance;
@@ -70,8 +70,8 @@ typedef struct ct_test_inv_user {
 } ct_test_inv_user;
 
 typedef struct ct_test_inv_scan {
-    json_t *ids;      /* event ids seen (deduplication) */
-    json_t *users;    /* user id -> index into user[] */
+    json_t *ids;   /* event ids seen (deduplication) */
+    json_t *users; /* user id -> index into user[] */
     ct_test_inv_user *user;
     size_t users_n, users_cap;
     json_t *terminal; /* in-scope command id -> [event id, ...] of its terminal events */
@@ -216,9 +216,12 @@ static inline void ct_test_inv_event(ct_test_inv *inv, ct_test_inv_scan *s, json
     if (money) {
         ct_test_inv_user *u = ct_test_inv_user_of(s, user);
         int64_t amount = json_integer_value(json_object_get(d, "amount"));
-        if (!strcmp(type, "BalanceCharged")) u->charged += amount;
-        else if (!strcmp(type, "BalanceDebited")) u->debited += amount;
-        else if (!strcmp(type, "BalanceRefunded")) u->refunded += amount;
+        if (!strcmp(type, "BalanceCharged"))
+            u->charged += amount;
+        else if (!strcmp(type, "BalanceDebited"))
+            u->debited += amount;
+        else if (!strcmp(type, "BalanceRefunded"))
+            u->refunded += amount;
         u->balance = json_integer_value(bal);
         u->events++;
         int64_t want = u->charged - u->debited + u->refunded;
@@ -333,12 +336,13 @@ static inline const char *ct_test_inv_round(ct_test_inv *inv, const char *when, 
                                    C),
                  0, "%s: invariant 1: a live reservation whose seat names another", when);
     /* 6: max_active, and every hold made with an active token of its own. */
-    cr_assert_eq(ct_test_inv_count(inv,
-                                   "SELECT count(*) FROM (SELECT t.concert_id FROM queue_tokens t"
-                                   " JOIN concerts c USING (concert_id) WHERE t.status = 'ACTIVE' AND t.concert_id IN (%s)"
-                                   " GROUP BY t.concert_id, c.max_active HAVING count(*) > c.max_active) x",
-                                   C),
-                 0, "%s: invariant 6: more ACTIVE tokens than max_active", when);
+    cr_assert_eq(
+        ct_test_inv_count(inv,
+                          "SELECT count(*) FROM (SELECT t.concert_id FROM queue_tokens t"
+                          " JOIN concerts c USING (concert_id) WHERE t.status = 'ACTIVE' AND t.concert_id IN (%s)"
+                          " GROUP BY t.concert_id, c.max_active HAVING count(*) > c.max_active) x",
+                          C),
+        0, "%s: invariant 6: more ACTIVE tokens than max_active", when);
     cr_assert_eq(ct_test_inv_count(inv,
                                    "SELECT count(*) FROM reservations r LEFT JOIN queue_tokens t ON t.token = r.token"
                                    " WHERE r.concert_id IN (%s) AND (t.token IS NULL OR t.user_id <> r.user_id"
@@ -348,12 +352,13 @@ static inline const char *ct_test_inv_round(ct_test_inv *inv, const char *when, 
                  0, "%s: invariant 6: a reservation made without an active token of its user", when);
     /* 3: no outcome about the test's users or concerts that was never accepted. */
     if (inv->outbox)
-        cr_assert_eq(ct_test_inv_count(inv,
-                                       "SELECT count(*) FROM commands c WHERE (c.result->>'user_id' LIKE '%s'"
-                                       " OR c.result->>'concert_id' IN (%s))"
-                                       " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)",
-                                       U, C),
-                     0, "%s: invariant 3: outcomes for commands never accepted", when);
+        cr_assert_eq(
+            ct_test_inv_count(inv,
+                              "SELECT count(*) FROM commands c WHERE (c.result->>'user_id' LIKE '%s'"
+                              " OR c.result->>'concert_id' IN (%s))"
+                              " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id::text = c.command_id)",
+                              U, C),
+            0, "%s: invariant 3: outcomes for commands never accepted", when);
     long seat_mismatch = ct_test_inv_count(
         inv,
         "SELECT count(*) FROM seats s WHERE s.concert_id IN (%s) AND NOT EXISTS (SELECT 1 FROM reservations r"
@@ -382,13 +387,17 @@ static inline const char *ct_test_inv_round(ct_test_inv *inv, const char *when, 
     for (int i = 0; i < PQntuples(r); i++)
         json_object_set_new(bal, PQgetvalue(r, i, 0), json_integer(atoll(PQgetvalue(r, i, 1))));
     PQclear(r);
-    r = ct_test_inv_q(inv, "SELECT result->>'user_id', sum((result->>'amount')::bigint) FROM commands"
-                           " WHERE type = 'BalanceCharged' AND result->>'user_id' LIKE '%s' GROUP BY 1", U);
+    r = ct_test_inv_q(inv,
+                      "SELECT result->>'user_id', sum((result->>'amount')::bigint) FROM commands"
+                      " WHERE type = 'BalanceCharged' AND result->>'user_id' LIKE '%s' GROUP BY 1",
+                      U);
     for (int i = 0; i < PQntuples(r); i++)
         json_object_set_new(chg, PQgetvalue(r, i, 0), json_integer(atoll(PQgetvalue(r, i, 1))));
     PQclear(r);
-    r = ct_test_inv_q(inv, "SELECT user_id, sum(amount) FROM payments WHERE status = 'SUCCEEDED' AND user_id LIKE '%s'"
-                           " GROUP BY 1", U);
+    r = ct_test_inv_q(inv,
+                      "SELECT user_id, sum(amount) FROM payments WHERE status = 'SUCCEEDED' AND user_id LIKE '%s'"
+                      " GROUP BY 1",
+                      U);
     for (int i = 0; i < PQntuples(r); i++)
         json_object_set_new(paid, PQgetvalue(r, i, 0), json_integer(atoll(PQgetvalue(r, i, 1))));
     PQclear(r);
@@ -402,12 +411,13 @@ static inline const char *ct_test_inv_round(ct_test_inv *inv, const char *when, 
     json_t *v;
     json_object_foreach(s.terminal, cid, v) {
         cr_assert_eq(json_array_size(v), 1, "%s: invariant 3: command %s has %zu terminal events (%s, %s)", when, cid,
-                     json_array_size(v), json_string_value(json_array_get(v, 0)), json_string_value(json_array_get(v, 1)));
+                     json_array_size(v), json_string_value(json_array_get(v, 0)),
+                     json_string_value(json_array_get(v, 1)));
         const char *row = json_string_value(json_object_get(outcome, cid));
         cr_assert_not_null(row, "%s: invariant 3: command %s's outcome %s is not in the commands table", when, cid,
                            json_string_value(json_array_get(v, 0)));
-        cr_assert_str_eq(row, json_string_value(json_array_get(v, 0)), "%s: command %s's row names another event",
-                         when, cid);
+        cr_assert_str_eq(row, json_string_value(json_array_get(v, 0)), "%s: command %s's row names another event", when,
+                         cid);
     }
     json_object_foreach(outcome, cid, v)
         cr_assert_not_null(json_object_get(s.terminal, cid),

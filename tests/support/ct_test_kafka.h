@@ -36,8 +36,9 @@ static inline void ct_test_run_id(char *out, size_t n) {
 static inline char *ct_test_envelope(const char *run, const char *name, const char *type, int64_t ts, const char *key,
                                      const char *data) {
     char *s = NULL;
-    cr_assert_geq(asprintf(&s, "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\","
-                               "\"key\":\"%s\",\"data\":%s}",
+    cr_assert_geq(asprintf(&s,
+                           "{\"id\":\"%s-%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s-%s\","
+                           "\"key\":\"%s\",\"data\":%s}",
                            run, name, type, (long long)ts, run, name, key, data),
                   0);
     return s;
@@ -46,7 +47,8 @@ static inline char *ct_test_envelope(const char *run, const char *name, const ch
 /* The common start of a test that runs processes: configuration, a fresh
  * run id, a directory /tmp/ct-test-<what>-<run> that becomes the children's
  * CONCERT_DATA_DIR. */
-static inline void ct_test_setup_run(ct_config *cfg, const char *what, char *run, size_t run_n, char *dir, size_t dir_n) {
+static inline void ct_test_setup_run(ct_config *cfg, const char *what, char *run, size_t run_n, char *dir,
+                                     size_t dir_n) {
     ct_test_load_config(cfg);
     ct_test_run_id(run, run_n);
     snprintf(dir, dir_n, "/tmp/ct-test-%s-%s", what, run);
@@ -73,7 +75,7 @@ static inline void ct_test_subscribe(rd_kafka_t *c, const char *const *topics) {
 
 /* A consumer of its own group on `topics` (NULL: test-topic). */
 static inline rd_kafka_t *ct_test_consumer_on(const ct_config *cfg, const char *group, int read_committed,
-                                             const char *const *topics) {
+                                              const char *const *topics) {
     static const char *const test_topic[] = {CT_TOPIC_TEST, NULL};
     ct_error err = {0};
     ct_kafka_consumer_opts o = {.client_id = "ct-test", .group_id = group, .read_committed = read_committed};
@@ -94,8 +96,8 @@ static inline rd_kafka_t *ct_test_consumer(const ct_config *cfg, const char *gro
 /* `concert <argv...>` (argv[0] is CT_CONCERT_BIN) as a child that dies with
  * this process, its output appended to log_path. */
 static inline pid_t ct_test_spawn(const char *const *argv, const char *log_path) {
-    ct_proc_opts po = {.argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true,
-                       .null_stdin = true};
+    ct_proc_opts po = {
+        .argv = argv, .output_path = log_path, .output_fd = -1, .die_with_parent = true, .null_stdin = true};
     ct_error err = {0};
     pid_t pid = ct_proc_spawn(&po, &err);
     cr_assert_gt(pid, 0, "%s", err.msg);

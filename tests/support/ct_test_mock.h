@@ -14,7 +14,7 @@
  * replication factor `brokers`), hosted by *host (destroy the cluster, then
  * the host). */
 static inline rd_kafka_mock_cluster_t *ct_test_mock_cluster(rd_kafka_t **host, int brokers, const char *topic,
-                                                           int partitions) {
+                                                            int partitions) {
     ct_log_init("test", CT_LOG_ERROR);
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

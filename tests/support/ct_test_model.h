@@ -109,8 +109,8 @@ static inline ct_model_out *ct_model_find(ct_model *m, const char *json, size_t 
  * until every expected one was seen, then 3 s more so repeats show too.
  * Every output must be expected. Returns the distinct ones seen;
  * *duplicates gets the repeats. */
-static inline size_t ct_model_read_outputs(ct_model *m, const ct_config *cfg, const char *const *topics,
-                                           int wait_ms, size_t *duplicates) {
+static inline size_t ct_model_read_outputs(ct_model *m, const ct_config *cfg, const char *const *topics, int wait_ms,
+                                           size_t *duplicates) {
     static int round;
     char group[96];
     snprintf(group, sizeof group, "ct-test-model-%s-%d", m->run, round++);
@@ -127,10 +127,13 @@ static inline size_t ct_model_read_outputs(ct_model *m, const ct_config *cfg, co
             const char *cid = ev ? json_string_value(json_object_get(ev, "command_id")) : NULL;
             if (cid && strncmp(cid, m->run, strlen(m->run)) == 0) {
                 ct_model_out *e = ct_model_find(m, msg->payload, msg->len);
-                cr_assert_not_null(e, "output not in the crash-free run: %.*s", (int)msg->len, (const char *)msg->payload);
+                cr_assert_not_null(e, "output not in the crash-free run: %.*s", (int)msg->len,
+                                   (const char *)msg->payload);
                 if (m->dump) fprintf(m->dump, "%.*s\n", (int)msg->len, (const char *)msg->payload);
-                if (e->seen++) (*duplicates)++;
-                else if (++distinct == m->out_count) settle = ct_clock_mono_ms() + 3000;
+                if (e->seen++)
+                    (*duplicates)++;
+                else if (++distinct == m->out_count)
+                    settle = ct_clock_mono_ms() + 3000;
             }
             json_decref(ev);
         }
@@ -153,7 +156,8 @@ static inline bool ct_model_ours(const ct_model_cmp *c, const uint8_t *key, size
 }
 
 /* foreach callback: copies this run's keys into c->other. */
-static inline int ct_model_collect_key(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len) {
+static inline int ct_model_collect_key(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val,
+                                       size_t val_len) {
     ct_model_cmp *c = ud;
     ct_error err = {0};
     if (!ct_model_ours(c, key, key_len)) return 0;
@@ -172,7 +176,8 @@ static inline int ct_model_check_key(void *ud, const uint8_t *key, size_t key_le
     ct_error err = {0};
     int rc = p.get(p.ud, key, key_len, got, sizeof got, &got_len, &err);
     cr_assert_eq(rc, 1, "key %.*s missing from the stores", (int)key_len, (const char *)key);
-    cr_assert(got_len == val_len && memcmp(got, val, val_len) == 0, "key %.*s differs", (int)key_len, (const char *)key);
+    cr_assert(got_len == val_len && memcmp(got, val, val_len) == 0, "key %.*s differs", (int)key_len,
+              (const char *)key);
     c->count++;
     return 0;
 }
@@ -201,7 +206,8 @@ static inline void ct_model_compare_stores(ct_model *m, const char *const *store
  * types that must occur. */
 static inline void ct_model_validate_file(const char *path, const char *require) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "python3 %s/schemas/validate.py %s/schemas/events.json %s --require-types %s > %s.report 2>&1",
+    snprintf(cmd, sizeof cmd,
+             "python3 %s/schemas/validate.py %s/schemas/events.json %s --require-types %s > %s.report 2>&1",
              CT_SOURCE_DIR, CT_SOURCE_DIR, path, require, path);
     int rc = system(cmd);
     char report[4096] = "";

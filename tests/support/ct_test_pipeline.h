@@ -15,9 +15,11 @@
 #define CT_TEST_PIPELINE_H
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ct_test_http.h"
 #include "ct_test_invariants.h"
@@ -26,8 +28,8 @@
 #include "ct_test_projector.h"
 
 /* The run's concerts: those its outbox created. */
-#define CT_TEST_PIPELINE_CONCERTS_SQL                                                                         \
-    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id"       \
+#define CT_TEST_PIPELINE_CONCERTS_SQL                                                                   \
+    "SELECT c.result->>'concert_id' FROM commands c JOIN outbox o ON o.command_id::text = c.command_id" \
     " WHERE c.type = 'ConcertCreated'"
 
 typedef struct ct_test_pipeline {
@@ -59,6 +61,38 @@ static inline void ct_test_pipeline_prepare(ct_test_pipeline *pl, const char *wh
 
 static inline void ct_test_pipeline_start(ct_test_pipeline *pl) {
     pl->up = ct_test_spawn_http("up", "/readyz", 120000, pl->base, sizeof pl->base, pl->log_path);
+}
+
+/* One request to the pipeline's ingress (as ct_http_do makes it), which
+ * must answer `want`; its JSON answer (NULL when not JSON). With
+ * exchanges_path, the exchange is also appended there as one JSON line
+ * for schemas/openapi_check.py. */
+static inline json_t *ct_test_pipeline_call(const ct_test_pipeline *pl, const char *method, const char *path,
+                                            const char *const *h, const char *body, long want,
+                                            const char *exchanges_path) {
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", pl->base, path);
+    CURL *c = curl_easy_init();
+    ct_http_resp r;
+    long st = ct_http_do(c, method, url, h, body, &r);
+    curl_easy_cleanup(c);
+    cr_assert_eq(st, want, "%s %s: %ld %s", method, path, st, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    ct_http_free(&r);
+    if (exchanges_path) {
+        char bare[512];
+        snprintf(bare, sizeof bare, "%s", path);
+        bare[strcspn(bare, "?")] = 0;
+        json_t *ex =
+            json_pack("{s:s, s:s, s:I, s:O?}", "method", method, "path", bare, "status", (json_int_t)st, "body", j);
+        char *line = json_dumps(ex, JSON_COMPACT);
+        FILE *f = fopen(exchanges_path, "a");
+        if (f && line) fprintf(f, "%s\n", line);
+        if (f) fclose(f);
+        free(line);
+        json_decref(ex);
+    }
+    return j;
 }
 
 static inline void ct_test_pipeline_finish(ct_test_pipeline *pl) {

@@ -66,8 +66,10 @@ static inline void ct_test_projector_replay_db(const ct_config *cfg, PGconn *db,
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(db));
     for (int i = 0; i < PQntuples(r); i++) {
         const char *v[3] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)};
-        PGresult *w = PQexecParams(rb, "INSERT INTO projector_offsets (topic, partition, next_offset)"
-                                       " VALUES ($1, $2::int, $3::bigint)", 3, NULL, v, NULL, NULL, 0);
+        PGresult *w = PQexecParams(rb,
+                                   "INSERT INTO projector_offsets (topic, partition, next_offset)"
+                                   " VALUES ($1, $2::int, $3::bigint)",
+                                   3, NULL, v, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(w), PGRES_COMMAND_OK, "%s", PQerrorMessage(rb));
         PQclear(w);
     }

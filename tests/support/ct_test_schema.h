@@ -14,8 +14,8 @@
  * record is valid, the file is not empty and every required type occurred;
  * anything else (1, or 127 without python3) otherwise. Its report (one line
  * per invalid record, a count per type) goes into report[0..n). */
-static inline int ct_test_schema_validate(const char *schema, const char *records, const char *require,
-                                          char *report, size_t n) {
+static inline int ct_test_schema_validate(const char *schema, const char *records, const char *require, char *report,
+                                          size_t n) {
     char out[1024], cmd[4096];
     snprintf(out, sizeof out, "%s.report", records);
     snprintf(cmd, sizeof cmd, "python3 %s/schemas/validate.py %s/schemas/%s %s%s%s > %s 2>&1", CT_SOURCE_DIR,
