@@ -76,7 +76,8 @@ static void next_concert(gen *g, ct_cmd *c) {
         ct_create_concert *x = &c->u.create_concert;
         set_id(&x->concert_id, 'c', g->concert);
         c->key = x->concert_id;
-        x->title_len = (uint16_t)snprintf(x->title, sizeof x->title, "Bench concert %llu", (unsigned long long)g->concert);
+        x->title_len =
+            (uint16_t)snprintf(x->title, sizeof x->title, "Bench concert %llu", (unsigned long long)g->concert);
         /* 1 ms of logical time per record makes the 600 s active window
          * 600,000 records long: a big sale, so the limit is not what is
          * measured (abandoned tokens stay active until they expire). */
@@ -178,18 +179,22 @@ static void next_wallet(gen *g, ct_cmd *c) {
 
 /* JSON bytes of an input record (what the processor would consume). */
 static size_t to_json(const ct_cmd *c, char *b, size_t cap) {
-    int n = snprintf(b, cap, "{\"id\":\"%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s\",\"key\":\"%s\",\"data\":",
-                     c->id, ct_cmd_type_name(c->type), (long long)c->ts_ms, c->command_id.s, c->key.s);
+    int n = snprintf(
+        b, cap,
+        "{\"id\":\"%s\",\"type\":\"%s\",\"v\":1,\"ts\":%lld,\"command_id\":\"%s\",\"key\":\"%s\",\"data\":", c->id,
+        ct_cmd_type_name(c->type), (long long)c->ts_ms, c->command_id.s, c->key.s);
     const char *f = "";
     char d[4096];
     switch (c->type) {
     case CT_CMD_CREATE_CONCERT: {
         const ct_create_concert *x = &c->u.create_concert;
-        int m = snprintf(d, sizeof d, "{\"concert_id\":\"%s\",\"title\":\"%s\",\"schedules\":[", x->concert_id.s, x->title);
+        int m =
+            snprintf(d, sizeof d, "{\"concert_id\":\"%s\",\"title\":\"%s\",\"schedules\":[", x->concert_id.s, x->title);
         for (uint32_t i = 0; i < x->schedule_count; i++)
-            m += snprintf(d + m, sizeof d - (size_t)m, "%s{\"schedule_id\":\"%s\",\"starts_at\":%lld,\"seats\":%u,\"price\":%lld}",
-                          i ? "," : "", x->schedules[i].schedule_id.s, (long long)x->schedules[i].starts_at_ms,
-                          x->schedules[i].seats, (long long)x->schedules[i].price_won);
+            m += snprintf(d + m, sizeof d - (size_t)m,
+                          "%s{\"schedule_id\":\"%s\",\"starts_at\":%lld,\"seats\":%u,\"price\":%lld}", i ? "," : "",
+                          x->schedules[i].schedule_id.s, (long long)x->schedules[i].starts_at_ms, x->schedules[i].seats,
+                          (long long)x->schedules[i].price_won);
         snprintf(d + m, sizeof d - (size_t)m, "],\"max_active\":%u,\"active_ttl_ms\":%lld,\"hold_ttl_ms\":%lld}",
                  x->max_active, (long long)x->active_ttl_ms, (long long)x->hold_ttl_ms);
         f = d;
@@ -201,23 +206,26 @@ static size_t to_json(const ct_cmd *c, char *b, size_t cap) {
         f = d;
         break;
     case CT_CMD_HOLD_SEAT:
-        snprintf(d, sizeof d,
-                 "{\"reservation_id\":\"%s\",\"token\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"%s\",\"seat_no\":%u}",
-                 c->u.hold_seat.reservation_id.s, c->u.hold_seat.token.s, c->u.hold_seat.user_id.s,
-                 c->u.hold_seat.concert_id.s, c->u.hold_seat.schedule_id.s, c->u.hold_seat.seat_no);
+        snprintf(
+            d, sizeof d,
+            "{\"reservation_id\":\"%s\",\"token\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"%s\",\"seat_no\":%u}",
+            c->u.hold_seat.reservation_id.s, c->u.hold_seat.token.s, c->u.hold_seat.user_id.s,
+            c->u.hold_seat.concert_id.s, c->u.hold_seat.schedule_id.s, c->u.hold_seat.seat_no);
         f = d;
         break;
     case CT_CMD_REQUEST_PAYMENT:
-        snprintf(d, sizeof d,
-                 "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"token\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}",
-                 c->u.request_payment.payment_id.s, c->u.request_payment.reservation_id.s, c->u.request_payment.token.s,
-                 c->u.request_payment.user_id.s, c->u.request_payment.concert_id.s);
+        snprintf(
+            d, sizeof d,
+            "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"token\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\"}",
+            c->u.request_payment.payment_id.s, c->u.request_payment.reservation_id.s, c->u.request_payment.token.s,
+            c->u.request_payment.user_id.s, c->u.request_payment.concert_id.s);
         f = d;
         break;
     case CT_CMD_PAYMENT_SETTLED:
-        snprintf(d, sizeof d, "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"amount\":%lld,\"ok\":true}",
-                 c->u.payment_settled.payment_id.s, c->u.payment_settled.reservation_id.s, c->u.payment_settled.user_id.s,
-                 (long long)c->u.payment_settled.amount_won);
+        snprintf(d, sizeof d,
+                 "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"amount\":%lld,\"ok\":true}",
+                 c->u.payment_settled.payment_id.s, c->u.payment_settled.reservation_id.s,
+                 c->u.payment_settled.user_id.s, (long long)c->u.payment_settled.amount_won);
         f = d;
         break;
     case CT_CMD_TICK: f = "{}"; break;
@@ -227,9 +235,11 @@ static size_t to_json(const ct_cmd *c, char *b, size_t cap) {
         f = d;
         break;
     case CT_CMD_DEBIT_REQUESTED:
-        snprintf(d, sizeof d, "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\",\"amount\":%lld}",
-                 c->u.debit_requested.payment_id.s, c->u.debit_requested.reservation_id.s, c->u.debit_requested.user_id.s,
-                 c->u.debit_requested.concert_id.s, (long long)c->u.debit_requested.amount_won);
+        snprintf(
+            d, sizeof d,
+            "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\",\"amount\":%lld}",
+            c->u.debit_requested.payment_id.s, c->u.debit_requested.reservation_id.s, c->u.debit_requested.user_id.s,
+            c->u.debit_requested.concert_id.s, (long long)c->u.debit_requested.amount_won);
         f = d;
         break;
     default: break;

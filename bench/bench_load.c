@@ -102,10 +102,10 @@ static int dial(void) {
 typedef struct wconn {
     int fd;
     unsigned seed;
-    bool busy;       /* a request is out */
-    int64_t t0;      /* when it was due (open loop) or sent */
-    int64_t next;    /* open loop: when the next request is due */
-    size_t have;     /* response bytes read so far */
+    bool busy;    /* a request is out */
+    int64_t t0;   /* when it was due (open loop) or sent */
+    int64_t next; /* open loop: when the next request is due */
+    size_t have;  /* response bytes read so far */
     char buf[8192];
 } wconn;
 
@@ -175,8 +175,10 @@ static void run_writes(void) {
             }
             int64_t due = rate > 0 ? c->next : now;
             c->next += (int64_t)interval_ns;
-            if (wconn_send(ep, c, due) != 0) wconn_drop(ep, c);
-            else out = true;
+            if (wconn_send(ep, c, due) != 0)
+                wconn_drop(ep, c);
+            else
+                out = true;
         }
         if (!out && now >= t_end_ns) break;
         /* A timeout in nanoseconds: at 20,000/s the next request is due in
@@ -215,7 +217,7 @@ static const char *const step_names[STEPS] = {"charge", "token", "admission", "h
 static float *step_samples[STEPS];
 static _Atomic long step_n[STEPS], journeys, journey_failures, next_user;
 static char concert_id[64], admin_key[256];
-static int max_active; /* the bench concert's; 0: twice the connections (nobody waits) */
+static int max_active;              /* the bench concert's; 0: twice the connections (nobody waits) */
 static _Atomic long arrivals_taken; /* open loop: arrivals handed to a user so far */
 static _Atomic long late_arrivals;  /* open loop: arrivals that found every connection busy */
 #define JOURNEY_PRICE 1000
@@ -225,10 +227,10 @@ static _Atomic long late_arrivals;  /* open loop: arrivals that found every conn
 static int http(int *fd, const char *method, const char *path, const char *extra_headers, const char *body, char *buf,
                 size_t cap, char **resp_body) {
     char req[2048];
-    int len = snprintf(req, sizeof req,
-                       "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
-                       method, path, host, extra_headers ? extra_headers : "", body ? strlen(body) : 0,
-                       body ? body : "");
+    int len =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
+                 method, path, host, extra_headers ? extra_headers : "", body ? strlen(body) : 0, body ? body : "");
     if (*fd < 0 && (*fd = dial()) < 0) return -1;
     if (write(*fd, req, (size_t)len) != len) goto broken;
     size_t n = 0;
@@ -371,8 +373,8 @@ static int create_concert(int seats) {
 /* ---- CPU per component ---------------------------------------------------- */
 
 #define COMPONENTS 8
-static const char *const component_names[COMPONENTS] = {"ingress", "relay",    "processor", "projector",
-                                                         "postgres", "kafka", "bench",     "other concert"};
+static const char *const component_names[COMPONENTS] = {"ingress",  "relay", "processor", "projector",
+                                                        "postgres", "kafka", "bench",     "other concert"};
 
 /* CPU ticks used so far per component, from /proc/<pid>/stat. */
 static void cpu_ticks(long long out[COMPONENTS]) {
@@ -390,14 +392,22 @@ static void cpu_ticks(long long out[COMPONENTS]) {
             if (!cmd[i]) cmd[i] = ' ';
         cmd[n] = 0;
         int c = -1;
-        if (strstr(cmd, "ct_bench_load")) c = 6;
-        else if (strstr(cmd, "postgres")) c = 4;
-        else if (strstr(cmd, "java") && strstr(cmd, "kafka")) c = 5;
-        else if (strstr(cmd, "concert ingress")) c = 0;
-        else if (strstr(cmd, "concert relay")) c = 1;
-        else if (strstr(cmd, "concert processor")) c = 2;
-        else if (strstr(cmd, "concert projector")) c = 3;
-        else if (strstr(cmd, "concert ")) c = 7;
+        if (strstr(cmd, "ct_bench_load"))
+            c = 6;
+        else if (strstr(cmd, "postgres"))
+            c = 4;
+        else if (strstr(cmd, "java") && strstr(cmd, "kafka"))
+            c = 5;
+        else if (strstr(cmd, "concert ingress"))
+            c = 0;
+        else if (strstr(cmd, "concert relay"))
+            c = 1;
+        else if (strstr(cmd, "concert processor"))
+            c = 2;
+        else if (strstr(cmd, "concert projector"))
+            c = 3;
+        else if (strstr(cmd, "concert "))
+            c = 7;
         if (c < 0) continue;
         snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
         if (!(f = fopen(p, "r"))) continue;
@@ -458,12 +468,18 @@ int main(int argc, char **argv) {
     bool pg_report = false, journey_mode = false;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--url") == 0 && v && sscanf(v, "http://%63[^:]:%d", host, &port) == 2) i++;
-        else if (strcmp(argv[i], "--connections") == 0 && v && (connections = atoi(v)) > 0) i++;
-        else if (strcmp(argv[i], "--duration") == 0 && v && (duration_s = atoi(v)) > 0) i++;
-        else if (strcmp(argv[i], "--rate") == 0 && v && (rate = atof(v)) >= 0) i++;
-        else if (strcmp(argv[i], "--max-active") == 0 && v && (max_active = atoi(v)) > 0) i++;
-        else if (strcmp(argv[i], "--pg") == 0) pg_report = true;
+        if (strcmp(argv[i], "--url") == 0 && v && sscanf(v, "http://%63[^:]:%d", host, &port) == 2)
+            i++;
+        else if (strcmp(argv[i], "--connections") == 0 && v && (connections = atoi(v)) > 0)
+            i++;
+        else if (strcmp(argv[i], "--duration") == 0 && v && (duration_s = atoi(v)) > 0)
+            i++;
+        else if (strcmp(argv[i], "--rate") == 0 && v && (rate = atof(v)) >= 0)
+            i++;
+        else if (strcmp(argv[i], "--max-active") == 0 && v && (max_active = atoi(v)) > 0)
+            i++;
+        else if (strcmp(argv[i], "--pg") == 0)
+            pg_report = true;
         else if (strcmp(argv[i], "--scenario") == 0 && v && (strcmp(v, "write") == 0 || strcmp(v, "journey") == 0))
             journey_mode = strcmp(v, "journey") == 0, i++;
         else {
@@ -475,8 +491,10 @@ int main(int argc, char **argv) {
     ct_config acfg;
     ct_error aerr = {0};
     if (ct_config_load_env(&acfg, &aerr) != 0 || ct_auth_key_load(&acfg, false, auth_key, &aerr) != 1) {
-        fprintf(stderr, "error: no key to sign users' tokens with: set CONCERT_AUTH_KEY, or CONCERT_DATA_DIR to the"
-                        " pipeline's (%s)\n", aerr.msg[0] ? aerr.msg : "no auth.key there");
+        fprintf(stderr,
+                "error: no key to sign users' tokens with: set CONCERT_AUTH_KEY, or CONCERT_DATA_DIR to the"
+                " pipeline's (%s)\n",
+                aerr.msg[0] ? aerr.msg : "no auth.key there");
         return 2;
     }
     if (!journey_mode) {
@@ -559,7 +577,8 @@ int main(int argc, char **argv) {
     printf("load: connections=%d mode=%s duration=%ds\n", connections, rate > 0 ? "open" : "closed", duration_s);
     printf("requests=%ld 202=%ld other=%ld errors=%ld\n", (long)(ok + bad), (long)ok, (long)bad, (long)errors);
     printf("accepted/s=%.1f\n", ok / secs);
-    printf("latency ms p50=%.2f p99=%.2f p999=%.2f max=%.2f\n", PCT(0.50), PCT(0.99), PCT(0.999), n ? samples[n - 1] : 0);
+    printf("latency ms p50=%.2f p99=%.2f p999=%.2f max=%.2f\n", PCT(0.50), PCT(0.99), PCT(0.999),
+           n ? samples[n - 1] : 0);
     print_cpu(cpu_before, secs);
     double write_s = ingress_metric("concert_ingress_commit_write_seconds_total") - write_s0;
     double wrows = ingress_metric("concert_ingress_commit_rows_total") - rows0;
@@ -574,17 +593,19 @@ int main(int argc, char **argv) {
         snprintf(from, sizeof from, "%ld", first_id);
         const char *p[1] = {from};
         for (int waited = 0; waited < 120; waited++) {
-            PGresult *r = PQexecParams(pg, "SELECT count(*) FILTER (WHERE status <> 'SENT') FROM outbox WHERE id > $1::bigint",
-                                       1, NULL, p, NULL, NULL, 0);
+            PGresult *r =
+                PQexecParams(pg, "SELECT count(*) FILTER (WHERE status <> 'SENT') FROM outbox WHERE id > $1::bigint", 1,
+                             NULL, p, NULL, NULL, 0);
             long left = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
             PQclear(r);
             if (left == 0) break;
             sleep(1);
         }
-        PGresult *r = PQexecParams(pg,
-                                   "SELECT count(*), count(*) FILTER (WHERE status = 'SENT'),"
-                                   " extract(epoch FROM max(sent_at) - min(created_at)) FROM outbox WHERE id > $1::bigint",
-                                   1, NULL, p, NULL, NULL, 0);
+        PGresult *r =
+            PQexecParams(pg,
+                         "SELECT count(*), count(*) FILTER (WHERE status = 'SENT'),"
+                         " extract(epoch FROM max(sent_at) - min(created_at)) FROM outbox WHERE id > $1::bigint",
+                         1, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             long rows = atol(PQgetvalue(r, 0, 0)), sent = atol(PQgetvalue(r, 0, 1));
             double span = atof(PQgetvalue(r, 0, 2));

@@ -41,10 +41,11 @@ static char *make_record(int i, int64_t ts, const char *concert) {
     const char *type;
     if (i == 0) {
         type = "CreateConcert";
-        snprintf(data, sizeof data,
-                 "{\"concert_id\":\"%s\",\"title\":\"bench\",\"max_active\":100,\"active_ttl_ms\":60000,\"hold_ttl_ms\":30000,"
-                 "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":50000,\"price\":1000}]}",
-                 concert);
+        snprintf(
+            data, sizeof data,
+            "{\"concert_id\":\"%s\",\"title\":\"bench\",\"max_active\":100,\"active_ttl_ms\":60000,\"hold_ttl_ms\":30000,"
+            "\"schedules\":[{\"schedule_id\":\"1\",\"starts_at\":1900000000000,\"seats\":50000,\"price\":1000}]}",
+            concert);
     } else if (i % 2) {
         type = "IssueToken";
         snprintf(data, sizeof data, "{\"token\":\"k%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\"}", i, run, i % 5000,
@@ -55,10 +56,13 @@ static char *make_record(int i, int64_t ts, const char *concert) {
         if (t < 1) t = 1;
         snprintf(data, sizeof data,
                  "{\"reservation_id\":\"r%d%s\",\"token\":\"k%d%s\",\"user_id\":\"u%d\",\"concert_id\":\"%s\","
-                 "\"schedule_id\":\"1\",\"seat_no\":%d}", i, run, t, run, t % 5000, concert, (i * 7919) % 50000 + 1);
+                 "\"schedule_id\":\"1\",\"seat_no\":%d}",
+                 i, run, t, run, t % 5000, concert, (i * 7919) % 50000 + 1);
     }
-    if (asprintf(&rec, "{\"id\":\"%s-%d\",\"type\":\"%s\",\"v\":1,\"ts\":%" PRId64 ",\"command_id\":\"%s-%d\","
-                       "\"key\":\"%s\",\"data\":%s}", run, i, type, ts, run, i, concert, data) < 0)
+    if (asprintf(&rec,
+                 "{\"id\":\"%s-%d\",\"type\":\"%s\",\"v\":1,\"ts\":%" PRId64 ",\"command_id\":\"%s-%d\","
+                 "\"key\":\"%s\",\"data\":%s}",
+                 run, i, type, ts, run, i, concert, data) < 0)
         abort();
     return rec;
 }
@@ -132,8 +136,8 @@ static int bench_eos(const ct_config *cfg, int n) {
     if (!(t.p = ct_processor_new(cfg, CT_ROLE_CONCERT, instance, &err))) return fprintf(stderr, "%s\n", err.msg), 1;
     pthread_t th;
     pthread_create(&th, NULL, run_processor, &t);
-    ct_kafka_consumer_opts co = {.client_id = "ct-bench", .group_id = group, .read_committed = true,
-                                 .auto_offset_reset = "latest"};
+    ct_kafka_consumer_opts co = {
+        .client_id = "ct-bench", .group_id = group, .read_committed = true, .auto_offset_reset = "latest"};
     rd_kafka_t *c = ct_kafka_consumer_new(cfg, &co, &err);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, CT_TOPIC_CONCERT_EVENTS, RD_KAFKA_PARTITION_UA);
@@ -157,9 +161,9 @@ static int bench_eos(const ct_config *cfg, int n) {
         if (pass == 1) {
             ct_processor_stats_get(t.p, &before);
             for (int i = 1; i <= n; i++) {
-                while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS), RD_KAFKA_V_KEY(concert, strlen(concert)),
-                                         RD_KAFKA_V_VALUE(recs[i], strlen(recs[i])), RD_KAFKA_V_END) ==
-                       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                while (rd_kafka_producev(
+                           p, RD_KAFKA_V_TOPIC(CT_TOPIC_CONCERT_COMMANDS), RD_KAFKA_V_KEY(concert, strlen(concert)),
+                           RD_KAFKA_V_VALUE(recs[i], strlen(recs[i])), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                     rd_kafka_poll(p, 10);
             }
             snprintf(last_cmd, sizeof last_cmd, "%s-%d", run, n);

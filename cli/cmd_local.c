@@ -14,7 +14,8 @@ static int ensure_remote_topics(const ct_config *cfg) {
     ct_error err = {0};
     rd_kafka_t *rk = ct_kafka_admin_new(cfg, "concert-admin", &err);
     if (!rk) return ct_cmd_fail("kafka", &err);
-    int rc = ct_kafka_wait_brokers(rk, 1, cfg->kafka_timeout_ms, &err) == 0 ? ct_kafka_ensure_topics(rk, cfg, &err) : -1;
+    int rc =
+        ct_kafka_wait_brokers(rk, 1, cfg->kafka_timeout_ms, &err) == 0 ? ct_kafka_ensure_topics(rk, cfg, &err) : -1;
     rd_kafka_destroy(rk);
     if (rc != 0) return ct_cmd_fail("kafka topics", &err);
     printf("topics ensured on %s\n", cfg->kafka_brokers);
@@ -70,8 +71,10 @@ int ct_cmd_pg(const ct_config *cfg, int argc, char **argv) {
     ct_error err = {0};
     bool external = cfg->pg_url[0] != '\0';
     if (strcmp(verb, "url") == 0) {
-        if (external) printf("%s\n", cfg->pg_url); /* asked for explicitly: not a log line */
-        else printf("postgresql://%s@127.0.0.1:%d/%s\n", CT_PG_LOCAL_USER, cfg->pg_port, CT_PG_LOCAL_DB);
+        if (external)
+            printf("%s\n", cfg->pg_url); /* asked for explicitly: not a log line */
+        else
+            printf("postgresql://%s@127.0.0.1:%d/%s\n", CT_PG_LOCAL_USER, cfg->pg_port, CT_PG_LOCAL_DB);
         return CT_EXIT_OK;
     }
     if (external && strcmp(verb, "status") != 0) {

@@ -39,14 +39,18 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
         if (list && strcmp(argv[i], "--status") == 0 && next && ct_outbox_status_parse(next, &status) == 0) {
             has_status = true;
             i++;
-        }
-        else if (list && strcmp(argv[i], "--after-id") == 0 && next && parse_int(next, 0, INT64_MAX, &after) == 0) i++;
-        else if (list && strcmp(argv[i], "--limit") == 0 && next && parse_int(next, 1, 1000, &limit) == 0) i++;
+        } else if (list && strcmp(argv[i], "--after-id") == 0 && next && parse_int(next, 0, INT64_MAX, &after) == 0)
+            i++;
+        else if (list && strcmp(argv[i], "--limit") == 0 && next && parse_int(next, 1, 1000, &limit) == 0)
+            i++;
         else if (prune && strcmp(argv[i], "--older-than") == 0 && next && parse_int(next, 1, 315360000, &older) == 0)
             i++;
-        else if (retry && strcmp(argv[i], "--all-failed") == 0 && id == 0) all = true;
-        else if (retry && !all && id == 0 && parse_int(argv[i], 1, INT64_MAX, &id) == 0) continue;
-        else return usage();
+        else if (retry && strcmp(argv[i], "--all-failed") == 0 && id == 0)
+            all = true;
+        else if (retry && !all && id == 0 && parse_int(argv[i], 1, INT64_MAX, &id) == 0)
+            continue;
+        else
+            return usage();
     }
     if (!list && !prune && !(retry && (all || id > 0))) return usage();
     if (prune && older == 0) {
@@ -61,7 +65,8 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
         char *json = NULL;
         if (ct_outbox_list_json(pg, has_status ? &status : NULL, after, (int)limit, &json, &err) != 0)
             rc = ct_cmd_fail("outbox", &err);
-        else printf("%s\n", json);
+        else
+            printf("%s\n", json);
         free(json);
     } else if (prune) {
         int64_t total = 0, deleted = 0, from = 0, max_id = 0, said = ct_clock_mono_ms();
@@ -79,11 +84,14 @@ int ct_cmd_outbox(const ct_config *cfg, int argc, char **argv) {
                         from, max_id, max_id > 0 ? 100.0 * (double)from / (double)max_id : 100.0, total);
             }
         }
-        if (rc == CT_EXIT_OK) printf("pruned: %" PRId64 " SENT row(s) sent more than %" PRId64 " s ago\n", total, older);
+        if (rc == CT_EXIT_OK)
+            printf("pruned: %" PRId64 " SENT row(s) sent more than %" PRId64 " s ago\n", total, older);
     } else {
         int64_t count = 0;
-        if (ct_outbox_retry(pg, all ? 0 : id, &count, &err) != 0) rc = ct_cmd_fail("outbox", &err);
-        else printf("re-driven: %" PRId64 " row(s) back to PENDING\n", count);
+        if (ct_outbox_retry(pg, all ? 0 : id, &count, &err) != 0)
+            rc = ct_cmd_fail("outbox", &err);
+        else
+            printf("re-driven: %" PRId64 " row(s) back to PENDING\n", count);
     }
     PQfinish(pg);
     return rc;

@@ -10,9 +10,12 @@
 int ct_cmd_processor(const ct_config *cfg, int argc, char **argv) {
     const char *role_name = NULL, *instance = "0";
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role_name = argv[++i];
-        else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) instance = argv[++i];
-        else role_name = NULL, i = argc;
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role_name = argv[++i];
+        else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc)
+            instance = argv[++i];
+        else
+            role_name = NULL, i = argc;
     }
     ct_role role = 0;
     if (role_name && strcmp(role_name, "concert") == 0) role = CT_ROLE_CONCERT;
@@ -24,8 +27,9 @@ int ct_cmd_processor(const ct_config *cfg, int argc, char **argv) {
     ct_error err = {0};
     if (ct_signal_install(&err) != 0) return ct_cmd_fail("processor", &err);
     ct_processor *p = ct_processor_new(cfg, role, instance, &err);
-    if (!p) return err.klass == CT_ERR_PERMANENT ? (ct_cmd_fail("processor", &err), CT_EXIT_USAGE)
-                                                 : ct_cmd_fail("processor", &err);
+    if (!p)
+        return err.klass == CT_ERR_PERMANENT ? (ct_cmd_fail("processor", &err), CT_EXIT_USAGE)
+                                             : ct_cmd_fail("processor", &err);
     int rc = ct_processor_run(p, &err);
     ct_processor_destroy(p);
     if (rc != 0) return ct_cmd_fail("processor", &err);

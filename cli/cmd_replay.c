@@ -42,10 +42,14 @@ static int read_models(const ct_config *cfg, int argc, char **argv) {
     const char *into = NULL;
     bool compare = false, reset = false;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--into") == 0 && i + 1 < argc) into = argv[++i];
-        else if (strcmp(argv[i], "--compare") == 0) compare = true;
-        else if (strcmp(argv[i], "--reset") == 0) reset = true;
-        else return usage();
+        if (strcmp(argv[i], "--into") == 0 && i + 1 < argc)
+            into = argv[++i];
+        else if (strcmp(argv[i], "--compare") == 0)
+            compare = true;
+        else if (strcmp(argv[i], "--reset") == 0)
+            reset = true;
+        else
+            return usage();
     }
     ct_error err = {0};
     if (reset && !into && !compare) {
@@ -59,19 +63,22 @@ static int read_models(const ct_config *cfg, int argc, char **argv) {
     if (ct_signal_install(&err) != 0) return ct_cmd_fail("replay", &err);
     ct_replay_result r;
     int rc = ct_replay_read_models(cfg, into, compare, &r, &err);
-    if (rc < 0) return err.klass == CT_ERR_PERMANENT ? (ct_cmd_fail("replay", &err), CT_EXIT_USAGE)
-                                                     : ct_cmd_fail("replay", &err);
+    if (rc < 0)
+        return err.klass == CT_ERR_PERMANENT ? (ct_cmd_fail("replay", &err), CT_EXIT_USAGE)
+                                             : ct_cmd_fail("replay", &err);
     printf("rebuilt the read models into %s from the event topics: %" PRId64 " events applied\n", into, r.events);
     if (r.lost_offsets > 0)
         printf("warning: %" PRId64 " records were deleted from the topics' beginnings (Kafka retention) and are not"
-               " in the rebuild\n", r.lost_offsets);
+               " in the rebuild\n",
+               r.lost_offsets);
     if (!compare) return CT_EXIT_OK;
     if (rc == 1) {
         printf("DIFFERENT after %" PRId64 " equal rows: %s\n", r.rows, r.diff);
         return CT_EXIT_FAILURE;
     }
     printf("equal: %" PRId64 " rows in %d tables", r.rows, r.tables);
-    if (r.pruned_live > 0) printf(" (%" PRId64 " rows only in the rebuild: deleted live by its retention)", r.pruned_live);
+    if (r.pruned_live > 0)
+        printf(" (%" PRId64 " rows only in the rebuild: deleted live by its retention)", r.pruned_live);
     printf("\n");
     return CT_EXIT_OK;
 }
@@ -98,7 +105,8 @@ static int wipe_offline(const char *root) {
         wiped++;
     }
     printf("the processor is not running: %d store(s) under %s wiped; it rebuilds them from its input topic when it"
-           " starts\n", wiped, root);
+           " starts\n",
+           wiped, root);
     return CT_EXIT_OK;
 }
 
@@ -106,10 +114,14 @@ static int processor(const ct_config *cfg, int argc, char **argv) {
     const char *role_name = NULL, *instance = "0";
     int64_t timeout_s = 600;
     for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role_name = argv[++i];
-        else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) instance = argv[++i];
-        else if (strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc) timeout_s = strtoll(argv[++i], NULL, 10);
-        else return usage();
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role_name = argv[++i];
+        else if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc)
+            instance = argv[++i];
+        else if (strcmp(argv[i], "--timeout-s") == 0 && i + 1 < argc)
+            timeout_s = strtoll(argv[++i], NULL, 10);
+        else
+            return usage();
     }
     ct_role role = 0;
     if (role_name && strcmp(role_name, "concert") == 0) role = CT_ROLE_CONCERT;
@@ -135,13 +147,15 @@ static int processor(const ct_config *cfg, int argc, char **argv) {
         json_t *j = json_load_file(status, 0, NULL);
         json_int_t started = 0, records = 0, parts = 0, done = 0, part = -1, off = 0, to = 0;
         const char *state = NULL, *error = NULL;
-        if (j && json_unpack(j, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s?s}", "state", &state, "started_ms",
-                             &started, "records", &records, "partitions", &parts, "partitions_done", &done,
-                             "partition", &part, "offset", &off, "to", &to, "error", &error) == 0 &&
+        if (j &&
+            json_unpack(j, "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s?s}", "state", &state, "started_ms", &started,
+                        "records", &records, "partitions", &parts, "partitions_done", &done, "partition", &part,
+                        "offset", &off, "to", &to, "error", &error) == 0 &&
             started >= asked) {
             if (strcmp(state, "done") == 0) {
                 printf("rebuilt %" JSON_INTEGER_FORMAT " partition(s) from their topic: %" JSON_INTEGER_FORMAT
-                       " records replayed\n", done, records);
+                       " records replayed\n",
+                       done, records);
                 json_decref(j);
                 return CT_EXIT_OK;
             }
@@ -154,7 +168,8 @@ static int processor(const ct_config *cfg, int argc, char **argv) {
             if (records != last_records) {
                 printf("rebuilding: partition %" JSON_INTEGER_FORMAT " at offset %" JSON_INTEGER_FORMAT
                        " of %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT
-                       " partitions done, %" JSON_INTEGER_FORMAT " records\n", part, off, to, done, parts, records);
+                       " partitions done, %" JSON_INTEGER_FORMAT " records\n",
+                       part, off, to, done, parts, records);
                 fflush(stdout);
                 last_records = records;
             }

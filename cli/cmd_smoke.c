@@ -74,12 +74,12 @@ int ct_cmd_smoke(const ct_config *cfg, int argc, char **argv) {
         fprintf(stderr, "error: not delivered: %s\n", d.done ? rd_kafka_err2str(d.err) : "timed out");
         goto cleanup;
     }
-    printf("sent:     topic=%s partition=%" PRId32 " offset=%" PRId64 " key=%s value=%s\n", CT_TOPIC_TEST,
-           d.partition, d.offset, run, SMOKE_VALUE);
+    printf("sent:     topic=%s partition=%" PRId32 " offset=%" PRId64 " key=%s value=%s\n", CT_TOPIC_TEST, d.partition,
+           d.offset, run, SMOKE_VALUE);
     fflush(stdout);
 
-    ct_kafka_consumer_opts copts = {.client_id = "concert-smoke", .group_id = group, .read_committed = true,
-                                    .auto_offset_reset = "earliest"};
+    ct_kafka_consumer_opts copts = {
+        .client_id = "concert-smoke", .group_id = group, .read_committed = true, .auto_offset_reset = "earliest"};
     consumer = ct_kafka_consumer_new(cfg, &copts, &err);
     if (!consumer) {
         rc = ct_cmd_fail("smoke", &err);

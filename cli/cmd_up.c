@@ -82,8 +82,12 @@ static int http_status(const ct_config *cfg, const char *path) {
 static int add_child(ct_supervisor *sup, const char *name, char **argv, const char *user, int sig, int grace,
                      int tier) {
     ct_error err = {0};
-    ct_child_spec spec = {.name = name, .argv = (const char *const *)argv, .run_as_user = user, .stop_signal = sig,
-                          .stop_timeout_ms = grace, .tier = tier};
+    ct_child_spec spec = {.name = name,
+                          .argv = (const char *const *)argv,
+                          .run_as_user = user,
+                          .stop_signal = sig,
+                          .stop_timeout_ms = grace,
+                          .tier = tier};
     if (ct_supervisor_add(sup, &spec, &err) != 0) return ct_cmd_fail(name, &err);
     return 0;
 }
@@ -108,8 +112,10 @@ static int start_infrastructure(const ct_config *cfg, ct_supervisor *sup) {
         if (running == CT_LOCALKAFKA_NODES) {
             CT_LOG_INFO("up", "using the local Kafka cluster already running");
         } else if (running > 0) {
-            fprintf(stderr, "error: the local Kafka cluster is partly running (%d of %d); run `concert kafka stop` "
-                            "or `concert kafka start` first\n", running, CT_LOCALKAFKA_NODES);
+            fprintf(stderr,
+                    "error: the local Kafka cluster is partly running (%d of %d); run `concert kafka stop` "
+                    "or `concert kafka start` first\n",
+                    running, CT_LOCALKAFKA_NODES);
             return CT_EXIT_FAILURE;
         } else {
             if (ct_localkafka_prepare(cfg, &err) != 0) return ct_cmd_fail("kafka", &err);

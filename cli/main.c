@@ -42,8 +42,7 @@ static const command commands[] = {
 
 static void usage(FILE *out) {
     fprintf(out, "usage: concert <command> [args]\n\ncommands:\n");
-    for (size_t i = 0; i < COMMANDS_COUNT; i++)
-        fprintf(out, "  %-28s %s\n", commands[i].usage, commands[i].summary);
+    for (size_t i = 0; i < COMMANDS_COUNT; i++) fprintf(out, "  %-28s %s\n", commands[i].usage, commands[i].summary);
     fprintf(out, "  %-28s %s\n", "help [config]", "this list, or every configuration variable");
 }
 

@@ -20,9 +20,12 @@ typedef struct field {
 } field;
 
 #define U(m) offsetof(ct_cmd, u.m)
-#define ID_(n, m) {n, F_ID, U(m), true, 0, 0, 0}
-#define INT_(n, m, lo, hi) {n, F_I64, U(m), true, lo, hi, 0}
-#define END_ {NULL, F_ID, 0, false, 0, 0, 0}
+#define ID_(n, m) \
+    { n, F_ID, U(m), true, 0, 0, 0 }
+#define INT_(n, m, lo, hi) \
+    { n, F_I64, U(m), true, lo, hi, 0 }
+#define END_ \
+    { NULL, F_ID, 0, false, 0, 0, 0 }
 
 static const field f_create_concert[] = {
     ID_("concert_id", create_concert.concert_id),
@@ -32,8 +35,7 @@ static const field f_create_concert[] = {
      CT_MAX_ACTIVE_DEFAULT},
     {"active_ttl_ms", F_I64, U(create_concert.active_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX,
      CT_ACTIVE_TTL_MS_DEFAULT},
-    {"hold_ttl_ms", F_I64, U(create_concert.hold_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX,
-     CT_HOLD_TTL_MS_DEFAULT},
+    {"hold_ttl_ms", F_I64, U(create_concert.hold_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_HOLD_TTL_MS_DEFAULT},
     END_};
 static const field f_issue_token[] = {ID_("token", issue_token.token), ID_("user_id", issue_token.user_id),
                                       ID_("concert_id", issue_token.concert_id), END_};
@@ -72,17 +74,21 @@ static const field f_refund_requested[] = {ID_("payment_id", refund_requested.pa
                                            END_};
 
 static const field *const fields_of[CT_CMD_TYPE_COUNT_] = {
-    [CT_CMD_CREATE_CONCERT] = f_create_concert,   [CT_CMD_ISSUE_TOKEN] = f_issue_token,
-    [CT_CMD_HOLD_SEAT] = f_hold_seat,             [CT_CMD_REQUEST_PAYMENT] = f_request_payment,
-    [CT_CMD_PAYMENT_SETTLED] = f_payment_settled, [CT_CMD_TICK] = f_tick,
-    [CT_CMD_CHARGE_BALANCE] = f_charge_balance,   [CT_CMD_DEBIT_REQUESTED] = f_debit_requested,
+    [CT_CMD_CREATE_CONCERT] = f_create_concert,
+    [CT_CMD_ISSUE_TOKEN] = f_issue_token,
+    [CT_CMD_HOLD_SEAT] = f_hold_seat,
+    [CT_CMD_REQUEST_PAYMENT] = f_request_payment,
+    [CT_CMD_PAYMENT_SETTLED] = f_payment_settled,
+    [CT_CMD_TICK] = f_tick,
+    [CT_CMD_CHARGE_BALANCE] = f_charge_balance,
+    [CT_CMD_DEBIT_REQUESTED] = f_debit_requested,
     [CT_CMD_REFUND_REQUESTED] = f_refund_requested,
 };
 
-#define BAD(...)                                                                                   \
-    do {                                                                                           \
-        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__);                                                \
-        return -1;                                                                                 \
+#define BAD(...)                                    \
+    do {                                            \
+        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__); \
+        return -1;                                  \
     } while (0)
 
 /* The envelope's fields (DESIGN.md section 3), in the order both decoders
@@ -116,15 +122,15 @@ static int get_id(json_t *j, const char *where, ct_id *id, bool empty_ok, ct_err
         id->s[0] = '\0';
         return 0;
     }
-    if (ct_id_setn(id, s, n) != 0)
-        BAD("field %s: must be 1..%d characters of [A-Za-z0-9_-]", where, CT_ID_BYTES_MAX);
+    if (ct_id_setn(id, s, n) != 0) BAD("field %s: must be 1..%d characters of [A-Za-z0-9_-]", where, CT_ID_BYTES_MAX);
     return 0;
 }
 
 static int get_int(json_t *j, const char *where, int64_t lo, int64_t hi, int64_t *out, ct_error *err) {
     if (!json_is_integer(j)) BAD("field %s: expected an integer", where);
     json_int_t v = json_integer_value(j);
-    if (v < lo || v > hi) BAD("field %s: %lld is out of range %lld..%lld", where, (long long)v, (long long)lo, (long long)hi);
+    if (v < lo || v > hi)
+        BAD("field %s: %lld is out of range %lld..%lld", where, (long long)v, (long long)lo, (long long)hi);
     *out = (int64_t)v;
     return 0;
 }
@@ -442,8 +448,7 @@ int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
         size_t kn;
         if (!sc_str(&sc, &k, &kn) || !sc_ch(&sc, ':')) return 0;
         int i = 0;
-        while (i < ENVELOPE_FIELDS && (strlen(envelope_fields[i]) != kn || memcmp(envelope_fields[i], k, kn) != 0))
-            i++;
+        while (i < ENVELOPE_FIELDS && (strlen(envelope_fields[i]) != kn || memcmp(envelope_fields[i], k, kn) != 0)) i++;
         if (i == ENVELOPE_FIELDS || seen[i]) return 0;
         seen[i] = true;
         if (i == ENVELOPE_FIELDS - 1) { /* data */
@@ -804,7 +809,8 @@ static int data(jw *w, const ct_out *o) {
     }
     /* Events say whether they end their command; commands to the other
      * role never do and keep exactly their command's fields. */
-    if (o->topic == CT_TOPIC_ID_CONCERT_EVENTS || o->topic == CT_TOPIC_ID_WALLET_EVENTS) f_bool(w, "terminal", o->terminal);
+    if (o->topic == CT_TOPIC_ID_CONCERT_EVENTS || o->topic == CT_TOPIC_ID_WALLET_EVENTS)
+        f_bool(w, "terminal", o->terminal);
     return 0;
 }
 

@@ -51,8 +51,7 @@ int ct_codec_decode_general(const char *json, size_t len, ct_cmd *out, ct_error 
  * (cap bytes; CT_OUTPUT_RECORD_BYTES_MAX always suffices). Sets *len (no
  * NUL counted; a NUL is written when room allows). Returns 0, or -1 with a
  * FATAL error if buf is too small or o is not a valid output (a bug). */
-int ct_codec_encode_out(const ct_out *o, const char *input_id, char *buf, size_t cap, size_t *len,
-                        ct_error *err);
+int ct_codec_encode_out(const ct_out *o, const char *input_id, char *buf, size_t cap, size_t *len, ct_error *err);
 
 /* Same for the i-th output of fx. */
 int ct_codec_encode_effect(const ct_effects *fx, size_t i, char *buf, size_t cap, size_t *len, ct_error *err);

@@ -29,9 +29,9 @@ typedef struct ctx {
     int64_t floor_ms;
 } ctx;
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        if ((x) < 0) return -1;                                                                    \
+#define TRY(x)                  \
+    do {                        \
+        if ((x) < 0) return -1; \
     } while (0)
 
 static int corrupt(ctx *c, const char *what, const uint8_t *k, size_t kn) {
@@ -65,16 +65,16 @@ static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
 
 /* The first key >= from with the prefix, merging the overlay over the port.
  * key must hold CT_KEY_BYTES_MAX bytes, v CT_VALUE_BYTES_MAX. */
-static int st_seek(ctx *c, const uint8_t *prefix, size_t pn, const uint8_t *from, size_t fn,
-                   uint8_t *key, size_t *kn, uint8_t *v, size_t *vn) {
+static int st_seek(ctx *c, const uint8_t *prefix, size_t pn, const uint8_t *from, size_t fn, uint8_t *key, size_t *kn,
+                   uint8_t *v, size_t *vn) {
     uint8_t cur[CT_KEY_BYTES_MAX + 1];
     size_t cn = fn;
     memcpy(cur, from, fn);
     const ct_effects *fx = c->fx;
     for (;;) {
         size_t pkn = 0, pvn = 0;
-        int pr = c->port->seek(c->port->ud, prefix, pn, cur, cn, key, CT_KEY_BYTES_MAX, &pkn, v,
-                               CT_VALUE_BYTES_MAX, &pvn, c->err);
+        int pr = c->port->seek(c->port->ud, prefix, pn, cur, cn, key, CT_KEY_BYTES_MAX, &pkn, v, CT_VALUE_BYTES_MAX,
+                               &pvn, c->err);
         TRY(pr);
         bool skip = false; /* the port's key is deleted in the overlay */
         /* Walk the overlay from cur up to the port's key. */
@@ -113,19 +113,19 @@ static int st_put(ctx *c, const uint8_t *k, size_t kn, const uint8_t *v, size_t 
 static int st_del(ctx *c, const uint8_t *k, size_t kn) { return ct_fx_del(c->fx, k, kn, c->err); }
 
 /* load_X: 1 found (decoded), 0 absent, -1 error; store_X: 0 or -1. */
-#define DEF_LOAD(name)                                                                             \
-    static int load_##name(ctx *c, const uint8_t *k, size_t kn, ct_st_##name *x) {                 \
-        uint8_t v[CT_VALUE_BYTES_MAX];                                                             \
-        size_t vn = 0;                                                                             \
-        int r = st_get(c, k, kn, v, &vn);                                                          \
-        if (r != 1) return r;                                                                      \
-        if (ct_val_##name##_decode(v, vn, x) != 0) return corrupt(c, #name, k, kn);                \
-        return 1;                                                                                  \
+#define DEF_LOAD(name)                                                              \
+    static int load_##name(ctx *c, const uint8_t *k, size_t kn, ct_st_##name *x) {  \
+        uint8_t v[CT_VALUE_BYTES_MAX];                                              \
+        size_t vn = 0;                                                              \
+        int r = st_get(c, k, kn, v, &vn);                                           \
+        if (r != 1) return r;                                                       \
+        if (ct_val_##name##_decode(v, vn, x) != 0) return corrupt(c, #name, k, kn); \
+        return 1;                                                                   \
     }
-#define DEF_STORE(name)                                                                            \
-    static int store_##name(ctx *c, const uint8_t *k, size_t kn, const ct_st_##name *x) {          \
-        uint8_t v[CT_VALUE_BYTES_MAX];                                                             \
-        return st_put(c, k, kn, v, ct_val_##name##_encode(v, x));                                  \
+#define DEF_STORE(name)                                                                   \
+    static int store_##name(ctx *c, const uint8_t *k, size_t kn, const ct_st_##name *x) { \
+        uint8_t v[CT_VALUE_BYTES_MAX];                                                    \
+        return st_put(c, k, kn, v, ct_val_##name##_encode(v, x));                         \
     }
 DEF_LOAD(concert)
 DEF_LOAD(queue)
@@ -157,8 +157,7 @@ static int store_i64(ctx *c, const uint8_t *k, size_t kn, int64_t x) {
 
 /* ---- outputs ---------------------------------------------------------- */
 
-static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, const ct_id *command_id,
-                    bool terminal) {
+static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, const ct_id *command_id, bool terminal) {
     ct_out *o = ct_fx_out(c->fx, c->err);
     if (!o) return NULL;
     o->type = t;
@@ -173,8 +172,8 @@ static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, con
 /* The command's terminal rejection, carrying the command's ids. */
 static int reject(ctx *c, ct_reason reason) {
     const ct_cmd *m = c->cmd;
-    ct_topic topic = ct_cmd_type_role(m->type) == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS
-                                                                  : CT_TOPIC_ID_CONCERT_EVENTS;
+    ct_topic topic =
+        ct_cmd_type_role(m->type) == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS : CT_TOPIC_ID_CONCERT_EVENTS;
     ct_out *o = emit(c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id, true);
     if (!o) return -1;
     o->rejected_type = m->type;
@@ -249,8 +248,7 @@ static int admit(ctx *c, const ct_id *concert_id, const ct_st_concert *cc, ct_st
         ct_st_token t;
         r = load_token(c, tk, tkn, &t);
         TRY(r);
-        if (r == 0 || t.status != CT_TOKEN_WAITING || t.seq != seq)
-            return corrupt(c, "waiting token", tk, tkn);
+        if (r == 0 || t.status != CT_TOKEN_WAITING || t.seq != seq) return corrupt(c, "waiting token", tk, tkn);
         t.status = CT_TOKEN_ACTIVE;
         t.activated_at_ms = c->now_ms;
         t.active_until_ms = c->now_ms + cc->active_ttl_ms;
@@ -258,8 +256,7 @@ static int admit(ctx *c, const ct_id *concert_id, const ct_st_concert *cc, ct_st
         TRY(put_deadline(c, t.active_until_ms, CT_DEADLINE_TOKEN, &tid));
         q->active_count++;
         q->last_admitted_seq = seq;
-        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_ID_CONCERT_EVENTS, concert_id,
-                         &t.command_id, false);
+        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_ID_CONCERT_EVENTS, concert_id, &t.command_id, false);
         if (!o) return -1;
         o->token = tid;
         o->user_id = t.user_id;
@@ -287,8 +284,8 @@ static int load_concert_queue(ctx *c, const ct_id *concert_id, ct_st_concert *cc
 }
 
 /* Takes the token out of ACTIVE (to EXPIRED or DONE) and frees its slot. */
-static int end_active_token(ctx *c, const ct_id *tid, ct_st_token *t, ct_token_status to,
-                            ct_out_type ev, const uint8_t *tk, size_t tkn) {
+static int end_active_token(ctx *c, const ct_id *tid, ct_st_token *t, ct_token_status to, ct_out_type ev,
+                            const uint8_t *tk, size_t tkn) {
     ct_st_concert cc;
     ct_st_queue q;
     TRY(load_concert_queue(c, &t->concert_id, &cc, &q));
@@ -335,8 +332,7 @@ static int release_seat(ctx *c, const ct_st_reservation *res) {
     return st_put(c, k, kn, v, ct_val_u8_encode(v, (uint8_t)(n - 1)));
 }
 
-static int set_res_status(ctx *c, ct_st_reservation *res, ct_res_status to, const uint8_t *rk,
-                          size_t rkn) {
+static int set_res_status(ctx *c, ct_st_reservation *res, ct_res_status to, const uint8_t *rk, size_t rkn) {
     if (!ct_reservation_transition_valid((ct_res_status)res->status, to))
         return corrupt(c, "reservation transition", rk, rkn);
     res->status = (uint8_t)to;
@@ -363,8 +359,7 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
     TRY(r = st_get(c, hk, hkn, hv, &hvn));
     if (r == 1 && ct_val_u8_decode(hv, hvn, &expired) != 0) return corrupt(c, "expired holds", hk, hkn);
     if (expired < UINT8_MAX) TRY(st_put(c, hk, hkn, hv, ct_val_u8_encode(hv, (uint8_t)(expired + 1))));
-    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id,
-                     &res.command_id, false);
+    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &res.command_id, false);
     if (!o) return -1;
     o->reservation_id = *rid;
     o->concert_id = res.concert_id;
@@ -485,8 +480,8 @@ static int issue_token(ctx *c) {
         TRY(r = load_token(c, lk, lkn, &lt));
         if (r == 0) return corrupt(c, "missing token", lk, lkn);
         if (lt.status == CT_TOKEN_WAITING || lt.status == CT_TOKEN_ACTIVE) {
-            ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id,
-                             true);
+            ct_out *o =
+                emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
             if (!o) return -1;
             o->token = live;
             o->user_id = x->user_id;
@@ -522,8 +517,7 @@ static int issue_token(ctx *c) {
     TRY(store_token(c, tk, tkn, &t));
     kn = ct_key_queue(k, &x->concert_id);
     TRY(store_queue(c, k, kn, &q));
-    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key,
-                     &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
     if (!o) return -1;
     o->token = x->token;
     o->user_id = x->user_id;
@@ -790,12 +784,11 @@ static int store_clock(ctx *c, int64_t old, int64_t now) {
     return store_i64(c, k, ct_key_clock(k), now);
 }
 
-static int begin(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, ct_error *err, ct_role role,
-                 ctx *c) {
+static int begin(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, ct_error *err, ct_role role, ctx *c) {
     if (ct_cmd_validate(cmd, err)) return -1;
     if (ct_cmd_type_role(cmd->type) != role) {
-        CT_ERR(err, CT_ERR_PERMANENT, "record type %s is not for the %s processor",
-               ct_cmd_type_name(cmd->type), role == CT_ROLE_CONCERT ? "concert" : "wallet");
+        CT_ERR(err, CT_ERR_PERMANENT, "record type %s is not for the %s processor", ct_cmd_type_name(cmd->type),
+               role == CT_ROLE_CONCERT ? "concert" : "wallet");
         return -1;
     }
     ct_fx_reset(fx, cmd->id);
@@ -934,8 +927,8 @@ static int refund_requested(ctx *c) {
         TRY(store_i64(c, k, kn, bal));
         TRY(store_i64(c, fk, fkn, x->amount_won));
     }
-    ct_out *o = emit(c, why ? CT_OUT_REFUND_REJECTED : CT_OUT_BALANCE_REFUNDED, CT_TOPIC_ID_WALLET_EVENTS,
-                     &x->user_id, &m->command_id, false);
+    ct_out *o = emit(c, why ? CT_OUT_REFUND_REJECTED : CT_OUT_BALANCE_REFUNDED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id,
+                     &m->command_id, false);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->user_id = x->user_id;

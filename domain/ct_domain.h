@@ -50,7 +50,6 @@ int ct_wallet_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, c
 int ct_domain_reject_poison(ct_role role, const ct_cmd *envelope, ct_effects *fx, ct_error *err);
 
 /* Dispatches on role. */
-int ct_domain_apply(ct_role role, const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx,
-                    ct_error *err);
+int ct_domain_apply(ct_role role, const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, ct_error *err);
 
 #endif

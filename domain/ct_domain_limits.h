@@ -47,9 +47,9 @@
 
 /* ---- waiting queue and holds (defaults from DESIGN.md section 5) ------ */
 
-#define CT_MAX_ACTIVE_DEFAULT 100u   /* active tokens per concert */
+#define CT_MAX_ACTIVE_DEFAULT 100u /* active tokens per concert */
 #define CT_MAX_ACTIVE_MIN 1u
-#define CT_MAX_ACTIVE_MAX 100000u    /* no more than a stadium at once */
+#define CT_MAX_ACTIVE_MAX 100000u /* no more than a stadium at once */
 
 #define CT_ACTIVE_TTL_MS_DEFAULT INT64_C(600000) /* 10 min to choose and pay */
 #define CT_HOLD_TTL_MS_DEFAULT INT64_C(300000)   /* 5 min to pay for a hold */
@@ -110,9 +110,12 @@ _Static_assert(CT_BALANCE_WON_MAX <= INT64_MAX - CT_CHARGE_WON_MAX, "balance + o
 _Static_assert(CT_BALANCE_WON_MAX <= INT64_MAX - CT_PRICE_WON_MAX, "balance + one refund cannot overflow");
 _Static_assert(CT_PRICE_WON_MAX <= CT_BALANCE_WON_MAX, "a seat must be affordable");
 _Static_assert(CT_CHARGE_WON_MIN >= 1 && CT_CHARGE_WON_MIN <= CT_CHARGE_WON_MAX, "charge range");
-_Static_assert(CT_MAX_ACTIVE_MIN <= CT_MAX_ACTIVE_DEFAULT && CT_MAX_ACTIVE_DEFAULT <= CT_MAX_ACTIVE_MAX, "max_active default in range");
-_Static_assert(CT_TTL_MS_MIN <= CT_HOLD_TTL_MS_DEFAULT && CT_HOLD_TTL_MS_DEFAULT <= CT_TTL_MS_MAX, "hold_ttl default in range");
-_Static_assert(CT_TTL_MS_MIN <= CT_ACTIVE_TTL_MS_DEFAULT && CT_ACTIVE_TTL_MS_DEFAULT <= CT_TTL_MS_MAX, "active_ttl default in range");
+_Static_assert(CT_MAX_ACTIVE_MIN <= CT_MAX_ACTIVE_DEFAULT && CT_MAX_ACTIVE_DEFAULT <= CT_MAX_ACTIVE_MAX,
+               "max_active default in range");
+_Static_assert(CT_TTL_MS_MIN <= CT_HOLD_TTL_MS_DEFAULT && CT_HOLD_TTL_MS_DEFAULT <= CT_TTL_MS_MAX,
+               "hold_ttl default in range");
+_Static_assert(CT_TTL_MS_MIN <= CT_ACTIVE_TTL_MS_DEFAULT && CT_ACTIVE_TTL_MS_DEFAULT <= CT_TTL_MS_MAX,
+               "active_ttl default in range");
 _Static_assert(CT_SEATS_PER_SCHEDULE_MAX <= UINT32_MAX, "seat numbers are big-endian uint32 in keys");
 _Static_assert(CT_SEATS_PER_USER_PER_SCHEDULE_MAX <= 255, "per-user seat count is one byte in state");
 _Static_assert(2 + 3 * CT_ID_BYTES_MAX + 2 <= CT_KEY_BYTES_MAX, "U/<concert>/<schedule>/<user> fits a key");

@@ -65,8 +65,7 @@ size_t ct_fx_lower_bound(const ct_effects *fx, const uint8_t *key, size_t key_le
     return lo;
 }
 
-int ct_fx_lookup(const ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t **val,
-                 size_t *val_len) {
+int ct_fx_lookup(const ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len) {
     size_t i = ct_fx_lower_bound(fx, key, key_len);
     if (i == fx->ent_len) return -1;
     const ct_fx_entry *e = &fx->ent[i];
@@ -112,16 +111,14 @@ static int arena_add(ct_effects *fx, const uint8_t *b, size_t n, uint32_t *off, 
     return 0;
 }
 
-static int set(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val,
-               size_t val_len, bool del, ct_error *err) {
+static int set(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, bool del,
+               ct_error *err) {
     if (key_len > CT_KEY_BYTES_MAX || val_len > CT_VALUE_BYTES_MAX) {
-        CT_ERR(err, CT_ERR_FATAL, "effects: key (%zu) or value (%zu) beyond its limit", key_len,
-               val_len);
+        CT_ERR(err, CT_ERR_FATAL, "effects: key (%zu) or value (%zu) beyond its limit", key_len, val_len);
         return -1;
     }
     size_t i = ct_fx_lower_bound(fx, key, key_len);
-    bool exists = i < fx->ent_len && key_cmp(fx->arena + fx->ent[i].key_off, fx->ent[i].key_len,
-                                             key, key_len) == 0;
+    bool exists = i < fx->ent_len && key_cmp(fx->arena + fx->ent[i].key_off, fx->ent[i].key_len, key, key_len) == 0;
     uint32_t voff = 0;
     if (!del && arena_add(fx, val, val_len, &voff, err)) return -1;
     if (exists) {
@@ -131,8 +128,7 @@ static int set(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t
         return 0;
     }
     if (fx->ent_len >= CT_EFFECTS_MUTATIONS_MAX) {
-        CT_ERR(err, CT_ERR_FATAL, "effects: more than %u mutations in one record",
-               (unsigned)CT_EFFECTS_MUTATIONS_MAX);
+        CT_ERR(err, CT_ERR_FATAL, "effects: more than %u mutations in one record", (unsigned)CT_EFFECTS_MUTATIONS_MAX);
         return -1;
     }
     uint32_t koff;
@@ -148,8 +144,7 @@ static int set(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t
     return 0;
 }
 
-int ct_fx_put(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val,
-              size_t val_len, ct_error *err) {
+int ct_fx_put(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, ct_error *err) {
     return set(fx, key, key_len, val, val_len, false, err);
 }
 
@@ -159,8 +154,7 @@ int ct_fx_del(ct_effects *fx, const uint8_t *key, size_t key_len, ct_error *err)
 
 ct_out *ct_fx_out(ct_effects *fx, ct_error *err) {
     if (fx->out_len >= CT_EFFECTS_OUTPUTS_MAX) {
-        CT_ERR(err, CT_ERR_FATAL, "effects: more than %u outputs in one record",
-               (unsigned)CT_EFFECTS_OUTPUTS_MAX);
+        CT_ERR(err, CT_ERR_FATAL, "effects: more than %u outputs in one record", (unsigned)CT_EFFECTS_OUTPUTS_MAX);
         return NULL;
     }
     if (grow(&fx->out, &fx->out_cap, fx->out_len + 1, sizeof *fx->out, 16, err)) return NULL;

@@ -35,16 +35,14 @@ void ct_fx_reset(ct_effects *fx, const char *input_id);
 /* Looks key up in the overlay. Returns 1 and the value (valid until the
  * next put) if the record wrote it, 0 if the record deleted it, -1 if the
  * record has not touched it. */
-int ct_fx_lookup(const ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t **val,
-                 size_t *val_len);
+int ct_fx_lookup(const ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t **val, size_t *val_len);
 
 /* Index of the first overlay entry with key >= key (ent_len if none). */
 size_t ct_fx_lower_bound(const ct_effects *fx, const uint8_t *key, size_t key_len);
 
 /* Records a put / delete. Returns 0, or -1 with a FATAL error when a limit
  * or memory runs out. */
-int ct_fx_put(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val,
-              size_t val_len, ct_error *err);
+int ct_fx_put(ct_effects *fx, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, ct_error *err);
 int ct_fx_del(ct_effects *fx, const uint8_t *key, size_t key_len, ct_error *err);
 
 /* Appends a zeroed output with its index set. NULL with a FATAL error when

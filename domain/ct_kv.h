@@ -29,14 +29,13 @@ typedef struct ct_kv_port {
     /* Point read. Copies the value into val (val_cap bytes) and sets
      * *val_len. Returns 1 found, 0 not found, -1 error (err set; a value
      * longer than val_cap is a FATAL error: the state is not ours). */
-    int (*get)(void *ud, const uint8_t *key, size_t key_len, uint8_t *val, size_t val_cap,
-               size_t *val_len, ct_error *err);
+    int (*get)(void *ud, const uint8_t *key, size_t key_len, uint8_t *val, size_t val_cap, size_t *val_len,
+               ct_error *err);
     /* Ordered read: the first key k with k >= from and k starting with
      * prefix (from itself starts with prefix). Copies key and value.
      * Returns 1 found, 0 none, -1 error. */
-    int (*seek)(void *ud, const uint8_t *prefix, size_t prefix_len, const uint8_t *from,
-                size_t from_len, uint8_t *key, size_t key_cap, size_t *key_len, uint8_t *val,
-                size_t val_cap, size_t *val_len, ct_error *err);
+    int (*seek)(void *ud, const uint8_t *prefix, size_t prefix_len, const uint8_t *from, size_t from_len, uint8_t *key,
+                size_t key_cap, size_t *key_len, uint8_t *val, size_t val_cap, size_t *val_len, ct_error *err);
 } ct_kv_port;
 
 #endif

@@ -330,8 +330,7 @@ static int port_seek(void *ud, const uint8_t *prefix, size_t pn, const uint8_t *
     }
     node *e = sl_find(&kv->ord[prefix[0]], from, fn, NULL);
     if (!e || e->key_len < pn || memcmp(e->key, prefix, pn) != 0) return 0;
-    if (copy_out(e->key, e->key_len, k, kcap, kn, err) || copy_out(e->val, e->val_len, v, vcap, vn, err))
-        return -1;
+    if (copy_out(e->key, e->key_len, k, kcap, kn, err) || copy_out(e->val, e->val_len, v, vcap, vn, err)) return -1;
     return 1;
 }
 

@@ -31,8 +31,7 @@ void ct_memkv_destroy(ct_memkv *kv);
 
 /* 0, or -1 with a FATAL error when out of memory, for an empty key, or
  * beyond the key/value limits. */
-int ct_memkv_put(ct_memkv *kv, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len,
-                 ct_error *err);
+int ct_memkv_put(ct_memkv *kv, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len, ct_error *err);
 /* Removes key if present. */
 void ct_memkv_del(ct_memkv *kv, const uint8_t *key, size_t key_len);
 /* Applies every mutation of fx. 0 or -1 (as put). */
@@ -46,8 +45,7 @@ size_t ct_memkv_count(const ct_memkv *kv);
 /* Visits every pair in key order (sorting a snapshot: for tests, not hot
  * paths); stops when fn returns non-zero and returns that value; -1 when
  * out of memory. */
-typedef int (*ct_memkv_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val,
-                                 size_t val_len);
+typedef int (*ct_memkv_visit_fn)(void *ud, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len);
 int ct_memkv_foreach(const ct_memkv *kv, ct_memkv_visit_fn fn, void *ud);
 
 /* True if both maps hold the same pairs, ignoring keys for which skip

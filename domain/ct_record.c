@@ -40,15 +40,17 @@ int ct_id_setn(ct_id *id, const char *s, size_t n) {
 
 int ct_id_set(ct_id *id, const char *s) { return ct_id_setn(id, s, strlen(s)); }
 
-bool ct_id_eq(const ct_id *a, const ct_id *b) {
-    return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
-}
+bool ct_id_eq(const ct_id *a, const ct_id *b) { return a->len == b->len && memcmp(a->s, b->s, a->len) == 0; }
 
 static const char *const cmd_names[CT_CMD_TYPE_COUNT_] = {
-    [CT_CMD_CREATE_CONCERT] = "CreateConcert",   [CT_CMD_ISSUE_TOKEN] = "IssueToken",
-    [CT_CMD_HOLD_SEAT] = "HoldSeat",             [CT_CMD_REQUEST_PAYMENT] = "RequestPayment",
-    [CT_CMD_PAYMENT_SETTLED] = "PaymentSettled", [CT_CMD_TICK] = "Tick",
-    [CT_CMD_CHARGE_BALANCE] = "ChargeBalance",   [CT_CMD_DEBIT_REQUESTED] = "DebitRequested",
+    [CT_CMD_CREATE_CONCERT] = "CreateConcert",
+    [CT_CMD_ISSUE_TOKEN] = "IssueToken",
+    [CT_CMD_HOLD_SEAT] = "HoldSeat",
+    [CT_CMD_REQUEST_PAYMENT] = "RequestPayment",
+    [CT_CMD_PAYMENT_SETTLED] = "PaymentSettled",
+    [CT_CMD_TICK] = "Tick",
+    [CT_CMD_CHARGE_BALANCE] = "ChargeBalance",
+    [CT_CMD_DEBIT_REQUESTED] = "DebitRequested",
     [CT_CMD_REFUND_REQUESTED] = "RefundRequested",
 };
 
@@ -169,10 +171,10 @@ const char *ct_token_status_name(ct_token_status s) {
 
 /* ---- validation ------------------------------------------------------ */
 
-#define BAD(...)                                                                                   \
-    do {                                                                                           \
-        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__);                                                \
-        return -1;                                                                                 \
+#define BAD(...)                                    \
+    do {                                            \
+        CT_ERR(err, CT_ERR_PERMANENT, __VA_ARGS__); \
+        return -1;                                  \
     } while (0)
 
 static int need_id(const ct_id *id, const char *field, ct_error *err) {
@@ -183,8 +185,7 @@ static int need_id(const ct_id *id, const char *field, ct_error *err) {
 
 static int need_range(int64_t v, int64_t lo, int64_t hi, const char *field, ct_error *err) {
     if (v < lo || v > hi)
-        BAD("field data.%s: %lld is out of range %lld..%lld", field, (long long)v, (long long)lo,
-            (long long)hi);
+        BAD("field data.%s: %lld is out of range %lld..%lld", field, (long long)v, (long long)lo, (long long)hi);
     return 0;
 }
 
@@ -193,13 +194,13 @@ static int need_key(const ct_cmd *c, const ct_id *want, const char *field, ct_er
     return 0;
 }
 
-#define ID(f, name)                                                                                \
-    do {                                                                                           \
-        if (need_id(&(f), name, err)) return -1;                                                   \
+#define ID(f, name)                              \
+    do {                                         \
+        if (need_id(&(f), name, err)) return -1; \
     } while (0)
-#define RANGE(v, lo, hi, name)                                                                     \
-    do {                                                                                           \
-        if (need_range((v), (lo), (hi), name, err)) return -1;                                     \
+#define RANGE(v, lo, hi, name)                                 \
+    do {                                                       \
+        if (need_range((v), (lo), (hi), name, err)) return -1; \
     } while (0)
 
 int ct_cmd_validate(const ct_cmd *c, ct_error *err) {

@@ -75,12 +75,12 @@ typedef enum ct_reason {
     CT_REASON_DUPLICATE,
     CT_REASON_INVALID_SEAT,
     CT_REASON_BALANCE_LIMIT,
-    CT_REASON_TOKEN_MISMATCH,      /* the token belongs to another user or concert */
-    CT_REASON_NOT_OWNER,           /* the reservation belongs to another user or token */
-    CT_REASON_RESERVATION_NOT_HELD,/* already paying, paid or expired otherwise */
-    CT_REASON_PAYMENT_NOT_PENDING, /* a settlement for a payment already settled */
-    CT_REASON_POISON,              /* the record could not be decoded or validated: dead-lettered */
-    CT_REASON_HOLD_THROTTLED,      /* the token let CT_EXPIRED_HOLDS_PER_TOKEN_MAX holds expire */
+    CT_REASON_TOKEN_MISMATCH,       /* the token belongs to another user or concert */
+    CT_REASON_NOT_OWNER,            /* the reservation belongs to another user or token */
+    CT_REASON_RESERVATION_NOT_HELD, /* already paying, paid or expired otherwise */
+    CT_REASON_PAYMENT_NOT_PENDING,  /* a settlement for a payment already settled */
+    CT_REASON_POISON,               /* the record could not be decoded or validated: dead-lettered */
+    CT_REASON_HOLD_THROTTLED,       /* the token let CT_EXPIRED_HOLDS_PER_TOKEN_MAX holds expire */
     CT_REASON_COUNT_
 } ct_reason;
 
@@ -245,13 +245,13 @@ typedef struct ct_out {
     char title[CT_TITLE_BYTES_MAX + 1]; /* ConcertCreated only */
 } ct_out;
 
-const char *ct_cmd_type_name(ct_cmd_type t);       /* "HoldSeat"; NULL if invalid */
-ct_cmd_type ct_cmd_type_from_name(const char *s);  /* CT_CMD_NONE if unknown */
-ct_role ct_cmd_type_role(ct_cmd_type t);           /* 0 if invalid */
-const char *ct_reason_name(ct_reason r);           /* "SEAT_TAKEN"; NULL if invalid/NONE */
-ct_reason ct_reason_from_name(const char *s);      /* CT_REASON_NONE if unknown */
-const char *ct_out_type_name(ct_out_type t);       /* "SeatHeld"; NULL if invalid */
-const char *ct_topic_name(ct_topic t);             /* "concert.events"; NULL if invalid */
+const char *ct_cmd_type_name(ct_cmd_type t);      /* "HoldSeat"; NULL if invalid */
+ct_cmd_type ct_cmd_type_from_name(const char *s); /* CT_CMD_NONE if unknown */
+ct_role ct_cmd_type_role(ct_cmd_type t);          /* 0 if invalid */
+const char *ct_reason_name(ct_reason r);          /* "SEAT_TAKEN"; NULL if invalid/NONE */
+ct_reason ct_reason_from_name(const char *s);     /* CT_REASON_NONE if unknown */
+const char *ct_out_type_name(ct_out_type t);      /* "SeatHeld"; NULL if invalid */
+const char *ct_topic_name(ct_topic t);            /* "concert.events"; NULL if invalid */
 const char *ct_token_status_name(ct_token_status s);
 
 /* Checks every field of a typed command against the rules of the wire

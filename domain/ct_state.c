@@ -111,12 +111,12 @@ size_t ct_key_clock(uint8_t *k) {
     return 7;
 }
 
-#define KEY1(fn, tag)                                                                              \
-    size_t fn(uint8_t *k, const ct_id *a) {                                                        \
-        wr w = {k, 0};                                                                             \
-        w_tag(&w, tag);                                                                            \
-        w_bytes(&w, a->s, a->len);                                                                 \
-        return w.n;                                                                                \
+#define KEY1(fn, tag)                       \
+    size_t fn(uint8_t *k, const ct_id *a) { \
+        wr w = {k, 0};                      \
+        w_tag(&w, tag);                     \
+        w_bytes(&w, a->s, a->len);          \
+        return w.n;                         \
     }
 KEY1(ct_key_concert, 'C')
 KEY1(ct_key_queue, 'A')
@@ -129,13 +129,13 @@ KEY1(ct_key_refund, 'F')
 KEY1(ct_key_expired_holds, 'H')
 
 /* <tag>/<concert>/<second id>: a schedule, a user's token in a concert. */
-#define KEY2(fn, tag)                                                                              \
-    size_t fn(uint8_t *k, const ct_id *c, const ct_id *b) {                                        \
-        wr w = {k, 0};                                                                             \
-        w_tag(&w, tag);                                                                            \
-        w_kid(&w, c);                                                                              \
-        w_bytes(&w, b->s, b->len);                                                                 \
-        return w.n;                                                                                \
+#define KEY2(fn, tag)                                       \
+    size_t fn(uint8_t *k, const ct_id *c, const ct_id *b) { \
+        wr w = {k, 0};                                      \
+        w_tag(&w, tag);                                     \
+        w_kid(&w, c);                                       \
+        w_bytes(&w, b->s, b->len);                          \
+        return w.n;                                         \
     }
 KEY2(ct_key_schedule, 'S')
 KEY2(ct_key_user_token, 'V')

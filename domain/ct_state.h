@@ -130,23 +130,24 @@ typedef struct ct_st_debit {
 } ct_st_debit;
 
 /* ---- keys: each writes into k (CT_KEY_BYTES_MAX) and returns the length -- */
-size_t ct_key_clock(uint8_t *k);                                    /* M/clock */
-size_t ct_key_concert(uint8_t *k, const ct_id *concert);            /* C/<c> */
-size_t ct_key_queue(uint8_t *k, const ct_id *concert);              /* A/<c> */
-size_t ct_key_schedule(uint8_t *k, const ct_id *concert, const ct_id *schedule); /* S/<c>/<s> */
+size_t ct_key_clock(uint8_t *k);                                                               /* M/clock */
+size_t ct_key_concert(uint8_t *k, const ct_id *concert);                                       /* C/<c> */
+size_t ct_key_queue(uint8_t *k, const ct_id *concert);                                         /* A/<c> */
+size_t ct_key_schedule(uint8_t *k, const ct_id *concert, const ct_id *schedule);               /* S/<c>/<s> */
 size_t ct_key_seat(uint8_t *k, const ct_id *concert, const ct_id *schedule, uint32_t seat_no); /* E/<c>/<s>/<be32> */
-size_t ct_key_token(uint8_t *k, const ct_id *token);                /* T/<t> */
-size_t ct_key_waiting(uint8_t *k, const ct_id *concert, uint64_t seq); /* Q/<c>/<be64> */
+size_t ct_key_token(uint8_t *k, const ct_id *token);                                           /* T/<t> */
+size_t ct_key_waiting(uint8_t *k, const ct_id *concert, uint64_t seq);                         /* Q/<c>/<be64> */
 size_t ct_key_deadline(uint8_t *k, int64_t at_ms, ct_deadline_kind kind, const ct_id *id); /* D/<be64>/<kind>/<id> */
-size_t ct_key_deadline_prefix(uint8_t *k);                          /* D/ */
-size_t ct_key_reservation(uint8_t *k, const ct_id *reservation);    /* R/<r> */
-size_t ct_key_user_seats(uint8_t *k, const ct_id *concert, const ct_id *schedule, const ct_id *user); /* U/<c>/<s>/<u> */
+size_t ct_key_deadline_prefix(uint8_t *k);                                                 /* D/ */
+size_t ct_key_reservation(uint8_t *k, const ct_id *reservation);                           /* R/<r> */
+size_t ct_key_user_seats(uint8_t *k, const ct_id *concert, const ct_id *schedule,
+                         const ct_id *user);                                   /* U/<c>/<s>/<u> */
 size_t ct_key_user_token(uint8_t *k, const ct_id *concert, const ct_id *user); /* V/<c>/<u>: their latest token */
-size_t ct_key_expired_holds(uint8_t *k, const ct_id *token);        /* H/<t>: holds it let expire (u8) */
-size_t ct_key_payment(uint8_t *k, const ct_id *payment);            /* P/<p> */
-size_t ct_key_wallet(uint8_t *k, const ct_id *user);                /* W/<u> */
-size_t ct_key_debit(uint8_t *k, const ct_id *payment);              /* X/<p> */
-size_t ct_key_refund(uint8_t *k, const ct_id *payment);             /* F/<p> */
+size_t ct_key_expired_holds(uint8_t *k, const ct_id *token);                   /* H/<t>: holds it let expire (u8) */
+size_t ct_key_payment(uint8_t *k, const ct_id *payment);                       /* P/<p> */
+size_t ct_key_wallet(uint8_t *k, const ct_id *user);                           /* W/<u> */
+size_t ct_key_debit(uint8_t *k, const ct_id *payment);                         /* X/<p> */
+size_t ct_key_refund(uint8_t *k, const ct_id *payment);                        /* F/<p> */
 
 /* Parses a deadline key. Returns 0, or -1 if it is not one. */
 int ct_key_deadline_parse(const uint8_t *k, size_t n, int64_t *at_ms, ct_deadline_kind *kind, ct_id *id);
@@ -161,8 +162,8 @@ size_t ct_val_id_encode(uint8_t *v, const ct_id *id); /* waiting entry: the toke
 int ct_val_id_decode(const uint8_t *v, size_t n, ct_id *id);
 size_t ct_val_empty_encode(uint8_t *v); /* deadline entry */
 
-#define CT_STATE_CODEC(name)                                                                       \
-    size_t ct_val_##name##_encode(uint8_t *v, const ct_st_##name *x);                             \
+#define CT_STATE_CODEC(name)                                          \
+    size_t ct_val_##name##_encode(uint8_t *v, const ct_st_##name *x); \
     int ct_val_##name##_decode(const uint8_t *v, size_t n, ct_st_##name *x);
 CT_STATE_CODEC(concert)
 CT_STATE_CODEC(queue)

@@ -42,8 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     ct_api_error e = {0};
     ct_api_command cmd;
-    ct_api_request rq = {.route = route, .param = param, .user = "u1", .queue_token = header, .body = body,
-                         .body_len = bl, .ts_ms = 1700000000000, .random = fixed_random};
+    ct_api_request rq = {.route = route,
+                         .param = param,
+                         .user = "u1",
+                         .queue_token = header,
+                         .body = body,
+                         .body_len = bl,
+                         .ts_ms = 1700000000000,
+                         .random = fixed_random};
     if (ct_api_build_command(&rq, &cmd, &e) == 0) {
         must(cmd.envelope && cmd.response && ct_api_uuid_valid(cmd.command_id));
         ct_api_command_clear(&cmd);

@@ -106,8 +106,7 @@ static answer records(ct_admin *a, const ct_admin_request *rq) {
 
 /* STEP 17's check from the browser: a record to test-topic only. */
 static answer produce(ct_admin *a, const ct_admin_request *rq) {
-    if (strcmp(rq->topic, CT_TOPIC_TEST) != 0)
-        return fail(403, "FORBIDDEN", "the console produces to test-topic only");
+    if (strcmp(rq->topic, CT_TOPIC_TEST) != 0) return fail(403, "FORBIDDEN", "the console produces to test-topic only");
     json_error_t je;
     json_t *in = rq->body ? json_loadb(rq->body, rq->body_len, 0, &je) : NULL;
     json_t *value = json_object_get(in, "value"), *key = json_object_get(in, "key");
@@ -207,7 +206,6 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
     return (answer){200, json_pack("{s:o}", "concerts", rows)};
 }
 
-
 static answer slack(PGconn *pg, const ct_admin_request *rq) {
     long long limit;
     if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit))
@@ -224,16 +222,18 @@ static answer slack(PGconn *pg, const ct_admin_request *rq) {
         pg,
         "SELECT (SELECT coalesce(json_agg(n ORDER BY n.id DESC), '[]') FROM ("
         "  SELECT id, kind, text, CASE WHEN sent_at IS NULL THEN 'PENDING' ELSE 'DELIVERED' END AS status,"
-        "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at, " CT_PG_ISO_TS("sent_at") " AS sent_at,"
-        "   CASE WHEN sent_at IS NULL THEN " CT_PG_ISO_TS("next_attempt_at") " END AS next_attempt_at"
-        "  FROM slack_notifications"
-        "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
-        "  ORDER BY id DESC LIMIT $2::int) n)::text,"
-        " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
+        "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at, " CT_PG_ISO_TS(
+            "sent_at") " AS sent_at,"
+                       "   CASE WHEN sent_at IS NULL THEN " CT_PG_ISO_TS(
+                           "next_attempt_at") " END AS next_attempt_at"
+                                              "  FROM slack_notifications"
+                                              "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
+                                              "  ORDER BY id DESC LIMIT $2::int) n)::text,"
+                                              " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
         2, p, &res, &failed);
     if (!rows) return failed;
-    json_t *j = json_pack("{s:o, s:I}", "notifications", rows, "pending",
-                          (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+    json_t *j =
+        json_pack("{s:o, s:I}", "notifications", rows, "pending", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
     PQclear(res);
     return (answer){200, j};
 }

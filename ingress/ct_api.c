@@ -14,12 +14,12 @@
 #include "ct_record.h"
 #include "ct_time.h"
 
-#define FAIL(e, st, cd, ...)                                       \
-    do {                                                           \
-        (e)->status = (st);                                        \
-        (e)->code = (cd);                                          \
-        snprintf((e)->message, sizeof (e)->message, __VA_ARGS__);  \
-        return -1;                                                 \
+#define FAIL(e, st, cd, ...)                                     \
+    do {                                                         \
+        (e)->status = (st);                                      \
+        (e)->code = (cd);                                        \
+        snprintf((e)->message, sizeof(e)->message, __VA_ARGS__); \
+        return -1;                                               \
     } while (0)
 
 /* ---- routing ------------------------------------------------------------ */
@@ -128,7 +128,8 @@ bool ct_api_route_is_write(ct_api_route r) { return r >= CT_ROUTE_ISSUE_TOKEN &&
 /* ---- headers ------------------------------------------------------------ */
 
 int ct_api_check_admin(const char *authorization, const char *admin_key, ct_api_error *e) {
-    if (!admin_key || !admin_key[0]) FAIL(e, 403, "ADMIN_DISABLED", "admin endpoints are disabled: CONCERT_ADMIN_KEY is not set");
+    if (!admin_key || !admin_key[0])
+        FAIL(e, 403, "ADMIN_DISABLED", "admin endpoints are disabled: CONCERT_ADMIN_KEY is not set");
     static const char bearer[] = "Bearer ";
     if (!authorization || strncmp(authorization, bearer, sizeof bearer - 1) != 0)
         FAIL(e, 401, "UNAUTHORIZED", "Authorization: Bearer <admin key> required");
@@ -182,8 +183,9 @@ int ct_api_auth_error(ct_auth_result res, ct_api_error *e) {
     switch (res) {
     case CT_AUTH_OK: return 0;
     case CT_AUTH_MISSING:
-        FAIL(e, 401, "UNAUTHORIZED", "a user's token is required: Authorization: Bearer <token>"
-                                     " (concert auth token USER prints one)");
+        FAIL(e, 401, "UNAUTHORIZED",
+             "a user's token is required: Authorization: Bearer <token>"
+             " (concert auth token USER prints one)");
     case CT_AUTH_INVALID: FAIL(e, 401, "INVALID_TOKEN", "the bearer token is not valid");
     case CT_AUTH_EXPIRED: FAIL(e, 401, "TOKEN_EXPIRED", "the bearer token has expired");
     }
@@ -209,7 +211,8 @@ int ct_api_check_idempotency_key(const char *key, ct_api_error *e) {
     if (!key) return 0;
     size_t n = strlen(key);
     if (n == 0 || n > CT_API_IDEMPOTENCY_KEY_BYTES_MAX)
-        FAIL(e, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1..%d characters", CT_API_IDEMPOTENCY_KEY_BYTES_MAX);
+        FAIL(e, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1..%d characters",
+             CT_API_IDEMPOTENCY_KEY_BYTES_MAX);
     for (size_t i = 0; i < n; i++)
         if (key[i] < 0x21 || key[i] > 0x7e)
             FAIL(e, 400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be visible ASCII characters");
@@ -246,9 +249,8 @@ static void time_uuid(const ct_api_request *rq, char out[CT_API_UUID_CHARS + 1])
     uint64_t ms = rq->ts_ms > 0 ? (uint64_t)rq->ts_ms : 0;
     for (int i = 0; i < 6; i++) r[i] = (uint8_t)(ms >> (40 - 8 * i));
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x70), r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(out, CT_API_UUID_CHARS + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4],
-             r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    snprintf(out, CT_API_UUID_CHARS + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
 }
 
 bool ct_api_uuid_valid(const char *s) {
@@ -281,7 +283,8 @@ typedef struct fspec {
     int64_t lo, hi;
 } fspec;
 
-#define END_ {NULL, 0, false, 0, 0}
+#define END_ \
+    { NULL, 0, false, 0, 0 }
 /* user_id is the bearer token's user: optional in bodies, and when given it
  * must be that user (ct_api_build_command). */
 static const fspec token_fields[] = {{"user_id", F_ID, false, 0, 0}, {"concert_id", F_CONCERT_ID, true, 0, 0}, END_};
@@ -290,7 +293,8 @@ static const fspec hold_fields[] = {{"user_id", F_ID, false, 0, 0},
                                     {"schedule_id", F_ID, true, 0, 0},
                                     {"seat_no", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
                                     END_};
-static const fspec pay_fields[] = {{"user_id", F_ID, false, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
+static const fspec pay_fields[] = {
+    {"user_id", F_ID, false, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
 static const fspec charge_fields[] = {{"amount", F_INT, true, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX}, END_};
 static const fspec concert_fields[] = {{"title", F_TITLE, true, 0, 0},
                                        {"schedules", F_SCHEDULES, true, 0, 0},
@@ -345,10 +349,12 @@ static int check_value(json_t *v, const fspec *f, const char *name, ct_api_error
         return 0;
     case F_TIME: {
         int64_t ms = 0;
-        if (json_is_integer(v)) ms = json_integer_value(v);
+        if (json_is_integer(v))
+            ms = json_integer_value(v);
         else if (!s || ct_time_parse_rfc3339(s, json_string_length(v), &ms) != 0)
             FAIL(e, 422, "INVALID_FIELD",
-                 "field %s: must be an RFC 3339 time (like 2027-01-15T19:00:00Z) or milliseconds since the epoch", name);
+                 "field %s: must be an RFC 3339 time (like 2027-01-15T19:00:00Z) or milliseconds since the epoch",
+                 name);
         if (ms < f->lo || ms > f->hi) {
             char lo[CT_TIME_RFC3339_BYTES] = "?", hi[CT_TIME_RFC3339_BYTES] = "?";
             ct_time_format_rfc3339(f->lo, lo), ct_time_format_rfc3339(f->hi, hi);
@@ -479,7 +485,8 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
     }
     if (needs_token && !token_valid(rq->queue_token)) {
         e->status = 400, e->code = "INVALID_QUEUE_TOKEN";
-        snprintf(e->message, sizeof e->message, "header X-Queue-Token must be a token as returned by POST /v1/queue/tokens");
+        snprintf(e->message, sizeof e->message,
+                 "header X-Queue-Token must be a token as returned by POST /v1/queue/tokens");
         goto out;
     }
 #define S(name) json_string_value(json_object_get(body, name))
@@ -508,8 +515,8 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         char pid[CT_API_TOKEN_CHARS + 1], concert[CT_API_CONCERT_ID_CHARS + 1];
         random_token(rq, pid);
         memcpy(concert, S("reservation_id"), CT_API_CONCERT_ID_CHARS), concert[CT_API_CONCERT_ID_CHARS] = 0;
-        data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"),
-                         "token", rq->queue_token, "user_id", rq->user, "concert_id", concert);
+        data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"), "token",
+                         rq->queue_token, "user_id", rq->user, "concert_id", concert);
         json_object_set_new(response, "payment_id", json_string(pid));
         rc = finish(rq, out, "RequestPayment", CT_TOPIC_CONCERT_COMMANDS, concert, data, response, e);
         break;
@@ -551,9 +558,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         rc = finish(rq, out, "CreateConcert", CT_TOPIC_CONCERT_COMMANDS, cid, data, response, e);
         break;
     }
-    default:
-        json_decref(response);
-        break;
+    default: json_decref(response); break;
     }
 #undef S
 out:
@@ -705,8 +710,7 @@ int ct_api_check_read_params(ct_api_route r, const char *param, const char *para
         if (!plain_id_valid(param))
             FAIL(e, 400, "INVALID_ID", "a user id is 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 

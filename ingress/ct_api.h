@@ -51,7 +51,7 @@ typedef enum ct_api_route {
     CT_ROUTE_HEALTHZ,
     CT_ROUTE_READYZ,
     CT_ROUTE_METRICS,
-    CT_ROUTE_OPENAPI, /* GET /openapi.json: ingress/openapi.json */
+    CT_ROUTE_OPENAPI,         /* GET /openapi.json: ingress/openapi.json */
     CT_ROUTE_ISSUE_TOKEN,     /* POST /v1/queue/tokens */
     CT_ROUTE_HOLD_SEAT,       /* POST /v1/reservations */
     CT_ROUTE_REQUEST_PAYMENT, /* POST /v1/payments */
@@ -181,7 +181,7 @@ typedef struct ct_api_request {
     const char *queue_token; /* X-Queue-Token header, or NULL */
     const char *body;
     size_t body_len;
-    int64_t ts_ms;           /* the command's logical time */
+    int64_t ts_ms; /* the command's logical time */
     ct_api_random_fn random;
     void *random_ctx;
 } ct_api_request;

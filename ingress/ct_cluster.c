@@ -179,19 +179,17 @@ static json_t *record_json(const rd_kafka_message_t *m) {
         for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &vn) == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
             json_object_set_new(headers, name, bytes_json(v, vn));
     }
-    return json_pack("{s:i, s:I, s:I, s:o, s:o, s:o}", "partition", (int)m->partition, "offset",
-                     (json_int_t)m->offset, "timestamp", (json_int_t)ts, "key", bytes_json(m->key, m->key_len),
-                     "headers", headers, "value", value);
+    return json_pack("{s:i, s:I, s:I, s:o, s:o, s:o}", "partition", (int)m->partition, "offset", (json_int_t)m->offset,
+                     "timestamp", (json_int_t)ts, "key", bytes_json(m->key, m->key_len), "headers", headers, "value",
+                     value);
 }
 
 static rd_kafka_t *consumer(ct_cluster *c, ct_error *err) {
     if (c->consumer) return c->consumer;
     /* A group id is required, but the handle only assigns: it never joins
      * the group and never commits. */
-    ct_kafka_consumer_opts co = {.client_id = "concert-console",
-                                 .group_id = "concert-console",
-                                 .read_committed = true,
-                                 .partition_eof = true};
+    ct_kafka_consumer_opts co = {
+        .client_id = "concert-console", .group_id = "concert-console", .read_committed = true, .partition_eof = true};
     c->consumer = ct_kafka_consumer_new(c->cfg, &co, err);
     return c->consumer;
 }
@@ -254,8 +252,8 @@ static int read_assigned(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
     return 0;
 }
 
-json_t *ct_cluster_records(ct_cluster *c, const char *topic, int partition, int64_t offset, int limit,
-                           const char *key, ct_error *err) {
+json_t *ct_cluster_records(ct_cluster *c, const char *topic, int partition, int64_t offset, int limit, const char *key,
+                           ct_error *err) {
     if (limit < 1 || limit > CT_CLUSTER_RECORDS_MAX) limit = CT_CLUSTER_RECORDS_MAX;
     const struct rd_kafka_metadata *md = NULL;
     if (metadata(c, &md, err) != 0) return NULL;
@@ -296,8 +294,9 @@ json_t *ct_cluster_records(ct_cluster *c, const char *topic, int partition, int6
         rd_kafka_topic_partition_list_add(parts, topic, id)->offset = start;
         char k[16];
         snprintf(k, sizeof k, "%d", (int)id);
-        json_object_set_new(from, k, json_pack("{s:I, s:I, s:I}", "from", (json_int_t)start, "low", (json_int_t)lo,
-                                               "high", (json_int_t)hi));
+        json_object_set_new(
+            from, k,
+            json_pack("{s:I, s:I, s:I}", "from", (json_int_t)start, "low", (json_int_t)lo, "high", (json_int_t)hi));
     }
     rd_kafka_metadata_destroy(md);
     json_t *recs = NULL;
@@ -401,15 +400,14 @@ static json_t *describe_members(const rd_kafka_ConsumerGroupDescription_t *gd) {
             rd_kafka_MemberAssignment_partitions(rd_kafka_MemberDescription_assignment(md));
         json_t *assigned = json_array();
         for (int i = 0; a && i < a->cnt; i++)
-            json_array_append_new(assigned, json_pack("{s:s, s:i}", "topic", a->elems[i].topic, "partition",
-                                                      (int)a->elems[i].partition));
+            json_array_append_new(
+                assigned, json_pack("{s:s, s:i}", "topic", a->elems[i].topic, "partition", (int)a->elems[i].partition));
         const char *inst = rd_kafka_MemberDescription_group_instance_id(md);
-        json_array_append_new(members,
-                              json_pack("{s:s, s:s, s:o, s:s, s:o}", "member_id",
-                                        rd_kafka_MemberDescription_consumer_id(md), "client_id",
-                                        rd_kafka_MemberDescription_client_id(md), "instance_id",
-                                        inst ? json_string(inst) : json_null(), "host",
-                                        rd_kafka_MemberDescription_host(md), "assignment", assigned));
+        json_array_append_new(members, json_pack("{s:s, s:s, s:o, s:s, s:o}", "member_id",
+                                                 rd_kafka_MemberDescription_consumer_id(md), "client_id",
+                                                 rd_kafka_MemberDescription_client_id(md), "instance_id",
+                                                 inst ? json_string(inst) : json_null(), "host",
+                                                 rd_kafka_MemberDescription_host(md), "assignment", assigned));
     }
     return members;
 }

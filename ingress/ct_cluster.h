@@ -43,8 +43,8 @@ json_t *ct_cluster_topics(ct_cluster *c, ct_error *err);
  * headers:{}, value}], ...}: value is the record's JSON when it is JSON,
  * else its text. NULL with err (PERMANENT for an unknown topic or
  * partition, the message says which). */
-json_t *ct_cluster_records(ct_cluster *c, const char *topic, int partition, int64_t offset, int limit,
-                           const char *key, ct_error *err);
+json_t *ct_cluster_records(ct_cluster *c, const char *topic, int partition, int64_t offset, int limit, const char *key,
+                           ct_error *err);
 
 /* Produces one record to test-topic and waits for it to be acknowledged:
  * {topic, partition, offset}. key may be NULL. */

@@ -133,10 +133,10 @@ static int resolve_replays(ct_commit *c, PGconn *pg, ct_commit_item **items, ite
  * commit, it makes commit order id order. */
 typedef struct pipeline {
     PGconn *pg;
-    int sent;           /* statements sent */
-    bool send_failed;   /* a send or the sync failed: the connection is gone */
-    int rows;           /* outbox rows in it */
-    PGresult *written;  /* the outbox statement's RETURNING: the rows written */
+    int sent;          /* statements sent */
+    bool send_failed;  /* a send or the sync failed: the connection is gone */
+    int rows;          /* outbox rows in it */
+    PGresult *written; /* the outbox statement's RETURNING: the rows written */
 } pipeline;
 
 static void pipe_clear(pipeline *pl) {
@@ -146,8 +146,10 @@ static void pipe_clear(pipeline *pl) {
 
 static void pipe_send(pipeline *pl, int stmt, int nparams, const char *const *params) {
     if (pl->send_failed) return;
-    if (PQsendQueryPrepared(pl->pg, statements[stmt].name, nparams, params, NULL, NULL, 0)) pl->sent++;
-    else pl->send_failed = true;
+    if (PQsendQueryPrepared(pl->pg, statements[stmt].name, nparams, params, NULL, NULL, 0))
+        pl->sent++;
+    else
+        pl->send_failed = true;
 }
 
 /* Sends one transaction over the OPEN items: the lock, the outbox rows,
@@ -210,9 +212,11 @@ static int pipe_collect(pipeline *pl, bool *unknown, ct_error *err) {
         if (s == PGRES_FATAL_ERROR && !failed_stmt) {
             failed_stmt = true;
             const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            if (state && strcmp(state, "23505") == 0) rc = 1, PQclear(r);
-            else ct_pg_result_error(pg, r, "outbox write", err), rc = -1; /* clears r */
-        } else if (q == 1 && s == PGRES_TUPLES_OK && !pl->written) { /* 0: the lock, 1: the outbox rows */
+            if (state && strcmp(state, "23505") == 0)
+                rc = 1, PQclear(r);
+            else
+                ct_pg_result_error(pg, r, "outbox write", err), rc = -1; /* clears r */
+        } else if (q == 1 && s == PGRES_TUPLES_OK && !pl->written) {     /* 0: the lock, 1: the outbox rows */
             pl->written = r;
         } else {
             PQclear(r);
@@ -224,7 +228,8 @@ static int pipe_collect(pipeline *pl, bool *unknown, ct_error *err) {
         PGresult *r;
         while (PQstatus(pg) == CONNECTION_OK && (r = PQgetResult(pg)) != NULL) {
             ExecStatusType s = PQresultStatus(r);
-            if (s == PGRES_PIPELINE_SYNC) synced = true;
+            if (s == PGRES_PIPELINE_SYNC)
+                synced = true;
             else if (s == PGRES_FATAL_ERROR && !failed_stmt) { /* the commit itself failed */
                 failed_stmt = true;
                 ct_pg_result_error(pg, r, "outbox commit", err), rc = -1;
@@ -309,7 +314,8 @@ static void fail_items(ct_commit *c, ct_commit_item **items, item_state *st, int
         if (unknown)
             ct_commit_set_error(items[i], 503, "OUTCOME_UNKNOWN",
                                 "the database connection broke during commit; retry with the same Idempotency-Key");
-        else ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the command could not be stored; retry");
+        else
+            ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the command could not be stored; retry");
         st[i] = RESOLVED;
     }
 }
@@ -360,8 +366,10 @@ static void land_flight(ct_commit *c, flight *f) {
     bool unknown = false;
     ct_error err = {0};
     int rc = pipe_collect(&f->pl, &unknown, &err);
-    if (rc == 0) resolve_committed(c, f->items, st, f->n, &f->pl);
-    else pipe_clear(&f->pl), fail_items(c, f->items, st, f->n, unknown, &err);
+    if (rc == 0)
+        resolve_committed(c, f->items, st, f->n, &f->pl);
+    else
+        pipe_clear(&f->pl), fail_items(c, f->items, st, f->n, unknown, &err);
     for (int i = 0; i < f->n; i++) f->items[i]->done(f->items[i]);
 }
 
@@ -451,8 +459,10 @@ static void *worker(void *arg) {
         for (int i = 0; i < n; i++) {
             ct_commit_item *it = batch[i];
             if (it->cmd) continue;
-            if (pg) it->query(pg, it);
-            else ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "the database is not reachable");
+            if (pg)
+                it->query(pg, it);
+            else
+                ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "the database is not reachable");
             if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
         }
         for (int i = 0; i < n; i++) batch[i]->done(batch[i]);
@@ -497,8 +507,10 @@ int ct_commit_submit(ct_commit *c, ct_commit_item *it) {
         pthread_mutex_unlock(&c->mu);
         return -1;
     }
-    if (c->tail) c->tail->next = it;
-    else c->head = it;
+    if (c->tail)
+        c->tail->next = it;
+    else
+        c->head = it;
     c->tail = it;
     c->queued++;
     pthread_cond_signal(&c->cv);

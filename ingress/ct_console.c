@@ -17,14 +17,12 @@ extern const char ct_console_js[];
 extern const char ct_console_css[];
 extern const char ct_console_favicon_svg[];
 
-bool ct_console_is_path(const char *url) {
-    return strcmp(url, "/admin") == 0 || strncmp(url, "/admin/", 7) == 0;
-}
+bool ct_console_is_path(const char *url) { return strcmp(url, "/admin") == 0 || strncmp(url, "/admin/", 7) == 0; }
 
 /* Every page is the same document: its script draws the page its path
  * names, so a page can be reloaded or bookmarked. */
-static const char *const pages[] = {"/admin/", "/admin/outbox", "/admin/topics", "/admin/consumers",
-                                    "/admin/queues", "/admin/slack"};
+static const char *const pages[] = {"/admin/",          "/admin/outbox", "/admin/topics",
+                                    "/admin/consumers", "/admin/queues", "/admin/slack"};
 
 ct_console_asset ct_console_asset_find(const char *url) {
     ct_console_asset a = {0};
@@ -146,7 +144,8 @@ int ct_console_form_value(const char *body, size_t len, const char *name, char *
             size_t o = 0;
             for (size_t k = i + nl + 1; k < j; k++) {
                 char c = body[k];
-                if (c == '+') c = ' ';
+                if (c == '+')
+                    c = ' ';
                 else if (c == '%') {
                     int hi = k + 2 < j ? hex_digit(body[k + 1]) : -1, lo = hi >= 0 ? hex_digit(body[k + 2]) : -1;
                     if (hi < 0 || lo < 0) return -1;

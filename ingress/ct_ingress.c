@@ -35,7 +35,7 @@ struct ct_ingress {
     char auth_key[CT_AUTH_KEY_BYTES_MAX]; /* empty: user endpoints disabled (403) */
     struct MHD_Daemon *mhd;
     ct_commit *commit;
-    ct_commit *reads; /* GET queries and outcome checks, never behind a write */
+    ct_commit *reads;      /* GET queries and outcome checks, never behind a write */
     ct_commit *admin_pool; /* the console's views: one worker, which alone uses `admin` */
     ct_admin *admin;
     ct_wait *wait;
@@ -51,10 +51,10 @@ struct ct_ingress {
     _Atomic uint64_t responses[6]; /* by status class 1xx..5xx */
     _Atomic uint64_t accepted;
     ct_histogram write_latency, read_latency;
-    _Atomic int64_t open_requests; /* from their headers until MHD reports them completed */
-    _Atomic uint64_t rate_limited;  /* writes answered 429 by a rate limit */
+    _Atomic int64_t open_requests;     /* from their headers until MHD reports them completed */
+    _Atomic uint64_t rate_limited;     /* writes answered 429 by a rate limit */
     ct_ratelimit *rate_user, *rate_ip; /* NULL: no limit */
-    unsigned conn_max; /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
+    unsigned conn_max;                 /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
 };
 
 typedef enum req_state { R_HEADERS, R_BODY, R_QUEUED, R_DONE } req_state;
@@ -67,9 +67,9 @@ typedef struct req {
     char param[80];
     char param2[80];
     ct_api_page page;
-    int wait_s; /* Prefer: wait=N, 0: none */
+    int wait_s;             /* Prefer: wait=N, 0: none */
     char last_event_id[64]; /* a token event stream's Last-Event-ID */
-    bool token_waited; /* a token read that waited once for admission: answer what the second read finds */
+    bool token_waited;      /* a token read that waited once for admission: answer what the second read finds */
     _Atomic int state;
     int64_t t0_us;
     char *body;
@@ -112,10 +112,12 @@ static enum MHD_Result respond(ct_ingress *in, struct MHD_Connection *conn, unsi
 }
 
 /* 429 with the Retry-After a rate limit computed. */
-static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *conn, int retry_after_s, const char *what) {
+static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *conn, int retry_after_s,
+                                       const char *what) {
     char body[256];
-    snprintf(body, sizeof body, "{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many writes %s; retry in %d s\"}}",
-             what, retry_after_s);
+    snprintf(body, sizeof body,
+             "{\"error\":{\"code\":\"RATE_LIMITED\",\"message\":\"too many writes %s; retry in %d s\"}}", what,
+             retry_after_s);
     atomic_fetch_add(&in->rate_limited, 1);
     return respond_retry(in, conn, 429, body, "application/json", retry_after_s);
 }
@@ -124,8 +126,8 @@ static enum MHD_Result respond_limited(ct_ingress *in, struct MHD_Connection *co
  * Set-Cookie when given. */
 static enum MHD_Result respond_console(ct_ingress *in, struct MHD_Connection *conn, unsigned status, const char *body,
                                        const char *content_type, const char *location, const char *set_cookie) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(body ? strlen(body) : 0, (void *)(body ? body : ""),
-                                                             MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(body ? strlen(body) : 0, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     if (content_type) MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -185,8 +187,8 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
     } rows[] = {
         {"concert_ingress_commands_accepted_total", "counter", "Commands committed to the outbox and answered 202.",
          (double)atomic_load(&in->accepted)},
-        {"concert_ingress_rate_limited_total", "counter", "Writes answered 429 by a per-user or per-address rate limit.",
-         (double)atomic_load(&in->rate_limited)},
+        {"concert_ingress_rate_limited_total", "counter",
+         "Writes answered 429 by a per-user or per-address rate limit.", (double)atomic_load(&in->rate_limited)},
         {"concert_ingress_commit_batches_total", "counter", "Group-commit transactions that wrote outbox rows.",
          (double)s.batches},
         {"concert_ingress_commit_rows_total", "counter", "Outbox rows written by group commits.", (double)s.rows},
@@ -214,12 +216,15 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
     ct_metrics_family(&t, "concert_ingress_write_seconds", "histogram",
                       "Latency of write requests without Prefer: wait, headers to answer.");
     ct_metrics_histogram(&t, "concert_ingress_write_seconds", "", &in->write_latency);
-    ct_metrics_family(&t, "concert_ingress_read_seconds", "histogram", "Latency of GET requests answered from Postgres.");
+    ct_metrics_family(&t, "concert_ingress_read_seconds", "histogram",
+                      "Latency of GET requests answered from Postgres.");
     ct_metrics_histogram(&t, "concert_ingress_read_seconds", "", &in->read_latency);
     ct_metrics_family(&t, "concert_ingress_dependency_up", "gauge",
                       "Whether Postgres and Kafka answered the last readiness probe.");
-    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n", atomic_load(&in->pg_ok) ? 1 : 0);
-    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"kafka\"} %d\n", atomic_load(&in->kafka_ok) ? 1 : 0);
+    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"postgres\"} %d\n",
+                      atomic_load(&in->pg_ok) ? 1 : 0);
+    ct_metrics_printf(&t, "concert_ingress_dependency_up{dependency=\"kafka\"} %d\n",
+                      atomic_load(&in->kafka_ok) ? 1 : 0);
     ct_metrics_collect(in->cfg, &t);
     enum MHD_Result r = respond(in, conn, 200, t.buf, "text/plain; version=0.0.4");
     free(t.buf);
@@ -249,14 +254,12 @@ static void os_random(void *ctx, uint8_t *out, size_t n) {
     (void)ctx;
     /* getrandom(2) blocks only before the pool is initialised at boot;
      * short reads do not happen for n <= 256. */
-    while (getrandom(out, n, 0) != (ssize_t)n) {
-    }
+    while (getrandom(out, n, 0) != (ssize_t)n) {}
 }
 
 static int64_t logical_now(ct_ingress *in) {
     int64_t now = ct_clock_wall_ms(), last = atomic_load(&in->last_ts);
-    while (now > last && !atomic_compare_exchange_weak(&in->last_ts, &last, now)) {
-    }
+    while (now > last && !atomic_compare_exchange_weak(&in->last_ts, &last, now)) {}
     return now > last ? now : last; /* never behind a timestamp already handed out */
 }
 
@@ -291,8 +294,9 @@ static void on_token_wait_done(ct_waiter *w) {
 /* A token read with Prefer: wait that found its token WAITING is held as a
  * waiter until the projector admits the token (no polling). true: held. */
 static bool hold_token_read(req *r, ct_commit_item *it) {
-    if ((r->route != CT_ROUTE_TOKEN_STATUS && r->route != CT_ROUTE_TOKEN_EVENTS) || r->wait_s <= 0 || r->token_waited || !r->in->wait || it->status != 200 ||
-        !it->body || !strstr(it->body, "\"status\":\"WAITING\"") || strlen(r->param) != CT_API_TOKEN_CHARS)
+    if ((r->route != CT_ROUTE_TOKEN_STATUS && r->route != CT_ROUTE_TOKEN_EVENTS) || r->wait_s <= 0 || r->token_waited ||
+        !r->in->wait || it->status != 200 || !it->body || !strstr(it->body, "\"status\":\"WAITING\"") ||
+        strlen(r->param) != CT_API_TOKEN_CHARS)
         return false;
     memcpy(r->waiter.command_id, r->param, CT_API_TOKEN_CHARS + 1);
     r->waiter.token = true;
@@ -356,10 +360,11 @@ static enum MHD_Result on_console(ct_ingress *in, req *r, const char *method, co
     char cookie[192];
     switch (a.kind) {
     case CT_CONSOLE_NONE:
-        return respond_console(in, conn, 404, "<!doctype html><title>Not found</title><p>No such page of the console."
-                               " <a href=\"/admin/\">Console</a>", HTML, NULL, NULL);
-    case CT_CONSOLE_REDIRECT:
-        return respond_console(in, conn, 303, NULL, NULL, "/admin/", NULL);
+        return respond_console(in, conn, 404,
+                               "<!doctype html><title>Not found</title><p>No such page of the console."
+                               " <a href=\"/admin/\">Console</a>",
+                               HTML, NULL, NULL);
+    case CT_CONSOLE_REDIRECT: return respond_console(in, conn, 303, NULL, NULL, "/admin/", NULL);
     case CT_CONSOLE_FILE:
         if (!get) break;
         return respond_console(in, conn, 200, a.body, a.content_type, NULL, NULL);
@@ -430,8 +435,9 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
                    ct_api_check_admin(authz, in->cfg->admin_key, &ae) == 0;
         if (!r->admin) {
             if (!in->auth_key[0])
-                return respond_error(in, conn, 403, "AUTH_DISABLED",
-                                     "user endpoints are disabled: no CONCERT_AUTH_KEY (or auth.key in the data directory)");
+                return respond_error(
+                    in, conn, 403, "AUTH_DISABLED",
+                    "user endpoints are disabled: no CONCERT_AUTH_KEY (or auth.key in the data directory)");
             if (ct_api_auth_error(ct_auth_verify(in->auth_key, authz, ct_clock_wall_ms() / 1000, r->user), &e) != 0 ||
                 ct_api_check_user(r->route, r->user, r->param, &e) != 0)
                 return respond_api_error(in, conn, &e);
@@ -480,17 +486,22 @@ static const char *query_arg(struct MHD_Connection *conn, const char *name) {
 }
 
 static ct_read_request read_request(req *r) {
-    return (ct_read_request){.route = r->route, .param = r->param, .param2 = r->param2, .page = r->page,
-                             .user = r->user, .admin = r->admin, .status = query_arg(r->conn, "status"),
-                             .after_id = query_arg(r->conn, "after_id"), .limit = query_arg(r->conn, "limit")};
+    return (ct_read_request){.route = r->route,
+                             .param = r->param,
+                             .param2 = r->param2,
+                             .page = r->page,
+                             .user = r->user,
+                             .admin = r->admin,
+                             .status = query_arg(r->conn, "status"),
+                             .after_id = query_arg(r->conn, "after_id"),
+                             .limit = query_arg(r->conn, "limit")};
 }
 
 static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     struct MHD_Connection *conn = r->conn;
     if (r->console_login) return on_console_login(in, r);
     switch (r->route) {
-    case CT_ROUTE_HEALTHZ:
-        return respond_json(in, conn, 200, "{\"status\":\"ok\"}");
+    case CT_ROUTE_HEALTHZ: return respond_json(in, conn, 200, "{\"status\":\"ok\"}");
     case CT_ROUTE_READYZ: {
         bool pg = atomic_load(&in->pg_ok), kafka = atomic_load(&in->kafka_ok);
         char body[128];
@@ -498,10 +509,8 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
                  pg && kafka ? "ready" : "not_ready", pg ? "ok" : "down", kafka ? "ok" : "down");
         return respond_json(in, conn, pg && kafka ? 200 : 503, body);
     }
-    case CT_ROUTE_METRICS:
-        return respond_metrics(in, conn);
-    case CT_ROUTE_OPENAPI:
-        return respond(in, conn, 200, ct_ingress_openapi_json, "application/json");
+    case CT_ROUTE_METRICS: return respond_metrics(in, conn);
+    case CT_ROUTE_OPENAPI: return respond(in, conn, 200, ct_ingress_openapi_json, "application/json");
     case CT_ROUTE_COMMAND_STATUS:
     case CT_ROUTE_TOKEN_STATUS:
     case CT_ROUTE_TOKEN_EVENTS:
@@ -524,10 +533,15 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     case CT_ROUTE_ADMIN_SLACK:
         if (r->len > CT_API_BODY_BYTES_MAX)
             return respond_error(in, conn, 413, "BODY_TOO_LARGE", "request body over 16384 bytes");
-        r->adm = (ct_admin_request){.route = r->route, .topic = r->param, .partition = query_arg(conn, "partition"),
-                                    .offset = query_arg(conn, "offset"), .limit = query_arg(conn, "limit"),
-                                    .key = query_arg(conn, "key"), .status = query_arg(conn, "status"),
-                                    .body = r->body, .body_len = r->len};
+        r->adm = (ct_admin_request){.route = r->route,
+                                    .topic = r->param,
+                                    .partition = query_arg(conn, "partition"),
+                                    .offset = query_arg(conn, "offset"),
+                                    .limit = query_arg(conn, "limit"),
+                                    .key = query_arg(conn, "key"),
+                                    .status = query_arg(conn, "status"),
+                                    .body = r->body,
+                                    .body_len = r->len};
         r->item.query = query_admin;
         r->item.query_ctx = r;
         return submit_to(in, in->admin_pool, r);
@@ -540,9 +554,14 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
         if (r->len > CT_API_BODY_BYTES_MAX)
             return respond_error(in, conn, 413, "BODY_TOO_LARGE", "request body over 16384 bytes");
         const char *token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Queue-Token");
-        ct_api_request rq = {.route = r->route, .param = r->param, .user = r->user[0] ? r->user : NULL,
-                             .queue_token = token, .body = r->body,
-                             .body_len = r->len, .ts_ms = logical_now(in), .random = os_random};
+        ct_api_request rq = {.route = r->route,
+                             .param = r->param,
+                             .user = r->user[0] ? r->user : NULL,
+                             .queue_token = token,
+                             .body = r->body,
+                             .body_len = r->len,
+                             .ts_ms = logical_now(in),
+                             .random = os_random};
         ct_api_error e = {0};
         if (ct_api_build_command(&rq, &r->cmd, &e) != 0) return respond_api_error(in, conn, &e);
         r->item.cmd = &r->cmd;
@@ -600,10 +619,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (atomic_load(&r->state) == R_DONE) {
         if (r->item.status == 202) atomic_fetch_add(&in->accepted, 1);
-        if (r->item.cmd && r->wait_s == 0)
-            ct_histogram_observe_us(&in->write_latency, ct_clock_mono_us() - r->t0_us);
-        if (ct_api_route_is_read(r->route))
-            ct_histogram_observe_us(&in->read_latency, ct_clock_mono_us() - r->t0_us);
+        if (r->item.cmd && r->wait_s == 0) ct_histogram_observe_us(&in->write_latency, ct_clock_mono_us() - r->t0_us);
+        if (ct_api_route_is_read(r->route)) ct_histogram_observe_us(&in->read_latency, ct_clock_mono_us() - r->t0_us);
         if (r->waiter.found && !r->waiter.token) {
             unsigned status = 0;
             char *body = NULL;
@@ -729,8 +746,7 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     if (ct_config_listen_addr(cfg->http_addr, cfg->http_port, &addr, &addr_len) != 0) {
-        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal",
-               cfg->http_addr);
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal", cfg->http_addr);
         goto fail;
     }
     int keyed = ct_auth_key_load(cfg, false, in->auth_key, err);
@@ -758,10 +774,9 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
             (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         (uint16_t)cfg->http_port, on_accept, in, on_request, in, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CT_INGRESS_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT, in->conn_max,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_connections_per_ip,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CT_INGRESS_CONN_MEMORY_BYTES,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CT_INGRESS_IDLE_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        in, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CT_INGRESS_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CT_INGRESS_IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!in->mhd) {
         CT_ERR(err, CT_ERR_FATAL, "cannot listen on %s:%d (in use?)", cfg->http_addr, cfg->http_port);
         goto fail;

@@ -12,9 +12,9 @@
 #define BURST_S 2
 
 typedef struct slot {
-    uint64_t key; /* hash of the key; 0: empty */
-    int64_t level;  /* thousandths of a take */
-    int64_t at_ms;  /* when level was computed */
+    uint64_t key;  /* hash of the key; 0: empty */
+    int64_t level; /* thousandths of a take */
+    int64_t at_ms; /* when level was computed */
 } slot;
 
 struct ct_ratelimit {
@@ -58,8 +58,10 @@ bool ct_ratelimit_take(ct_ratelimit *rl, const char *key, int64_t now_ms, int *r
     slot *s = NULL, *fullest = NULL;
     for (size_t i = 0; i < PROBES && !s; i++) {
         slot *c = &rl->slots[(h + i) & (CT_RATELIMIT_SLOTS - 1)];
-        if (c->key == h) s = c;
-        else if (!fullest || c->key == 0 || level_at(rl, c, now_ms) > level_at(rl, fullest, now_ms)) fullest = c;
+        if (c->key == h)
+            s = c;
+        else if (!fullest || c->key == 0 || level_at(rl, c, now_ms) > level_at(rl, fullest, now_ms))
+            fullest = c;
     }
     if (!s) { /* a new key takes the probe's emptiest-of-use slot: a full bucket forgets nothing */
         s = fullest;

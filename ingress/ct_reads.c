@@ -10,7 +10,6 @@
 #include "ct_outbox.h"
 #include "ct_pg.h"
 
-
 static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
     free(it->body);
     it->status = status;
@@ -18,7 +17,6 @@ static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
     json_decref(j);
     if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
 }
-
 
 /* Runs a read; on failure sets 503 and returns NULL. */
 static PGresult *read_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
@@ -53,15 +51,17 @@ static bool readable_by(const ct_read_request *r, ct_commit_item *it, const char
  * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it,
-                               "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", "
-                               CT_PG_ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
-                               " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS("c.completed_at") ","
-                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
-                               " FROM (SELECT $1::text AS id) v"
-                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
-                               " LEFT JOIN commands c ON c.command_id = v.id",
-                               1, p);
+    PGresult *res = read_query(
+        pg, it,
+        "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", " CT_PG_ISO_TS(
+            "o.sent_at") ", o.kafka_partition, o.kafka_offset,"
+                         " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS(
+                             "c.completed_at") ","
+                                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
+                                               " FROM (SELECT $1::text AS id) v"
+                                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
+                                               " LEFT JOIN commands c ON c.command_id = v.id",
+        1, p);
     if (!res) return;
     bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
     if (!outbox && !outcome) {
@@ -78,9 +78,12 @@ static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_r
      * CONCERT_OUTBOX_MAX_ATTEMPTS): it will have no outcome unless an
      * operator retries it, so it must not read as ACCEPTED. */
     const char *status = "ACCEPTED";
-    if (outcome) status = PQgetvalue(res, 0, 8);
-    else if (strcmp(ob, "SENT") == 0) status = "PUBLISHED";
-    else if (strcmp(ob, "FAILED") == 0) status = "FAILED";
+    if (outcome)
+        status = PQgetvalue(res, 0, 8);
+    else if (strcmp(ob, "SENT") == 0)
+        status = "PUBLISHED";
+    else if (strcmp(ob, "FAILED") == 0)
+        status = "FAILED";
     json_t *j = json_pack("{s:s, s:s, s:s}", "command_id", r->param, "status", status, "type",
                           outbox ? PQgetvalue(res, 0, 1) : PQgetvalue(res, 0, 9));
     if (j && outbox) {
@@ -140,10 +143,10 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
         " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
         "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
         " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " STR(ADMISSION_WINDOW_MS)
-        "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true",
+        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " STR(
+            ADMISSION_WINDOW_MS) "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
+                                 " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
+                                 "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true",
         1, p);
     if (!res) return;
     if (PQntuples(res) == 0) {
@@ -170,12 +173,12 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
         json_decref(position), json_decref(wait);
         position = json_integer(0), wait = json_integer(0);
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "token", r->param, "status",
-                          status, "concert_id", PQgetvalue(res, 0, 1), "user_id", PQgetvalue(res, 0, 2), "position",
-                          position, "estimated_wait_ms", wait, "active_until", cell_int(res, 0, 6), "seq",
-                          cell_int(res, 0, 3), "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5),
-                          "admitted_last_minute", (json_int_t)admitted, "as_of_ts",
-                          (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "token", r->param, "status", status,
+                  "concert_id", PQgetvalue(res, 0, 1), "user_id", PQgetvalue(res, 0, 2), "position", position,
+                  "estimated_wait_ms", wait, "active_until", cell_int(res, 0, 6), "seq", cell_int(res, 0, 3),
+                  "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5), "admitted_last_minute",
+                  (json_int_t)admitted, "as_of_ts", (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
     PQclear(res);
     set_body(it, 200, j);
 }
@@ -217,14 +220,17 @@ static void query_schedules(PGconn *pg, ct_commit_item *it, const ct_read_reques
         pg, it,
         "SELECT json_build_object('concert_id', c.concert_id, 'title', c.title, 'schedules', coalesce("
         " (SELECT json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at, 'seats', s.seats,"
-        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN("s") "))"
-        "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
-        " '[]'::json))::text"
-        " FROM concerts c WHERE c.concert_id = $1",
+        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN(
+            "s") "))"
+                 "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
+                 " '[]'::json))::text"
+                 " FROM concerts c WHERE c.concert_id = $1",
         1, p);
     if (!res) return;
-    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
-    else set_body(it, 200, cell_json(res, 0, 0));
+    if (PQntuples(res) == 0)
+        ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
+    else
+        set_body(it, 200, cell_json(res, 0, 0));
     PQclear(res);
 }
 
@@ -235,12 +241,13 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
     const char *p[4] = {r->param, r->param2, after, lim};
     PGresult *res = read_query(
         pg, it,
-        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN("s") "), coalesce("
-        " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
-        "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
-        "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
-        " '[]'::json)::text"
-        " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
+        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN(
+            "s") "), coalesce("
+                 " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
+                 "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
+                 "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
+                 " '[]'::json)::text"
+                 " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
         4, p);
     if (!res) return;
     if (PQntuples(res) == 0) {
@@ -256,10 +263,10 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
     set_body(it, 200, j);
 }
 
-#define RESERVATION_JSON                                                                                             \
+#define RESERVATION_JSON                                                                                              \
     "json_build_object('reservation_id', r.reservation_id, 'concert_id', r.concert_id, 'schedule_id', r.schedule_id," \
     " 'seat_no', r.seat_no, 'user_id', r.user_id, 'status', r.status, 'price', r.price, 'hold_until', r.hold_until,"  \
-    " 'payment_id', r.payment_id, 'held_ts', r.held_ts, 'updated_ts', r.updated_ts, 'payment',"                      \
+    " 'payment_id', r.payment_id, 'held_ts', r.held_ts, 'updated_ts', r.updated_ts, 'payment',"                       \
     " CASE WHEN p.payment_id IS NULL THEN NULL ELSE json_build_object('payment_id', p.payment_id, 'status',"          \
     " p.status, 'reason', p.reason, 'amount', p.amount, 'updated_ts', p.updated_ts) END)::text"
 
@@ -270,8 +277,10 @@ static void query_reservation(PGconn *pg, ct_commit_item *it, const ct_read_requ
                                " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
                                1, p);
     if (!res) return;
-    if (PQntuples(res) == 0) ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
-    else if (readable_by(r, it, PQgetvalue(res, 0, 1), "reservation")) set_body(it, 200, cell_json(res, 0, 0));
+    if (PQntuples(res) == 0)
+        ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
+    else if (readable_by(r, it, PQgetvalue(res, 0, 1), "reservation"))
+        set_body(it, 200, cell_json(res, 0, 0));
     PQclear(res);
 }
 
@@ -297,9 +306,9 @@ static void query_balance(PGconn *pg, ct_commit_item *it, const ct_read_request 
     if (!res) return;
     /* No row: the user never charged, which is a balance of 0. */
     bool row = PQntuples(res) == 1;
-    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance",
-                                row ? cell_int(res, 0, 0) : json_integer(0), "updated_ts",
-                                row ? cell_int(res, 0, 1) : json_null()));
+    set_body(it, 200,
+             json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance", row ? cell_int(res, 0, 0) : json_integer(0),
+                       "updated_ts", row ? cell_int(res, 0, 1) : json_null()));
     PQclear(res);
 }
 
@@ -346,9 +355,12 @@ static void query_outbox_retry(PGconn *pg, ct_commit_item *it, const ct_read_req
     int64_t count = 0;
     ct_error err = {0};
     if (ct_outbox_retry(pg, id, &count, &err) != 0) {
-        if (err.klass != CT_ERR_PERMANENT) ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot retry: %s", err.msg);
-        else if (strstr(err.msg, "does not exist")) ct_commit_set_error(it, 404, "NOT_FOUND", "%s", err.msg);
-        else ct_commit_set_error(it, 409, "NOT_FAILED", "%s", err.msg);
+        if (err.klass != CT_ERR_PERMANENT)
+            ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot retry: %s", err.msg);
+        else if (strstr(err.msg, "does not exist"))
+            ct_commit_set_error(it, 404, "NOT_FOUND", "%s", err.msg);
+        else
+            ct_commit_set_error(it, 409, "NOT_FAILED", "%s", err.msg);
         return;
     }
     set_body(it, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "status", "PENDING"));

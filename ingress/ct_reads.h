@@ -24,8 +24,8 @@ typedef struct ct_read_request {
     ct_api_route route;
     const char *param, *param2; /* the path's ids, checked already */
     ct_api_page page;
-    const char *user; /* the bearer token's user; empty for the admin key */
-    bool admin;       /* read with the admin key: any user's data */
+    const char *user;                      /* the bearer token's user; empty for the admin key */
+    bool admin;                            /* read with the admin key: any user's data */
     const char *status, *after_id, *limit; /* the outbox list's query string (NULL: absent) */
 } ct_read_request;
 

@@ -40,9 +40,7 @@ struct ct_wait {
 static const char *const outcome_sql =
     "SELECT command_id, status, reason, result::text FROM commands WHERE command_id = ANY($1::text[])";
 
-static size_t bucket_of(const char *id) {
-    return (size_t)(ct_hash64_str(id) & (CT_WAIT_BUCKETS - 1));
-}
+static size_t bucket_of(const char *id) { return (size_t)(ct_hash64_str(id) & (CT_WAIT_BUCKETS - 1)); }
 
 static void poke(ct_wait *wt) {
     uint64_t one = 1;
@@ -166,8 +164,10 @@ static int check_fresh(ct_wait *wt, PGconn *pg) {
     int rc = cmds.count > 0 ? lookup(wt, pg, &cmds) : 0;
     if (rc == 0 && tokens.count > 0) {
         const char *p[1] = {ct_pgarray_text(&tokens)};
-        PGresult *res = p[0] ? PQexecParams(pg, "SELECT token FROM queue_tokens WHERE token = ANY($1::text[])"
-                                                " AND status <> 'WAITING'", 1, NULL, p, NULL, NULL, 0)
+        PGresult *res = p[0] ? PQexecParams(pg,
+                                            "SELECT token FROM queue_tokens WHERE token = ANY($1::text[])"
+                                            " AND status <> 'WAITING'",
+                                            1, NULL, p, NULL, NULL, 0)
                              : NULL;
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             for (int i = 0; i < PQntuples(res); i++) wake_tokens(wt, PQgetvalue(res, i, 0));

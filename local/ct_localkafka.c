@@ -17,9 +17,9 @@
 /* The pom.xml of local/kafka, embedded at build time. */
 extern const char ct_localkafka_pom_xml[];
 
-#define MAVEN_TIMEOUT_MS (15 * 60 * 1000)  /* first fetch of ~60 jars on a slow link */
+#define MAVEN_TIMEOUT_MS (15 * 60 * 1000) /* first fetch of ~60 jars on a slow link */
 #define FORMAT_TIMEOUT_MS (120 * 1000)
-#define STOP_GRACE_MS (30 * 1000)          /* controlled shutdown moves leadership away */
+#define STOP_GRACE_MS (30 * 1000) /* controlled shutdown moves leadership away */
 
 static void kdir(const ct_config *cfg, const char *rel, char *out, size_t n) {
     char sub[256];
@@ -34,8 +34,10 @@ static void node_dir(const ct_config *cfg, int node, const char *rel, char *out,
 }
 
 static void libs_dir(const ct_config *cfg, char *out, size_t n) {
-    if (cfg->kafka_libs_dir[0]) snprintf(out, n, "%s", cfg->kafka_libs_dir);
-    else kdir(cfg, "libs", out, n);
+    if (cfg->kafka_libs_dir[0])
+        snprintf(out, n, "%s", cfg->kafka_libs_dir);
+    else
+        kdir(cfg, "libs", out, n);
 }
 
 void ct_localkafka_node_log(const ct_config *cfg, int node, char *out, size_t out_bytes) {
@@ -54,8 +56,8 @@ static int fetch_jars(const ct_config *cfg, ct_error *err) {
     if (ct_fs_write_file(pom, ct_localkafka_pom_xml, strlen(ct_localkafka_pom_xml), err) != 0) return -1;
     snprintf(outdir_arg, sizeof outdir_arg, "-DoutputDirectory=%s", partial);
     CT_LOG_INFO("kafka", "fetching the Kafka broker's jars with Maven (once) dir=%s log=%s", libs, log);
-    const char *argv[] = {cfg->maven, "-B", "-q", "-f", pom, "dependency:copy-dependencies", outdir_arg,
-                          "-DincludeScope=runtime", NULL};
+    const char *argv[] = {
+        cfg->maven, "-B", "-q", "-f", pom, "dependency:copy-dependencies", outdir_arg, "-DincludeScope=runtime", NULL};
     ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .null_stdin = true};
     if (ct_proc_run(&po, MAVEN_TIMEOUT_MS, err) != 0) {
         ct_error_detail(err, "see %s", log);
@@ -120,33 +122,33 @@ static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
     node_dir(cfg, node, "data", data, sizeof data);
     int b = cfg->kafka_base_port, c = cfg->kafka_base_port + 10;
     int len = snprintf(body, sizeof body,
-        "# Written by `concert kafka` at every start; edit the CONCERT_* settings instead.\n"
-        "process.roles=broker,controller\n"
-        "node.id=%d\n"
-        "controller.quorum.voters=1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d\n"
-        "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d\n"
-        "advertised.listeners=PLAINTEXT://127.0.0.1:%d\n"
-        "controller.listener.names=CONTROLLER\n"
-        "inter.broker.listener.name=PLAINTEXT\n"
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
-        "log.dirs=%s\n"
-        "num.partitions=%d\n"
-        "default.replication.factor=3\n"
-        "min.insync.replicas=2\n"
-        "auto.create.topics.enable=false\n"
-        "offsets.topic.replication.factor=3\n"
-        "offsets.topic.num.partitions=12\n"
-        "transaction.state.log.replication.factor=3\n"
-        "transaction.state.log.min.isr=2\n"
-        "transaction.state.log.num.partitions=12\n"
-        /* A processor killed inside a transaction blocks its partitions'
+                       "# Written by `concert kafka` at every start; edit the CONCERT_* settings instead.\n"
+                       "process.roles=broker,controller\n"
+                       "node.id=%d\n"
+                       "controller.quorum.voters=1@127.0.0.1:%d,2@127.0.0.1:%d,3@127.0.0.1:%d\n"
+                       "listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d\n"
+                       "advertised.listeners=PLAINTEXT://127.0.0.1:%d\n"
+                       "controller.listener.names=CONTROLLER\n"
+                       "inter.broker.listener.name=PLAINTEXT\n"
+                       "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+                       "log.dirs=%s\n"
+                       "num.partitions=%d\n"
+                       "default.replication.factor=3\n"
+                       "min.insync.replicas=2\n"
+                       "auto.create.topics.enable=false\n"
+                       "offsets.topic.replication.factor=3\n"
+                       "offsets.topic.num.partitions=12\n"
+                       "transaction.state.log.replication.factor=3\n"
+                       "transaction.state.log.min.isr=2\n"
+                       "transaction.state.log.num.partitions=12\n"
+                       /* A processor killed inside a transaction blocks its partitions'
          * offsets until the coordinator aborts it: look every 2 s, not 10. */
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms=2000\n"
-        "group.initial.rebalance.delay.ms=0\n"
-        "unclean.leader.election.enable=false\n"
-        "broker.session.timeout.ms=6000\n"
-        "log.retention.hours=168\n",
-        node, c, c + 1, c + 2, b + node - 1, c + node - 1, b + node - 1, data, cfg->kafka_partitions);
+                       "transaction.abort.timed.out.transaction.cleanup.interval.ms=2000\n"
+                       "group.initial.rebalance.delay.ms=0\n"
+                       "unclean.leader.election.enable=false\n"
+                       "broker.session.timeout.ms=6000\n"
+                       "log.retention.hours=168\n",
+                       node, c, c + 1, c + 2, b + node - 1, c + node - 1, b + node - 1, data, cfg->kafka_partitions);
     return ct_fs_write_file(path, body, (size_t)len, err);
 }
 
@@ -166,8 +168,8 @@ static int format_node(const ct_config *cfg, int node, const char *cluster_id, c
     classpath(cfg, cp, sizeof cp);
     char id_arg[80];
     snprintf(id_arg, sizeof id_arg, "--cluster-id=%s", cluster_id);
-    const char *argv[] = {cfg->java, "-cp", cp, "kafka.tools.StorageTool", "format", id_arg, "-c", props,
-                          "--ignore-formatted", NULL};
+    const char *argv[] = {cfg->java, "-cp", cp,    "kafka.tools.StorageTool", "format",
+                          id_arg,    "-c",  props, "--ignore-formatted",      NULL};
     ct_proc_opts po = {.argv = argv, .output_path = log, .output_fd = -1, .null_stdin = true};
     CT_LOG_INFO("kafka", "formatting KRaft storage node=%d", node);
     if (ct_proc_run(&po, FORMAT_TIMEOUT_MS, err) != 0) {
@@ -183,15 +185,14 @@ int ct_localkafka_prepare(const ct_config *cfg, ct_error *err) {
     if (ct_fs_mkdirs(path, 0755, err) != 0) return -1;
     if (fetch_jars(cfg, err) != 0) return -1;
     if (ensure_cluster_id(cfg, cluster_id, sizeof cluster_id, err) != 0) return -1;
-    static const char log4j[] =
-        "log4j.rootLogger=INFO, file\n"
-        "log4j.appender.file=org.apache.log4j.RollingFileAppender\n"
-        "log4j.appender.file.File=${kafka.logs.dir}/server.log\n"
-        "log4j.appender.file.MaxFileSize=20MB\n"
-        "log4j.appender.file.MaxBackupIndex=3\n"
-        "log4j.appender.file.layout=org.apache.log4j.PatternLayout\n"
-        "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
-        "log4j.logger.org.apache.kafka.clients=WARN\n";
+    static const char log4j[] = "log4j.rootLogger=INFO, file\n"
+                                "log4j.appender.file=org.apache.log4j.RollingFileAppender\n"
+                                "log4j.appender.file.File=${kafka.logs.dir}/server.log\n"
+                                "log4j.appender.file.MaxFileSize=20MB\n"
+                                "log4j.appender.file.MaxBackupIndex=3\n"
+                                "log4j.appender.file.layout=org.apache.log4j.PatternLayout\n"
+                                "log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+                                "log4j.logger.org.apache.kafka.clients=WARN\n";
     kdir(cfg, "log4j.properties", path, sizeof path);
     if (ct_fs_write_file(path, log4j, sizeof log4j - 1, err) != 0) return -1;
     for (int node = 1; node <= CT_LOCALKAFKA_NODES; node++) {
@@ -216,9 +217,20 @@ int ct_localkafka_node_argv(const ct_config *cfg, int node, char ***argv_out, ct
     snprintf(log4j, sizeof log4j, "-Dlog4j.configuration=file:%s", tmp);
     classpath(cfg, cp, sizeof cp);
     node_dir(cfg, node, "server.properties", props, sizeof props);
-    const char *args[] = {cfg->java, heap_min, heap_max, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                          "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", logs, log4j, "-cp", cp,
-                          "kafka.Kafka", props, NULL};
+    const char *args[] = {cfg->java,
+                          heap_min,
+                          heap_max,
+                          "-XX:+UseG1GC",
+                          "-XX:MaxGCPauseMillis=20",
+                          "-XX:+ExitOnOutOfMemoryError",
+                          "-Djava.awt.headless=true",
+                          logs,
+                          log4j,
+                          "-cp",
+                          cp,
+                          "kafka.Kafka",
+                          props,
+                          NULL};
     size_t n = sizeof args / sizeof args[0];
     char **argv = calloc(n, sizeof *argv);
     if (!argv) {
@@ -261,8 +273,8 @@ static int wait_and_ensure_topics(const ct_config *cfg, ct_error *err) {
     int rc = ct_kafka_wait_brokers(rk, CT_LOCALKAFKA_NODES, cfg->kafka_start_timeout_ms, err);
     /* Brokers can be listed before they are unfenced; creation then fails
      * with a retriable replication-factor error for a moment. */
-    while (rc == 0 && (rc = ct_kafka_ensure_topics(rk, cfg, err)) != 0 && err &&
-           err->klass == CT_ERR_RETRIABLE && ct_clock_mono_ms() < deadline) {
+    while (rc == 0 && (rc = ct_kafka_ensure_topics(rk, cfg, err)) != 0 && err && err->klass == CT_ERR_RETRIABLE &&
+           ct_clock_mono_ms() < deadline) {
         struct timespec ts = {0, 500 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -279,14 +291,16 @@ int ct_localkafka_start(const ct_config *cfg, ct_error *err) {
         if (ct_localkafka_node_argv(cfg, node, &argv, err) != 0) return -1;
         node_dir(cfg, node, "logs/stdout.log", out, sizeof out);
         node_dir(cfg, node, "pid", pidfile, sizeof pidfile);
-        ct_proc_opts po = {.argv = (const char *const *)argv, .output_path = out, .output_fd = -1,
-                           .new_session = true, .null_stdin = true};
+        ct_proc_opts po = {.argv = (const char *const *)argv,
+                           .output_path = out,
+                           .output_fd = -1,
+                           .new_session = true,
+                           .null_stdin = true};
         pid_t pid = ct_proc_spawn(&po, err);
         ct_localkafka_argv_free(argv);
         if (pid < 0) return -1;
         if (ct_proc_write_pidfile(pidfile, pid, err) != 0) return -1;
-        CT_LOG_INFO("kafka", "started broker node=%d pid=%d port=%d", node, (int)pid,
-                    cfg->kafka_base_port + node - 1);
+        CT_LOG_INFO("kafka", "started broker node=%d pid=%d port=%d", node, (int)pid, cfg->kafka_base_port + node - 1);
     }
     if (wait_and_ensure_topics(cfg, err) != 0) {
         for (int node = 1; node <= CT_LOCALKAFKA_NODES; node++) {

@@ -73,8 +73,7 @@ int ct_localpg_prepare(const ct_config *cfg, ct_error *err) {
     pgdir(cfg, "run", run, sizeof run);
     pgdir(cfg, "log", logd, sizeof logd);
     pgdir(cfg, "data", data, sizeof data);
-    if (ct_fs_mkdirs(root, 0755, err) != 0 || ct_fs_mkdirs(run, 0700, err) != 0 ||
-        ct_fs_mkdirs(logd, 0755, err) != 0)
+    if (ct_fs_mkdirs(root, 0755, err) != 0 || ct_fs_mkdirs(run, 0700, err) != 0 || ct_fs_mkdirs(logd, 0755, err) != 0)
         return -1;
     if (chown_to_postgres(root, err) != 0 || chown_to_postgres(run, err) != 0 || chown_to_postgres(logd, err) != 0)
         return -1;
@@ -93,10 +92,10 @@ int ct_localpg_prepare(const ct_config *cfg, ct_error *err) {
     char initdb[CT_CONFIG_PATH_MAX + 16], log[CT_CONFIG_PATH_MAX + 32];
     snprintf(initdb, sizeof initdb, "%s/initdb", bin);
     pgdir(cfg, "log/initdb.log", log, sizeof log);
-    const char *argv[] = {initdb, "-D", data, "-U", CT_PG_LOCAL_USER, "--auth=trust", "-E", "UTF8",
-                          "--no-locale", NULL};
-    ct_proc_opts po = {.argv = argv, .run_as_user = ct_localpg_user(), .output_path = log, .output_fd = -1,
-                       .null_stdin = true};
+    const char *argv[] = {initdb,         "-D", data,   "-U",          CT_PG_LOCAL_USER,
+                          "--auth=trust", "-E", "UTF8", "--no-locale", NULL};
+    ct_proc_opts po = {
+        .argv = argv, .run_as_user = ct_localpg_user(), .output_path = log, .output_fd = -1, .null_stdin = true};
     CT_LOG_INFO("pg", "initialising the local Postgres cluster dir=%s", data);
     if (ct_proc_run(&po, INITDB_TIMEOUT_MS, err) != 0) {
         ct_error_detail(err, "see %s", log);
@@ -118,7 +117,7 @@ static int server_options(const ct_config *cfg, char *port, size_t pn, char *soc
  * images compressed. None of these weakens durability: synchronous_commit
  * and fsync stay on. */
 static const char *const server_settings[] = {
-    "listen_addresses=127.0.0.1", "max_connections=200", "shared_buffers=512MB",
+    "listen_addresses=127.0.0.1", "max_connections=200",      "shared_buffers=512MB",
     "max_wal_size=4GB",           "checkpoint_timeout=15min", "wal_compression=lz4",
 };
 

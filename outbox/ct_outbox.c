@@ -10,9 +10,7 @@
 
 static const char *const status_names[] = {"PENDING", "SENT", "FAILED"};
 
-const char *ct_outbox_status_name(ct_outbox_status s) {
-    return (unsigned)s < 3 ? status_names[s] : "?";
-}
+const char *ct_outbox_status_name(ct_outbox_status s) { return (unsigned)s < 3 ? status_names[s] : "?"; }
 
 int ct_outbox_status_parse(const char *name, ct_outbox_status *out) {
     for (int i = 0; i < 3; i++) {
@@ -30,11 +28,12 @@ int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err) {
     const char *params[1] = {idbuf};
     /* One statement: the state check and the transition cannot race. A
      * FAILED row's retry_at is 'infinity' (index outbox_retry). */
-    PGresult *res = PQexecParams(conn,
-                                 "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
-                                 " retry_at = now(), last_error = NULL WHERE status = 'FAILED' AND retry_at = 'infinity'"
-                                 " AND ($1::bigint = 0 OR id = $1::bigint)",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = now(),"
+                     " retry_at = now(), last_error = NULL WHERE status = 'FAILED' AND retry_at = 'infinity'"
+                     " AND ($1::bigint = 0 OR id = $1::bigint)",
+                     1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         ct_pg_result_error(conn, res, "outbox retry", err);
         return -1;
@@ -47,8 +46,10 @@ int ct_outbox_retry(PGconn *conn, int64_t id, int64_t *count, ct_error *err) {
             ct_pg_result_error(conn, res, "outbox lookup", err);
             return -1;
         }
-        if (PQntuples(res) == 0) CT_ERR(err, CT_ERR_PERMANENT, "outbox row %" PRId64 " does not exist", id);
-        else CT_ERR(err, CT_ERR_PERMANENT, "outbox row %" PRId64 " is %s, not FAILED", id, PQgetvalue(res, 0, 0));
+        if (PQntuples(res) == 0)
+            CT_ERR(err, CT_ERR_PERMANENT, "outbox row %" PRId64 " does not exist", id);
+        else
+            CT_ERR(err, CT_ERR_PERMANENT, "outbox row %" PRId64 " is %s, not FAILED", id, PQgetvalue(res, 0, 0));
         PQclear(res);
         return -1;
     }
@@ -100,8 +101,8 @@ int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int
     return 0;
 }
 
-int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted,
-                          int64_t *next_from, ct_error *err) {
+int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted, int64_t *next_from,
+                          ct_error *err) {
     if (window < 1 || window > 100000 || retention_s < 1) {
         CT_ERR(err, CT_ERR_PERMANENT, "prune window %d or retention %d s is out of range", window, retention_s);
         return -1;
@@ -193,4 +194,3 @@ int ct_outbox_max_id(PGconn *conn, int64_t *out, ct_error *err) {
     PQclear(res);
     return 0;
 }
-

@@ -57,7 +57,7 @@ int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int
  * is over: the slice met a SENT row still kept (later ids were sent later,
  * but for retried rows) or reached the frontier. PENDING and FAILED rows
  * are never deleted. window 1..100000, retention_s >= 1. */
-int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted,
-                          int64_t *next_from, ct_error *err);
+int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted, int64_t *next_from,
+                          ct_error *err);
 
 #endif

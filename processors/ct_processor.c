@@ -22,7 +22,7 @@
 typedef struct task {
     bool assigned;
     ct_store *store;
-    bool staged;        /* the store has a pending batch in this transaction */
+    bool staged;         /* the store has a pending batch in this transaction */
     int64_t next_offset; /* next input offset of the current batch, -1 none */
 } task;
 
@@ -39,10 +39,10 @@ struct ct_processor {
     rd_kafka_t *producer;
     ct_effects *fx;
     task tasks[CT_PROCESSOR_PARTITIONS_MAX];
-    bool fatal;          /* set from the rebalance callback */
+    bool fatal; /* set from the rebalance callback */
     ct_error fatal_err;
     char buf[CT_PROCESSOR_RECORD_BYTES_MAX];
-    rd_kafka_message_t **msgs; /* one batch: CONCERT_PROCESSOR_BATCH_MAX records */
+    rd_kafka_message_t **msgs;             /* one batch: CONCERT_PROCESSOR_BATCH_MAX records */
     const char *hop_consume, *hop_commit;  /* trace hop names: "<role>.consume", "<role>.commit" */
     ct_id traced[CT_PROCESSOR_TRACED_MAX]; /* sampled command ids of the open transaction */
     int ntraced;
@@ -91,11 +91,10 @@ static void publish_metrics(ct_processor *p) {
                    labels, (double)(GET(p->applied)));
     ct_metrics_one(&t, "concert_processor_redelivered_total", "counter", "Input records skipped as applied already.",
                    labels, (double)(GET(p->skipped)));
-    ct_metrics_one(&t, "concert_processor_dead_letters_total",
-                   "counter", "Input records sent to the dead-letter topic.",
-                   labels, (double)(GET(p->dead_lettered)));
-    ct_metrics_one(&t, "concert_processor_transactions_total", "counter", "Kafka transactions committed.",
-                   labels, (double)(GET(p->batches)));
+    ct_metrics_one(&t, "concert_processor_dead_letters_total", "counter",
+                   "Input records sent to the dead-letter topic.", labels, (double)(GET(p->dead_lettered)));
+    ct_metrics_one(&t, "concert_processor_transactions_total", "counter", "Kafka transactions committed.", labels,
+                   (double)(GET(p->batches)));
     ct_metrics_family(&t, "concert_processor_transaction_seconds", "histogram",
                       "A batch's transaction, from begin to the commit acknowledged.");
     ct_metrics_histogram(&t, "concert_processor_transaction_seconds", labels, &p->txn_seconds);
@@ -110,8 +109,8 @@ static void publish_metrics(ct_processor *p) {
     if (l->cnt > 0 && p->consumer && rd_kafka_position(p->consumer, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < l->cnt; i++) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_get_watermark_offsets(p->consumer, p->in_topic, l->elems[i].partition, &lo, &hi) ||
-                hi < 0 || l->elems[i].offset < 0)
+            if (rd_kafka_get_watermark_offsets(p->consumer, p->in_topic, l->elems[i].partition, &lo, &hi) || hi < 0 ||
+                l->elems[i].offset < 0)
                 continue;
             ct_metrics_printf(&t, "concert_processor_lag_records{%s,partition=\"%d\"} %" PRId64 "\n", labels,
                               (int)l->elems[i].partition, hi > l->elems[i].offset ? hi - l->elems[i].offset : 0);
@@ -149,10 +148,10 @@ static void rebuild_status(ct_processor *p, const char *state, const char *error
 static int produce(ct_processor *p, const char *topic, int32_t partition, const void *key, size_t key_len,
                    const void *val, size_t val_len, rd_kafka_headers_t *hdrs, ct_error *err) {
     for (;;) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE((void *)val, val_len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)val, val_len),
+                              RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return 0; /* headers now owned by the message */
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(p->producer, 10);
@@ -173,8 +172,9 @@ static int dead_letter(ct_processor *p, const rd_kafka_message_t *m, const char 
     rd_kafka_header_add(h, "dlq-topic", -1, p->in_topic, -1);
     rd_kafka_header_add(h, "dlq-partition", -1, part, -1);
     rd_kafka_header_add(h, "dlq-offset", -1, off, -1);
-    CT_LOG_RATELIMITED(CT_LOG_WARN, "dlq", 1000, "dead-lettered record topic=%s partition=%d offset=%" PRId64 " reason=%s",
-                       p->in_topic, (int)m->partition, m->offset, reason);
+    CT_LOG_RATELIMITED(CT_LOG_WARN, "dlq", 1000,
+                       "dead-lettered record topic=%s partition=%d offset=%" PRId64 " reason=%s", p->in_topic,
+                       (int)m->partition, m->offset, reason);
     ADD(p->dead_lettered, 1);
     return produce(p, p->dlq_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len, h, err);
 }
@@ -243,8 +243,7 @@ static int process_record(ct_processor *p, task *t, const rd_kafka_message_t *m,
         if (!rec_err.msg[0]) CT_ERR(&rec_err, CT_ERR_PERMANENT, "empty record");
         goto bad_record;
     }
-    if (ct_cmd_bound_ts(&cmd, logged_ms, p->cfg->clock_skew_max_ms) && producing)
-        ADD(p->clamped, 1);
+    if (ct_cmd_bound_ts(&cmd, logged_ms, p->cfg->clock_skew_max_ms) && producing) ADD(p->clamped, 1);
     bool applied = false;
     if (ct_store_is_applied(t->store, cmd.id, &applied, err) != 0) return -1;
     if (applied) { /* a redelivery: changes nothing */
@@ -285,10 +284,14 @@ static int64_t committed_offset(ct_processor *p, int32_t partition, ct_error *er
     rd_kafka_resp_err_t e;
     while ((e = rd_kafka_committed(p->consumer, l, p->cfg->kafka_timeout_ms)) == RD_KAFKA_RESP_ERR__TIMED_OUT &&
            !ct_signal_stop_requested())
-        CT_LOG_WARN("restore", "committed offset of %s/%d not settled yet (a previous owner's transaction is "
-                    "pending), asking again", p->in_topic, (int)partition);
+        CT_LOG_WARN("restore",
+                    "committed offset of %s/%d not settled yet (a previous owner's transaction is "
+                    "pending), asking again",
+                    p->in_topic, (int)partition);
     int64_t off = e ? INT64_MIN : l->elems[0].offset;
-    if (e) CT_ERR(err, CT_ERR_RETRIABLE, "committed offset of %s/%d: %s", p->in_topic, (int)partition, rd_kafka_err2str(e));
+    if (e)
+        CT_ERR(err, CT_ERR_RETRIABLE, "committed offset of %s/%d: %s", p->in_topic, (int)partition,
+               rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
     return off;
 }
@@ -327,8 +330,9 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
             if (ct_clock_mono_ms() - p->metrics_ms >= 5000) publish_metrics(p);
             if (ct_clock_mono_ms() - last_log >= 5000) {
                 last_log = ct_clock_mono_ms();
-                CT_LOG_INFO("restore", "progress topic=%s partition=%d offset=%" PRId64 " to=%" PRId64
-                            " records=%" PRId64, p->in_topic, (int)partition, m->offset, to, restored);
+                CT_LOG_INFO("restore",
+                            "progress topic=%s partition=%d offset=%" PRId64 " to=%" PRId64 " records=%" PRId64,
+                            p->in_topic, (int)partition, m->offset, to, restored);
             }
             if (p->rebuilding) {
                 p->rebuild_records++;
@@ -344,8 +348,10 @@ static int restore(ct_processor *p, int32_t partition, task *t, int64_t from, in
     }
     p->restore_left = 0;
     if (rc == 0) rc = ct_store_batch_set_offset(t->store, to - 1, err);
-    if (rc == 0) rc = ct_store_batch_commit(t->store, err);
-    else ct_store_batch_discard(t->store);
+    if (rc == 0)
+        rc = ct_store_batch_commit(t->store, err);
+    else
+        ct_store_batch_discard(t->store);
     rd_kafka_topic_partition_list_destroy(l);
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
@@ -387,8 +393,9 @@ static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
     bool nothing_committed = committed < 0; /* RD_KAFKA_OFFSET_INVALID */
     if ((nothing_committed && applied >= 0) || (!nothing_committed && applied + 1 > committed)) {
         /* The store is ahead of the group: its history is not the group's. */
-        CT_LOG_WARN("restore", "store ahead of the group, rebuilding partition=%d applied=%" PRId64
-                    " committed=%" PRId64, (int)partition, applied, committed);
+        CT_LOG_WARN("restore",
+                    "store ahead of the group, rebuilding partition=%d applied=%" PRId64 " committed=%" PRId64,
+                    (int)partition, applied, committed);
         if (wipe_store(p, partition, err) != 0) return -1;
         applied = -1;
     }
@@ -396,8 +403,8 @@ static int level_task(ct_processor *p, int32_t partition, ct_error *err) {
         int64_t from = applied + 1;
         if (applied < 0) { /* no store: rebuild from the partition's first record */
             int64_t lo = 0;
-            if (ct_kafka_first_offset(p->consumer, p->in_topic, partition, p->cfg->kafka_timeout_ms,
-                                      WATERMARK_RETRY_MS, &lo, err) != 0)
+            if (ct_kafka_first_offset(p->consumer, p->in_topic, partition, p->cfg->kafka_timeout_ms, WATERMARK_RETRY_MS,
+                                      &lo, err) != 0)
                 return -1;
             from = lo;
         }
@@ -437,8 +444,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
                 /* A shutdown that interrupts a restore is no failure: what
                  * was restored is committed, the rest waits for the next
                  * owner. Take nothing, so the stop stays clean. */
-                if (ct_signal_stop_requested()) stopped = true;
-                else p->fatal = true;
+                if (ct_signal_stop_requested())
+                    stopped = true;
+                else
+                    p->fatal = true;
                 for (int j = 0; stopped && j <= i; j++) close_task(p, parts->elems[j].partition);
             }
         }
@@ -654,9 +663,7 @@ done:
  * report to serve: without a callback none is queued, and every commit
  * slept out the last step after its messages were acknowledged. A failed
  * delivery fails the commit itself, so there is nothing to do here. */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
-    (void)rk, (void)m, (void)opaque;
-}
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) { (void)rk, (void)m, (void)opaque; }
 
 ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *instance, ct_error *err) {
     ct_processor *p = calloc(1, sizeof *p);
@@ -672,7 +679,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
         ok = (instance[i] >= 'a' && instance[i] <= 'z') || (instance[i] >= 'A' && instance[i] <= 'Z') ||
              (instance[i] >= '0' && instance[i] <= '9') || instance[i] == '-' || instance[i] == '_';
     if (!ok) {
-        CT_ERR(err, CT_ERR_PERMANENT, "--instance: '%s' is not [A-Za-z0-9_-]{1,%d}", instance, CT_PROCESSOR_INSTANCE_MAX);
+        CT_ERR(err, CT_ERR_PERMANENT, "--instance: '%s' is not [A-Za-z0-9_-]{1,%d}", instance,
+               CT_PROCESSOR_INSTANCE_MAX);
         free(p);
         return NULL;
     }
@@ -695,8 +703,8 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
     snprintf(tid, sizeof tid, "concert-%s-%s", role_name, instance);
     snprintf(timeout, sizeof timeout, "%d", CT_PROCESSOR_TXN_TIMEOUT_MS);
     const char *extra[] = {"transaction.timeout.ms", timeout, NULL};
-    ct_kafka_producer_opts po = {.client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra,
-                                 .dr_msg_cb = on_delivery};
+    ct_kafka_producer_opts po = {
+        .client_id = tid, .transactional_id = tid, .linger_ms = 5, .extra = extra, .dr_msg_cb = on_delivery};
     p->producer = ct_kafka_producer_new(cfg, &po, err);
     if (!p->producer) goto fail;
     rd_kafka_error_t *e = rd_kafka_init_transactions(p->producer, cfg->kafka_timeout_ms);
@@ -706,8 +714,12 @@ ct_processor *ct_processor_new(const ct_config *cfg, ct_role role, const char *i
         rd_kafka_error_destroy(e);
         goto fail;
     }
-    ct_kafka_consumer_opts co = {.client_id = tid, .group_id = p->group, .read_committed = true, .opaque = p,
-                                 .rebalance_cb = on_rebalance, .group_instance_id = tid,
+    ct_kafka_consumer_opts co = {.client_id = tid,
+                                 .group_id = p->group,
+                                 .read_committed = true,
+                                 .opaque = p,
+                                 .rebalance_cb = on_rebalance,
+                                 .group_instance_id = tid,
                                  .session_timeout_ms = CT_PROCESSOR_SESSION_TIMEOUT_MS};
     if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(1);
@@ -744,8 +756,10 @@ static int rebuild_stores(ct_processor *p, ct_error *err) {
     int rc = 0;
     for (int i = 0; rc == 0 && i < CT_PROCESSOR_PARTITIONS_MAX; i++) {
         if (!p->tasks[i].assigned) continue;
-        if (wipe_store(p, i, err) != 0 || level_task(p, i, err) != 0) rc = -1;
-        else p->rebuild_done++;
+        if (wipe_store(p, i, err) != 0 || level_task(p, i, err) != 0)
+            rc = -1;
+        else
+            p->rebuild_done++;
     }
     rebuild_status(p, rc == 0 ? "done" : "failed", rc == 0 ? NULL : err->msg);
     p->rebuilding = false;
@@ -769,9 +783,10 @@ int ct_processor_run(ct_processor *p, ct_error *err) {
         if (ct_clock_mono_ms() - p->metrics_ms >= 5000) publish_metrics(p);
         if (ct_clock_mono_ms() - last_report > 10000) {
             last_report = ct_clock_mono_ms();
-            CT_LOG_INFO("processor", "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64
-                        " clamped=%" PRIu64 " batches=%" PRIu64 " poll_ms=%" PRId64 " apply_ms=%" PRId64
-                        " offsets_ms=%" PRId64 " commit_ms=%" PRId64 " store_ms=%" PRId64,
+            CT_LOG_INFO("processor",
+                        "progress applied=%" PRIu64 " skipped=%" PRIu64 " dead_lettered=%" PRIu64 " clamped=%" PRIu64
+                        " batches=%" PRIu64 " poll_ms=%" PRId64 " apply_ms=%" PRId64 " offsets_ms=%" PRId64
+                        " commit_ms=%" PRId64 " store_ms=%" PRId64,
                         p->applied, p->skipped, p->dead_lettered, p->clamped, p->batches, p->poll_ms, p->apply_ms,
                         p->offsets_ms, p->commit_ms, p->store_ms);
         }
@@ -795,10 +810,14 @@ void ct_processor_destroy(ct_processor *p) {
 }
 
 void ct_processor_stats_get(const ct_processor *p, ct_processor_stats *out) {
-    *out = (ct_processor_stats){.applied = GET(p->applied), .skipped = GET(p->skipped),
-                                .dead_lettered = GET(p->dead_lettered), .clamped = GET(p->clamped),
+    *out = (ct_processor_stats){.applied = GET(p->applied),
+                                .skipped = GET(p->skipped),
+                                .dead_lettered = GET(p->dead_lettered),
+                                .clamped = GET(p->clamped),
                                 .batches = GET(p->batches),
-                                .poll_ms = GET(p->poll_ms), .apply_ms = GET(p->apply_ms),
-                                .offsets_ms = GET(p->offsets_ms), .commit_ms = GET(p->commit_ms),
+                                .poll_ms = GET(p->poll_ms),
+                                .apply_ms = GET(p->apply_ms),
+                                .offsets_ms = GET(p->offsets_ms),
+                                .commit_ms = GET(p->commit_ms),
                                 .store_ms = GET(p->store_ms)};
 }

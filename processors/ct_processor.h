@@ -58,12 +58,12 @@ typedef struct ct_processor ct_processor;
  * split a batch's wall time into its phases. */
 typedef struct ct_processor_stats {
     uint64_t applied, skipped, dead_lettered, batches;
-    uint64_t clamped;  /* commands whose ts was lowered to their log time + CONCERT_CLOCK_SKEW_MAX_MS */
-    int64_t poll_ms;   /* waiting for and fetching the batch's records */
-    int64_t apply_ms;  /* decode, core, encode, produce (enqueue), stage */
+    uint64_t clamped;   /* commands whose ts was lowered to their log time + CONCERT_CLOCK_SKEW_MAX_MS */
+    int64_t poll_ms;    /* waiting for and fetching the batch's records */
+    int64_t apply_ms;   /* decode, core, encode, produce (enqueue), stage */
     int64_t offsets_ms; /* send_offsets_to_transaction */
     int64_t commit_ms;  /* commit_transaction */
-    int64_t store_ms;  /* writing the stores after the commit */
+    int64_t store_ms;   /* writing the stores after the commit */
 } ct_processor_stats;
 
 /* instance: [A-Za-z0-9_-]{1,64}; its stores live under

@@ -48,9 +48,23 @@ static int topic_index(const char *name) {
 /* ---- statements ------------------------------------------------------------ */
 
 enum {
-    Q_CONCERT, Q_SCHEDULE, Q_TOKEN_ISSUED, Q_TOKEN_ACTIVATED, Q_TOKEN_ENDED, Q_SEAT_HELD, Q_HOLD_EXPIRED,
-    Q_PAYMENT_REQUESTED, Q_SEAT_SOLD, Q_CONFIRMED, Q_PAYMENT_FAILED, Q_BALANCE, Q_COMMAND,
-    Q_OFFSET, Q_NOTIFY, Q_SLACK, Q_COUNT
+    Q_CONCERT,
+    Q_SCHEDULE,
+    Q_TOKEN_ISSUED,
+    Q_TOKEN_ACTIVATED,
+    Q_TOKEN_ENDED,
+    Q_SEAT_HELD,
+    Q_HOLD_EXPIRED,
+    Q_PAYMENT_REQUESTED,
+    Q_SEAT_SOLD,
+    Q_CONFIRMED,
+    Q_PAYMENT_FAILED,
+    Q_BALANCE,
+    Q_COMMAND,
+    Q_OFFSET,
+    Q_NOTIFY,
+    Q_SLACK,
+    Q_COUNT
 };
 
 static const char *const query_sql[Q_COUNT] = {
@@ -171,7 +185,7 @@ struct ct_projector {
      * answers: after an assignment the database could not serve, a failed
      * batch, or a lost compare-and-set. */
     rd_kafka_topic_partition_list_t *pending;
-    int avg_batch8; /* 8 x the moving average of the batches' sizes (gather's linger) */
+    int avg_batch8;      /* 8 x the moving average of the batches' sizes (gather's linger) */
     uint64_t generation; /* bumped by every rebalance: a batch spanning one is dropped */
     bool fatal;
     ct_error fatal_err;
@@ -195,8 +209,10 @@ static int open_pg(ct_projector *p, ct_error *err) {
     PGconn *pg = ct_pg_connect(p->cfg, p->replay ? p->dbname : NULL, err);
     if (!pg) return -1;
     /* Named, so that `concert replay read-models --reset` sees a projector at work. */
-    if (ct_pg_exec(pg, p->replay ? "SET application_name = 'concert-replay'"
-                                 : "SET application_name = '" CT_PROJECTOR_APPLICATION_NAME "'", err) != 0) {
+    if (ct_pg_exec(pg,
+                   p->replay ? "SET application_name = 'concert-replay'"
+                             : "SET application_name = '" CT_PROJECTOR_APPLICATION_NAME "'",
+                   err) != 0) {
         PQfinish(pg);
         return -1;
     }
@@ -264,8 +280,7 @@ static void set_pending(ct_projector *p, const rd_kafka_topic_partition_list_t *
     p->pending = rd_kafka_topic_partition_list_copy(parts);
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts,
-                         void *opaque) {
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_partition_list_t *parts, void *opaque) {
     ct_projector *p = opaque;
     p->generation++;
     memset(p->assigned, 0, sizeof p->assigned);
@@ -273,8 +288,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e, rd_kafka_topic_p
     if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ct_error err = {0};
         if (assign_from_store(p, parts, &err) == 0) return;
-        if (err.klass == CT_ERR_FATAL) p->fatal = true, p->fatal_err = err;
-        else CT_LOG_WARN("rebalance", "cannot read the stored offsets yet (%s): assignment deferred", err.msg);
+        if (err.klass == CT_ERR_FATAL)
+            p->fatal = true, p->fatal_err = err;
+        else
+            CT_LOG_WARN("rebalance", "cannot read the stored offsets yet (%s): assignment deferred", err.msg);
         set_pending(p, parts);
         rd_kafka_assign(rk, NULL);
     } else {
@@ -303,7 +320,7 @@ typedef struct event {
     const char *id, *type, *command_id;
     int64_t ts;
     const char *bad; /* why it cannot be applied; NULL if fine */
-    bool terminal;    /* data.terminal is true: the one outcome of its command */
+    bool terminal;   /* data.terminal is true: the one outcome of its command */
     bool dup;
 } event;
 
@@ -345,8 +362,10 @@ static void a_int(args *a, json_t *d, const char *k, int64_t min, int64_t max) {
 /* An integer, or NULL when absent or null. */
 static void a_int_or_null(args *a, json_t *d, const char *k) {
     json_t *x = json_object_get(d, k);
-    if (!x || json_is_null(x)) a_lit(a, NULL);
-    else a_int(a, d, k, 0, INT64_MAX);
+    if (!x || json_is_null(x))
+        a_lit(a, NULL);
+    else
+        a_int(a, d, k, 0, INT64_MAX);
 }
 static void a_status(args *a, json_t *d, const char *k) {
     const char *s = json_string_value(json_object_get(d, k));
@@ -460,7 +479,8 @@ static int event_statement(event *ev, args *a, char text[512], char dedup[200]) 
         q = Q_CONFIRMED;
         a_str(a, d, "reservation_id"), a_str(a, d, "payment_id"), a_i64(a, ev->ts);
         json_t *seat = json_object_get(d, "seat_no"), *amount = json_object_get(d, "amount");
-        snprintf(text, 512, "Reservation %s confirmed: concert %s, schedule %s, seat %" JSON_INTEGER_FORMAT
+        snprintf(text, 512,
+                 "Reservation %s confirmed: concert %s, schedule %s, seat %" JSON_INTEGER_FORMAT
                  ", user %s, paid %" JSON_INTEGER_FORMAT ".",
                  str_or(d, "reservation_id", "?"), str_or(d, "concert_id", "?"), str_or(d, "schedule_id", "?"),
                  json_integer_value(seat), str_or(d, "user_id", "?"), json_integer_value(amount));
@@ -522,8 +542,8 @@ static int send_event(pipe_state *ps, event *ev, ct_error *err) {
             CT_ERR(err, CT_ERR_FATAL, "out of memory");
             return -1;
         }
-        const char *v[6] = {ev->command_id, t, rejects(t) ? "REJECTED" : "SUCCEEDED", rejects(t) ? reason : "",
-                            result, ev->id};
+        const char *v[6] = {ev->command_id,           t,      rejects(t) ? "REJECTED" : "SUCCEEDED",
+                            rejects(t) ? reason : "", result, ev->id};
         for (int i = 0; i < 6; i++) ct_pgarray_add(&ps->cmd[i], v[i]);
         free(result);
     }
@@ -556,10 +576,14 @@ static int send_dead_letter(pipe_state *ps, event *ev, ct_error *err) {
     char reason[256] = "unknown", src[160] = "?", spart[24] = "?", soff[24] = "?";
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(ev->m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
-        struct { const char *name; char *out; size_t n; } f[] = {{"dlq-reason", reason, sizeof reason},
-                                                                   {"dlq-topic", src, sizeof src},
-                                                                   {"dlq-partition", spart, sizeof spart},
-                                                                   {"dlq-offset", soff, sizeof soff}};
+        struct {
+            const char *name;
+            char *out;
+            size_t n;
+        } f[] = {{"dlq-reason", reason, sizeof reason},
+                 {"dlq-topic", src, sizeof src},
+                 {"dlq-partition", spart, sizeof spart},
+                 {"dlq-offset", soff, sizeof soff}};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
             const void *val;
             size_t len;
@@ -611,8 +635,10 @@ static int collect(pipe_state *ps, ct_error *err) {
         } else if (st == PGRES_PIPELINE_ABORTED) {
             PQclear(res);
         } else {
-            if (rc >= 0) ct_pg_result_error(ps->pg, res, "apply events", err), rc = -1;
-            else PQclear(res);
+            if (rc >= 0)
+                ct_pg_result_error(ps->pg, res, "apply events", err), rc = -1;
+            else
+                PQclear(res);
         }
         while ((res = PQgetResult(ps->pg)) != NULL) PQclear(res); /* the NULL ending this query */
     }
@@ -708,8 +734,8 @@ static int batch_mark_duplicates(ct_projector *p, batch *b, ct_error *err) {
     for (int i = 0; i < b->n; i++) {
         event *ev = &b->evs[i];
         if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
-        ev->dup = seen_add_or_find(b->fresh_ids, b->cap, ev->id, false) ||
-                  !seen_add_or_find(b->taken, b->cap, ev->id, true);
+        ev->dup =
+            seen_add_or_find(b->fresh_ids, b->cap, ev->id, false) || !seen_add_or_find(b->taken, b->cap, ev->id, true);
     }
     PQclear(res);
     return 0;
@@ -730,8 +756,10 @@ static int batch_send_events(pipe_state *ps, batch *b, ct_error *err) {
             continue;
         }
         if (!ev->bad) rc = send_event(ps, ev, err);
-        if (rc == 0 && ev->bad) rc = send_skipped(ps, ev, err), b->skipped++;
-        else if (rc == 0) b->applied++;
+        if (rc == 0 && ev->bad)
+            rc = send_skipped(ps, ev, err), b->skipped++;
+        else if (rc == 0)
+            b->applied++;
     }
     return rc == 0 ? send_gathered(ps, err) : rc;
 }
@@ -772,8 +800,10 @@ static int batch_send_notify(pipe_state *ps, batch *b, ct_error *err) {
         event *ev = &b->evs[i];
         if (ev->topic >= T_CONCERT_DLQ || ev->dup || ev->bad) continue;
         const char *id = NULL;
-        if (ev->terminal) id = ev->command_id;
-        else if (strcmp(ev->type, "TokenActivated") == 0) id = json_string_value(json_object_get(ev->data, "token"));
+        if (ev->terminal)
+            id = ev->command_id;
+        else if (strcmp(ev->type, "TokenActivated") == 0)
+            id = json_string_value(json_object_get(ev->data, "token"));
         if (!id) continue;
         size_t idl = strlen(id);
         if (idl > 150) continue;
@@ -862,8 +892,7 @@ static int apply_batch(ct_projector *p, rd_kafka_message_t **msgs, int n, bool s
 
 /* ---- the loop ------------------------------------------------------------------- */
 
-static ct_projector *projector_new(const ct_config *cfg, const char *instance, const char *replay_db,
-                                   ct_error *err) {
+static ct_projector *projector_new(const ct_config *cfg, const char *instance, const char *replay_db, ct_error *err) {
     ct_projector *p = calloc(1, sizeof *p);
     if (!p || !(p->msgs = calloc((size_t)cfg->projector_batch_max, sizeof *p->msgs))) {
         free(p);
@@ -881,9 +910,14 @@ static ct_projector *projector_new(const ct_config *cfg, const char *instance, c
         snprintf(p->dbname, sizeof p->dbname, "%s", replay_db);
         snprintf(group, sizeof group, "%s-replay-%s", cfg->projector_group, instance);
     }
-    ct_kafka_consumer_opts co = {.client_id = member, .group_id = group, .read_committed = true,
-                                 .auto_commit = false, .opaque = p, .rebalance_cb = on_rebalance,
-                                 .group_instance_id = member, .session_timeout_ms = CT_PROJECTOR_SESSION_TIMEOUT_MS};
+    ct_kafka_consumer_opts co = {.client_id = member,
+                                 .group_id = group,
+                                 .read_committed = true,
+                                 .auto_commit = false,
+                                 .opaque = p,
+                                 .rebalance_cb = on_rebalance,
+                                 .group_instance_id = member,
+                                 .session_timeout_ms = CT_PROJECTOR_SESSION_TIMEOUT_MS};
     if (!(p->consumer = ct_kafka_consumer_new(cfg, &co, err))) goto fail;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(TOPICS);
     for (int i = 0; i < TOPICS; i++) rd_kafka_topic_partition_list_add(subs, topic_names[i], RD_KAFKA_PARTITION_UA);
@@ -900,8 +934,11 @@ fail:
 }
 
 void ct_projector_stats_get(const ct_projector *p, ct_projector_stats *out) {
-    *out = (ct_projector_stats){.applied = p->applied, .duplicates = p->duplicates, .skipped = p->skipped,
-                                .dead_letters = p->dead_letters, .batches = p->batches};
+    *out = (ct_projector_stats){.applied = p->applied,
+                                .duplicates = p->duplicates,
+                                .skipped = p->skipped,
+                                .dead_letters = p->dead_letters,
+                                .batches = p->batches};
 }
 
 ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_error *err) {
@@ -909,7 +946,7 @@ ct_projector *ct_projector_new(const ct_config *cfg, const char *instance, ct_er
 }
 
 ct_projector *ct_projector_new_replay(const ct_config *cfg, const char *dbname, ct_error *err) {
-    if (strlen(dbname) >= sizeof ((ct_projector *)0)->dbname) {
+    if (strlen(dbname) >= sizeof((ct_projector *)0)->dbname) {
         CT_ERR(err, CT_ERR_PERMANENT, "database name too long");
         return NULL;
     }
@@ -1077,7 +1114,8 @@ static bool replay_done(ct_projector *p) {
     for (int t = 0; t < TOPICS; t++)
         for (int part = 0; part < PARTITIONS_MAX; part++) {
             if (p->until[t][part] <= 0) continue;
-            if (!p->assigned[t][part]) done = false;
+            if (!p->assigned[t][part])
+                done = false;
             else if (p->stored[t][part] < p->until[t][part])
                 rd_kafka_topic_partition_list_add(l, topic_names[t], part);
         }
@@ -1093,8 +1131,8 @@ static bool replay_done(ct_projector *p) {
     rd_kafka_topic_partition_list_destroy(l);
     int64_t now = ct_clock_mono_ms();
     if (!done && now - p->replay_log_ms >= 2000) {
-        CT_LOG_INFO("replay", "progress applied=%" PRIu64 " duplicates=%" PRIu64 " offsets_left=%" PRId64,
-                    p->applied, p->duplicates, left);
+        CT_LOG_INFO("replay", "progress applied=%" PRIu64 " duplicates=%" PRIu64 " offsets_left=%" PRId64, p->applied,
+                    p->duplicates, left);
         p->replay_log_ms = now;
     }
     return done;
@@ -1110,10 +1148,10 @@ static void publish_metrics(ct_projector *p) {
     char buf[16384], labels[160], name[200];
     snprintf(labels, sizeof labels, "group=\"%s\"", p->cfg->projector_group);
     ct_metrics_text t = {.buf = buf, .cap = sizeof buf};
-    ct_metrics_one(&t, "concert_projector_events_total", "counter", "Events applied to the read models.",
-                   labels, (double)(p->applied));
-    ct_metrics_one(&t, "concert_projector_duplicates_total", "counter", "Events skipped as applied already.",
-                   labels, (double)(p->duplicates));
+    ct_metrics_one(&t, "concert_projector_events_total", "counter", "Events applied to the read models.", labels,
+                   (double)(p->applied));
+    ct_metrics_one(&t, "concert_projector_duplicates_total", "counter", "Events skipped as applied already.", labels,
+                   (double)(p->duplicates));
     ct_metrics_one(&t, "concert_projector_skipped_total", "counter", "Events that could not be applied (alerted).",
                    labels, (double)(p->skipped));
     ct_metrics_family(&t, "concert_projector_batch_seconds", "histogram",
@@ -1172,8 +1210,10 @@ int ct_projector_run(ct_projector *p, ct_error *err) {
             rd_kafka_topic_partition_list_t *todo = p->pending;
             p->pending = NULL;
             if (assign_from_store(p, todo, &e) != 0) {
-                if (e.klass == CT_ERR_FATAL) p->fatal = true, p->fatal_err = e;
-                else if (!p->pending) p->pending = todo, todo = NULL;
+                if (e.klass == CT_ERR_FATAL)
+                    p->fatal = true, p->fatal_err = e;
+                else if (!p->pending)
+                    p->pending = todo, todo = NULL;
                 if (PQstatus(p->pg) != CONNECTION_OK) drop_pg(p, e.msg);
                 if (todo) rd_kafka_topic_partition_list_destroy(todo);
                 idle(p, 500);

@@ -103,8 +103,10 @@ static int64_t lost_before_start(PGconn *into, const mark *m, int n) {
     int64_t lost = 0;
     for (int i = 0; i < n; i++) {
         if (m[i].first <= 0 || stored_offset(res, &m[i], NULL)) continue;
-        CT_LOG_WARN("replay", "%s[%d] starts at offset %" PRId64 ": the records before it are deleted and the"
-                    " rebuild lacks them", m[i].topic, m[i].partition, m[i].first);
+        CT_LOG_WARN("replay",
+                    "%s[%d] starts at offset %" PRId64 ": the records before it are deleted and the"
+                    " rebuild lacks them",
+                    m[i].topic, m[i].partition, m[i].first);
         lost += m[i].first;
     }
     PQclear(res);
@@ -261,8 +263,7 @@ int ct_replay_reset_read_models(const ct_config *cfg, ct_error *err) {
     return rc;
 }
 
-int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out,
-                          ct_error *err) {
+int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out, ct_error *err) {
     memset(out, 0, sizeof *out);
     mark *marks = calloc(MARKS_MAX, sizeof *marks);
     PGconn *live = ct_pg_connect(cfg, NULL, err), *pg = NULL;

@@ -28,9 +28,9 @@
 #include "ct_error.h"
 
 typedef struct ct_replay_result {
-    int64_t events;      /* events the rebuild applied */
-    int64_t rows;        /* rows found equal */
-    int64_t pruned_live; /* rows only in the rebuild of tables the live retention prunes */
+    int64_t events;       /* events the rebuild applied */
+    int64_t rows;         /* rows found equal */
+    int64_t pruned_live;  /* rows only in the rebuild of tables the live retention prunes */
     int64_t lost_offsets; /* records before the topics' first offsets (deleted by Kafka's retention) */
     int tables;
     char diff[1024]; /* the first difference; empty when equal */
@@ -41,8 +41,7 @@ typedef struct ct_replay_result {
  * the offsets it holds) and, with compare, compares them with the live
  * ones. 0 when done (and equal), 1 when they differ (out->diff), -1 with
  * err. `into` must not be the live database. */
-int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out,
-                          ct_error *err);
+int ct_replay_read_models(const ct_config *cfg, const char *into, bool compare, ct_replay_result *out, ct_error *err);
 
 /* Empties the live read models and their offsets (not the outbox, the
  * idempotency keys or the Slack notifications) in one transaction, so that

@@ -88,15 +88,13 @@ static int post(ct_slack *s, const char *text, char *why, size_t why_bytes) {
     return 0;
 }
 
-static const char *const claim_sql =
-    "SELECT id, kind, text, attempts FROM slack_notifications"
-    " WHERE sent_at IS NULL AND next_attempt_at <= now()"
-    " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+static const char *const claim_sql = "SELECT id, kind, text, attempts FROM slack_notifications"
+                                     " WHERE sent_at IS NULL AND next_attempt_at <= now()"
+                                     " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
 static const char *const sent_sql =
     "UPDATE slack_notifications SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1";
-static const char *const failed_sql =
-    "UPDATE slack_notifications SET attempts = attempts + 1, last_error = $2,"
-    " next_attempt_at = now() + $3::bigint * interval '1 millisecond' WHERE id = $1";
+static const char *const failed_sql = "UPDATE slack_notifications SET attempts = attempts + 1, last_error = $2,"
+                                      " next_attempt_at = now() + $3::bigint * interval '1 millisecond' WHERE id = $1";
 
 static int exec_params(PGconn *pg, const char *sql, int n, const char *const *v, const char *what, ct_error *err) {
     PGresult *res = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
@@ -160,8 +158,7 @@ static bool nap(ct_slack *s, int64_t ms) {
     until.tv_nsec += (ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
-    }
+    while (!s->stopping && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {}
     bool stop = s->stopping;
     pthread_mutex_unlock(&s->mu);
     return stop;

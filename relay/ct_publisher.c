@@ -64,8 +64,8 @@ ct_publisher *ct_publisher_new(const ct_config *cfg, const char *client_id, ct_e
      * auto-created by a publish would get the broker's default count and
      * break the key -> partition mapping, so a missing topic must fail. */
     const char *extra[] = {"message.timeout.ms", timeout, "allow.auto.create.topics", "false", NULL};
-    ct_kafka_producer_opts o = {.client_id = client_id, .linger_ms = 5, .extra = extra, .dr_msg_cb = on_delivery,
-                                .opaque = p};
+    ct_kafka_producer_opts o = {
+        .client_id = client_id, .linger_ms = 5, .extra = extra, .dr_msg_cb = on_delivery, .opaque = p};
     p->rk = ct_kafka_producer_new(cfg, &o, err);
     if (!p->rk) {
         free(p);
@@ -142,8 +142,7 @@ int ct_publisher_send(ct_publisher *p, ct_publish_msg *msgs, size_t n, ct_error 
             }
             set_refused(m, e, rd_kafka_err2str(e));
             if (first_refused == n) first_refused = i;
-            if (e == RD_KAFKA_RESP_ERR__FATAL)
-                hold_all = e, hold_all_why = "not sent: the producer hit a fatal error";
+            if (e == RD_KAFKA_RESP_ERR__FATAL) hold_all = e, hold_all_why = "not sent: the producer hit a fatal error";
         }
         atomic_fetch_add_explicit(&p->failed, 1, memory_order_relaxed);
         size_t *grown = realloc(refused, (nrefused + 1) * sizeof *refused);

@@ -143,7 +143,8 @@ static bool drain_notifies(ct_relay *r) {
  * in libpq's queue (the socket will not wake us for them): checked first. */
 static void wait_for_work(ct_relay *r, int timeout_ms) {
     if (drain_notifies(r)) return;
-    struct pollfd fds[2] = {{.fd = ct_signal_fd(), .events = POLLIN}, {.fd = r->pg ? PQsocket(r->pg) : -1, .events = POLLIN}};
+    struct pollfd fds[2] = {{.fd = ct_signal_fd(), .events = POLLIN},
+                            {.fd = r->pg ? PQsocket(r->pg) : -1, .events = POLLIN}};
     if (timeout_ms < 0) timeout_ms = 0;
     poll(fds, r->pg ? 2 : 1, timeout_ms);
     ct_signal_drain();
@@ -195,49 +196,53 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
  * test there would let stale statistics (most rows SENT at the last
  * analyze: "no PENDING row") plan a scan of the whole outbox per id. */
 enum { STMT_CLAIM, STMT_SENT, STMT_FAILED, STMT_PARK, STMT_FRONTIER_GET, STMT_FRONTIER_SET };
-#define CLAIM_HELD(o)                                                                                              \
-    "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key"         \
+#define CLAIM_HELD(o)                                                                                       \
+    "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key" \
     " AND b.first < " o ".id)"
 static const ct_pg_statement statements[] = {
-    [STMT_CLAIM] = {"ct_relay_claim",
-                    "WITH blocked AS ("
-                    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-                    "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
-                    " fresh AS ("
-                    "  SELECT id, true AS fresh FROM outbox"
-                    "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
-                    " due AS ("
-                    "  SELECT o.id, false AS fresh FROM outbox o"
-                    "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD("o")
-                    "  ORDER BY o.id LIMIT $1::int),"
-                    " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
-                    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
-                    "  p.fresh, p.fresh AND " CLAIM_HELD("o")
-                    " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
-    [STMT_SENT] = {"ct_relay_sent",
-                   "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
-                   " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
-                   " WHERE o.id = u.id"},
-    [STMT_FAILED] = {"ct_relay_failed",
-                     "WITH f AS ("
-                     "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
-                     "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
-                     "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond',"
-                     "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
-                     "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
-                     "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
-                     "  WHERE o.id = u.id"
-                     "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
-                     " INSERT INTO slack_notifications (kind, text)"
-                     " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
-                     "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
-                     "   id, type, command_id, topic, attempts, last_error, id, id)"
-                     " FROM f WHERE status = 'FAILED' RETURNING id"},
+    [STMT_CLAIM] =
+        {"ct_relay_claim",
+         "WITH blocked AS ("
+         "  SELECT topic, partition_key, min(id) AS first FROM outbox"
+         "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
+         " fresh AS ("
+         "  SELECT id, true AS fresh FROM outbox"
+         "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
+         " due AS ("
+         "  SELECT o.id, false AS fresh FROM outbox o"
+         "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD(
+             "o") "  ORDER BY o.id LIMIT $1::int),"
+                  " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
+                  " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
+                  "  p.fresh, p.fresh AND " CLAIM_HELD(
+                      "o") " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
+    [STMT_SENT] =
+        {"ct_relay_sent",
+         "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
+         " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
+         " WHERE o.id = u.id"},
+    [STMT_FAILED] =
+        {"ct_relay_failed",
+         "WITH f AS ("
+         "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
+         "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
+         "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond',"
+         "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
+         "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
+         "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
+         "  WHERE o.id = u.id"
+         "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
+         " INSERT INTO slack_notifications (kind, text)"
+         " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
+         "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+         "   id, type, command_id, topic, attempts, last_error, id, id)"
+         " FROM f WHERE status = 'FAILED' RETURNING id"},
     [STMT_PARK] = {"ct_relay_park",
                    "UPDATE outbox SET retry_at = now() WHERE id = ANY($1::bigint[]) AND status = 'PENDING'"
                    " AND retry_at IS NULL"},
     [STMT_FRONTIER_GET] = {"ct_relay_frontier_get", "SELECT next_id FROM outbox_frontier"},
-    [STMT_FRONTIER_SET] = {"ct_relay_frontier_set", "UPDATE outbox_frontier SET next_id = $1::bigint WHERE next_id < $1::bigint"},
+    [STMT_FRONTIER_SET] = {"ct_relay_frontier_set",
+                           "UPDATE outbox_frontier SET next_id = $1::bigint WHERE next_id < $1::bigint"},
 };
 
 static int prepare_statements(PGconn *pg, ct_error *err) {
@@ -249,7 +254,8 @@ static PGresult *exec_stmt(ct_relay *r, int stmt, int nparams, const char *const
 }
 
 /* Runs a prepared statement that returns no rows. */
-static int exec_command(ct_relay *r, int stmt, int nparams, const char *const *params, const char *what, ct_error *err) {
+static int exec_command(ct_relay *r, int stmt, int nparams, const char *const *params, const char *what,
+                        ct_error *err) {
     PGresult *res = exec_stmt(r, stmt, nparams, params);
     if (ct_pg_check(r->pg, res, PGRES_COMMAND_OK, what, err) != 0) return -1;
     PQclear(res);
@@ -272,7 +278,7 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
             snprintf(e, sizeof e, "%s: %s", rd_kafka_err2name(m->out_err), m->out_errstr);
             ct_pgarray_add_int(&fid, r->ids[i]), ct_pgarray_add(&ferr, e);
             ct_pgarray_add_int(&fdelay, ct_backoff_ms(r->attempts[i], r->cfg->relay_backoff_base_ms,
-                                                            r->cfg->relay_backoff_max_ms, ct_backoff_jitter()));
+                                                      r->cfg->relay_backoff_max_ms, ct_backoff_jitter()));
             nfail++;
         }
     }
@@ -301,8 +307,10 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
         const char *p[1] = {f};
         rc = exec_command(r, STMT_FRONTIER_SET, 1, p, "move the frontier", err);
     }
-    if (rc == 0) rc = ct_pg_exec(r->pg, "COMMIT", err);
-    else PQclear(PQexec(r->pg, "ROLLBACK"));
+    if (rc == 0)
+        rc = ct_pg_exec(r->pg, "COMMIT", err);
+    else
+        PQclear(PQexec(r->pg, "ROLLBACK"));
     ct_pgarray_free(&sid), ct_pgarray_free(&spart), ct_pgarray_free(&soff);
     ct_pgarray_free(&fid), ct_pgarray_free(&ferr), ct_pgarray_free(&fdelay), ct_pgarray_free(&pid);
     if (rc != 0) return -1;
@@ -313,7 +321,9 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
     if (nfail > 0)
         CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 1000, "publish failed rows=%d (now FAILED: %d), retrying with backoff",
                            nfail, newly_failed);
-    if (newly_failed > 0) CT_LOG_ERROR("relay", "outbox rows FAILED after %d attempts count=%d", r->cfg->outbox_max_attempts, newly_failed);
+    if (newly_failed > 0)
+        CT_LOG_ERROR("relay", "outbox rows FAILED after %d attempts count=%d", r->cfg->outbox_max_attempts,
+                     newly_failed);
     return 0;
 }
 
@@ -479,8 +489,7 @@ static void tick(ct_relay *r) {
     int ok = 0;
     for (int p = 0; p < parts; p++) ok += r->msgs[p].out_err == RD_KAFKA_RESP_ERR_NO_ERROR;
     r->ticks += (uint64_t)ok;
-    if (ok < parts)
-        CT_LOG_RATELIMITED(CT_LOG_WARN, "tick", 10000, "ticks delivered to %d of %d partitions", ok, parts);
+    if (ok < parts) CT_LOG_RATELIMITED(CT_LOG_WARN, "tick", 10000, "ticks delivered to %d of %d partitions", ok, parts);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -514,12 +523,12 @@ static void publish_metrics(ct_relay *r) {
     char buf[8192], labels[96], name[160];
     snprintf(labels, sizeof labels, "instance=\"%s\"", r->instance);
     ct_metrics_text t = {.buf = buf, .cap = sizeof buf};
-    ct_metrics_one(&t, "concert_relay_leader", "gauge", "1 while this relay holds the leader lock.",
-                   labels, (double)(r->leader ? 1 : 0));
-    ct_metrics_one(&t, "concert_relay_sent_total", "counter", "Outbox rows published and recorded SENT.",
-                   labels, (double)(r->sent));
-    ct_metrics_one(&t, "concert_relay_failed_attempts_total", "counter", "Publish attempts that failed.",
-                   labels, (double)(r->failed));
+    ct_metrics_one(&t, "concert_relay_leader", "gauge", "1 while this relay holds the leader lock.", labels,
+                   (double)(r->leader ? 1 : 0));
+    ct_metrics_one(&t, "concert_relay_sent_total", "counter", "Outbox rows published and recorded SENT.", labels,
+                   (double)(r->sent));
+    ct_metrics_one(&t, "concert_relay_failed_attempts_total", "counter", "Publish attempts that failed.", labels,
+                   (double)(r->failed));
     ct_metrics_family(&t, "concert_relay_publish_seconds", "histogram",
                       "A round's produce to Kafka, from send to the last acknowledgement.");
     ct_metrics_histogram(&t, "concert_relay_publish_seconds", labels, &r->publish_seconds);
@@ -580,8 +589,10 @@ int ct_relay_run(ct_relay *r, ct_error *err) {
         ct_error rerr = {0};
         int n = publish_round(r, &rerr);
         if (n < 0) {
-            if (PQstatus(r->pg) != CONNECTION_OK) drop_pg(r, rerr.msg);
-            else CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 1000, "round failed: %s %s", rerr.msg, rerr.detail);
+            if (PQstatus(r->pg) != CONNECTION_OK)
+                drop_pg(r, rerr.msg);
+            else
+                CT_LOG_RATELIMITED(CT_LOG_WARN, "relay", 1000, "round failed: %s %s", rerr.msg, rerr.detail);
             wait_for_work(r, 200);
             continue;
         }

@@ -177,8 +177,7 @@ static int set_value(ct_config *cfg, const setting *s, const char *value, ct_err
     case SET_STR: {
         size_t len = strlen(value);
         if (len >= s->size) {
-            CT_ERR(err, CT_ERR_PERMANENT, "%s: value is too long (%zu bytes, at most %zu)", s->name, len,
-                   s->size - 1);
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: value is too long (%zu bytes, at most %zu)", s->name, len, s->size - 1);
             return -1;
         }
         for (size_t i = 0; i < len; i++) {
@@ -220,16 +219,13 @@ static int set_value(ct_config *cfg, const setting *s, const char *value, ct_err
 
 static const setting *find_setting(const char *name, size_t name_len) {
     for (size_t i = 0; i < SETTINGS_COUNT; i++)
-        if (strlen(settings[i].name) == name_len && memcmp(settings[i].name, name, name_len) == 0)
-            return &settings[i];
+        if (strlen(settings[i].name) == name_len && memcmp(settings[i].name, name, name_len) == 0) return &settings[i];
     return NULL;
 }
 
-static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value,
-                           ct_error *err) {
+static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value, ct_error *err) {
     if (cfg->kafka_conf_count >= CT_CONFIG_PASSTHROUGH_MAX) {
-        CT_ERR(err, CT_ERR_PERMANENT, "%s: more than %d Kafka pass-through properties", var,
-               CT_CONFIG_PASSTHROUGH_MAX);
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: more than %d Kafka pass-through properties", var, CT_CONFIG_PASSTHROUGH_MAX);
         return -1;
     }
     ct_config_kv *kv = &cfg->kafka_conf[cfg->kafka_conf_count];
@@ -306,19 +302,17 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
     struct sockaddr_storage listen;
     socklen_t listen_len;
     if (ct_config_listen_addr(cfg->http_addr, cfg->http_port, &listen, &listen_len) != 0) {
-        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal",
-               cfg->http_addr);
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal", cfg->http_addr);
         return -1;
     }
     if (cfg->kafka_min_isr > cfg->kafka_replication) {
-        CT_ERR(err, CT_ERR_PERMANENT,
-               "CONCERT_KAFKA_MIN_ISR: %d exceeds CONCERT_KAFKA_REPLICATION (%d)", cfg->kafka_min_isr,
-               cfg->kafka_replication);
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_MIN_ISR: %d exceeds CONCERT_KAFKA_REPLICATION (%d)",
+               cfg->kafka_min_isr, cfg->kafka_replication);
         return -1;
     }
     if (cfg->kafka_brokers[0] == '\0' && cfg->kafka_replication > 3) {
-        CT_ERR(err, CT_ERR_PERMANENT,
-               "CONCERT_KAFKA_REPLICATION: %d exceeds the 3 brokers of the local cluster", cfg->kafka_replication);
+        CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_REPLICATION: %d exceeds the 3 brokers of the local cluster",
+               cfg->kafka_replication);
         return -1;
     }
     /* A command's status comes from the outbox until its outcome exists:
@@ -437,8 +431,10 @@ void ct_config_log_effective(const ct_config *cfg) {
         const char *field = (const char *)cfg + s->offset;
         switch (s->type) {
         case SET_STR:
-            if (s->flags & SET_SECRET) ct_log_redact_secret(field, line, sizeof line);
-            else snprintf(line, sizeof line, "%s", field);
+            if (s->flags & SET_SECRET)
+                ct_log_redact_secret(field, line, sizeof line);
+            else
+                snprintf(line, sizeof line, "%s", field);
             break;
         case SET_INT: snprintf(line, sizeof line, "%d", *(const int *)field); break;
         case SET_LOGLEVEL: snprintf(line, sizeof line, "%s", ct_log_level_name(*(const ct_log_level *)field)); break;

@@ -24,9 +24,9 @@
 #define CT_CONFIG_PASSTHROUGH_MAX 32
 
 typedef struct ct_config_kv {
-    char name[128];  /* librdkafka property name */
+    char name[128]; /* librdkafka property name */
     char value[512];
-    int secret;      /* never logged */
+    int secret; /* never logged */
 } ct_config_kv;
 
 typedef struct ct_config {
@@ -60,10 +60,10 @@ typedef struct ct_config {
     int rate_user_writes; /* per second, 0: no limit */
     int rate_ip_writes;
 
-    char admin_key[256]; /* empty: admin endpoints disabled */
-    char auth_key[256];
-    int clock_skew_max_ms; /* a command's ts at most this far past its log time */
-    int processor_applied_ids_window; /* input offsets (and the outbox retention in time) */  /* empty: <data_dir>/auth.key if it exists (ct_auth) */
+    char admin_key[256];              /* empty: admin endpoints disabled */
+    char auth_key[256];               /* empty: <data_dir>/auth.key if it exists (ct_auth) */
+    int clock_skew_max_ms;            /* a command's ts at most this far past its log time */
+    int processor_applied_ids_window; /* input offsets (and the outbox retention in time) */
     int ingress_pg_conns;
     int ingress_queue_max;
     int ingress_batch_max;
@@ -71,7 +71,7 @@ typedef struct ct_config {
     int ingress_waiters_max;
 
     int outbox_max_attempts;
-    int outbox_retention_s; /* 0: SENT rows are kept forever */
+    int outbox_retention_s;    /* 0: SENT rows are kept forever */
     int projector_retention_s; /* 0: the projector's ids, outcomes and sent notifications are kept forever */
     int relay_batch_max;
     int relay_poll_ms;

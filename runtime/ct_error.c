@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void ct_error_set_at(ct_error *err, ct_err_class klass, const char *file, int line,
-                     const char *fmt, ...) {
+void ct_error_set_at(ct_error *err, ct_err_class klass, const char *file, int line, const char *fmt, ...) {
     if (!err) return;
     err->klass = klass;
     err->file = file;

@@ -24,8 +24,8 @@ typedef struct ct_error {
     int line;
 } ct_error;
 
-void ct_error_set_at(ct_error *err, ct_err_class klass, const char *file, int line,
-                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void ct_error_set_at(ct_error *err, ct_err_class klass, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Adds (or replaces) the detail of an error already set. */
 void ct_error_detail(ct_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ct_error_clear(ct_error *err);

@@ -28,8 +28,8 @@ void ct_kafka_bootstrap(const ct_config *cfg, char *out, size_t out_bytes) {
         snprintf(out, out_bytes, "%s", cfg->kafka_brokers);
         return;
     }
-    snprintf(out, out_bytes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", cfg->kafka_base_port,
-             cfg->kafka_base_port + 1, cfg->kafka_base_port + 2);
+    snprintf(out, out_bytes, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", cfg->kafka_base_port, cfg->kafka_base_port + 1,
+             cfg->kafka_base_port + 2);
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -37,7 +37,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
      * connection (FAIL) or "all brokers down" (ERROR) is transient: the
      * client retries by itself, and callers see the error where it matters. */
     bool transient = strcmp(fac, "FAIL") == 0 || strcmp(fac, "ERROR") == 0;
-    ct_log_level lvl = level <= 3 ? (transient ? CT_LOG_WARN : CT_LOG_ERROR)
+    ct_log_level lvl = level <= 3   ? (transient ? CT_LOG_WARN : CT_LOG_ERROR)
                        : level == 4 ? CT_LOG_WARN
                        : level <= 6 ? CT_LOG_INFO
                                     : CT_LOG_DEBUG;
@@ -216,8 +216,8 @@ int ct_kafka_ensure_topics(rd_kafka_t *rk, const ct_config *cfg, ct_error *err) 
     char errstr[256], isr[16];
     snprintf(isr, sizeof isr, "%d", cfg->kafka_min_isr);
     for (size_t i = 0; i < n; i++) {
-        nt[i] = rd_kafka_NewTopic_new(specs[i].name, cfg->kafka_partitions, cfg->kafka_replication, errstr,
-                                      sizeof errstr);
+        nt[i] =
+            rd_kafka_NewTopic_new(specs[i].name, cfg->kafka_partitions, cfg->kafka_replication, errstr, sizeof errstr);
         if (!nt[i] || rd_kafka_NewTopic_set_config(nt[i], "min.insync.replicas", isr) ||
             (specs[i].keep_forever && rd_kafka_NewTopic_set_config(nt[i], "retention.ms", "-1")) ||
             (specs[i].broker_time && rd_kafka_NewTopic_set_config(nt[i], "message.timestamp.type", "LogAppendTime"))) {

@@ -98,7 +98,7 @@ int ct_kafka_first_offset(rd_kafka_t *rk, const char *topic, int32_t partition, 
 int ct_kafka_ensure_topics(rd_kafka_t *rk, const ct_config *cfg, ct_error *err);
 
 /* Partition and replica counts of one topic (-1 when it does not exist). */
-int ct_kafka_describe_topic(rd_kafka_t *rk, const char *topic, int *partitions, int *replicas_min,
-                            int *isr_min, int timeout_ms, ct_error *err);
+int ct_kafka_describe_topic(rd_kafka_t *rk, const char *topic, int *partitions, int *replicas_min, int *isr_min,
+                            int timeout_ms, ct_error *err);
 
 #endif

@@ -61,10 +61,9 @@ void ct_log_write(ct_log_level level, const char *facility, const char *fmt, ...
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, ct_log_level_name(level), g_component,
-                     facility ? facility : "-");
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+                     ct_log_level_name(level), g_component, facility ? facility : "-");
     if (n < 0) return;
     size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     va_list ap;
@@ -134,8 +133,10 @@ static void redact_conninfo(const char *p, char *out, size_t out_bytes, size_t *
         } else {
             while (*ve && *ve != ' ') ve++;
         }
-        if (hide) put(out, out_bytes, o, "***", 3);
-        else put(out, out_bytes, o, v, (size_t)(ve - v));
+        if (hide)
+            put(out, out_bytes, o, "***", 3);
+        else
+            put(out, out_bytes, o, v, (size_t)(ve - v));
         p = ve;
     }
 }
@@ -147,8 +148,10 @@ void ct_log_redact_secret(const char *value, char *out, size_t out_bytes) {
     size_t o = 0;
     const char *scheme = strstr(value, "://");
     if (!scheme) {
-        if (strchr(value, '=')) redact_conninfo(value, out, out_bytes, &o);
-        else put(out, out_bytes, &o, "***", 3); /* a bare key or token */
+        if (strchr(value, '='))
+            redact_conninfo(value, out, out_bytes, &o);
+        else
+            put(out, out_bytes, &o, "***", 3); /* a bare key or token */
         return;
     }
     const char *auth = scheme + 3;

@@ -21,8 +21,7 @@
 typedef enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;
 
 void ct_log_init(const char *component, ct_log_level min_level);
-void ct_log_write(ct_log_level level, const char *facility, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void ct_log_write(ct_log_level level, const char *facility, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int ct_log_enabled(ct_log_level level);
 /* 0 and the level on success, -1 for an unknown name. */
 int ct_log_level_parse(const char *name, ct_log_level *out);
@@ -48,17 +47,20 @@ typedef struct ct_log_ratelimit {
 } ct_log_ratelimit;
 int ct_log_ratelimit_allow(ct_log_ratelimit *rl, int64_t interval_ms, int64_t *suppressed_out);
 
-#define CT_LOG_DEBUG(fac, ...) do { if (ct_log_enabled(CT_LOG_DEBUG)) ct_log_write(CT_LOG_DEBUG, fac, __VA_ARGS__); } while (0)
+#define CT_LOG_DEBUG(fac, ...)                                                          \
+    do {                                                                                \
+        if (ct_log_enabled(CT_LOG_DEBUG)) ct_log_write(CT_LOG_DEBUG, fac, __VA_ARGS__); \
+    } while (0)
 #define CT_LOG_INFO(fac, ...) ct_log_write(CT_LOG_INFO, fac, __VA_ARGS__)
 #define CT_LOG_WARN(fac, ...) ct_log_write(CT_LOG_WARN, fac, __VA_ARGS__)
 #define CT_LOG_ERROR(fac, ...) ct_log_write(CT_LOG_ERROR, fac, __VA_ARGS__)
 /* Logs at most once per interval_ms from this call site. */
-#define CT_LOG_RATELIMITED(level, fac, interval_ms, fmt, ...)                                      \
-    do {                                                                                           \
-        static ct_log_ratelimit ct__rl;                                                            \
-        int64_t ct__sup = 0;                                                                       \
-        if (ct_log_ratelimit_allow(&ct__rl, (interval_ms), &ct__sup))                              \
-            ct_log_write((level), fac, fmt " suppressed=%lld", __VA_ARGS__, (long long)ct__sup);   \
+#define CT_LOG_RATELIMITED(level, fac, interval_ms, fmt, ...)                                    \
+    do {                                                                                         \
+        static ct_log_ratelimit ct__rl;                                                          \
+        int64_t ct__sup = 0;                                                                     \
+        if (ct_log_ratelimit_allow(&ct__rl, (interval_ms), &ct__sup))                            \
+            ct_log_write((level), fac, fmt " suppressed=%lld", __VA_ARGS__, (long long)ct__sup); \
     } while (0)
 
 /* Monotonic and wall clocks in milliseconds, the monotonic one also in

@@ -11,7 +11,7 @@
 
 #include "ct_proc.h"
 
-static const int64_t bucket_us[CT_METRICS_BUCKETS] = {1000,   2000,   5000,    10000,   20000,  50000,
+static const int64_t bucket_us[CT_METRICS_BUCKETS] = {1000,   2000,   5000,   10000,   20000,  50000,
                                                       100000, 200000, 500000, 1000000, 5000000};
 
 void ct_histogram_observe_us(ct_histogram *h, int64_t us) {
@@ -45,8 +45,10 @@ void ct_metrics_family(ct_metrics_text *t, const char *name, const char *type, c
 void ct_metrics_one(ct_metrics_text *t, const char *name, const char *type, const char *help, const char *labels,
                     double value) {
     ct_metrics_family(t, name, type, help);
-    if (labels[0]) ct_metrics_printf(t, "%s{%s} %.17g\n", name, labels, value);
-    else ct_metrics_printf(t, "%s %.17g\n", name, value);
+    if (labels[0])
+        ct_metrics_printf(t, "%s{%s} %.17g\n", name, labels, value);
+    else
+        ct_metrics_printf(t, "%s %.17g\n", name, value);
 }
 
 void ct_metrics_histogram(ct_metrics_text *t, const char *name, const char *labels, const ct_histogram *h) {

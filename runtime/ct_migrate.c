@@ -13,7 +13,6 @@
 /* Any 64-bit constant unique to this purpose will do. */
 #define MIGRATE_LOCK_KEY "7263914021"
 
-
 static int apply_one(PGconn *conn, const ct_migration *m, int *applied, ct_error *err) {
     char version[16], checksum[24];
     snprintf(version, sizeof version, "%d", m->version);
@@ -21,8 +20,8 @@ static int apply_one(PGconn *conn, const ct_migration *m, int *applied, ct_error
     const char *params[3] = {version, m->name, checksum};
     if (ct_pg_exec(conn, "BEGIN", err) != 0) return -1;
     if (ct_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", err) != 0) goto rollback;
-    PGresult *res = PQexecParams(conn, "SELECT checksum FROM schema_migrations WHERE version = $1", 1, NULL,
-                                 params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn, "SELECT checksum FROM schema_migrations WHERE version = $1", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ct_pg_result_error(conn, res, "migration lookup", err);
         goto rollback;
@@ -45,8 +44,8 @@ static int apply_one(PGconn *conn, const ct_migration *m, int *applied, ct_error
         ct_error_detail(err, "%s", detail);
         goto rollback;
     }
-    res = PQexecParams(conn, "INSERT INTO schema_migrations(version, name, checksum) VALUES ($1, $2, $3)", 3,
-                       NULL, params, NULL, NULL, 0);
+    res = PQexecParams(conn, "INSERT INTO schema_migrations(version, name, checksum) VALUES ($1, $2, $3)", 3, NULL,
+                       params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         ct_pg_result_error(conn, res, "migration record", err);
         goto rollback;

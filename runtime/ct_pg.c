@@ -92,8 +92,7 @@ static int database_ddl(const ct_config *cfg, const char *name, int create, ct_e
     int rc = -1;
     char *ident = NULL;
     const char *params[1] = {name};
-    PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL,
-                                 NULL, 0);
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_database WHERE datname = $1", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ct_pg_result_error(conn, res, "database lookup", err);
         goto cleanup;

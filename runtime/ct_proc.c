@@ -42,7 +42,8 @@ pid_t ct_proc_spawn(const ct_proc_opts *opts, ct_error *err) {
             CT_ERR(err, CT_ERR_FATAL, "cannot open %s: %s", opts->output_path, strerror(errno));
             return -1;
         }
-        if (switch_user && fchown(opened_fd, uid, gid) != 0) { /* best effort: it is a log file */ }
+        if (switch_user && fchown(opened_fd, uid, gid) != 0) { /* best effort: it is a log file */
+        }
         out_fd = opened_fd;
     }
     pid_t parent = getpid();
@@ -63,7 +64,10 @@ pid_t ct_proc_spawn(const ct_proc_opts *opts, ct_error *err) {
         if (opts->new_session) setsid();
         if (opts->null_stdin) {
             int nfd = open("/dev/null", O_RDONLY);
-            if (nfd >= 0) { dup2(nfd, STDIN_FILENO); close(nfd); }
+            if (nfd >= 0) {
+                dup2(nfd, STDIN_FILENO);
+                close(nfd);
+            }
         }
         if (out_fd >= 0) {
             dup2(out_fd, STDOUT_FILENO);

@@ -16,14 +16,14 @@
 #include "ct_error.h"
 
 typedef struct ct_proc_opts {
-    const char *const *argv;   /* argv[0] is looked up in PATH */
-    const char *run_as_user;   /* NULL: keep our identity; only honoured when root */
-    const char *cwd;           /* NULL: inherit */
-    const char *output_path;   /* stdout+stderr appended here; NULL: see output_fd */
-    int output_fd;             /* >= 0: stdout+stderr to this fd; -1 with no path: inherit */
-    bool new_session;          /* setsid(): detached daemon */
-    bool die_with_parent;      /* SIGTERM when the parent dies */
-    bool null_stdin;           /* stdin from /dev/null */
+    const char *const *argv; /* argv[0] is looked up in PATH */
+    const char *run_as_user; /* NULL: keep our identity; only honoured when root */
+    const char *cwd;         /* NULL: inherit */
+    const char *output_path; /* stdout+stderr appended here; NULL: see output_fd */
+    int output_fd;           /* >= 0: stdout+stderr to this fd; -1 with no path: inherit */
+    bool new_session;        /* setsid(): detached daemon */
+    bool die_with_parent;    /* SIGTERM when the parent dies */
+    bool null_stdin;         /* stdin from /dev/null */
 } ct_proc_opts;
 
 /* Starts a child; returns its pid, or -1 with err. */

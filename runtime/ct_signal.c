@@ -12,8 +12,10 @@ static int g_pipe[2] = {-1, -1};
 
 static void on_signal(int sig) {
     int saved = errno;
-    if (sig == SIGUSR1) g_user1 = 1;
-    else if (sig != SIGCHLD) g_stop_signal = sig;
+    if (sig == SIGUSR1)
+        g_user1 = 1;
+    else if (sig != SIGCHLD)
+        g_stop_signal = sig;
     if (g_pipe[1] >= 0) {
         char c = (char)sig;
         ssize_t w = write(g_pipe[1], &c, 1);
@@ -32,8 +34,8 @@ int ct_signal_install(ct_error *err) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
-        sigaction(SIGCHLD, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) {
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGCHLD, &sa, NULL) != 0 ||
+        sigaction(SIGUSR1, &sa, NULL) != 0) {
         CT_ERR(err, CT_ERR_FATAL, "sigaction failed: %s", strerror(errno));
         return -1;
     }

@@ -24,8 +24,8 @@ typedef struct child {
     char **argv;
     char *user;
     int stop_signal, stop_timeout_ms, tier;
-    pid_t pid;          /* 0 while down */
-    int out_fd;         /* read end of the child's stdout+stderr, -1 when closed */
+    pid_t pid;  /* 0 while down */
+    int out_fd; /* read end of the child's stdout+stderr, -1 when closed */
     char line[LINE_MAX_BYTES];
     size_t line_len;
     int64_t started_ms;
@@ -84,7 +84,8 @@ static void read_output(child *c) {
             return;
         }
         for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] == '\n') flush_line(c);
+            if (buf[i] == '\n')
+                flush_line(c);
             else {
                 if (c->line_len == sizeof c->line) flush_line(c);
                 c->line[c->line_len++] = buf[i];
@@ -99,8 +100,11 @@ static int start_child(child *c, ct_error *err) {
         CT_ERR(err, CT_ERR_RETRIABLE, "pipe2 failed: %s", strerror(errno));
         return -1;
     }
-    ct_proc_opts po = {.argv = (const char *const *)c->argv, .run_as_user = c->user, .output_fd = fds[1],
-                       .die_with_parent = true, .null_stdin = true};
+    ct_proc_opts po = {.argv = (const char *const *)c->argv,
+                       .run_as_user = c->user,
+                       .output_fd = fds[1],
+                       .die_with_parent = true,
+                       .null_stdin = true};
     pid_t pid = ct_proc_spawn(&po, err);
     close(fds[1]);
     if (pid < 0) {
@@ -163,8 +167,10 @@ static child *find_pid(ct_supervisor *sup, pid_t pid) {
 static void on_exit_status(ct_supervisor *sup, child *c, int status) {
     int64_t now = ct_clock_mono_ms();
     char how[64];
-    if (WIFEXITED(status)) snprintf(how, sizeof how, "exit=%d", WEXITSTATUS(status));
-    else snprintf(how, sizeof how, "signal=%d", WTERMSIG(status));
+    if (WIFEXITED(status))
+        snprintf(how, sizeof how, "exit=%d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof how, "signal=%d", WTERMSIG(status));
     c->pid = 0;
     if (sup->stopping) {
         CT_LOG_INFO("supervisor", "stopped component=%s %s", c->name, how);
@@ -227,8 +233,10 @@ void ct_supervisor_poll(ct_supervisor *sup, int timeout_ms) {
     if (r > 0) {
         for (int i = 0; i < n; i++) {
             if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            if (owner[i]) read_output(owner[i]);
-            else ct_signal_drain();
+            if (owner[i])
+                read_output(owner[i]);
+            else
+                ct_signal_drain();
         }
     }
     reap(sup);

@@ -20,12 +20,12 @@
 typedef struct ct_supervisor ct_supervisor;
 
 typedef struct ct_child_spec {
-    const char *name;          /* log prefix and lookup key; copied */
-    const char *const *argv;   /* copied */
-    const char *run_as_user;   /* NULL: as ourselves */
-    int stop_signal;           /* e.g. SIGTERM; Postgres wants SIGINT (fast shutdown) */
-    int stop_timeout_ms;       /* grace before SIGKILL */
-    int tier;                  /* stop order: higher tiers stop first */
+    const char *name;        /* log prefix and lookup key; copied */
+    const char *const *argv; /* copied */
+    const char *run_as_user; /* NULL: as ourselves */
+    int stop_signal;         /* e.g. SIGTERM; Postgres wants SIGINT (fast shutdown) */
+    int stop_timeout_ms;     /* grace before SIGKILL */
+    int tier;                /* stop order: higher tiers stop first */
 } ct_child_spec;
 
 #define CT_SUPERVISOR_CHILDREN_MAX 32

@@ -91,8 +91,8 @@ int ct_time_format_rfc3339(int64_t ms, char out[CT_TIME_RFC3339_BYTES]) {
     civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999) return -1;
     char tmp[64]; /* the fields are in range; the compiler cannot tell */
-    int n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d,
-                     (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)rem);
+    int n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, (int)m, (int)d, (int)(sod / 3600),
+                     (int)(sod / 60 % 60), (int)(sod % 60), (int)rem);
     if (n != CT_TIME_RFC3339_BYTES - 1) return -1;
     memcpy(out, tmp, CT_TIME_RFC3339_BYTES);
     return 0;

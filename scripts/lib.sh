@@ -6,7 +6,7 @@ CT_PACKAGES=(
   build-essential cmake pkg-config
   librdkafka-dev librocksdb-dev libmicrohttpd-dev libjansson-dev libpq-dev libcurl4-openssl-dev
   libjwt-dev libssl-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
   libcriterion-dev
   postgresql
   openjdk-17-jre-headless maven

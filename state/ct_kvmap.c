@@ -146,7 +146,8 @@ size_t ct_kvmap_count(const ct_kvmap *m) { return m->count; }
 size_t ct_kvmap_bytes(const ct_kvmap *m) { return m->bytes; }
 size_t ct_kvmap_capacity(const ct_kvmap *m) { return m->cap; }
 
-bool ct_kvmap_at(const ct_kvmap *m, size_t i, const uint8_t **k, size_t *kn, const uint8_t **v, size_t *vn, bool *tomb) {
+bool ct_kvmap_at(const ct_kvmap *m, size_t i, const uint8_t **k, size_t *kn, const uint8_t **v, size_t *vn,
+                 bool *tomb) {
     const entry *e = m->slots[i].e;
     if (!e) return false;
     *k = e->data;

@@ -47,10 +47,10 @@ struct ct_store {
     ct_kvmap *pending;           /* the batch, readable: value or tombstone per key */
     ct_kvmap *cache;             /* committed values and known-absent keys */
     view views[VIEWS_MAX];       /* their iterators are created lazily, dropped at commit */
-    int64_t batch_max_offset; /* highest offset marked in this batch, -1 none */
-    int64_t batch_max_logged; /* latest log time marked in this batch, 0 none */
-    int64_t id_window;        /* applied-id retention: offsets ... */
-    int64_t id_keep_ms;       /* ... and log time (0: forever, -1: offsets only) */
+    int64_t batch_max_offset;    /* highest offset marked in this batch, -1 none */
+    int64_t batch_max_logged;    /* latest log time marked in this batch, 0 none */
+    int64_t id_window;           /* applied-id retention: offsets ... */
+    int64_t id_keep_ms;          /* ... and log time (0: forever, -1: offsets only) */
     struct sorted_entry *sorted; /* commit's scratch: the pending entries by key */
     size_t sorted_cap;
 };
@@ -270,8 +270,10 @@ static size_t view_lower_bound(const view *v, const uint8_t *k, size_t kn) {
     size_t lo = 0, hi = v->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (key_cmp(v->keys[mid] + 4, vkey_len(v->keys[mid]), k, kn) < 0) lo = mid + 1;
-        else hi = mid;
+        if (key_cmp(v->keys[mid] + 4, vkey_len(v->keys[mid]), k, kn) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -388,8 +390,10 @@ static int port_seek(void *ud, const uint8_t *prefix, size_t prefix_len, const u
         const uint8_t *dk = NULL, *dv = NULL;
         if (rocksdb_iter_valid(it)) {
             dk = (const uint8_t *)rocksdb_iter_key(it, &dkl);
-            if (dkl < prefix_len || memcmp(dk, prefix, prefix_len) != 0) dk = NULL;
-            else dv = (const uint8_t *)rocksdb_iter_value(it, &dvl);
+            if (dkl < prefix_len || memcmp(dk, prefix, prefix_len) != 0)
+                dk = NULL;
+            else
+                dv = (const uint8_t *)rocksdb_iter_value(it, &dvl);
         }
         const uint8_t *pk = vi < pv->n ? pv->keys[vi] + 4 : NULL;
         size_t pkl = pk ? vkey_len(pv->keys[vi]) : 0;
@@ -417,7 +421,6 @@ static int port_seek(void *ud, const uint8_t *prefix, size_t prefix_len, const u
     if (rocks_failed(rerr, "seek", err)) rc = -1;
     return rc;
 }
-
 
 ct_kv_port ct_store_port(ct_store *st) {
     ct_kv_port p = {.ud = st, .get = port_get, .seek = port_seek};
@@ -483,8 +486,7 @@ int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err) {
 #define IO_TIMED 0x01
 #define IO_TIMED_LEN 9
 
-int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms,
-                                ct_error *err) {
+int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms, ct_error *err) {
     uint8_t key[ID_PREFIX_LEN + CT_STORE_RECORD_ID_MAX], off[8], io[IO_PREFIX_LEN + 8];
     uint8_t ioval[IO_TIMED_LEN + CT_STORE_RECORD_ID_MAX];
     size_t key_len, id_len = strlen(record_id);
@@ -590,8 +592,10 @@ int ct_store_batch_commit(ct_store *st, ct_error *err) {
     qsort(st->sorted, m, sizeof *st->sorted, sorted_entry_cmp);
     for (size_t i = 0; i < m; i++) {
         const sorted_entry *e = &st->sorted[i];
-        if (e->tomb) rocksdb_writebatch_delete(st->batch, (const char *)e->k, e->kn);
-        else rocksdb_writebatch_put(st->batch, (const char *)e->k, e->kn, (const char *)e->v, e->vn);
+        if (e->tomb)
+            rocksdb_writebatch_delete(st->batch, (const char *)e->k, e->kn);
+        else
+            rocksdb_writebatch_put(st->batch, (const char *)e->k, e->kn, (const char *)e->v, e->vn);
     }
     rocksdb_write(st->db, st->wopts, st->batch, &rerr);
     drop_iterator(st); /* it would not see what was just written */

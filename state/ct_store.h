@@ -80,8 +80,7 @@ void ct_store_batch_begin(ct_store *st);
 int ct_store_batch_add(ct_store *st, const ct_effects *fx, ct_error *err);
 /* Records that record_id at offset, logged by the brokers at logged_ms
  * (<= 0: unknown), is applied (in the pending batch). */
-int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms,
-                                ct_error *err);
+int ct_store_batch_mark_applied(ct_store *st, const char *record_id, int64_t offset, int64_t logged_ms, ct_error *err);
 /* Advances the applied offset alone (a record dead-lettered or skipped as
  * a duplicate: consumed, but nothing to remember by id). */
 int ct_store_batch_set_offset(ct_store *st, int64_t offset, ct_error *err);
