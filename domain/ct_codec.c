@@ -9,81 +9,8 @@
 
 /* ---- decoding -------------------------------------------------------- */
 
-typedef enum fkind { F_ID, F_I64, F_U32, F_BOOL, F_REASON, F_TITLE, F_SCHEDULES } fkind;
-
-typedef struct field {
-    const char *name;
-    fkind kind;
-    size_t off; /* within the ct_cmd */
-    bool required;
-    int64_t lo, hi, dflt; /* integers: range and default when optional */
-} field;
-
-#define U(m) offsetof(ct_cmd, u.m)
-#define ID_(n, m) \
-    { n, F_ID, U(m), true, 0, 0, 0 }
-#define INT_(n, m, lo, hi) \
-    { n, F_I64, U(m), true, lo, hi, 0 }
-#define END_ \
-    { NULL, F_ID, 0, false, 0, 0, 0 }
-
-static const field f_create_concert[] = {
-    ID_("concert_id", create_concert.concert_id),
-    {"title", F_TITLE, U(create_concert.title), true, 0, 0, 0},
-    {"schedules", F_SCHEDULES, U(create_concert.schedules), true, 0, 0, 0},
-    {"max_active", F_U32, U(create_concert.max_active), false, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX,
-     CT_MAX_ACTIVE_DEFAULT},
-    {"active_ttl_ms", F_I64, U(create_concert.active_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX,
-     CT_ACTIVE_TTL_MS_DEFAULT},
-    {"hold_ttl_ms", F_I64, U(create_concert.hold_ttl_ms), false, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_HOLD_TTL_MS_DEFAULT},
-    END_};
-static const field f_issue_token[] = {ID_("token", issue_token.token), ID_("user_id", issue_token.user_id),
-                                      ID_("concert_id", issue_token.concert_id), END_};
-static const field f_hold_seat[] = {ID_("reservation_id", hold_seat.reservation_id),
-                                    ID_("token", hold_seat.token),
-                                    ID_("user_id", hold_seat.user_id),
-                                    ID_("concert_id", hold_seat.concert_id),
-                                    ID_("schedule_id", hold_seat.schedule_id),
-                                    {"seat_no", F_U32, U(hold_seat.seat_no), true, 1, CT_SEATS_PER_SCHEDULE_MAX, 0},
-                                    END_};
-static const field f_request_payment[] = {
-    ID_("payment_id", request_payment.payment_id), ID_("reservation_id", request_payment.reservation_id),
-    ID_("token", request_payment.token),           ID_("user_id", request_payment.user_id),
-    ID_("concert_id", request_payment.concert_id), END_};
-static const field f_payment_settled[] = {ID_("payment_id", payment_settled.payment_id),
-                                          ID_("reservation_id", payment_settled.reservation_id),
-                                          ID_("user_id", payment_settled.user_id),
-                                          INT_("amount", payment_settled.amount_won, 0, CT_PRICE_WON_MAX),
-                                          {"ok", F_BOOL, U(payment_settled.ok), true, 0, 0, 0},
-                                          {"reason", F_REASON, U(payment_settled.reason), false, 0, 0, 0},
-                                          END_};
-static const field f_tick[] = {END_};
-static const field f_charge_balance[] = {
-    ID_("user_id", charge_balance.user_id),
-    INT_("amount", charge_balance.amount_won, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX), END_};
-static const field f_debit_requested[] = {ID_("payment_id", debit_requested.payment_id),
-                                          ID_("reservation_id", debit_requested.reservation_id),
-                                          ID_("user_id", debit_requested.user_id),
-                                          ID_("concert_id", debit_requested.concert_id),
-                                          INT_("amount", debit_requested.amount_won, 0, CT_PRICE_WON_MAX),
-                                          END_};
-static const field f_refund_requested[] = {ID_("payment_id", refund_requested.payment_id),
-                                           ID_("user_id", refund_requested.user_id),
-                                           INT_("amount", refund_requested.amount_won, 0, CT_PRICE_WON_MAX),
-                                           {"reason", F_REASON, U(refund_requested.reason), true, 0, 0, 0},
-                                           END_};
-
-static const field *const fields_of[CT_CMD_TYPE_COUNT_] = {
-    [CT_CMD_CREATE_CONCERT] = f_create_concert,
-    [CT_CMD_ISSUE_TOKEN] = f_issue_token,
-    [CT_CMD_HOLD_SEAT] = f_hold_seat,
-    [CT_CMD_REQUEST_PAYMENT] = f_request_payment,
-    [CT_CMD_PAYMENT_SETTLED] = f_payment_settled,
-    [CT_CMD_TICK] = f_tick,
-    [CT_CMD_CHARGE_BALANCE] = f_charge_balance,
-    [CT_CMD_DEBIT_REQUESTED] = f_debit_requested,
-    [CT_CMD_REFUND_REQUESTED] = f_refund_requested,
-};
+/* The fields of each command type: the catalogue's (ct_catalog.h). */
+typedef ct_field field;
 
 #define BAD(...)                                    \
     do {                                            \
@@ -99,7 +26,7 @@ static const char *const envelope_fields[] = {"id", "type", "v", "ts", "command_
 /* Stores an integer field's value, range-checked by the caller. */
 static void store_int(const field *f, ct_cmd *c, int64_t x) {
     char *p = (char *)c + f->off;
-    if (f->kind == F_I64) {
+    if (f->kind == CT_FIELD_I64) {
         memcpy(p, &x, sizeof x);
     } else {
         uint32_t u = (uint32_t)x;
@@ -110,7 +37,7 @@ static void store_int(const field *f, ct_cmd *c, int64_t x) {
 /* An absent optional field: integers take their default, a reason stays
  * NONE. */
 static void store_default(const field *f, ct_cmd *c) {
-    if (f->kind == F_I64 || f->kind == F_U32) store_int(f, c, f->dflt);
+    if (f->kind == CT_FIELD_I64 || f->kind == CT_FIELD_U32) store_int(f, c, f->dflt);
 }
 
 static int get_id(json_t *j, const char *where, ct_id *id, bool empty_ok, ct_error *err) {
@@ -175,26 +102,26 @@ static int decode_field(const field *f, json_t *j, ct_cmd *c, ct_error *err) {
     snprintf(where, sizeof where, "data.%s", f->name);
     int64_t x;
     switch (f->kind) {
-    case F_ID: return get_id(j, where, (ct_id *)(void *)p, false, err);
-    case F_I64:
-    case F_U32:
+    case CT_FIELD_ID: return get_id(j, where, (ct_id *)(void *)p, false, err);
+    case CT_FIELD_I64:
+    case CT_FIELD_U32:
         if (get_int(j, where, f->lo, f->hi, &x, err)) return -1;
         store_int(f, c, x);
         return 0;
-    case F_BOOL: {
+    case CT_FIELD_BOOL: {
         if (!json_is_boolean(j)) BAD("field %s: expected true or false", where);
         bool b = json_is_true(j);
         memcpy(p, &b, sizeof b);
         return 0;
     }
-    case F_REASON: {
+    case CT_FIELD_REASON: {
         if (!json_is_string(j)) BAD("field %s: expected a reason code string", where);
         ct_reason r = ct_reason_from_name(json_string_value(j));
         if (r == CT_REASON_NONE) BAD("field %s: unknown reason code '%.64s'", where, json_string_value(j));
         memcpy(p, &r, sizeof r);
         return 0;
     }
-    case F_TITLE: {
+    case CT_FIELD_TITLE: {
         if (!json_is_string(j)) BAD("field %s: expected a string", where);
         size_t n = json_string_length(j);
         const char *s = json_string_value(j);
@@ -205,13 +132,13 @@ static int decode_field(const field *f, json_t *j, ct_cmd *c, ct_error *err) {
         c->u.create_concert.title_len = (uint16_t)n;
         return 0;
     }
-    case F_SCHEDULES: return decode_schedules(j, c, err);
+    case CT_FIELD_SCHEDULES: return decode_schedules(j, c, err);
     }
     BAD("field %s: bad field kind", where);
 }
 
 static int decode_data(json_t *data, ct_cmd *c, ct_error *err) {
-    const field *fs = fields_of[c->type];
+    const field *fs = ct_cmd_fields(c->type);
     const char *k;
     json_t *v;
     json_object_foreach(data, k, v) {
@@ -411,19 +338,19 @@ static bool fast_field(const field *f, const tok *t, ct_cmd *c) {
     char *p = (char *)c + f->off;
     int64_t x;
     switch (f->kind) {
-    case F_ID: return fast_id(t, (ct_id *)(void *)p, false);
-    case F_I64:
-    case F_U32:
+    case CT_FIELD_ID: return fast_id(t, (ct_id *)(void *)p, false);
+    case CT_FIELD_I64:
+    case CT_FIELD_U32:
         if (!fast_int(t, f->lo, f->hi, &x)) return false;
         store_int(f, c, x);
         return true;
-    case F_BOOL: {
+    case CT_FIELD_BOOL: {
         if (t->kind != TOK_TRUE && t->kind != TOK_FALSE) return false;
         bool b = t->kind == TOK_TRUE;
         memcpy(p, &b, sizeof b);
         return true;
     }
-    case F_REASON: {
+    case CT_FIELD_REASON: {
         char name[64];
         if (t->kind != TOK_STR || t->n >= sizeof name) return false;
         memcpy(name, t->s, t->n);
@@ -480,7 +407,7 @@ int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
         !fast_id(&e[4], &c->command_id, tick) || !fast_id(&e[5], &c->key, tick))
         return 0;
 
-    const field *fs = fields_of[c->type];
+    const field *fs = ct_cmd_fields(c->type);
     for (size_t i = 0; i < data_n; i++) {
         const field *f = fs;
         while (f->name && !key_is(&data[i], f->name)) f++;
@@ -491,7 +418,7 @@ int ct_codec_decode_fast(const char *buf, size_t len, ct_cmd *c) {
         for (size_t i = 0; i < data_n && !t; i++)
             if (key_is(&data[i], f->name)) t = &data[i];
         if (!t) {
-            if (f->required || f->kind == F_TITLE || f->kind == F_SCHEDULES) return 0;
+            if (f->required || f->kind == CT_FIELD_TITLE || f->kind == CT_FIELD_SCHEDULES) return 0;
             store_default(f, c);
             continue;
         }
@@ -646,35 +573,24 @@ size_t ct_codec_output_id(const char *input_id, uint32_t index, char *buf) {
     return w.n;
 }
 
-/* The ids of a rejected command, by its type (as in its own data). */
+/* The rejected command's fields a CommandRejected repeats, as in its own
+ * data (ct_out_rejected_slot). */
 static void rejected_fields(jw *w, const ct_out *o) {
-    switch (o->rejected_type) {
-    case CT_CMD_CREATE_CONCERT: f_id(w, "concert_id", &o->concert_id); break;
-    case CT_CMD_ISSUE_TOKEN:
-        f_id(w, "token", &o->token);
-        f_id(w, "user_id", &o->user_id);
-        f_id(w, "concert_id", &o->concert_id);
-        break;
-    case CT_CMD_HOLD_SEAT:
-        f_id(w, "reservation_id", &o->reservation_id);
-        f_id(w, "token", &o->token);
-        f_id(w, "user_id", &o->user_id);
-        f_id(w, "concert_id", &o->concert_id);
-        f_id(w, "schedule_id", &o->schedule_id);
-        f_int(w, "seat_no", o->seat_no);
-        break;
-    case CT_CMD_REQUEST_PAYMENT:
-        f_id(w, "payment_id", &o->payment_id);
-        f_id(w, "reservation_id", &o->reservation_id);
-        f_id(w, "token", &o->token);
-        f_id(w, "user_id", &o->user_id);
-        f_id(w, "concert_id", &o->concert_id);
-        break;
-    case CT_CMD_CHARGE_BALANCE:
-        f_id(w, "user_id", &o->user_id);
-        f_int(w, "amount", o->amount_won);
-        break;
-    default: break;
+    for (const ct_field *f = ct_cmd_fields(o->rejected_type); f->name; f++) {
+        ptrdiff_t slot = ct_out_rejected_slot(f);
+        if (slot < 0) continue;
+        const char *p = (const char *)o + slot;
+        if (f->kind == CT_FIELD_ID) {
+            f_id(w, f->name, (const ct_id *)(const void *)p);
+        } else if (f->kind == CT_FIELD_U32) {
+            uint32_t v;
+            memcpy(&v, p, sizeof v);
+            f_int(w, f->name, v);
+        } else {
+            int64_t v;
+            memcpy(&v, p, sizeof v);
+            f_int(w, f->name, v);
+        }
     }
 }
 
@@ -805,7 +721,8 @@ static int data(jw *w, const ct_out *o) {
         f_int(w, "amount", o->amount_won);
         f_reason(w, "reason", o->reason);
         break;
-    default: return -1;
+    case CT_OUT_NONE:
+    case CT_OUT_TYPE_COUNT_: return -1;
     }
     /* Events say whether they end their command; commands to the other
      * role never do and keep exactly their command's fields. */

@@ -157,12 +157,13 @@ static int store_i64(ctx *c, const uint8_t *k, size_t kn, int64_t x) {
 
 /* ---- outputs ---------------------------------------------------------- */
 
-static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, const ct_id *command_id, bool terminal) {
+/* An output; whether it is its command's outcome is the catalogue's word. */
+static ct_out *emit(ctx *c, ct_out_type t, ct_topic topic, const ct_id *key, const ct_id *command_id) {
     ct_out *o = ct_fx_out(c->fx, c->err);
     if (!o) return NULL;
     o->type = t;
     o->topic = topic;
-    o->terminal = terminal;
+    o->terminal = ct_out_type_outcome(t) != CT_OUTCOME_NONE;
     o->ts_ms = c->now_ms;
     o->key = *key;
     o->command_id = *command_id;
@@ -174,37 +175,19 @@ static int reject(ctx *c, ct_reason reason) {
     const ct_cmd *m = c->cmd;
     ct_topic topic =
         ct_cmd_type_role(m->type) == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS : CT_TOPIC_ID_CONCERT_EVENTS;
-    ct_out *o = emit(c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id, true);
+    ct_out *o = emit(c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id);
     if (!o) return -1;
     o->rejected_type = m->type;
     o->reason = reason;
-    switch (m->type) {
-    case CT_CMD_CREATE_CONCERT: o->concert_id = m->u.create_concert.concert_id; break;
-    case CT_CMD_ISSUE_TOKEN:
-        o->token = m->u.issue_token.token;
-        o->user_id = m->u.issue_token.user_id;
-        o->concert_id = m->u.issue_token.concert_id;
-        break;
-    case CT_CMD_HOLD_SEAT:
-        o->reservation_id = m->u.hold_seat.reservation_id;
-        o->token = m->u.hold_seat.token;
-        o->user_id = m->u.hold_seat.user_id;
-        o->concert_id = m->u.hold_seat.concert_id;
-        o->schedule_id = m->u.hold_seat.schedule_id;
-        o->seat_no = m->u.hold_seat.seat_no;
-        break;
-    case CT_CMD_REQUEST_PAYMENT:
-        o->payment_id = m->u.request_payment.payment_id;
-        o->reservation_id = m->u.request_payment.reservation_id;
-        o->token = m->u.request_payment.token;
-        o->user_id = m->u.request_payment.user_id;
-        o->concert_id = m->u.request_payment.concert_id;
-        break;
-    case CT_CMD_CHARGE_BALANCE:
-        o->user_id = m->u.charge_balance.user_id;
-        o->amount_won = m->u.charge_balance.amount_won;
-        break;
-    default: break; /* the other types are never rejected with CommandRejected */
+    /* The command's fields a CommandRejected repeats (its ids, a seat, an
+     * amount), found through the catalogue. */
+    for (const ct_field *f = ct_cmd_fields(m->type); f->name; f++) {
+        ptrdiff_t slot = ct_out_rejected_slot(f);
+        if (slot < 0) continue;
+        size_t n = f->kind == CT_FIELD_ID    ? sizeof(ct_id)
+                   : f->kind == CT_FIELD_U32 ? sizeof(uint32_t)
+                                             : sizeof(int64_t);
+        memcpy((char *)o + slot, (const char *)m + f->off, n);
     }
     return 0;
 }
@@ -256,7 +239,7 @@ static int admit(ctx *c, const ct_id *concert_id, const ct_st_concert *cc, ct_st
         TRY(put_deadline(c, t.active_until_ms, CT_DEADLINE_TOKEN, &tid));
         q->active_count++;
         q->last_admitted_seq = seq;
-        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_ID_CONCERT_EVENTS, concert_id, &t.command_id, false);
+        ct_out *o = emit(c, CT_OUT_TOKEN_ACTIVATED, CT_TOPIC_ID_CONCERT_EVENTS, concert_id, &t.command_id);
         if (!o) return -1;
         o->token = tid;
         o->user_id = t.user_id;
@@ -294,7 +277,7 @@ static int end_active_token(ctx *c, const ct_id *tid, ct_st_token *t, ct_token_s
     t->ended_at_ms = c->now_ms;
     TRY(store_token(c, tk, tkn, t));
     q.active_count--;
-    ct_out *o = emit(c, ev, CT_TOPIC_ID_CONCERT_EVENTS, &t->concert_id, &t->command_id, false);
+    ct_out *o = emit(c, ev, CT_TOPIC_ID_CONCERT_EVENTS, &t->concert_id, &t->command_id);
     if (!o) return -1;
     o->token = *tid;
     o->user_id = t->user_id;
@@ -359,7 +342,7 @@ static int expire_hold(ctx *c, const ct_id *rid, int64_t at) {
     TRY(r = st_get(c, hk, hkn, hv, &hvn));
     if (r == 1 && ct_val_u8_decode(hv, hvn, &expired) != 0) return corrupt(c, "expired holds", hk, hkn);
     if (expired < UINT8_MAX) TRY(st_put(c, hk, hkn, hv, ct_val_u8_encode(hv, (uint8_t)(expired + 1))));
-    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &res.command_id, false);
+    ct_out *o = emit(c, CT_OUT_SEAT_HOLD_EXPIRED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &res.command_id);
     if (!o) return -1;
     o->reservation_id = *rid;
     o->concert_id = res.concert_id;
@@ -431,7 +414,7 @@ static int create_concert(ctx *c) {
         ct_st_schedule ss = {.starts_at_ms = s->starts_at_ms, .seats = s->seats, .price_won = s->price_won};
         kn = ct_key_schedule(k, &x->concert_id, &s->schedule_id);
         TRY(store_schedule(c, k, kn, &ss));
-        ct_out *o = emit(c, CT_OUT_SCHEDULE_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
+        ct_out *o = emit(c, CT_OUT_SCHEDULE_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id);
         if (!o) return -1;
         o->concert_id = x->concert_id;
         o->schedule_id = s->schedule_id;
@@ -439,7 +422,7 @@ static int create_concert(ctx *c) {
         o->seats = s->seats;
         o->amount_won = s->price_won;
     }
-    ct_out *o = emit(c, CT_OUT_CONCERT_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, true);
+    ct_out *o = emit(c, CT_OUT_CONCERT_CREATED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id);
     if (!o) return -1;
     o->concert_id = x->concert_id;
     o->title_len = x->title_len;
@@ -480,8 +463,7 @@ static int issue_token(ctx *c) {
         TRY(r = load_token(c, lk, lkn, &lt));
         if (r == 0) return corrupt(c, "missing token", lk, lkn);
         if (lt.status == CT_TOKEN_WAITING || lt.status == CT_TOKEN_ACTIVE) {
-            ct_out *o =
-                emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
+            ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id);
             if (!o) return -1;
             o->token = live;
             o->user_id = x->user_id;
@@ -517,7 +499,7 @@ static int issue_token(ctx *c) {
     TRY(store_token(c, tk, tkn, &t));
     kn = ct_key_queue(k, &x->concert_id);
     TRY(store_queue(c, k, kn, &q));
-    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_TOKEN_ISSUED, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id);
     if (!o) return -1;
     o->token = x->token;
     o->user_id = x->user_id;
@@ -585,7 +567,7 @@ static int hold_seat(ctx *c) {
                              .command_id = c->cmd->command_id};
     TRY(store_reservation(c, rk, rkn, &res));
     TRY(put_deadline(c, res.hold_until_ms, CT_DEADLINE_HOLD, &x->reservation_id));
-    ct_out *o = emit(c, CT_OUT_SEAT_HELD, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_SEAT_HELD, CT_TOPIC_ID_CONCERT_EVENTS, &c->cmd->key, &c->cmd->command_id);
     if (!o) return -1;
     o->reservation_id = x->reservation_id;
     o->concert_id = x->concert_id;
@@ -637,14 +619,14 @@ static int request_payment(ctx *c) {
                        .command_id = c->cmd->command_id};
     TRY(store_payment(c, pk, pkn, &p));
     const ct_cmd *m = c->cmd;
-    ct_out *o = emit(c, CT_OUT_PAYMENT_REQUESTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
+    ct_out *o = emit(c, CT_OUT_PAYMENT_REQUESTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
     o->user_id = x->user_id;
     o->concert_id = x->concert_id;
     o->amount_won = res.price_won;
-    o = emit(c, CT_OUT_DEBIT_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
+    o = emit(c, CT_OUT_DEBIT_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -660,7 +642,7 @@ static int request_payment(ctx *c) {
 static int settlement_not_honoured(ctx *c, ct_reason reason) {
     const ct_payment_settled *x = &c->cmd->u.payment_settled;
     const ct_cmd *m = c->cmd;
-    ct_out *o = emit(c, CT_OUT_SETTLEMENT_REJECTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id, false);
+    ct_out *o = emit(c, CT_OUT_SETTLEMENT_REJECTED, CT_TOPIC_ID_CONCERT_EVENTS, &m->key, &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -669,7 +651,7 @@ static int settlement_not_honoured(ctx *c, ct_reason reason) {
     o->ok = x->ok;
     o->reason = reason;
     if (!x->ok || reason == CT_REASON_DUPLICATE) return 0;
-    o = emit(c, CT_OUT_REFUND_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id, false);
+    o = emit(c, CT_OUT_REFUND_REQUESTED, CT_TOPIC_ID_WALLET_COMMANDS, &x->user_id, &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->user_id = x->user_id;
@@ -708,7 +690,7 @@ static int payment_settled(ctx *c) {
         TRY(store_seat(c, ek, ekn, &seat));
         p.status = CT_PAY_SUCCEEDED;
         TRY(store_payment(c, pk, pkn, &p));
-        o = emit(c, CT_OUT_SEAT_SOLD, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, false);
+        o = emit(c, CT_OUT_SEAT_SOLD, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id);
         if (!o) return -1;
         o->reservation_id = p.reservation_id;
         o->payment_id = x->payment_id;
@@ -717,7 +699,7 @@ static int payment_settled(ctx *c) {
         o->seat_no = res.seat_no;
         o->user_id = res.user_id;
         o->amount_won = p.amount_won;
-        o = emit(c, CT_OUT_RESERVATION_CONFIRMED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
+        o = emit(c, CT_OUT_RESERVATION_CONFIRMED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id);
         if (!o) return -1;
         o->reservation_id = p.reservation_id;
         o->payment_id = x->payment_id;
@@ -738,7 +720,7 @@ static int payment_settled(ctx *c) {
         if (t.status == CT_TOKEN_EXPIRED) { /* paid after its window: DONE, no slot to free */
             t.status = CT_TOKEN_DONE;
             TRY(store_token(c, tk, tkn, &t));
-            o = emit(c, CT_OUT_TOKEN_DONE, CT_TOPIC_ID_CONCERT_EVENTS, &t.concert_id, &t.command_id, false);
+            o = emit(c, CT_OUT_TOKEN_DONE, CT_TOPIC_ID_CONCERT_EVENTS, &t.concert_id, &t.command_id);
             if (!o) return -1;
             o->token = res.token;
             o->user_id = t.user_id;
@@ -757,7 +739,7 @@ static int payment_settled(ctx *c) {
     p.status = CT_PAY_FAILED;
     TRY(store_payment(c, pk, pkn, &p));
     TRY(put_deadline(c, res.hold_until_ms, CT_DEADLINE_HOLD, &p.reservation_id));
-    o = emit(c, CT_OUT_PAYMENT_FAILED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id, true);
+    o = emit(c, CT_OUT_PAYMENT_FAILED, CT_TOPIC_ID_CONCERT_EVENTS, &res.concert_id, &p.command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = p.reservation_id;
@@ -811,8 +793,16 @@ int ct_concert_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, 
     case CT_CMD_HOLD_SEAT: TRY(hold_seat(&c)); break;
     case CT_CMD_REQUEST_PAYMENT: TRY(request_payment(&c)); break;
     case CT_CMD_PAYMENT_SETTLED: TRY(payment_settled(&c)); break;
-    case CT_CMD_TICK: break; /* time only */
-    default: break;          /* excluded by begin() */
+    case CT_CMD_TICK:
+        break; /* time only */
+    /* Every other type is the wallet's, excluded by begin(); listed so
+     * that a new type in the catalogue is a compile error here until it
+     * says which role handles it. */
+    case CT_CMD_CHARGE_BALANCE:
+    case CT_CMD_DEBIT_REQUESTED:
+    case CT_CMD_REFUND_REQUESTED:
+    case CT_CMD_NONE:
+    case CT_CMD_TYPE_COUNT_: break;
     }
     if (c.readvance) TRY(advance(&c, now));
     TRY(store_clock(&c, clock, now));
@@ -840,7 +830,7 @@ static int charge_balance(ctx *c) {
     if (bal > CT_BALANCE_WON_MAX - x->amount_won) return reject(c, CT_REASON_BALANCE_LIMIT);
     bal += x->amount_won;
     TRY(store_i64(c, k, kn, bal));
-    ct_out *o = emit(c, CT_OUT_BALANCE_CHARGED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &c->cmd->command_id, true);
+    ct_out *o = emit(c, CT_OUT_BALANCE_CHARGED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &c->cmd->command_id);
     if (!o) return -1;
     o->user_id = x->user_id;
     o->amount_won = x->amount_won;
@@ -859,7 +849,7 @@ static int debit_requested(ctx *c) {
     TRY(r = st_get(c, xk, xkn, v, &vn));
     ct_out *o;
     if (r == 1) { /* decided already; a second settlement would refund money never taken twice */
-        o = emit(c, CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &m->command_id, false);
+        o = emit(c, CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &m->command_id);
         if (!o) return -1;
         o->payment_id = x->payment_id;
         o->reservation_id = x->reservation_id;
@@ -878,7 +868,7 @@ static int debit_requested(ctx *c) {
     ct_st_debit d = {.ok = ok, .amount_won = x->amount_won, .user_id = x->user_id};
     TRY(store_debit(c, xk, xkn, &d));
     o = emit(c, ok ? CT_OUT_BALANCE_DEBITED : CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id,
-             &m->command_id, false);
+             &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -887,7 +877,7 @@ static int debit_requested(ctx *c) {
     o->amount_won = x->amount_won;
     o->balance_won = bal;
     o->reason = ok ? CT_REASON_NONE : CT_REASON_INSUFFICIENT_BALANCE;
-    o = emit(c, CT_OUT_PAYMENT_SETTLED, CT_TOPIC_ID_CONCERT_COMMANDS, &x->concert_id, &m->command_id, false);
+    o = emit(c, CT_OUT_PAYMENT_SETTLED, CT_TOPIC_ID_CONCERT_COMMANDS, &x->concert_id, &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->reservation_id = x->reservation_id;
@@ -928,7 +918,7 @@ static int refund_requested(ctx *c) {
         TRY(store_i64(c, fk, fkn, x->amount_won));
     }
     ct_out *o = emit(c, why ? CT_OUT_REFUND_REJECTED : CT_OUT_BALANCE_REFUNDED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id,
-                     &m->command_id, false);
+                     &m->command_id);
     if (!o) return -1;
     o->payment_id = x->payment_id;
     o->user_id = x->user_id;
@@ -949,7 +939,15 @@ int ct_wallet_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, c
     case CT_CMD_CHARGE_BALANCE: TRY(charge_balance(&c)); break;
     case CT_CMD_DEBIT_REQUESTED: TRY(debit_requested(&c)); break;
     case CT_CMD_REFUND_REQUESTED: TRY(refund_requested(&c)); break;
-    default: break; /* excluded by begin() */
+    /* The concert's, excluded by begin() (see ct_concert_apply). */
+    case CT_CMD_CREATE_CONCERT:
+    case CT_CMD_ISSUE_TOKEN:
+    case CT_CMD_HOLD_SEAT:
+    case CT_CMD_REQUEST_PAYMENT:
+    case CT_CMD_PAYMENT_SETTLED:
+    case CT_CMD_TICK:
+    case CT_CMD_NONE:
+    case CT_CMD_TYPE_COUNT_: break;
     }
     TRY(store_clock(&c, clock, now));
     fx->clock_ms = now;
@@ -958,23 +956,10 @@ int ct_wallet_apply(const ct_kv_port *port, const ct_cmd *cmd, ct_effects *fx, c
 
 int ct_domain_reject_poison(ct_role role, const ct_cmd *envelope, ct_effects *fx, ct_error *err) {
     const ct_cmd *m = envelope;
-    bool client = false;
-    switch (m->type) {
-    case CT_CMD_CREATE_CONCERT:
-    case CT_CMD_ISSUE_TOKEN:
-    case CT_CMD_HOLD_SEAT:
-    case CT_CMD_REQUEST_PAYMENT:
-    case CT_CMD_CHARGE_BALANCE: client = true; break;
     /* A record one processor sent the other: a poisoned one is a bug the
      * dead-letter topic shows an operator, and there is no client waiting
      * on a command of its own type. */
-    case CT_CMD_NONE:
-    case CT_CMD_PAYMENT_SETTLED:
-    case CT_CMD_TICK:
-    case CT_CMD_DEBIT_REQUESTED:
-    case CT_CMD_REFUND_REQUESTED:
-    case CT_CMD_TYPE_COUNT_: break;
-    }
+    bool client = ct_cmd_type_from(m->type) == CT_FROM_CLIENT;
     if (role != CT_ROLE_CONCERT && role != CT_ROLE_WALLET) {
         CT_ERR(err, CT_ERR_FATAL, "unknown processor role %d", (int)role);
         return -1;
@@ -986,7 +971,7 @@ int ct_domain_reject_poison(ct_role role, const ct_cmd *envelope, ct_effects *fx
     ct_fx_reset(fx, m->id);
     ctx c = {.fx = fx, .err = err, .cmd = m, .now_ms = m->ts_ms};
     ct_topic topic = role == CT_ROLE_WALLET ? CT_TOPIC_ID_WALLET_EVENTS : CT_TOPIC_ID_CONCERT_EVENTS;
-    ct_out *o = emit(&c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id, true);
+    ct_out *o = emit(&c, CT_OUT_COMMAND_REJECTED, topic, &m->key, &m->command_id);
     if (!o) return -1;
     o->rejected_type = m->type;
     o->reason = CT_REASON_POISON;

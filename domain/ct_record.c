@@ -42,44 +42,6 @@ int ct_id_set(ct_id *id, const char *s) { return ct_id_setn(id, s, strlen(s)); }
 
 bool ct_id_eq(const ct_id *a, const ct_id *b) { return a->len == b->len && memcmp(a->s, b->s, a->len) == 0; }
 
-static const char *const cmd_names[CT_CMD_TYPE_COUNT_] = {
-    [CT_CMD_CREATE_CONCERT] = "CreateConcert",
-    [CT_CMD_ISSUE_TOKEN] = "IssueToken",
-    [CT_CMD_HOLD_SEAT] = "HoldSeat",
-    [CT_CMD_REQUEST_PAYMENT] = "RequestPayment",
-    [CT_CMD_PAYMENT_SETTLED] = "PaymentSettled",
-    [CT_CMD_TICK] = "Tick",
-    [CT_CMD_CHARGE_BALANCE] = "ChargeBalance",
-    [CT_CMD_DEBIT_REQUESTED] = "DebitRequested",
-    [CT_CMD_REFUND_REQUESTED] = "RefundRequested",
-};
-
-const char *ct_cmd_type_name(ct_cmd_type t) {
-    if ((int)t <= 0 || t >= CT_CMD_TYPE_COUNT_) return NULL;
-    return cmd_names[t];
-}
-
-ct_cmd_type ct_cmd_type_from_name(const char *s) {
-    for (int t = 1; t < CT_CMD_TYPE_COUNT_; t++)
-        if (strcmp(cmd_names[t], s) == 0) return (ct_cmd_type)t;
-    return CT_CMD_NONE;
-}
-
-ct_role ct_cmd_type_role(ct_cmd_type t) {
-    switch (t) {
-    case CT_CMD_CREATE_CONCERT:
-    case CT_CMD_ISSUE_TOKEN:
-    case CT_CMD_HOLD_SEAT:
-    case CT_CMD_REQUEST_PAYMENT:
-    case CT_CMD_PAYMENT_SETTLED:
-    case CT_CMD_TICK: return CT_ROLE_CONCERT;
-    case CT_CMD_CHARGE_BALANCE:
-    case CT_CMD_DEBIT_REQUESTED:
-    case CT_CMD_REFUND_REQUESTED: return CT_ROLE_WALLET;
-    default: return (ct_role)0;
-    }
-}
-
 static const char *const reason_names[CT_REASON_COUNT_] = {
     [CT_REASON_TOKEN_NOT_ACTIVE] = "TOKEN_NOT_ACTIVE",
     [CT_REASON_SEAT_TAKEN] = "SEAT_TAKEN",
@@ -117,36 +79,6 @@ ct_reason ct_reason_from_name(const char *s) {
     for (int r = 1; r < CT_REASON_COUNT_; r++)
         if (strcmp(reason_names[r], s) == 0) return (ct_reason)r;
     return CT_REASON_NONE;
-}
-
-static const char *const out_names[CT_OUT_TYPE_COUNT_] = {
-    [CT_OUT_CONCERT_CREATED] = "ConcertCreated",
-    [CT_OUT_SCHEDULE_CREATED] = "ScheduleCreated",
-    [CT_OUT_TOKEN_ISSUED] = "TokenIssued",
-    [CT_OUT_TOKEN_ACTIVATED] = "TokenActivated",
-    [CT_OUT_TOKEN_EXPIRED] = "TokenExpired",
-    [CT_OUT_TOKEN_DONE] = "TokenDone",
-    [CT_OUT_SEAT_HELD] = "SeatHeld",
-    [CT_OUT_SEAT_HOLD_EXPIRED] = "SeatHoldExpired",
-    [CT_OUT_PAYMENT_REQUESTED] = "PaymentRequested",
-    [CT_OUT_SEAT_SOLD] = "SeatSold",
-    [CT_OUT_RESERVATION_CONFIRMED] = "ReservationConfirmed",
-    [CT_OUT_PAYMENT_FAILED] = "PaymentFailed",
-    [CT_OUT_SETTLEMENT_REJECTED] = "SettlementRejected",
-    [CT_OUT_COMMAND_REJECTED] = "CommandRejected",
-    [CT_OUT_BALANCE_CHARGED] = "BalanceCharged",
-    [CT_OUT_BALANCE_DEBITED] = "BalanceDebited",
-    [CT_OUT_DEBIT_REJECTED] = "DebitRejected",
-    [CT_OUT_BALANCE_REFUNDED] = "BalanceRefunded",
-    [CT_OUT_REFUND_REJECTED] = "RefundRejected",
-    [CT_OUT_DEBIT_REQUESTED] = "DebitRequested",
-    [CT_OUT_PAYMENT_SETTLED] = "PaymentSettled",
-    [CT_OUT_REFUND_REQUESTED] = "RefundRequested",
-};
-
-const char *ct_out_type_name(ct_out_type t) {
-    if ((int)t <= 0 || t >= CT_OUT_TYPE_COUNT_) return NULL;
-    return out_names[t];
 }
 
 const char *ct_topic_name(ct_topic t) {
@@ -194,14 +126,56 @@ static int need_key(const ct_cmd *c, const ct_id *want, const char *field, ct_er
     return 0;
 }
 
-#define ID(f, name)                              \
-    do {                                         \
-        if (need_id(&(f), name, err)) return -1; \
-    } while (0)
-#define RANGE(v, lo, hi, name)                                 \
-    do {                                                       \
-        if (need_range((v), (lo), (hi), name, err)) return -1; \
-    } while (0)
+/* CreateConcert's schedules: each one's fields, and no schedule twice. */
+static int need_schedules(const ct_create_concert *x, ct_error *err) {
+    if (x->schedule_count < 1 || x->schedule_count > CT_SCHEDULES_PER_CONCERT_MAX)
+        BAD("field data.schedules: must hold 1..%d schedules", CT_SCHEDULES_PER_CONCERT_MAX);
+    for (uint32_t i = 0; i < x->schedule_count; i++) {
+        const ct_schedule_spec *s = &x->schedules[i];
+        if (need_id(&s->schedule_id, "schedules[].schedule_id", err) ||
+            need_range(s->starts_at_ms, 0, CT_TS_MS_MAX, "schedules[].starts_at", err) ||
+            need_range(s->seats, 1, CT_SEATS_PER_SCHEDULE_MAX, "schedules[].seats", err) ||
+            need_range(s->price_won, 0, CT_PRICE_WON_MAX, "schedules[].price", err))
+            return -1;
+        for (uint32_t j = 0; j < i; j++)
+            if (ct_id_eq(&x->schedules[j].schedule_id, &s->schedule_id))
+                BAD("field data.schedules: schedule_id '%s' appears twice", s->schedule_id.s);
+    }
+    return 0;
+}
+
+/* One data field of c, by its catalogue row. */
+static int need_field(const ct_cmd *c, const ct_field *f, ct_error *err) {
+    const char *p = (const char *)c + f->off;
+    switch (f->kind) {
+    case CT_FIELD_ID: return need_id((const ct_id *)(const void *)p, f->name, err);
+    case CT_FIELD_I64: {
+        int64_t v;
+        memcpy(&v, p, sizeof v);
+        return need_range(v, f->lo, f->hi, f->name, err);
+    }
+    case CT_FIELD_U32: {
+        uint32_t v;
+        memcpy(&v, p, sizeof v);
+        return need_range(v, f->lo, f->hi, f->name, err);
+    }
+    case CT_FIELD_BOOL: return 0;
+    case CT_FIELD_REASON: {
+        ct_reason r;
+        memcpy(&r, p, sizeof r);
+        if (f->required && !ct_reason_name(r)) BAD("field data.%s: required", f->name);
+        return 0;
+    }
+    case CT_FIELD_TITLE: { /* CreateConcert's only */
+        const ct_create_concert *x = &c->u.create_concert;
+        if (x->title_len == 0 || x->title_len > CT_TITLE_BYTES_MAX || strlen(x->title) != x->title_len)
+            BAD("field data.title: must be 1..%d bytes without NUL", CT_TITLE_BYTES_MAX);
+        return 0;
+    }
+    case CT_FIELD_SCHEDULES: return need_schedules(&c->u.create_concert, err);
+    }
+    BAD("field data.%s: unknown field kind", f->name);
+}
 
 int ct_cmd_validate(const ct_cmd *c, ct_error *err) {
     if (!ct_cmd_type_name(c->type)) BAD("field type: unknown command type");
@@ -221,78 +195,20 @@ int ct_cmd_validate(const ct_cmd *c, ct_error *err) {
         BAD("field command_id: must be 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
     if (!ct_id_valid(c->key.s, c->key.len))
         BAD("field key: must be 1..%d characters of [A-Za-z0-9_-]", CT_ID_BYTES_MAX);
-
-    switch (c->type) {
-    case CT_CMD_CREATE_CONCERT: {
-        const ct_create_concert *x = &c->u.create_concert;
-        ID(x->concert_id, "concert_id");
-        if (need_key(c, &x->concert_id, "concert_id", err)) return -1;
-        if (x->title_len == 0 || x->title_len > CT_TITLE_BYTES_MAX || strlen(x->title) != x->title_len)
-            BAD("field data.title: must be 1..%d bytes without NUL", CT_TITLE_BYTES_MAX);
-        RANGE(x->max_active, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX, "max_active");
-        RANGE(x->active_ttl_ms, CT_TTL_MS_MIN, CT_TTL_MS_MAX, "active_ttl_ms");
-        RANGE(x->hold_ttl_ms, CT_TTL_MS_MIN, CT_TTL_MS_MAX, "hold_ttl_ms");
-        if (x->schedule_count < 1 || x->schedule_count > CT_SCHEDULES_PER_CONCERT_MAX)
-            BAD("field data.schedules: must hold 1..%d schedules", CT_SCHEDULES_PER_CONCERT_MAX);
-        for (uint32_t i = 0; i < x->schedule_count; i++) {
-            const ct_schedule_spec *s = &x->schedules[i];
-            ID(s->schedule_id, "schedules[].schedule_id");
-            RANGE(s->starts_at_ms, 0, CT_TS_MS_MAX, "schedules[].starts_at");
-            RANGE(s->seats, 1, CT_SEATS_PER_SCHEDULE_MAX, "schedules[].seats");
-            RANGE(s->price_won, 0, CT_PRICE_WON_MAX, "schedules[].price");
-            for (uint32_t j = 0; j < i; j++)
-                if (ct_id_eq(&x->schedules[j].schedule_id, &s->schedule_id))
-                    BAD("field data.schedules: schedule_id '%s' appears twice", s->schedule_id.s);
-        }
-        return 0;
+    /* Every data field as its catalogue row says; the key is the field the
+     * catalogue names for it. */
+    const char *key = ct_cmd_type_key_field(c->type);
+    for (const ct_field *f = ct_cmd_fields(c->type); f->name; f++) {
+        if (need_field(c, f, err) != 0) return -1;
+        if (key && strcmp(f->name, key) == 0 &&
+            need_key(c, (const ct_id *)(const void *)((const char *)c + f->off), key, err) != 0)
+            return -1;
     }
-    case CT_CMD_ISSUE_TOKEN:
-        ID(c->u.issue_token.token, "token");
-        ID(c->u.issue_token.user_id, "user_id");
-        ID(c->u.issue_token.concert_id, "concert_id");
-        return need_key(c, &c->u.issue_token.concert_id, "concert_id", err);
-    case CT_CMD_HOLD_SEAT:
-        ID(c->u.hold_seat.reservation_id, "reservation_id");
-        ID(c->u.hold_seat.token, "token");
-        ID(c->u.hold_seat.user_id, "user_id");
-        ID(c->u.hold_seat.concert_id, "concert_id");
-        ID(c->u.hold_seat.schedule_id, "schedule_id");
-        RANGE(c->u.hold_seat.seat_no, 1, CT_SEATS_PER_SCHEDULE_MAX, "seat_no");
-        return need_key(c, &c->u.hold_seat.concert_id, "concert_id", err);
-    case CT_CMD_REQUEST_PAYMENT:
-        ID(c->u.request_payment.payment_id, "payment_id");
-        ID(c->u.request_payment.reservation_id, "reservation_id");
-        ID(c->u.request_payment.token, "token");
-        ID(c->u.request_payment.user_id, "user_id");
-        ID(c->u.request_payment.concert_id, "concert_id");
-        return need_key(c, &c->u.request_payment.concert_id, "concert_id", err);
-    case CT_CMD_PAYMENT_SETTLED: {
+    /* The one rule between two fields. */
+    if (c->type == CT_CMD_PAYMENT_SETTLED) {
         const ct_payment_settled *x = &c->u.payment_settled;
-        ID(x->payment_id, "payment_id");
-        ID(x->reservation_id, "reservation_id");
-        ID(x->user_id, "user_id");
-        RANGE(x->amount_won, 0, CT_PRICE_WON_MAX, "amount");
         if (x->ok && x->reason != CT_REASON_NONE) BAD("field data.reason: must be absent when ok is true");
         if (!x->ok && !ct_reason_name(x->reason)) BAD("field data.reason: required when ok is false");
-        return 0; /* key: the concert id, checked above as an id */
     }
-    case CT_CMD_CHARGE_BALANCE:
-        ID(c->u.charge_balance.user_id, "user_id");
-        RANGE(c->u.charge_balance.amount_won, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX, "amount");
-        return need_key(c, &c->u.charge_balance.user_id, "user_id", err);
-    case CT_CMD_DEBIT_REQUESTED:
-        ID(c->u.debit_requested.payment_id, "payment_id");
-        ID(c->u.debit_requested.reservation_id, "reservation_id");
-        ID(c->u.debit_requested.user_id, "user_id");
-        ID(c->u.debit_requested.concert_id, "concert_id");
-        RANGE(c->u.debit_requested.amount_won, 0, CT_PRICE_WON_MAX, "amount");
-        return need_key(c, &c->u.debit_requested.user_id, "user_id", err);
-    case CT_CMD_REFUND_REQUESTED:
-        ID(c->u.refund_requested.payment_id, "payment_id");
-        ID(c->u.refund_requested.user_id, "user_id");
-        RANGE(c->u.refund_requested.amount_won, 0, CT_PRICE_WON_MAX, "amount");
-        if (!ct_reason_name(c->u.refund_requested.reason)) BAD("field data.reason: required");
-        return need_key(c, &c->u.refund_requested.user_id, "user_id", err);
-    default: BAD("field type: unknown command type");
-    }
+    return 0;
 }

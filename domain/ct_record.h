@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ct_catalog.h"
 #include "ct_domain_limits.h"
 #include "ct_error.h"
 
@@ -44,18 +45,13 @@ typedef enum ct_role {
     CT_ROLE_WALLET = 2,  /* wallet.commands, key user_id */
 } ct_role;
 
+/* The command types: ct_catalog.h's CT_COMMANDS, in its order. */
 typedef enum ct_cmd_type {
     CT_CMD_NONE = 0,
-    CT_CMD_CREATE_CONCERT,
-    CT_CMD_ISSUE_TOKEN,
-    CT_CMD_HOLD_SEAT,
-    CT_CMD_REQUEST_PAYMENT,
-    CT_CMD_PAYMENT_SETTLED,
-    CT_CMD_TICK,
-    CT_CMD_CHARGE_BALANCE,
-    CT_CMD_DEBIT_REQUESTED,
-    CT_CMD_REFUND_REQUESTED,
-    CT_CMD_TYPE_COUNT_
+#define CT_X(type, member, name, role, key, from) CT_CMD_##type,
+    CT_COMMANDS(CT_X)
+#undef CT_X
+        CT_CMD_TYPE_COUNT_
 } ct_cmd_type;
 
 /* Rejection reasons: a fixed set, in this order forever (the numeric value
@@ -163,35 +159,13 @@ typedef struct ct_cmd {
     } u;
 } ct_cmd;
 
-/* Output record types. */
+/* Output record types: ct_catalog.h's CT_OUTPUTS, in its order. */
 typedef enum ct_out_type {
     CT_OUT_NONE = 0,
-    /* concert.events */
-    CT_OUT_CONCERT_CREATED,
-    CT_OUT_SCHEDULE_CREATED,
-    CT_OUT_TOKEN_ISSUED,
-    CT_OUT_TOKEN_ACTIVATED,
-    CT_OUT_TOKEN_EXPIRED,
-    CT_OUT_TOKEN_DONE,
-    CT_OUT_SEAT_HELD,
-    CT_OUT_SEAT_HOLD_EXPIRED,
-    CT_OUT_PAYMENT_REQUESTED,
-    CT_OUT_SEAT_SOLD,
-    CT_OUT_RESERVATION_CONFIRMED,
-    CT_OUT_PAYMENT_FAILED,
-    CT_OUT_SETTLEMENT_REJECTED,
-    CT_OUT_COMMAND_REJECTED, /* on concert.events or wallet.events by topic */
-    /* wallet.events */
-    CT_OUT_BALANCE_CHARGED,
-    CT_OUT_BALANCE_DEBITED,
-    CT_OUT_DEBIT_REJECTED,
-    CT_OUT_BALANCE_REFUNDED,
-    CT_OUT_REFUND_REJECTED,
-    /* cross-role commands */
-    CT_OUT_DEBIT_REQUESTED,  /* -> wallet.commands, key user_id */
-    CT_OUT_PAYMENT_SETTLED,  /* -> concert.commands, key concert_id */
-    CT_OUT_REFUND_REQUESTED, /* -> wallet.commands, key user_id */
-    CT_OUT_TYPE_COUNT_
+#define CT_X(type, name, topic, outcome) CT_OUT_##type,
+    CT_OUTPUTS(CT_X)
+#undef CT_X
+        CT_OUT_TYPE_COUNT_
 } ct_out_type;
 
 typedef enum ct_topic {
@@ -248,11 +222,53 @@ typedef struct ct_out {
 const char *ct_cmd_type_name(ct_cmd_type t);      /* "HoldSeat"; NULL if invalid */
 ct_cmd_type ct_cmd_type_from_name(const char *s); /* CT_CMD_NONE if unknown */
 ct_role ct_cmd_type_role(ct_cmd_type t);          /* 0 if invalid */
+ct_topic ct_cmd_type_topic(ct_cmd_type t);        /* its role's commands topic; NONE if invalid */
 const char *ct_reason_name(ct_reason r);          /* "SEAT_TAKEN"; NULL if invalid/NONE */
 ct_reason ct_reason_from_name(const char *s);     /* CT_REASON_NONE if unknown */
 const char *ct_out_type_name(ct_out_type t);      /* "SeatHeld"; NULL if invalid */
 const char *ct_topic_name(ct_topic t);            /* "concert.events"; NULL if invalid */
 const char *ct_token_status_name(ct_token_status s);
+
+/* ---- the catalogue (ct_catalog.h), as data --------------------------- */
+
+ct_out_type ct_out_type_from_name(const char *s); /* CT_OUT_NONE if unknown */
+/* Who writes a command: CT_FROM_CLIENT ones answer an HTTP request. */
+typedef enum ct_cmd_from { CT_FROM_NONE = 0, CT_FROM_CLIENT, CT_FROM_PROCESSOR, CT_FROM_RELAY } ct_cmd_from;
+ct_cmd_from ct_cmd_type_from(ct_cmd_type t);
+/* The data field a command's key must equal (its partition key); NULL when
+ * there is none (PaymentSettled's key is the concert, Tick has none). */
+const char *ct_cmd_type_key_field(ct_cmd_type t);
+/* Whether an output is always the one outcome of its command, and which. */
+typedef enum ct_outcome { CT_OUTCOME_NONE = 0, CT_OUTCOME_SUCCEEDED, CT_OUTCOME_REJECTED } ct_outcome;
+ct_outcome ct_out_type_outcome(ct_out_type t);
+/* Where an output goes; CT_TOPIC_ID_NONE for CommandRejected (the events
+ * topic of the role that rejects). */
+ct_topic ct_out_type_topic(ct_out_type t);
+
+/* A command's data fields, in catalogue order. */
+typedef enum ct_field_kind {
+    CT_FIELD_ID,
+    CT_FIELD_I64,
+    CT_FIELD_U32,
+    CT_FIELD_BOOL,
+    CT_FIELD_REASON,
+    CT_FIELD_TITLE,
+    CT_FIELD_SCHEDULES,
+} ct_field_kind;
+typedef struct ct_field {
+    const char *name; /* JSON name in the record's data; NULL ends a list */
+    ct_field_kind kind;
+    size_t off; /* within ct_cmd */
+    bool required;
+    int64_t lo, hi, dflt; /* integers: range, and the default when optional */
+} ct_field;
+/* The fields of t's data, ended by one with a NULL name (an empty list for
+ * Tick and for an invalid t). */
+const ct_field *ct_cmd_fields(ct_cmd_type t);
+/* Where a CommandRejected keeps a field of the rejected command (its ids,
+ * seat_no, amount: the ct_out member of that name and kind), as an offset
+ * into ct_out; -1 for a field it does not repeat. */
+ptrdiff_t ct_out_rejected_slot(const ct_field *f);
 
 /* Checks every field of a typed command against the rules of the wire
  * format and the limits (ids, ranges, required fields, key = the

@@ -410,10 +410,13 @@ static int check_fields(json_t *obj, const fspec *spec, const char *where, ct_ap
 
 static char *dump(json_t *j) { return json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII); }
 
-static int finish(const ct_api_request *rq, ct_api_command *out, const char *type, const char *topic, const char *key,
-                  json_t *data, json_t *response, ct_api_error *e) {
+/* The command of type t (its name and topic from the catalogue) with its
+ * envelope and the answer to give, checked by the processors' decoder. */
+static int finish(const ct_api_request *rq, ct_api_command *out, ct_cmd_type t, const char *key, json_t *data,
+                  json_t *response, ct_api_error *e) {
+    const char *type = ct_cmd_type_name(t);
     out->type = type;
-    out->topic = topic;
+    out->topic = ct_topic_name(ct_cmd_type_topic(t));
     snprintf(out->key, sizeof out->key, "%s", key);
     time_uuid(rq, out->command_id);
     json_t *env = json_pack("{s:s, s:s, s:i, s:I, s:s, s:s, s:O}", "id", out->command_id, "type", type, "v", 1, "ts",
@@ -497,7 +500,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         random_token(rq, token);
         data = json_pack("{s:s, s:s, s:s}", "token", token, "user_id", rq->user, "concert_id", S("concert_id"));
         json_object_set_new(response, "token", json_string(token));
-        rc = finish(rq, out, "IssueToken", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
+        rc = finish(rq, out, CT_CMD_ISSUE_TOKEN, S("concert_id"), data, response, e);
         break;
     }
     case CT_ROUTE_HOLD_SEAT: {
@@ -508,7 +511,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
                          rq->user, "concert_id", S("concert_id"), "schedule_id", S("schedule_id"), "seat_no",
                          json_object_get(body, "seat_no"));
         json_object_set_new(response, "reservation_id", json_string(rid));
-        rc = finish(rq, out, "HoldSeat", CT_TOPIC_CONCERT_COMMANDS, S("concert_id"), data, response, e);
+        rc = finish(rq, out, CT_CMD_HOLD_SEAT, S("concert_id"), data, response, e);
         break;
     }
     case CT_ROUTE_REQUEST_PAYMENT: {
@@ -518,7 +521,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"), "token",
                          rq->queue_token, "user_id", rq->user, "concert_id", concert);
         json_object_set_new(response, "payment_id", json_string(pid));
-        rc = finish(rq, out, "RequestPayment", CT_TOPIC_CONCERT_COMMANDS, concert, data, response, e);
+        rc = finish(rq, out, CT_CMD_REQUEST_PAYMENT, concert, data, response, e);
         break;
     }
     case CT_ROUTE_CHARGE_BALANCE:
@@ -530,7 +533,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
             goto out;
         }
         data = json_pack("{s:s, s:O}", "user_id", rq->param, "amount", json_object_get(body, "amount"));
-        rc = finish(rq, out, "ChargeBalance", CT_TOPIC_WALLET_COMMANDS, rq->param, data, response, e);
+        rc = finish(rq, out, CT_CMD_CHARGE_BALANCE, rq->param, data, response, e);
         break;
     case CT_ROUTE_CREATE_CONCERT: {
         uint8_t r[12];
@@ -555,7 +558,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         }
         json_object_set_new(response, "concert_id", json_string(cid));
         json_object_set_new(response, "schedule_ids", ids);
-        rc = finish(rq, out, "CreateConcert", CT_TOPIC_CONCERT_COMMANDS, cid, data, response, e);
+        rc = finish(rq, out, CT_CMD_CREATE_CONCERT, cid, data, response, e);
         break;
     }
     default: json_decref(response); break;

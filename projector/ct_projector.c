@@ -19,6 +19,7 @@
 #include "ct_trace.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
+#include "ct_record.h"
 #include "ct_retention.h"
 #include "ct_signal.h"
 #include "ct_slack.h"
@@ -318,6 +319,7 @@ typedef struct event {
     int topic;
     json_t *root, *data;
     const char *id, *type, *command_id;
+    ct_out_type otype; /* the catalogue's type of `type`; CT_OUT_NONE: unknown */
     int64_t ts;
     const char *bad; /* why it cannot be applied; NULL if fine */
     bool terminal;   /* data.terminal is true: the one outcome of its command */
@@ -398,14 +400,12 @@ static void parse_event(event *ev) {
         return;
     }
     ev->ts = json_integer_value(ts);
+    ev->otype = ct_out_type_from_name(ev->type);
     ev->terminal = json_is_true(json_object_get(ev->data, "terminal"));
 }
 
-/* The terminal events that end a command unsuccessfully. */
-static bool rejects(const char *type) {
-    return !strcmp(type, "CommandRejected") || !strcmp(type, "PaymentFailed") || !strcmp(type, "DebitRejected") ||
-           !strcmp(type, "RefundRejected") || !strcmp(type, "SettlementRejected");
-}
+/* The outcomes that are rejections (the catalogue's word). */
+static bool rejects(const event *ev) { return ct_out_type_outcome(ev->otype) == CT_OUTCOME_REJECTED; }
 
 typedef struct pipe_state {
     PGconn *pg;
@@ -436,46 +436,56 @@ static int send_q(pipe_state *ps, int q, int n, const char *const *v, ct_error *
  * with ev->bad set when a field is missing or out of range. */
 static int event_statement(event *ev, args *a, char text[512], char dedup[200]) {
     json_t *d = ev->data;
-    const char *t = ev->type;
     *a = (args){0};
     int q = -1;
-    if (!strcmp(t, "ConcertCreated")) {
+    switch (ev->otype) {
+    case CT_OUT_CONCERT_CREATED:
         q = Q_CONCERT;
         a_str(a, d, "concert_id"), a_str(a, d, "title"), a_int(a, d, "max_active", 0, I32);
         a_int(a, d, "active_ttl_ms", 0, I64), a_int(a, d, "hold_ttl_ms", 0, I64);
         a_int(a, d, "schedule_count", 0, I32), a_i64(a, ev->ts);
-    } else if (!strcmp(t, "ScheduleCreated")) {
+        break;
+    case CT_OUT_SCHEDULE_CREATED:
         q = Q_SCHEDULE;
         a_str(a, d, "concert_id"), a_str(a, d, "schedule_id"), a_int(a, d, "starts_at", 0, I64);
         a_int(a, d, "seats", 0, I32), a_int(a, d, "price", 0, I64);
-    } else if (!strcmp(t, "TokenIssued")) {
+        break;
+    case CT_OUT_TOKEN_ISSUED:
         q = Q_TOKEN_ISSUED;
         a_str(a, d, "token"), a_str(a, d, "concert_id"), a_str(a, d, "user_id"), a_int(a, d, "seq", 0, I64);
         a_status(a, d, "status"), a_i64(a, ev->ts), a_int_or_null(a, d, "active_until");
-    } else if (!strcmp(t, "TokenActivated")) {
+        break;
+    case CT_OUT_TOKEN_ACTIVATED:
         q = Q_TOKEN_ACTIVATED;
         a_str(a, d, "token"), a_i64(a, ev->ts), a_int_or_null(a, d, "active_until");
-    } else if (!strcmp(t, "TokenExpired") || !strcmp(t, "TokenDone")) {
+        break;
+    case CT_OUT_TOKEN_EXPIRED:
+    case CT_OUT_TOKEN_DONE:
         q = Q_TOKEN_ENDED;
-        a_str(a, d, "token"), a_lit(a, !strcmp(t, "TokenDone") ? "DONE" : "EXPIRED"), a_i64(a, ev->ts);
-    } else if (!strcmp(t, "SeatHeld")) {
+        a_str(a, d, "token"), a_lit(a, ev->otype == CT_OUT_TOKEN_DONE ? "DONE" : "EXPIRED"), a_i64(a, ev->ts);
+        break;
+    case CT_OUT_SEAT_HELD:
         q = Q_SEAT_HELD;
         a_str(a, d, "reservation_id"), a_str(a, d, "concert_id"), a_str(a, d, "schedule_id");
         a_int(a, d, "seat_no", 1, I32), a_str(a, d, "user_id"), a_str(a, d, "token");
         a_int(a, d, "price", 0, I64), a_int(a, d, "hold_until", 0, I64), a_i64(a, ev->ts);
-    } else if (!strcmp(t, "SeatHoldExpired")) {
+        break;
+    case CT_OUT_SEAT_HOLD_EXPIRED:
         q = Q_HOLD_EXPIRED;
         a_str(a, d, "reservation_id"), a_i64(a, ev->ts), a_str(a, d, "concert_id");
         a_str(a, d, "schedule_id"), a_int(a, d, "seat_no", 1, I32);
-    } else if (!strcmp(t, "PaymentRequested")) {
+        break;
+    case CT_OUT_PAYMENT_REQUESTED:
         q = Q_PAYMENT_REQUESTED;
         a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
         a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_i64(a, ev->ts);
-    } else if (!strcmp(t, "SeatSold")) {
+        break;
+    case CT_OUT_SEAT_SOLD:
         q = Q_SEAT_SOLD;
         a_str(a, d, "concert_id"), a_str(a, d, "schedule_id"), a_int(a, d, "seat_no", 1, I32);
         a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
-    } else if (!strcmp(t, "ReservationConfirmed")) {
+        break;
+    case CT_OUT_RESERVATION_CONFIRMED: {
         q = Q_CONFIRMED;
         a_str(a, d, "reservation_id"), a_str(a, d, "payment_id"), a_i64(a, ev->ts);
         json_t *seat = json_object_get(d, "seat_no"), *amount = json_object_get(d, "amount");
@@ -486,23 +496,35 @@ static int event_statement(event *ev, args *a, char text[512], char dedup[200]) 
                  json_integer_value(seat), str_or(d, "user_id", "?"), json_integer_value(amount));
         snprintf(dedup, 200, "confirmed:%.160s", a->v[0] ? a->v[0] : "");
         a_lit(a, text), a_lit(a, dedup);
-    } else if (!strcmp(t, "PaymentFailed")) {
+        break;
+    }
+    case CT_OUT_PAYMENT_FAILED:
         q = Q_PAYMENT_FAILED;
         a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
         a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
         a_int(a, d, "hold_until", 0, I64);
-    } else if (!strcmp(t, "BalanceCharged") || !strcmp(t, "BalanceDebited") || !strcmp(t, "BalanceRefunded") ||
-               !strcmp(t, "DebitRejected") || !strcmp(t, "RefundRejected")) {
+        break;
+    case CT_OUT_BALANCE_CHARGED:
+    case CT_OUT_BALANCE_DEBITED:
+    case CT_OUT_BALANCE_REFUNDED:
+    case CT_OUT_DEBIT_REJECTED:
+    case CT_OUT_REFUND_REJECTED:
         q = Q_BALANCE; /* into ps->bal, below */
         a_str(a, d, "user_id"), a_int(a, d, "balance", 0, I64), a_i64(a, ev->ts);
-    } else if (strcmp(t, "CommandRejected") && strcmp(t, "DebitRequested") && strcmp(t, "RefundRequested") &&
-               strcmp(t, "PaymentSettled") && strcmp(t, "SettlementRejected")) {
-        ev->bad = "unknown event type";
-        return -2;
+        break;
+    /* Outcomes only (their `commands` row), or records for the other
+     * processor that the projector passes by. */
+    case CT_OUT_COMMAND_REJECTED:
+    case CT_OUT_SETTLEMENT_REJECTED:
+    case CT_OUT_DEBIT_REQUESTED:
+    case CT_OUT_PAYMENT_SETTLED:
+    case CT_OUT_REFUND_REQUESTED: break;
+    case CT_OUT_NONE:
+    case CT_OUT_TYPE_COUNT_: ev->bad = "unknown event type"; return -2;
     }
     json_t *terminal = json_object_get(d, "terminal");
     const char *reason = json_string_value(json_object_get(d, "reason"));
-    if (a->missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(t) && !reason)) {
+    if (a->missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(ev) && !reason)) {
         ev->bad = "a field is missing or out of range";
         return -2;
     }
@@ -542,8 +564,8 @@ static int send_event(pipe_state *ps, event *ev, ct_error *err) {
             CT_ERR(err, CT_ERR_FATAL, "out of memory");
             return -1;
         }
-        const char *v[6] = {ev->command_id,           t,      rejects(t) ? "REJECTED" : "SUCCEEDED",
-                            rejects(t) ? reason : "", result, ev->id};
+        const char *v[6] = {ev->command_id, t,     rejects(ev) ? "REJECTED" : "SUCCEEDED", rejects(ev) ? reason : "",
+                            result,         ev->id};
         for (int i = 0; i < 6; i++) ct_pgarray_add(&ps->cmd[i], v[i]);
         free(result);
     }
