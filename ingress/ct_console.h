@@ -24,6 +24,9 @@
 #define CT_CONSOLE_SESSION_S (8 * 3600)
 /* "<up to 20 digits>.<64 hex>" */
 #define CT_CONSOLE_SESSION_CHARS 85
+/* Login attempts per second from one address (two at once): enough for a
+ * person, slow for guessing (ct_ratelimit). */
+#define CT_CONSOLE_LOGINS_PER_S 1
 /* The header a cookie-authenticated write must carry (any value). */
 #define CT_CONSOLE_WRITE_HEADER "X-Concert-Console"
 

@@ -54,6 +54,7 @@ struct ct_ingress {
     _Atomic int64_t open_requests;     /* from their headers until MHD reports them completed */
     _Atomic uint64_t rate_limited;     /* writes answered 429 by a rate limit */
     ct_ratelimit *rate_user, *rate_ip; /* NULL: no limit */
+    ct_ratelimit *rate_login;          /* console logins per address */
     unsigned conn_max;                 /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
 };
 
@@ -337,6 +338,17 @@ static enum MHD_Result submit_to(ct_ingress *in, ct_commit *pool, req *r) {
 
 #define HTML "text/html; charset=utf-8"
 
+/* The client's address as text into ip (empty when unknown). */
+static void client_ip(struct MHD_Connection *conn, char *ip, size_t n) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    ip[0] = 0;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, (socklen_t)n);
+}
+
 static bool console_session(ct_ingress *in, struct MHD_Connection *conn) {
     return ct_console_session_valid(in->cfg->admin_key, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cookie"),
                                     ct_clock_wall_ms() / 1000);
@@ -378,6 +390,13 @@ static enum MHD_Result on_console(ct_ingress *in, req *r, const char *method, co
         if (!in->cfg->admin_key[0])
             return respond_console(in, conn, 403, "the console is disabled: CONCERT_ADMIN_KEY is not set",
                                    "text/plain; charset=utf-8", NULL, NULL);
+        /* Guessing the key from one address: CT_CONSOLE_LOGINS_PER_S tries. */
+        char ip[64];
+        int retry_s = 0;
+        client_ip(conn, ip, sizeof ip);
+        if (ip[0] && !ct_ratelimit_take(in->rate_login, ip, ct_clock_mono_ms(), &retry_s))
+            return respond_retry(in, conn, 429, "too many logins from this address; retry later",
+                                 "text/plain; charset=utf-8", retry_s);
         r->console_login = true; /* answered once its form is read */
         atomic_store(&r->state, R_BODY);
         return MHD_YES;
@@ -446,12 +465,7 @@ static enum MHD_Result on_headers(ct_ingress *in, req *r, const char *method, co
     if (ct_api_route_is_write(r->route)) {
         int retry_s = 0;
         char ip[64] = "";
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-        if (sa && sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-        else if (sa && sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+        client_ip(conn, ip, sizeof ip);
         int64_t now = ct_clock_mono_ms();
         if (r->user[0] && !ct_ratelimit_take(in->rate_user, r->user, now, &retry_s))
             return respond_limited(in, conn, retry_s, "by this user");
@@ -756,6 +770,7 @@ ct_ingress *ct_ingress_start(const ct_config *cfg, ct_error *err) {
     bool oom = false;
     in->rate_user = ct_ratelimit_new(cfg->rate_user_writes, &oom);
     if (!oom) in->rate_ip = ct_ratelimit_new(cfg->rate_ip_writes, &oom);
+    if (!oom) in->rate_login = ct_ratelimit_new(CT_CONSOLE_LOGINS_PER_S, &oom);
     if (oom) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         goto fail;
@@ -823,6 +838,7 @@ void ct_ingress_stop(ct_ingress *in) {
     ct_wait_destroy(in->wait);
     ct_ratelimit_destroy(in->rate_user);
     ct_ratelimit_destroy(in->rate_ip);
+    ct_ratelimit_destroy(in->rate_login);
     ct_commit_destroy(in->reads);
     ct_commit_destroy(in->admin_pool); /* its worker used `admin` last */
     ct_admin_destroy(in->admin);

@@ -444,6 +444,21 @@ Test(console, every_page_shows_what_postgres_and_kafka_hold, .init = setup, .fin
     json_decref(call("POST", "/v1/admin/topics/concert.commands/records", ah, "{\"value\":\"v\"}", 403));
     json_decref(call("POST", "/v1/admin/topics/test-topic/records", ah, "{\"value\":1}", 422));
     json_decref(call("POST", "/v1/admin/outbox/retry", ah, NULL, 200));
+    /* Guessing the key: a few tries a second from one address, then 429. */
+    const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    char login[320];
+    snprintf(login, sizeof login, "%s/admin/login", pl.base);
+    CURL *lc = curl_easy_init();
+    int limited = 0, redirected = 0;
+    for (int try = 0; try < 6; try++) {
+        ct_http_resp lr;
+        long st = ct_http_do(lc, "POST", login, form, "key=not-the-key", &lr);
+        ct_http_free(&lr);
+        limited += st == 429, redirected += st == 303;
+    }
+    curl_easy_cleanup(lc);
+    cr_assert_gt(redirected, 0, "no login attempt was answered");
+    cr_assert_geq(limited, 3, "6 logins at once: %d refused", limited);
     /* Without the key or a session: refused. */
     const char *none[] = {"Authorization:", NULL};
     json_decref(call("GET", "/v1/admin/topics", none, NULL, 401));
