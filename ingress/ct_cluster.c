@@ -125,9 +125,9 @@ json_t *ct_cluster_topics(ct_cluster *c, ct_error *err) {
     return json_pack("{s:o, s:o}", "brokers", brokers, "topics", topics);
 }
 
-json_t *ct_cluster_ends(ct_cluster *c, const char *topic, ct_error *err) {
-    const struct rd_kafka_metadata *md = NULL;
-    if (metadata(c, &md, err) != 0) return NULL;
+/* The ends (high watermarks) of topic's partitions, by the metadata md:
+ * {"<partition>": high, ...}; partitions that do not answer are left out. */
+static json_t *topic_ends(ct_cluster *c, const struct rd_kafka_metadata *md, const char *topic) {
     json_t *ends = json_object();
     const rd_kafka_metadata_topic_t *t = find_topic(md, topic);
     for (int p = 0; t && p < t->partition_cnt; p++) {
@@ -137,7 +137,6 @@ json_t *ct_cluster_ends(ct_cluster *c, const char *topic, ct_error *err) {
         snprintf(k, sizeof k, "%d", (int)t->partitions[p].id);
         json_object_set_new(ends, k, json_integer(hi));
     }
-    rd_kafka_metadata_destroy(md);
     return ends;
 }
 
@@ -429,9 +428,10 @@ static const char *owner_of(json_t *members, const char *topic, int partition) {
 /* Adds topic to the set (a JSON object used as one). */
 static void topic_add(json_t *set, const char *topic) { json_object_set_new(set, topic, json_true()); }
 
-/* own: {topic: {"<partition>": offset}} kept outside Kafka, or NULL. */
-static json_t *group_partitions(ct_cluster *c, rd_kafka_queue_t *q, const char *group, json_t *members, json_t *own,
-                                ct_error *err) {
+/* own: {topic: {"<partition>": offset}} kept outside Kafka, or NULL; md:
+ * the cluster's metadata, read once for every group. */
+static json_t *group_partitions(ct_cluster *c, rd_kafka_queue_t *q, const struct rd_kafka_metadata *md,
+                                const char *group, json_t *members, json_t *own, ct_error *err) {
     rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
     rd_kafka_AdminOptions_t *o = options(c->admin, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
     rd_kafka_ListConsumerGroupOffsets(c->admin, &req, 1, o, q);
@@ -459,7 +459,7 @@ static json_t *group_partitions(ct_cluster *c, rd_kafka_queue_t *q, const char *
     const char *topic;
     json_t *unused;
     json_object_foreach(topics, topic, unused) {
-        json_t *ends = ct_cluster_ends(c, topic, err);
+        json_t *ends = topic_ends(c, md, topic);
         const char *pk;
         json_t *hi;
         json_object_foreach(ends, pk, hi) {
@@ -493,8 +493,9 @@ static json_t *group_partitions(ct_cluster *c, rd_kafka_queue_t *q, const char *
 }
 
 json_t *ct_cluster_groups(ct_cluster *c, const char *const *groups, size_t n, json_t *positions, ct_error *err) {
-    rd_kafka_t *rk = admin(c, err);
-    if (!rk) return NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    if (metadata(c, &md, err) != 0) return NULL;
+    rd_kafka_t *rk = c->admin;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *o = options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS);
     rd_kafka_DescribeConsumerGroups(rk, (const char **)groups, n, o, q);
@@ -510,7 +511,7 @@ json_t *ct_cluster_groups(ct_cluster *c, const char *const *groups, size_t n, js
         const rd_kafka_error_t *ge = rd_kafka_ConsumerGroupDescription_error(gd);
         json_t *members = describe_members(gd);
         const char *name = rd_kafka_ConsumerGroupDescription_group_id(gd);
-        json_t *parts = group_partitions(c, q, name, members, json_object_get(positions, name), err);
+        json_t *parts = group_partitions(c, q, md, name, members, json_object_get(positions, name), err);
         if (!parts) {
             json_decref(members);
             json_decref(out);
@@ -525,5 +526,6 @@ json_t *ct_cluster_groups(ct_cluster *c, const char *const *groups, size_t n, js
     }
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_queue_destroy(q);
+    rd_kafka_metadata_destroy(md);
     return out;
 }

@@ -60,7 +60,4 @@ json_t *ct_cluster_produce_test(ct_cluster *c, const char *key, const char *valu
  * {topic: {"<partition>": next offset}}}; they win over Kafka's. */
 json_t *ct_cluster_groups(ct_cluster *c, const char *const *groups, size_t n, json_t *positions, ct_error *err);
 
-/* The ends of topic's partitions: {"<partition>": high, ...}. */
-json_t *ct_cluster_ends(ct_cluster *c, const char *topic, ct_error *err);
-
 #endif
