@@ -11,6 +11,7 @@
 #include "ct_log.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
+#include "ct_reads.h"
 
 struct ct_admin {
     const ct_config *cfg;
@@ -34,41 +35,22 @@ void ct_admin_destroy(ct_admin *a) {
     free(a);
 }
 
-typedef struct answer {
-    unsigned status;
-    json_t *body;
-} answer;
-
-static answer fail(unsigned status, const char *code, const char *message) {
-    return (answer){status, json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message)};
-}
-
-/* A cluster error: PERMANENT ones name what is not there. */
-static answer cluster_fail(const ct_error *err) {
-    if (err->klass == CT_ERR_PERMANENT) return fail(404, "NOT_FOUND", err->msg);
-    CT_LOG_RATELIMITED(CT_LOG_WARN, "console", 5000, "cluster: %s", err->msg);
-    return fail(503, "KAFKA_UNAVAILABLE", err->msg);
-}
-
-static answer pg_fail(PGconn *pg) {
-    CT_LOG_RATELIMITED(CT_LOG_WARN, "console", 5000, "read failed: %s", PQerrorMessage(pg));
-    return fail(503, "STORE_UNAVAILABLE", "cannot read; retry");
-}
-
-/* A read whose first row's first column is JSON text: that JSON, and the
- * row's further columns through *res (the caller clears it). NULL with
- * *failed set when the database did not answer. */
-static json_t *read_json(PGconn *pg, const char *sql, int n, const char *const *params, PGresult **res,
-                         answer *failed) {
-    *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) < 1) {
-        PQclear(*res);
-        *res = NULL;
-        *failed = pg_fail(pg);
-        return NULL;
+/* A cluster error on it: PERMANENT ones name what is not there (404). */
+static void cluster_fail(ct_commit_item *it, const ct_error *err) {
+    if (err->klass == CT_ERR_PERMANENT) {
+        ct_commit_set_error(it, 404, "NOT_FOUND", "%s", err->msg);
+        return;
     }
-    json_t *j = json_loads(PQgetvalue(*res, 0, 0), 0, NULL);
-    return j ? j : json_array();
+    CT_LOG_RATELIMITED(CT_LOG_WARN, "console", 5000, "cluster: %s", err->msg);
+    ct_commit_set_error(it, 503, "KAFKA_UNAVAILABLE", "%s", err->msg);
+}
+
+/* A cluster view: j, or the error that left it NULL. */
+static void cluster_answer(ct_commit_item *it, unsigned status, json_t *j, const ct_error *err) {
+    if (j)
+        ct_commit_set_json(it, status, j);
+    else
+        cluster_fail(it, err);
 }
 
 /* An integer query parameter in [lo, hi]; absent: dflt. false: malformed. */
@@ -86,50 +68,60 @@ static bool int_param(const char *s, long long lo, long long hi, long long dflt,
 
 /* ---- Kafka views -------------------------------------------------------- */
 
-static answer topics(ct_admin *a) {
+static void topics(ct_admin *a, ct_commit_item *it) {
     ct_error err = {0};
     json_t *j = ct_cluster_topics(a->cluster, &err);
-    return j ? (answer){200, j} : cluster_fail(&err);
+    cluster_answer(it, 200, j, &err);
 }
 
-static answer records(ct_admin *a, const ct_admin_request *rq) {
+static void records(ct_admin *a, ct_commit_item *it, const ct_admin_request *rq) {
     long long partition, offset, limit;
     if (!int_param(rq->partition, 0, 1 << 20, -1, &partition) || !int_param(rq->offset, 0, INT64_MAX, -1, &offset) ||
-        !int_param(rq->limit, 1, CT_CLUSTER_RECORDS_MAX, 20, &limit))
-        return fail(400, "INVALID_QUERY", "partition and offset must be whole numbers >= 0, limit 1..200");
+        !int_param(rq->limit, 1, CT_CLUSTER_RECORDS_MAX, 20, &limit)) {
+        ct_commit_set_error(it, 400, "INVALID_QUERY", "partition and offset must be whole numbers >= 0, limit 1..200");
+        return;
+    }
     const char *key = rq->key && rq->key[0] ? rq->key : NULL;
-    if (partition < 0 && !key) return fail(400, "INVALID_QUERY", "give a partition to browse, or a key to search");
+    if (partition < 0 && !key) {
+        ct_commit_set_error(it, 400, "INVALID_QUERY", "give a partition to browse, or a key to search");
+        return;
+    }
     ct_error err = {0};
     json_t *j = ct_cluster_records(a->cluster, rq->topic, (int)partition, offset, (int)limit, key, &err);
-    return j ? (answer){200, j} : cluster_fail(&err);
+    cluster_answer(it, 200, j, &err);
 }
 
 /* STEP 17's check from the browser: a record to test-topic only. */
-static answer produce(ct_admin *a, const ct_admin_request *rq) {
-    if (strcmp(rq->topic, CT_TOPIC_TEST) != 0) return fail(403, "FORBIDDEN", "the console produces to test-topic only");
+static void produce(ct_admin *a, ct_commit_item *it, const ct_admin_request *rq) {
+    if (strcmp(rq->topic, CT_TOPIC_TEST) != 0) {
+        ct_commit_set_error(it, 403, "FORBIDDEN", "the console produces to test-topic only");
+        return;
+    }
     json_error_t je;
     json_t *in = rq->body ? json_loadb(rq->body, rq->body_len, 0, &je) : NULL;
     json_t *value = json_object_get(in, "value"), *key = json_object_get(in, "key");
     if (!json_is_object(in) || !json_is_string(value) || (key && !json_is_string(key) && !json_is_null(key)) ||
         json_object_size(in) > 2 || json_string_length(value) > 4096) {
         json_decref(in);
-        return fail(422, "INVALID_BODY", "body must be {\"value\": string of at most 4096 bytes, \"key\": string}");
+        {
+            ct_commit_set_error(it, 422, "INVALID_BODY",
+                                "body must be {\"value\": string of at most 4096 bytes, \"key\": string}");
+            return;
+        }
     }
     ct_error err = {0};
     json_t *j = ct_cluster_produce_test(a->cluster, json_is_string(key) ? json_string_value(key) : NULL,
                                         json_string_value(value), &err);
     json_decref(in);
-    return j ? (answer){201, j} : cluster_fail(&err);
+    cluster_answer(it, 201, j, &err);
 }
 
 /* The processors' groups and the projector's, whose offsets are in
  * Postgres beside its read models (the same transaction as each batch). */
-static answer consumers(ct_admin *a, PGconn *pg) {
-    PGresult *res = PQexec(pg, "SELECT topic, partition, next_offset FROM projector_offsets ORDER BY 1, 2");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        PQclear(res);
-        return pg_fail(pg);
-    }
+static void consumers(ct_admin *a, PGconn *pg, ct_commit_item *it) {
+    PGresult *res =
+        ct_reads_query(pg, it, "SELECT topic, partition, next_offset FROM projector_offsets ORDER BY 1, 2", 0, NULL);
+    if (!res) return;
     json_t *own = json_object();
     for (int i = 0; i < PQntuples(res); i++) {
         const char *topic = PQgetvalue(res, i, 0);
@@ -144,28 +136,25 @@ static answer consumers(ct_admin *a, PGconn *pg) {
     ct_error err = {0};
     json_t *j = ct_cluster_groups(a->cluster, groups, 3, positions, &err);
     json_decref(positions);
-    if (!j) return cluster_fail(&err);
-    return (answer){200, json_pack("{s:o}", "groups", j)};
+    cluster_answer(it, 200, j ? json_pack("{s:o}", "groups", j) : NULL, &err);
 }
 
 /* ---- Postgres views ----------------------------------------------------- */
 
-#define ADMISSION_WINDOW_MS "60000"
-
 /* Per concert, newest first: its queue (waiting, active, admitted in the
  * minute up to the queue's latest time, found as the token reads find it:
  * seqs, since admission is FIFO) and each schedule's seats. */
-static answer queues(PGconn *pg, const ct_admin_request *rq) {
+static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     long long limit;
-    if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit))
-        return fail(400, "INVALID_QUERY", "limit must be 1..200");
+    if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit)) {
+        ct_commit_set_error(it, 400, "INVALID_QUERY", "limit must be 1..200");
+        return;
+    }
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
     const char *p[1] = {lim};
-    PGresult *res;
-    answer failed;
-    json_t *rows = read_json(
-        pg,
+    PGresult *res = ct_reads_query(
+        pg, it,
         "SELECT coalesce(json_agg(q ORDER BY q.created_ts DESC), '[]')::text FROM ("
         " SELECT c.concert_id, c.title, c.max_active, c.active_ttl_ms, c.hold_ttl_ms, c.created_ts,"
         "  (SELECT count(*) FROM queue_tokens t WHERE t.concert_id = c.concert_id AND t.status = 'WAITING') AS waiting,"
@@ -173,7 +162,7 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
         "    AND t.status = 'ACTIVE') AS active,"
         "  (SELECT count(*) FROM queue_tokens t WHERE t.concert_id = c.concert_id AND t.activated_ts IS NOT NULL"
         "    AND t.status = 'DONE') AS done,"
-        "  coalesce(hi.seq - coalesce(lo.seq, first.seq - 1), 0) AS admitted_last_minute,"
+        "  " CT_READS_ADMITTED_SQL " AS admitted_last_minute,"
         "  (SELECT coalesce(json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at,"
         "     'seats', s.seats, 'price', s.price, 'sold', x.sold, 'held', x.held,"
         "     'seats_left', s.seats - x.sold - x.held, 'revenue', x.sold * s.price)"
@@ -183,43 +172,40 @@ static answer queues(PGconn *pg, const ct_admin_request *rq) {
         "     WHERE z.concert_id = s.concert_id AND z.schedule_id = s.schedule_id) x"
         "   WHERE s.concert_id = c.concert_id) AS schedules"
         " FROM (SELECT * FROM concerts ORDER BY created_ts DESC, concert_id LIMIT $1::int) c"
-        " LEFT JOIN LATERAL (SELECT a.seq, a.activated_ts FROM queue_tokens a WHERE a.concert_id = c.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
-        " LEFT JOIN LATERAL (SELECT greatest(hi.activated_ts, (SELECT w.issued_ts FROM queue_tokens w"
-        "   WHERE w.concert_id = c.concert_id AND w.status = 'WAITING' ORDER BY w.seq DESC LIMIT 1)) AS now) clk ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = c.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " ADMISSION_WINDOW_MS
-        "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = c.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true) q",
-        1, p, &res, &failed);
-    if (!rows) return failed;
+        /* The queue's "now": its latest activation or newest waiting token. */
+        CT_READS_ADMISSIONS_JOIN("c.concert_id", "greatest(hi.activated_ts, (SELECT w.issued_ts FROM queue_tokens w"
+                                                 " WHERE w.concert_id = c.concert_id AND w.status = 'WAITING'"
+                                                 " ORDER BY w.seq DESC LIMIT 1))") ") q",
+        1, p);
+    if (!res) return;
+    json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row) { /* the last in line waits for all ahead at the observed rate */
         json_int_t waiting = json_integer_value(json_object_get(row, "waiting"));
-        json_int_t admitted = json_integer_value(json_object_get(row, "admitted_last_minute"));
-        json_object_set_new(row, "estimated_wait_ms",
-                            admitted > 0 ? json_integer((waiting * 60000 + admitted - 1) / admitted) : json_null());
+        int64_t wait = ct_reads_wait_ms(waiting, json_integer_value(json_object_get(row, "admitted_last_minute")));
+        json_object_set_new(row, "estimated_wait_ms", wait >= 0 ? json_integer(wait) : json_null());
     }
-    return (answer){200, json_pack("{s:o}", "concerts", rows)};
+    ct_commit_set_json(it, 200, json_pack("{s:o}", "concerts", rows ? rows : json_array()));
 }
 
-static answer slack(PGconn *pg, const ct_admin_request *rq) {
+static void slack(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     long long limit;
-    if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit))
-        return fail(400, "INVALID_QUERY", "limit must be 1..200");
+    if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit)) {
+        ct_commit_set_error(it, 400, "INVALID_QUERY", "limit must be 1..200");
+        return;
+    }
     const char *status = rq->status ? rq->status : "";
-    if (status[0] && strcmp(status, "PENDING") != 0 && strcmp(status, "DELIVERED") != 0)
-        return fail(400, "INVALID_QUERY", "status must be PENDING or DELIVERED");
+    if (status[0] && strcmp(status, "PENDING") != 0 && strcmp(status, "DELIVERED") != 0) {
+        ct_commit_set_error(it, 400, "INVALID_QUERY", "status must be PENDING or DELIVERED");
+        return;
+    }
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
     const char *p[2] = {status, lim};
-    PGresult *res;
-    answer failed;
-    json_t *rows = read_json(
-        pg,
+    PGresult *res = ct_reads_query(
+        pg, it,
         "SELECT (SELECT coalesce(json_agg(n ORDER BY n.id DESC), '[]') FROM ("
         "  SELECT id, kind, text, CASE WHEN sent_at IS NULL THEN 'PENDING' ELSE 'DELIVERED' END AS status,"
         "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at, " CT_PG_ISO_TS(
@@ -230,35 +216,35 @@ static answer slack(PGconn *pg, const ct_admin_request *rq) {
                                               "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
                                               "  ORDER BY id DESC LIMIT $2::int) n)::text,"
                                               " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
-        2, p, &res, &failed);
-    if (!rows) return failed;
-    json_t *j =
-        json_pack("{s:o, s:I}", "notifications", rows, "pending", (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+        2, p);
+    if (!res) return;
+    json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    json_t *j = json_pack("{s:o, s:I}", "notifications", rows ? rows : json_array(), "pending",
+                          (json_int_t)strtoll(PQgetvalue(res, 0, 1), NULL, 10));
     PQclear(res);
-    return (answer){200, j};
+    ct_commit_set_json(it, 200, j);
 }
 
-static answer retry_failed(PGconn *pg) {
+static void retry_failed(PGconn *pg, ct_commit_item *it) {
     int64_t count = 0;
     ct_error err = {0};
-    if (ct_outbox_retry(pg, 0, &count, &err) != 0) return fail(503, "STORE_UNAVAILABLE", "cannot retry; retry");
+    if (ct_outbox_retry(pg, 0, &count, &err) != 0) {
+        ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "cannot retry; retry");
+        return;
+    }
     CT_LOG_INFO("console", "outbox: %lld FAILED rows set PENDING again", (long long)count);
-    return (answer){200, json_pack("{s:I}", "retried", (json_int_t)count)};
+    ct_commit_set_json(it, 200, json_pack("{s:I}", "retried", (json_int_t)count));
 }
 
-void ct_admin_answer(ct_admin *a, PGconn *pg, const ct_admin_request *rq, unsigned *status, char **body) {
-    answer r;
+void ct_admin_run(ct_admin *a, PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     switch (rq->route) {
-    case CT_ROUTE_ADMIN_TOPICS: r = topics(a); break;
-    case CT_ROUTE_ADMIN_RECORDS: r = records(a, rq); break;
-    case CT_ROUTE_ADMIN_PRODUCE: r = produce(a, rq); break;
-    case CT_ROUTE_ADMIN_CONSUMERS: r = consumers(a, pg); break;
-    case CT_ROUTE_ADMIN_QUEUES: r = queues(pg, rq); break;
-    case CT_ROUTE_ADMIN_SLACK: r = slack(pg, rq); break;
-    case CT_ROUTE_OUTBOX_RETRY_FAILED: r = retry_failed(pg); break;
-    default: r = fail(404, "NOT_FOUND", "no such endpoint"); break;
+    case CT_ROUTE_ADMIN_TOPICS: topics(a, it); return;
+    case CT_ROUTE_ADMIN_RECORDS: records(a, it, rq); return;
+    case CT_ROUTE_ADMIN_PRODUCE: produce(a, it, rq); return;
+    case CT_ROUTE_ADMIN_CONSUMERS: consumers(a, pg, it); return;
+    case CT_ROUTE_ADMIN_QUEUES: queues(pg, it, rq); return;
+    case CT_ROUTE_ADMIN_SLACK: slack(pg, it, rq); return;
+    case CT_ROUTE_OUTBOX_RETRY_FAILED: retry_failed(pg, it); return;
+    default: ct_commit_set_error(it, 404, "NOT_FOUND", "no such endpoint"); return;
     }
-    *status = r.status;
-    *body = r.body ? json_dumps(r.body, JSON_COMPACT) : NULL;
-    json_decref(r.body);
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "ct_api.h"
+#include "ct_commit.h"
 #include "ct_config.h"
 
 typedef struct ct_admin ct_admin;
@@ -33,9 +34,9 @@ typedef struct ct_admin_request {
     size_t body_len;
 } ct_admin_request;
 
-/* The answer to rq: *status and *body (malloc'd JSON, NULL only when out of
- * memory). A malformed parameter is 400 INVALID_QUERY, an unknown topic or
- * partition 404, a cluster or database that does not answer 503. */
-void ct_admin_answer(ct_admin *a, PGconn *pg, const ct_admin_request *rq, unsigned *status, char **body);
+/* Answers rq into it (ct_commit_set_json / _set_error): a malformed
+ * parameter is 400 INVALID_QUERY, an unknown topic or partition 404, a
+ * cluster or database that does not answer 503. */
+void ct_admin_run(ct_admin *a, PGconn *pg, ct_commit_item *it, const ct_admin_request *rq);
 
 #endif

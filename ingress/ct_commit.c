@@ -32,6 +32,14 @@ struct ct_commit {
     _Atomic uint64_t batches, rows, replays, failures, write_us;
 };
 
+void ct_commit_set_json(ct_commit_item *it, unsigned status, json_t *j) {
+    free(it->body);
+    it->status = status;
+    it->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
+}
+
 void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, const char *fmt, ...) {
     ct_api_error e = {.status = status, .code = code};
     va_list ap;

@@ -22,6 +22,7 @@
 #ifndef CT_COMMIT_H
 #define CT_COMMIT_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -74,6 +75,9 @@ typedef struct ct_commit_stats {
 } ct_commit_stats;
 void ct_commit_get_stats(ct_commit *c, ct_commit_stats *out);
 
+/* Sets an item's result to status and the JSON j (taken; NULL or out of
+ * memory: 500). */
+void ct_commit_set_json(ct_commit_item *it, unsigned status, json_t *j);
 /* Sets an item's result to an error body. */
 void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -243,10 +243,7 @@ static void query_read(PGconn *pg, ct_commit_item *it) {
 /* The console's views (ct_admin), in the admin pool's one worker. */
 static void query_admin(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
-    free(it->body);
-    it->body = NULL;
-    ct_admin_answer(r->in->admin, pg, &r->adm, &it->status, &it->body);
-    if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
+    ct_admin_run(r->in->admin, pg, it, &r->adm);
 }
 
 /* ---- the request handler ------------------------------------------------ */

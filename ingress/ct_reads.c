@@ -10,16 +10,7 @@
 #include "ct_outbox.h"
 #include "ct_pg.h"
 
-static void set_body(ct_commit_item *it, unsigned status, json_t *j) {
-    free(it->body);
-    it->status = status;
-    it->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (!it->body) ct_commit_set_error(it, 500, "INTERNAL", "out of memory");
-}
-
-/* Runs a read; on failure sets 503 and returns NULL. */
-static PGresult *read_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
+PGresult *ct_reads_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
     PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) return res;
     CT_LOG_RATELIMITED(CT_LOG_WARN, "read", 5000, "read failed: %s", PQerrorMessage(pg));
@@ -51,7 +42,7 @@ static bool readable_by(const ct_read_request *r, ct_commit_item *it, const char
  * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(
+    PGresult *res = ct_reads_query(
         pg, it,
         "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", " CT_PG_ISO_TS(
             "o.sent_at") ", o.kafka_partition, o.kafka_offset,"
@@ -104,14 +95,12 @@ static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_r
         json_object_set_new(j, "completed_at", json_string(PQgetvalue(res, 0, 12)));
     }
     PQclear(res);
-    set_body(it, 200, j);
+    ct_commit_set_json(it, 200, j);
 }
 
-/* Admission rate window of the queue: activations in the last minute of the
- * concert's logical time. */
-#define ADMISSION_WINDOW_MS 60000
-#define STR_(x) #x
-#define STR(x) STR_(x)
+int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted) {
+    return admitted > 0 ? (ahead * CT_READS_ADMISSION_WINDOW_MS + admitted - 1) / admitted : -1;
+}
 
 /* Logical "now" of a concert's queue: the latest time its tokens show (the
  * newest activation, the newest waiting token's issue, this token's issue),
@@ -125,7 +114,7 @@ static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_r
  * the activations of a hot concert's minute one by one cost ~2 ms. */
 static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(
+    PGresult *res = ct_reads_query(
         pg, it,
         "WITH t AS (SELECT * FROM queue_tokens WHERE token = $1),"
         " clk AS (SELECT greatest(t.issued_ts,"
@@ -136,17 +125,11 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
         " SELECT t.status, t.concert_id, t.user_id, t.seq, t.issued_ts, t.activated_ts, t.active_until,"
         "  CASE WHEN t.status = 'WAITING' THEN t.seq - (SELECT min(w.seq) FROM queue_tokens w"
         "   WHERE w.concert_id = t.concert_id AND w.status = 'WAITING') + 1 END,"
-        "  coalesce(hi.seq - coalesce(lo.seq, first.seq - 1), 0), clk.now"
+        "  " CT_READS_ADMITTED_SQL ", clk.now"
         " FROM t CROSS JOIN clk"
         /* clk.now is at least the latest activation: the last one in the
          * window is the latest of all, found without clk's look-ups again. */
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"
-        " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-        "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= clk.now - " STR(
-            ADMISSION_WINDOW_MS) "   ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"
-                                 " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = t.concert_id"
-                                 "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true",
+        CT_READS_ADMISSIONS_JOIN("t.concert_id", "clk.now"),
         1, p);
     if (!res) return;
     if (PQntuples(res) == 0) {
@@ -165,9 +148,10 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
         long long pos = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
         json_decref(position);
         position = json_integer(pos);
-        if (admitted > 0) { /* pos tokens at the observed rate, rounded up */
+        int64_t ms = ct_reads_wait_ms(pos, admitted);
+        if (ms >= 0) {
             json_decref(wait);
-            wait = json_integer((pos * ADMISSION_WINDOW_MS + admitted - 1) / admitted);
+            wait = json_integer(ms);
         }
     } else if (strcmp(status, "ACTIVE") == 0) {
         json_decref(position), json_decref(wait);
@@ -180,7 +164,7 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
                   "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5), "admitted_last_minute",
                   (json_int_t)admitted, "as_of_ts", (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
     PQclear(res);
-    set_body(it, 200, j);
+    ct_commit_set_json(it, 200, j);
 }
 
 /* Rows of column 0 (JSON) into an array; `limit + 1` rows were asked for, so
@@ -198,17 +182,17 @@ static void query_concerts(PGconn *pg, ct_commit_item *it, const ct_read_request
     char lim[16];
     snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
     const char *p[2] = {r->page.has_after ? r->page.after : NULL, lim};
-    PGresult *res = read_query(pg, it,
-                               "SELECT json_build_object('concert_id', concert_id, 'title', title, 'max_active',"
-                               " max_active, 'active_ttl_ms', active_ttl_ms, 'hold_ttl_ms', hold_ttl_ms,"
-                               " 'schedule_count', schedule_count, 'created_ts', created_ts)::text, concert_id"
-                               " FROM concerts WHERE ($1::text IS NULL OR concert_id > $1)"
-                               " ORDER BY concert_id LIMIT $2::int",
-                               2, p);
+    PGresult *res = ct_reads_query(pg, it,
+                                   "SELECT json_build_object('concert_id', concert_id, 'title', title, 'max_active',"
+                                   " max_active, 'active_ttl_ms', active_ttl_ms, 'hold_ttl_ms', hold_ttl_ms,"
+                                   " 'schedule_count', schedule_count, 'created_ts', created_ts)::text, concert_id"
+                                   " FROM concerts WHERE ($1::text IS NULL OR concert_id > $1)"
+                                   " ORDER BY concert_id LIMIT $2::int",
+                                   2, p);
     if (!res) return;
     json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
     PQclear(res);
-    set_body(it, 200, json_pack("{s:o, s:o}", "concerts", rows, "next_after", next));
+    ct_commit_set_json(it, 200, json_pack("{s:o, s:o}", "concerts", rows, "next_after", next));
 }
 
 #define SEATS_TAKEN(s) \
@@ -216,7 +200,7 @@ static void query_concerts(PGconn *pg, ct_commit_item *it, const ct_read_request
 
 static void query_schedules(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(
+    PGresult *res = ct_reads_query(
         pg, it,
         "SELECT json_build_object('concert_id', c.concert_id, 'title', c.title, 'schedules', coalesce("
         " (SELECT json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at, 'seats', s.seats,"
@@ -230,7 +214,7 @@ static void query_schedules(PGconn *pg, ct_commit_item *it, const ct_read_reques
     if (PQntuples(res) == 0)
         ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
     else
-        set_body(it, 200, cell_json(res, 0, 0));
+        ct_commit_set_json(it, 200, cell_json(res, 0, 0));
     PQclear(res);
 }
 
@@ -239,7 +223,7 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
     snprintf(after, sizeof after, "%lld", r->page.after_n);
     snprintf(lim, sizeof lim, "%d", r->page.limit);
     const char *p[4] = {r->param, r->param2, after, lim};
-    PGresult *res = read_query(
+    PGresult *res = ct_reads_query(
         pg, it,
         "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN(
             "s") "), coalesce("
@@ -260,7 +244,7 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
                           cell_int(res, 0, 0), "seats_left", cell_int(res, 0, 1), "seat_map", cell_json(res, 0, 2),
                           "next_after", end < seats ? json_integer(end) : json_null());
     PQclear(res);
-    set_body(it, 200, j);
+    ct_commit_set_json(it, 200, j);
 }
 
 #define RESERVATION_JSON                                                                                              \
@@ -272,15 +256,15 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
 
 static void query_reservation(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it,
-                               "SELECT " RESERVATION_JSON ", r.user_id FROM reservations r"
-                               " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
-                               1, p);
+    PGresult *res = ct_reads_query(pg, it,
+                                   "SELECT " RESERVATION_JSON ", r.user_id FROM reservations r"
+                                   " LEFT JOIN payments p ON p.payment_id = r.payment_id WHERE r.reservation_id = $1",
+                                   1, p);
     if (!res) return;
     if (PQntuples(res) == 0)
         ct_commit_set_error(it, 404, "NOT_FOUND", "no reservation %s", r->param);
     else if (readable_by(r, it, PQgetvalue(res, 0, 1), "reservation"))
-        set_body(it, 200, cell_json(res, 0, 0));
+        ct_commit_set_json(it, 200, cell_json(res, 0, 0));
     PQclear(res);
 }
 
@@ -288,27 +272,29 @@ static void query_user_reservations(PGconn *pg, ct_commit_item *it, const ct_rea
     char lim[16];
     snprintf(lim, sizeof lim, "%d", r->page.limit + 1);
     const char *p[3] = {r->param, r->page.has_after ? r->page.after : NULL, lim};
-    PGresult *res = read_query(pg, it,
-                               "SELECT " RESERVATION_JSON ", r.reservation_id FROM reservations r"
-                               " LEFT JOIN payments p ON p.payment_id = r.payment_id"
-                               " WHERE r.user_id = $1 AND ($2::text IS NULL OR r.reservation_id > $2)"
-                               " ORDER BY r.reservation_id LIMIT $3::int",
-                               3, p);
+    PGresult *res = ct_reads_query(pg, it,
+                                   "SELECT " RESERVATION_JSON ", r.reservation_id FROM reservations r"
+                                   " LEFT JOIN payments p ON p.payment_id = r.payment_id"
+                                   " WHERE r.user_id = $1 AND ($2::text IS NULL OR r.reservation_id > $2)"
+                                   " ORDER BY r.reservation_id LIMIT $3::int",
+                                   3, p);
     if (!res) return;
     json_t *next = NULL, *rows = page_rows(res, r->page.limit, &next);
     PQclear(res);
-    set_body(it, 200, json_pack("{s:s, s:o, s:o}", "user_id", r->param, "reservations", rows, "next_after", next));
+    ct_commit_set_json(it, 200,
+                       json_pack("{s:s, s:o, s:o}", "user_id", r->param, "reservations", rows, "next_after", next));
 }
 
 static void query_balance(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = read_query(pg, it, "SELECT balance, updated_ts FROM balances WHERE user_id = $1", 1, p);
+    PGresult *res = ct_reads_query(pg, it, "SELECT balance, updated_ts FROM balances WHERE user_id = $1", 1, p);
     if (!res) return;
     /* No row: the user never charged, which is a balance of 0. */
     bool row = PQntuples(res) == 1;
-    set_body(it, 200,
-             json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance", row ? cell_int(res, 0, 0) : json_integer(0),
-                       "updated_ts", row ? cell_int(res, 0, 1) : json_null()));
+    ct_commit_set_json(it, 200,
+                       json_pack("{s:s, s:o, s:o}", "user_id", r->param, "balance",
+                                 row ? cell_int(res, 0, 0) : json_integer(0), "updated_ts",
+                                 row ? cell_int(res, 0, 1) : json_null()));
     PQclear(res);
 }
 
@@ -342,7 +328,7 @@ static void query_outbox_list(PGconn *pg, ct_commit_item *it, const ct_read_requ
     json_t *j = json_pack("{s:o}", "rows", arr ? arr : json_array());
     if (j && last && (size_t)lim == json_array_size(json_object_get(j, "rows")))
         json_object_set(j, "next_after_id", json_object_get(last, "id"));
-    set_body(it, 200, j);
+    ct_commit_set_json(it, 200, j);
 }
 
 static void query_outbox_retry(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
@@ -363,7 +349,7 @@ static void query_outbox_retry(PGconn *pg, ct_commit_item *it, const ct_read_req
             ct_commit_set_error(it, 409, "NOT_FAILED", "%s", err.msg);
         return;
     }
-    set_body(it, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "status", "PENDING"));
+    ct_commit_set_json(it, 200, json_pack("{s:I, s:s}", "id", (json_int_t)id, "status", "PENDING"));
 }
 
 void ct_reads_run(PGconn *pg, ct_commit_item *it, const ct_read_request *rq) {
