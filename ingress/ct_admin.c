@@ -204,19 +204,19 @@ static void slack(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
     const char *p[2] = {status, lim};
-    PGresult *res = ct_reads_query(
-        pg, it,
+    /* clang-format off */
+    PGresult *res = ct_reads_query(pg, it,
         "SELECT (SELECT coalesce(json_agg(n ORDER BY n.id DESC), '[]') FROM ("
         "  SELECT id, kind, text, CASE WHEN sent_at IS NULL THEN 'PENDING' ELSE 'DELIVERED' END AS status,"
-        "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at, " CT_PG_ISO_TS(
-            "sent_at") " AS sent_at,"
-                       "   CASE WHEN sent_at IS NULL THEN " CT_PG_ISO_TS(
-                           "next_attempt_at") " END AS next_attempt_at"
-                                              "  FROM slack_notifications"
-                                              "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
-                                              "  ORDER BY id DESC LIMIT $2::int) n)::text,"
-                                              " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
+        "   attempts, last_error, " CT_PG_ISO_TS("created_at") " AS created_at,"
+        "   " CT_PG_ISO_TS("sent_at") " AS sent_at,"
+        "   CASE WHEN sent_at IS NULL THEN " CT_PG_ISO_TS("next_attempt_at") " END AS next_attempt_at"
+        "  FROM slack_notifications"
+        "  WHERE $1 = '' OR ($1 = 'PENDING' AND sent_at IS NULL) OR ($1 = 'DELIVERED' AND sent_at IS NOT NULL)"
+        "  ORDER BY id DESC LIMIT $2::int) n)::text,"
+        " (SELECT count(*) FROM slack_notifications WHERE sent_at IS NULL)",
         2, p);
+    /* clang-format on */
     if (!res) return;
     json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     json_t *j = json_pack("{s:o, s:I}", "notifications", rows ? rows : json_array(), "pending",

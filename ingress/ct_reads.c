@@ -42,17 +42,17 @@ static bool readable_by(const ct_read_request *r, ct_commit_item *it, const char
  * what the outbox knows: stored (ACCEPTED) or in Kafka (PUBLISHED). */
 static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
-    PGresult *res = ct_reads_query(
-        pg, it,
-        "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", " CT_PG_ISO_TS(
-            "o.sent_at") ", o.kafka_partition, o.kafka_offset,"
-                         " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS(
-                             "c.completed_at") ","
-                                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
-                                               " FROM (SELECT $1::text AS id) v"
-                                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
-                                               " LEFT JOIN commands c ON c.command_id = v.id",
-        1, p);
+    /* clang-format off */
+    PGresult *res = ct_reads_query(pg, it,
+                               "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", "
+                               CT_PG_ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
+                               " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS("c.completed_at") ","
+                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
+                               " FROM (SELECT $1::text AS id) v"
+                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
+                               " LEFT JOIN commands c ON c.command_id = v.id",
+                               1, p);
+    /* clang-format on */
     if (!res) return;
     bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
     if (!outbox && !outcome) {
@@ -200,16 +200,17 @@ static void query_concerts(PGconn *pg, ct_commit_item *it, const ct_read_request
 
 static void query_schedules(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[1] = {r->param};
+    /* clang-format off */
     PGresult *res = ct_reads_query(
         pg, it,
         "SELECT json_build_object('concert_id', c.concert_id, 'title', c.title, 'schedules', coalesce("
         " (SELECT json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at, 'seats', s.seats,"
-        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN(
-            "s") "))"
-                 "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
-                 " '[]'::json))::text"
-                 " FROM concerts c WHERE c.concert_id = $1",
+        "   'price', s.price, 'seats_left', greatest(0, s.seats - " SEATS_TAKEN("s") "))"
+        "   ORDER BY s.starts_at, s.schedule_id) FROM schedules s WHERE s.concert_id = c.concert_id),"
+        " '[]'::json))::text"
+        " FROM concerts c WHERE c.concert_id = $1",
         1, p);
+    /* clang-format on */
     if (!res) return;
     if (PQntuples(res) == 0)
         ct_commit_set_error(it, 404, "NOT_FOUND", "no concert %s", r->param);
@@ -223,16 +224,17 @@ static void query_seats(PGconn *pg, ct_commit_item *it, const ct_read_request *r
     snprintf(after, sizeof after, "%lld", r->page.after_n);
     snprintf(lim, sizeof lim, "%d", r->page.limit);
     const char *p[4] = {r->param, r->param2, after, lim};
+    /* clang-format off */
     PGresult *res = ct_reads_query(
         pg, it,
-        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN(
-            "s") "), coalesce("
-                 " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
-                 "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
-                 "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
-                 " '[]'::json)::text"
-                 " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
+        "SELECT s.seats, greatest(0, s.seats - " SEATS_TAKEN("s") "), coalesce("
+        " (SELECT json_agg(json_build_object('seat_no', g.n, 'status', coalesce(x.status, 'AVAILABLE')) ORDER BY g.n)"
+        "  FROM generate_series($3::int + 1, least(s.seats, $3::int + $4::int)) g(n)"
+        "  LEFT JOIN seats x ON x.concert_id = s.concert_id AND x.schedule_id = s.schedule_id AND x.seat_no = g.n),"
+        " '[]'::json)::text"
+        " FROM schedules s WHERE s.concert_id = $1 AND s.schedule_id = $2",
         4, p);
+    /* clang-format on */
     if (!res) return;
     if (PQntuples(res) == 0) {
         ct_commit_set_error(it, 404, "NOT_FOUND", "no schedule %s of concert %s", r->param2, r->param);

@@ -11,16 +11,12 @@
     "DELETE FROM " table " WHERE " key " = ANY (ARRAY(SELECT " key " FROM " table " WHERE " at \
     " < now() - make_interval(secs => $1::int) ORDER BY " at " LIMIT $2::int)) RETURNING 1"
 
-static const char prune_sql[] = "WITH e AS (" OLDEST(
-    "projected_events", "id",
-    "applied_at") "),"
-                  " c AS (" OLDEST(
-                      "commands", "command_id",
-                      "completed_at") "),"
-                                      " s AS (" OLDEST(
-                                          "slack_notifications", "id",
-                                          "sent_at") ")"
-                                                     " SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c), (SELECT count(*) FROM s)";
+/* clang-format off */
+static const char prune_sql[] = "WITH e AS (" OLDEST("projected_events", "id", "applied_at") "),"
+                                " c AS (" OLDEST("commands", "command_id", "completed_at") "),"
+                                " s AS (" OLDEST("slack_notifications", "id", "sent_at") ")"
+                                " SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c), (SELECT count(*) FROM s)";
+/* clang-format on */
 
 int ct_retention_prune_slice(PGconn *conn, int retention_s, int limit, ct_retention_counts *deleted, bool *more,
                              ct_error *err) {

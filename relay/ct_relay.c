@@ -200,22 +200,23 @@ enum { STMT_CLAIM, STMT_SENT, STMT_FAILED, STMT_PARK, STMT_FRONTIER_GET, STMT_FR
     "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key" \
     " AND b.first < " o ".id)"
 static const ct_pg_statement statements[] = {
-    [STMT_CLAIM] =
-        {"ct_relay_claim",
-         "WITH blocked AS ("
-         "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-         "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
-         " fresh AS ("
-         "  SELECT id, true AS fresh FROM outbox"
-         "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
-         " due AS ("
-         "  SELECT o.id, false AS fresh FROM outbox o"
-         "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD(
-             "o") "  ORDER BY o.id LIMIT $1::int),"
-                  " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
-                  " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
-                  "  p.fresh, p.fresh AND " CLAIM_HELD(
-                      "o") " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
+    /* clang-format off */
+    [STMT_CLAIM] = {"ct_relay_claim",
+                    "WITH blocked AS ("
+                    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
+                    "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
+                    " fresh AS ("
+                    "  SELECT id, true AS fresh FROM outbox"
+                    "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
+                    " due AS ("
+                    "  SELECT o.id, false AS fresh FROM outbox o"
+                    "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD("o")
+                    "  ORDER BY o.id LIMIT $1::int),"
+                    " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
+                    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
+                    "  p.fresh, p.fresh AND " CLAIM_HELD("o")
+                    " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
+    /* clang-format on */
     [STMT_SENT] =
         {"ct_relay_sent",
          "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"

@@ -120,46 +120,30 @@ static void seed(void) {
     sql("INSERT INTO schedules VALUES ('" C1 "', '1', 1900000000000, 10, 50000), ('" C1
         "', '2', 1900000100000, 3, 70000),"
         " ('" C2 "', '1', 1900000000000, 5, 1000), ('" C3 "', '1', 1900000000000, 5, 1000)");
-    sql("INSERT INTO seats VALUES ('" C1 "', '1', 2, 'HELD', '" RES(
-        "1") "', 'alice', 400000),"
-             " ('" C1 "', '1', 5, 'SOLD', '" RES("2") "', 'alice', NULL),"
-                                                      " ('" C1
-                                                      "', '1', 7, 'PAYMENT_PENDING', '" RES("3") "', 'bob', NULL)");
+    /* clang-format off */
+    sql("INSERT INTO seats VALUES ('" C1 "', '1', 2, 'HELD', '" RES("1") "', 'alice', 400000),"
+        " ('" C1 "', '1', 5, 'SOLD', '" RES("2") "', 'alice', NULL),"
+        " ('" C1 "', '1', 7, 'PAYMENT_PENDING', '" RES("3") "', 'bob', NULL)");
     sql("INSERT INTO reservations VALUES"
-        " ('" RES("1") "', '" C1 "', '1', 2, 'alice', '" TK(
-            "1") "', 'HELD', 50000, 400000, NULL, 100000, 100000),"
-                 " ('" RES("2") "', '" C1 "', '1', 5, 'alice', '" TK(
-                     "1") "', 'CONFIRMED', 50000, 400000, 'PAY2', 90000, 95000),"
-                          " ('" RES("4") "', '" C1 "', '1', 9, 'alice', '" TK(
-                              "1") "', 'EXPIRED', 50000, 80000, NULL, 20000, 80000),"
-                                   " ('" RES("3") "', '" C1 "', '1', 7, 'bob', '" TK(
-                                       "2") "', 'PAYMENT_PENDING', 50000, 400000, 'PAY3', 90000, 96000)");
+        " ('" RES("1") "', '" C1 "', '1', 2, 'alice', '" TK("1") "', 'HELD', 50000, 400000, NULL, 100000, 100000),"
+        " ('" RES("2") "', '" C1 "', '1', 5, 'alice', '" TK("1") "', 'CONFIRMED', 50000, 400000, 'PAY2', 90000, 95000),"
+        " ('" RES("4") "', '" C1 "', '1', 9, 'alice', '" TK("1") "', 'EXPIRED', 50000, 80000, NULL, 20000, 80000),"
+        " ('" RES("3") "', '" C1 "', '1', 7, 'bob', '" TK("2") "', 'PAYMENT_PENDING', 50000, 400000, 'PAY3', 90000, 96000)");
     sql("INSERT INTO payments VALUES ('PAY2', '" RES("2") "', 'alice', '" C1 "', 50000, 'SUCCEEDED', NULL, 95000),"
-                                                          " ('PAY3', '" RES("3") "', 'bob', '" C1
-                                                                                 "', 50000, 'PENDING', NULL, 96000)");
+        " ('PAY3', '" RES("3") "', 'bob', '" C1 "', 50000, 'PENDING', NULL, 96000)");
     sql("INSERT INTO balances VALUES ('alice', 5000, 95000)");
     /* Concert 1's queue at logical time 100000: three admissions in the last
      * minute (50000, 80000, 100000), one long before (10000), three waiting. */
     sql("INSERT INTO queue_tokens VALUES"
-        " ('" TK(
-            "1") "', '" C1 "', 'alice', 1, 'ACTIVE', 40000, 50000, 650000, NULL),"
-                 " ('" TK(
-                     "2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
-                          " ('" TK(
-                              "3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
-                                   " ('" TK(
-                                       "0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
-                                            " ('" TK(
-                                                "5") "', '" C1 "', 'erin', 4, 'WAITING', 90000, NULL, NULL, NULL),"
-                                                     " ('" TK(
-                                                         "6") "', '" C1
-                                                              "', 'frank', 5, 'WAITING', 95000, NULL, NULL, NULL),"
-                                                              " ('" TK(
-                                                                  "7") "', '" C1
-                                                                       "', 'grace', 6, 'WAITING', 99000, NULL, NULL, NULL),"
-                                                                       " ('" TK(
-                                                                           "8") "', '" C2
-                                                                                "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
+        " ('" TK("1") "', '" C1 "', 'alice', 1, 'ACTIVE', 40000, 50000, 650000, NULL),"
+        " ('" TK("2") "', '" C1 "', 'bob', 2, 'ACTIVE', 41000, 80000, 680000, NULL),"
+        " ('" TK("3") "', '" C1 "', 'carol', 3, 'ACTIVE', 42000, 100000, 700000, NULL),"
+        " ('" TK("0") "', '" C1 "', 'dave', 0, 'EXPIRED', 5000, 10000, 610000, 610000),"
+        " ('" TK("5") "', '" C1 "', 'erin', 4, 'WAITING', 90000, NULL, NULL, NULL),"
+        " ('" TK("6") "', '" C1 "', 'frank', 5, 'WAITING', 95000, NULL, NULL, NULL),"
+        " ('" TK("7") "', '" C1 "', 'grace', 6, 'WAITING', 99000, NULL, NULL, NULL),"
+        " ('" TK("8") "', '" C2 "', 'heidi', 1, 'WAITING', 99000, NULL, NULL, NULL)");
+    /* clang-format on */
 }
 
 Test(read_api, a_hot_queue_counts_every_admission_of_the_minute, .init = setup, .fini = teardown) {
