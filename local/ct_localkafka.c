@@ -217,32 +217,37 @@ int ct_localkafka_node_argv(const ct_config *cfg, int node, char ***argv_out, ct
     snprintf(log4j, sizeof log4j, "-Dlog4j.configuration=file:%s", tmp);
     classpath(cfg, cp, sizeof cp);
     node_dir(cfg, node, "server.properties", props, sizeof props);
-    const char *args[] = {cfg->java,
-                          heap_min,
-                          heap_max,
-                          "-XX:+UseG1GC",
-                          "-XX:MaxGCPauseMillis=20",
-                          "-XX:+ExitOnOutOfMemoryError",
-                          "-Djava.awt.headless=true",
-                          logs,
-                          log4j,
-                          "-cp",
-                          cp,
-                          "kafka.Kafka",
-                          props,
-                          NULL};
-    size_t n = sizeof args / sizeof args[0];
-    char **argv = calloc(n, sizeof *argv);
+    const char *head[] = {cfg->java, heap_min, heap_max};
+    const char *tail[] = {"-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", logs, log4j, "-cp", cp,
+                          "kafka.Kafka", props};
+    size_t nhead = sizeof head / sizeof head[0], ntail = sizeof tail / sizeof tail[0];
+    /* CONCERT_KAFKA_JVM_OPTS goes between the heap and the rest, one
+     * argument per space-separated word. */
+    char opts[sizeof cfg->kafka_jvm_opts];
+    snprintf(opts, sizeof opts, "%s", cfg->kafka_jvm_opts);
+    size_t nopts = 0;
+    for (char *p = opts; *p;) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        nopts++;
+        while (*p && *p != ' ') p++;
+    }
+    char **argv = calloc(nhead + nopts + ntail + 1, sizeof *argv);
     if (!argv) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (!(argv[i] = strdup(args[i]))) {
-            ct_localkafka_argv_free(argv);
-            CT_ERR(err, CT_ERR_FATAL, "out of memory");
-            return -1;
-        }
+    size_t i = 0;
+    bool oom = false;
+    for (size_t k = 0; k < nhead; k++) oom |= !(argv[i++] = strdup(head[k]));
+    for (char *save = NULL, *w = strtok_r(opts, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        oom |= !(argv[i++] = strdup(w));
+    for (size_t k = 0; k < ntail; k++) oom |= !(argv[i++] = strdup(tail[k]));
+    if (oom) {
+        for (size_t k = 0; k < i; k++) free(argv[k]);
+        free(argv);
+        CT_ERR(err, CT_ERR_FATAL, "out of memory");
+        return -1;
     }
     *argv_out = argv;
     return 0;

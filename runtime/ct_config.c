@@ -53,6 +53,9 @@ static const setting settings[] = {
      "Local cluster: broker N (1..3) listens on base+N-1, its controller on base+10+N-1, all on 127.0.0.1."},
     {"CONCERT_KAFKA_HEAP_MB", INT(kafka_heap_mb, 128, 16384), "512", 0,
      "Local cluster: JVM heap of each broker, in MiB."},
+    {"CONCERT_KAFKA_JVM_OPTS", STR(kafka_jvm_opts), CT_KAFKA_JVM_OPTS_DEFAULT, 0,
+     "Local cluster: each broker's JVM flags besides its heap and log settings, separated by spaces (the"
+     " garbage collector, the JIT). The default is sized for a small machine: docs/decisions.md."},
     {"CONCERT_KAFKA_PARTITIONS", INT(kafka_partitions, 1, 1024), "6", 0,
      "Partitions of each topic the system creates."},
     {"CONCERT_KAFKA_REPLICATION", INT(kafka_replication, 1, 32), "3", 0,

@@ -22,6 +22,8 @@
 #define CT_CONFIG_PATH_MAX 512
 #define CT_CONFIG_URL_MAX 1024
 #define CT_CONFIG_PASSTHROUGH_MAX 32
+/* CONCERT_KAFKA_JVM_OPTS's default (docs/decisions.md, "The journey's speed"). */
+#define CT_KAFKA_JVM_OPTS_DEFAULT "-XX:+UseG1GC -XX:MaxGCPauseMillis=20"
 
 typedef struct ct_config_kv {
     char name[128]; /* librdkafka property name */
@@ -37,6 +39,7 @@ typedef struct ct_config {
     char kafka_brokers[CT_CONFIG_URL_MAX]; /* empty: the local cluster */
     int kafka_base_port;
     int kafka_heap_mb;
+    char kafka_jvm_opts[CT_CONFIG_PATH_MAX]; /* the brokers' JVM flags besides heap and logs, space-separated */
     int kafka_partitions;
     int kafka_replication;
     int kafka_min_isr;
