@@ -96,29 +96,36 @@
  * or EVENTS (either events topic: the role that emits it decides);
  * OUTCOME: SUCCEEDED or REJECTED (it is always the one outcome of the
  * command it names, and says so), NONE (progress, or a record for the
- * other processor: never an outcome). */
-#define CT_OUTPUTS(X)                                                           \
-    X(CONCERT_CREATED, "ConcertCreated", CONCERT_EVENTS, SUCCEEDED)             \
-    X(SCHEDULE_CREATED, "ScheduleCreated", CONCERT_EVENTS, NONE)                \
-    X(TOKEN_ISSUED, "TokenIssued", CONCERT_EVENTS, SUCCEEDED)                   \
-    X(TOKEN_ACTIVATED, "TokenActivated", CONCERT_EVENTS, NONE)                  \
-    X(TOKEN_EXPIRED, "TokenExpired", CONCERT_EVENTS, NONE)                      \
-    X(TOKEN_DONE, "TokenDone", CONCERT_EVENTS, NONE)                            \
-    X(SEAT_HELD, "SeatHeld", CONCERT_EVENTS, SUCCEEDED)                         \
-    X(SEAT_HOLD_EXPIRED, "SeatHoldExpired", CONCERT_EVENTS, NONE)               \
-    X(PAYMENT_REQUESTED, "PaymentRequested", CONCERT_EVENTS, NONE)              \
-    X(SEAT_SOLD, "SeatSold", CONCERT_EVENTS, NONE)                              \
-    X(RESERVATION_CONFIRMED, "ReservationConfirmed", CONCERT_EVENTS, SUCCEEDED) \
-    X(PAYMENT_FAILED, "PaymentFailed", CONCERT_EVENTS, REJECTED)                \
-    X(SETTLEMENT_REJECTED, "SettlementRejected", CONCERT_EVENTS, NONE)          \
-    X(COMMAND_REJECTED, "CommandRejected", EVENTS, REJECTED)                    \
-    X(BALANCE_CHARGED, "BalanceCharged", WALLET_EVENTS, SUCCEEDED)              \
-    X(BALANCE_DEBITED, "BalanceDebited", WALLET_EVENTS, NONE)                   \
-    X(DEBIT_REJECTED, "DebitRejected", WALLET_EVENTS, NONE)                     \
-    X(BALANCE_REFUNDED, "BalanceRefunded", WALLET_EVENTS, NONE)                 \
-    X(REFUND_REJECTED, "RefundRejected", WALLET_EVENTS, NONE)                   \
-    X(DEBIT_REQUESTED, "DebitRequested", WALLET_COMMANDS, NONE)                 \
-    X(PAYMENT_SETTLED, "PaymentSettled", CONCERT_COMMANDS, NONE)                \
+ * other processor: never an outcome).
+ * A payment's outcome is the wallet's decision (BalanceDebited or
+ * DebitRejected), not the settlement that follows it: once the concert
+ * side has sent DebitRequested the reservation is PAYMENT_PENDING, exempt
+ * from expiry, and its settlement confirms it if and only if the debit
+ * succeeded, so the answer need not wait for that third hop. (A
+ * DebitRejected for a DUPLICATE request follows the first decision and is
+ * not terminal: the core clears the flag.) */
+#define CT_OUTPUTS(X)                                                      \
+    X(CONCERT_CREATED, "ConcertCreated", CONCERT_EVENTS, SUCCEEDED)        \
+    X(SCHEDULE_CREATED, "ScheduleCreated", CONCERT_EVENTS, NONE)           \
+    X(TOKEN_ISSUED, "TokenIssued", CONCERT_EVENTS, SUCCEEDED)              \
+    X(TOKEN_ACTIVATED, "TokenActivated", CONCERT_EVENTS, NONE)             \
+    X(TOKEN_EXPIRED, "TokenExpired", CONCERT_EVENTS, NONE)                 \
+    X(TOKEN_DONE, "TokenDone", CONCERT_EVENTS, NONE)                       \
+    X(SEAT_HELD, "SeatHeld", CONCERT_EVENTS, SUCCEEDED)                    \
+    X(SEAT_HOLD_EXPIRED, "SeatHoldExpired", CONCERT_EVENTS, NONE)          \
+    X(PAYMENT_REQUESTED, "PaymentRequested", CONCERT_EVENTS, NONE)         \
+    X(SEAT_SOLD, "SeatSold", CONCERT_EVENTS, NONE)                         \
+    X(RESERVATION_CONFIRMED, "ReservationConfirmed", CONCERT_EVENTS, NONE) \
+    X(PAYMENT_FAILED, "PaymentFailed", CONCERT_EVENTS, NONE)               \
+    X(SETTLEMENT_REJECTED, "SettlementRejected", CONCERT_EVENTS, NONE)     \
+    X(COMMAND_REJECTED, "CommandRejected", EVENTS, REJECTED)               \
+    X(BALANCE_CHARGED, "BalanceCharged", WALLET_EVENTS, SUCCEEDED)         \
+    X(BALANCE_DEBITED, "BalanceDebited", WALLET_EVENTS, SUCCEEDED)         \
+    X(DEBIT_REJECTED, "DebitRejected", WALLET_EVENTS, REJECTED)            \
+    X(BALANCE_REFUNDED, "BalanceRefunded", WALLET_EVENTS, NONE)            \
+    X(REFUND_REJECTED, "RefundRejected", WALLET_EVENTS, NONE)              \
+    X(DEBIT_REQUESTED, "DebitRequested", WALLET_COMMANDS, NONE)            \
+    X(PAYMENT_SETTLED, "PaymentSettled", CONCERT_COMMANDS, NONE)           \
     X(REFUND_REQUESTED, "RefundRequested", WALLET_COMMANDS, NONE)
 
 #endif

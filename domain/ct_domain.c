@@ -851,6 +851,7 @@ static int debit_requested(ctx *c) {
     if (r == 1) { /* decided already; a second settlement would refund money never taken twice */
         o = emit(c, CT_OUT_DEBIT_REJECTED, CT_TOPIC_ID_WALLET_EVENTS, &x->user_id, &m->command_id);
         if (!o) return -1;
+        o->terminal = false; /* the first decision was the payment's outcome */
         o->payment_id = x->payment_id;
         o->reservation_id = x->reservation_id;
         o->user_id = x->user_id;

@@ -218,8 +218,8 @@ int ct_localkafka_node_argv(const ct_config *cfg, int node, char ***argv_out, ct
     classpath(cfg, cp, sizeof cp);
     node_dir(cfg, node, "server.properties", props, sizeof props);
     const char *head[] = {cfg->java, heap_min, heap_max};
-    const char *tail[] = {"-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", logs, log4j, "-cp", cp,
-                          "kafka.Kafka", props};
+    const char *tail[] = {
+        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", logs, log4j, "-cp", cp, "kafka.Kafka", props};
     size_t nhead = sizeof head / sizeof head[0], ntail = sizeof tail / sizeof tail[0];
     /* CONCERT_KAFKA_JVM_OPTS goes between the heap and the rest, one
      * argument per space-separated word. */

@@ -60,6 +60,8 @@ enum {
     Q_SEAT_SOLD,
     Q_CONFIRMED,
     Q_PAYMENT_FAILED,
+    Q_DEBITED,
+    Q_DEBIT_REJECTED,
     Q_BALANCE,
     Q_COMMAND,
     Q_OFFSET,
@@ -90,43 +92,91 @@ static const char *const query_sql[Q_COUNT] = {
                     " reservation_id = EXCLUDED.reservation_id, user_id = EXCLUDED.user_id,"
                     " hold_until = EXCLUDED.hold_until",
     /* $1 reservation, $2 ts, $3 concert, $4 schedule, $5 seat */
-    [Q_HOLD_EXPIRED] = "WITH r AS (UPDATE reservations SET status = 'EXPIRED', updated_ts = $2"
-                       " WHERE reservation_id = $1)"
-                       " DELETE FROM seats WHERE concert_id = $3 AND schedule_id = $4 AND seat_no = $5"
-                       " AND reservation_id = $1",
+    [Q_HOLD_EXPIRED] =
+        "WITH r AS (UPDATE reservations SET status = 'EXPIRED', updated_ts = GREATEST(updated_ts, $2::bigint)"
+        " WHERE reservation_id = $1)"
+        " DELETE FROM seats WHERE concert_id = $3 AND schedule_id = $4 AND seat_no = $5"
+        " AND reservation_id = $1",
+    /* A payment's rows are written by events of two topics: PaymentRequested,
+     * the settlement's SeatSold and ReservationConfirmed or PaymentFailed on
+     * concert.events, and the payment's outcome, the wallet's BalanceDebited
+     * or DebitRejected (ct_catalog.h), on wallet.events. The projector reads
+     * the two in any interleaving (live, after a restart, in a rebuild), so
+     * these statements commute: the wallet's decision is applied whenever it
+     * comes (to a reservation still HELD or PAYMENT_PENDING), a later
+     * PaymentRequested looks the decision up instead of going back to
+     * PAYMENT_PENDING, a status moves only forward from where the
+     * concert's order put it, and every updated_ts is the greatest of the
+     * events' times (the two processors' clocks may differ). */
     /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 ts */
-    [Q_PAYMENT_REQUESTED] = "WITH p AS (INSERT INTO payments (payment_id, reservation_id, user_id, concert_id, amount,"
+    [Q_PAYMENT_REQUESTED] = "WITH d AS (SELECT status FROM payments WHERE payment_id = $1),"
+                            " p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
                             " status, updated_ts) VALUES ($1, $2, $3, $4, $5, 'PENDING', $6::bigint)"
-                            " ON CONFLICT (payment_id) DO NOTHING),"
-                            " r AS (UPDATE reservations SET status = 'PAYMENT_PENDING', payment_id = $1,"
-                            " updated_ts = $6::bigint WHERE reservation_id = $2"
-                            " RETURNING concert_id, schedule_id, seat_no)"
-                            " UPDATE seats s SET status = 'PAYMENT_PENDING' FROM r"
+                            " ON CONFLICT (payment_id) DO UPDATE"
+                            " SET updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
+                            " r AS (UPDATE reservations SET status = CASE WHEN status <> 'HELD' THEN status"
+                            " WHEN (SELECT status FROM d) = 'SUCCEEDED' THEN 'CONFIRMED'"
+                            " WHEN (SELECT status FROM d) = 'FAILED' THEN 'HELD' ELSE 'PAYMENT_PENDING' END,"
+                            " payment_id = CASE WHEN status = 'HELD' THEN $1 ELSE payment_id END,"
+                            " updated_ts = GREATEST(updated_ts, $6::bigint) WHERE reservation_id = $2"
+                            " RETURNING status, concert_id, schedule_id, seat_no)"
+                            " UPDATE seats s SET status = CASE r.status WHEN 'CONFIRMED' THEN 'SOLD' ELSE r.status END,"
+                            " hold_until = CASE r.status WHEN 'CONFIRMED' THEN NULL ELSE s.hold_until END FROM r"
                             " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
-                            " AND s.seat_no = r.seat_no AND s.reservation_id = $2",
+                            " AND s.seat_no = r.seat_no AND s.reservation_id = $2"
+                            " AND r.status IN ('HELD', 'PAYMENT_PENDING', 'CONFIRMED')",
     /* $1 concert, $2 schedule, $3 seat, $4 reservation, $5 user */
     [Q_SEAT_SOLD] = "INSERT INTO seats (concert_id, schedule_id, seat_no, status, reservation_id, user_id, hold_until)"
                     " VALUES ($1, $2, $3, 'SOLD', $4, $5, NULL)"
                     " ON CONFLICT (concert_id, schedule_id, seat_no) DO UPDATE SET status = 'SOLD',"
                     " reservation_id = EXCLUDED.reservation_id, user_id = EXCLUDED.user_id, hold_until = NULL",
     /* $1 reservation, $2 payment, $3 ts, $4 Slack text, $5 dedup key */
-    [Q_CONFIRMED] = "WITH r AS (UPDATE reservations SET status = 'CONFIRMED', payment_id = $2, updated_ts = $3::bigint"
-                    " WHERE reservation_id = $1),"
-                    " p AS (UPDATE payments SET status = 'SUCCEEDED', reason = NULL, updated_ts = $3::bigint"
-                    " WHERE payment_id = $2)"
+    [Q_CONFIRMED] = "WITH r AS (UPDATE reservations SET status = 'CONFIRMED', payment_id = $2,"
+                    " updated_ts = GREATEST(updated_ts, $3::bigint) WHERE reservation_id = $1),"
+                    " p AS (UPDATE payments SET status = 'SUCCEEDED', reason = NULL,"
+                    " updated_ts = GREATEST(updated_ts, $3::bigint) WHERE payment_id = $2)"
                     " INSERT INTO slack_notifications (kind, text, dedup_key)"
                     " VALUES ('reservation_confirmed', $4, $5) ON CONFLICT (dedup_key) DO NOTHING",
     /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts, $8 hold_until */
-    [Q_PAYMENT_FAILED] = "WITH p AS (INSERT INTO payments (payment_id, reservation_id, user_id, concert_id, amount,"
-                         " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
-                         " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
-                         " updated_ts = EXCLUDED.updated_ts),"
-                         " r AS (UPDATE reservations SET status = 'HELD', hold_until = $8::bigint,"
-                         " updated_ts = $7::bigint WHERE reservation_id = $2 AND status = 'PAYMENT_PENDING'"
-                         " RETURNING concert_id, schedule_id, seat_no)"
-                         " UPDATE seats s SET status = 'HELD', hold_until = $8::bigint FROM r"
-                         " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
-                         " AND s.seat_no = r.seat_no AND s.reservation_id = $2",
+    [Q_PAYMENT_FAILED] =
+        "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
+        " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
+        " updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
+        " r AS (UPDATE reservations SET status = CASE WHEN status = 'PAYMENT_PENDING' THEN 'HELD'"
+        " ELSE status END, hold_until = CASE WHEN status = 'PAYMENT_PENDING' THEN $8::bigint"
+        " ELSE hold_until END, updated_ts = GREATEST(updated_ts, $7::bigint) WHERE reservation_id = $2"
+        " RETURNING status, concert_id, schedule_id, seat_no)"
+        " UPDATE seats s SET status = 'HELD', hold_until = $8::bigint FROM r"
+        " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
+        " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'HELD'",
+    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 ts */
+    [Q_DEBITED] =
+        "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount, status,"
+        " updated_ts) VALUES ($1, $2, $3, $4, $5, 'SUCCEEDED', $6::bigint)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = 'SUCCEEDED', reason = NULL,"
+        " updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
+        " r AS (UPDATE reservations SET status = CASE WHEN status IN ('HELD', 'PAYMENT_PENDING')"
+        " THEN 'CONFIRMED' ELSE status END, payment_id = CASE WHEN status IN ('HELD', 'PAYMENT_PENDING')"
+        " THEN $1 ELSE payment_id END, updated_ts = GREATEST(updated_ts, $6::bigint)"
+        " WHERE reservation_id = $2 RETURNING status, concert_id, schedule_id, seat_no)"
+        " UPDATE seats s SET status = 'SOLD', hold_until = NULL FROM r"
+        " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
+        " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'CONFIRMED'",
+    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts */
+    [Q_DEBIT_REJECTED] =
+        "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
+        " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
+        " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
+        " updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
+        " r AS (UPDATE reservations SET status = CASE WHEN status = 'PAYMENT_PENDING'"
+        " AND payment_id = $1 THEN 'HELD' ELSE status END,"
+        " updated_ts = GREATEST(updated_ts, $7::bigint) WHERE reservation_id = $2"
+        " RETURNING status, concert_id, schedule_id, seat_no)"
+        " UPDATE seats s SET status = 'HELD' FROM r"
+        " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
+        " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'HELD'"
+        " AND s.status = 'PAYMENT_PENDING'",
     /* The batch's balances in one statement: each event carries the
      * user's whole balance, so the batch's last one per user is the
      * balance (DISTINCT ON keeps it), and no other statement reads or
@@ -404,8 +454,14 @@ static void parse_event(event *ev) {
     ev->terminal = json_is_true(json_object_get(ev->data, "terminal"));
 }
 
-/* The outcomes that are rejections (the catalogue's word). */
-static bool rejects(const event *ev) { return ct_out_type_outcome(ev->otype) == CT_OUTCOME_REJECTED; }
+/* The outcomes that are rejections: the catalogue's word, and for a type
+ * that is no outcome now but was one in records written before (a
+ * PaymentFailed was a payment's outcome until the wallet's decision
+ * became it), a reason, which only rejections carry. */
+static bool rejects(const event *ev) {
+    ct_outcome o = ct_out_type_outcome(ev->otype);
+    return o == CT_OUTCOME_REJECTED || (o == CT_OUTCOME_NONE && json_object_get(ev->data, "reason"));
+}
 
 typedef struct pipe_state {
     PGconn *pg;
@@ -434,9 +490,10 @@ static int send_q(pipe_state *ps, int q, int n, const char *const *v, ct_error *
 /* The read-model statement of a parsed event and its arguments, read from
  * the event alone: the statement (Q_*), -1 for a type without one, or -2
  * with ev->bad set when a field is missing or out of range. */
-static int event_statement(event *ev, args *a, char text[512], char dedup[200]) {
+static int event_statement(event *ev, args *a, args *bal, char text[512], char dedup[200]) {
     json_t *d = ev->data;
     *a = (args){0};
+    *bal = (args){0};
     int q = -1;
     switch (ev->otype) {
     case CT_OUT_CONCERT_CREATED:
@@ -504,14 +561,24 @@ static int event_statement(event *ev, args *a, char text[512], char dedup[200]) 
         a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
         a_int(a, d, "hold_until", 0, I64);
         break;
-    case CT_OUT_BALANCE_CHARGED:
     case CT_OUT_BALANCE_DEBITED:
-    case CT_OUT_BALANCE_REFUNDED:
-    case CT_OUT_DEBIT_REJECTED:
-    case CT_OUT_REFUND_REJECTED:
-        q = Q_BALANCE; /* into ps->bal, below */
-        a_str(a, d, "user_id"), a_int(a, d, "balance", 0, I64), a_i64(a, ev->ts);
+        q = Q_DEBITED;
+        a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
+        a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_i64(a, ev->ts);
         break;
+    case CT_OUT_DEBIT_REJECTED: {
+        /* A DUPLICATE is a second request for a payment decided before:
+         * that decision stands. */
+        const char *why = json_string_value(json_object_get(d, "reason"));
+        if (why && strcmp(why, "DUPLICATE") == 0) break;
+        q = Q_DEBIT_REJECTED;
+        a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
+        a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
+        break;
+    }
+    case CT_OUT_BALANCE_CHARGED:
+    case CT_OUT_BALANCE_REFUNDED:
+    case CT_OUT_REFUND_REJECTED: break;
     /* Outcomes only (their `commands` row), or records for the other
      * processor that the projector passes by. */
     case CT_OUT_COMMAND_REJECTED:
@@ -522,9 +589,14 @@ static int event_statement(event *ev, args *a, char text[512], char dedup[200]) 
     case CT_OUT_NONE:
     case CT_OUT_TYPE_COUNT_: ev->bad = "unknown event type"; return -2;
     }
+    /* Every wallet event carries the user's balance after it: gathered into
+     * one statement per batch (Q_BALANCE, in ps->bal). */
+    if (ct_out_type_topic(ev->otype) == CT_TOPIC_ID_WALLET_EVENTS)
+        a_str(bal, d, "user_id"), a_int(bal, d, "balance", 0, I64), a_i64(bal, ev->ts);
     json_t *terminal = json_object_get(d, "terminal");
     const char *reason = json_string_value(json_object_get(d, "reason"));
-    if (a->missing || (terminal && !json_is_boolean(terminal)) || (ev->terminal && rejects(ev) && !reason)) {
+    if (a->missing || bal->missing || (terminal && !json_is_boolean(terminal)) ||
+        (ev->terminal && rejects(ev) && !reason)) {
         ev->bad = "a field is missing or out of range";
         return -2;
     }
@@ -535,9 +607,9 @@ const char *ct_projector_check_event(const void *payload, size_t len) {
     rd_kafka_message_t m = {.payload = (void *)payload, .len = len};
     event ev = {.m = &m};
     parse_event(&ev);
-    args a;
+    args a, bal;
     char text[512], dedup[200];
-    if (!ev.bad) (void)event_statement(&ev, &a, text, dedup);
+    if (!ev.bad) (void)event_statement(&ev, &a, &bal, text, dedup);
     json_decref(ev.root);
     return ev.bad;
 }
@@ -548,16 +620,14 @@ const char *ct_projector_check_event(const void *payload, size_t len) {
 static int send_event(pipe_state *ps, event *ev, ct_error *err) {
     json_t *d = ev->data;
     const char *t = ev->type;
-    args a;
+    args a, bal;
     char text[512], dedup[200];
-    int q = event_statement(ev, &a, text, dedup);
+    int q = event_statement(ev, &a, &bal, text, dedup);
     if (q == -2) return 0;
     const char *reason = json_string_value(json_object_get(d, "reason"));
-    if (q == Q_BALANCE) {
-        for (int i = 0; i < 3; i++) ct_pgarray_add(&ps->bal[i], a.v[i]);
-    } else if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) {
-        return -1;
-    }
+    if (bal.n == 3)
+        for (int i = 0; i < 3; i++) ct_pgarray_add(&ps->bal[i], bal.v[i]);
+    if (q >= 0 && send_q(ps, q, a.n, a.v, err) != 0) return -1;
     if (ev->terminal) {
         char *result = json_dumps(d, JSON_COMPACT);
         if (!result) {

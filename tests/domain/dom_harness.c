@@ -266,8 +266,14 @@ const ct_effects *dom_route_saga(dom *d) {
     cr_assert(o, "no DebitRequested to route");
     ct_cmd debit = reroute(d, d->fx, o->index);
     dom_apply(d, &debit);
+    d->outcome = *dom_terminal(d);
     o = dom_find(d, CT_OUT_PAYMENT_SETTLED);
     cr_assert(o, "the wallet sent no PaymentSettled");
     ct_cmd settled = reroute(d, d->fx, o->index);
-    return dom_apply(d, &settled);
+    const ct_effects *fx = dom_apply(d, &settled);
+    for (size_t i = 0; i < ct_effects_output_count(fx); i++)
+        cr_assert_not(ct_effects_output_at(fx, i)->terminal, "the settlement repeats the wallet's outcome, it is none");
+    return fx;
 }
+
+const ct_out *dom_saga_outcome(dom *d) { return &d->outcome; }

@@ -22,6 +22,7 @@ typedef struct dom {
     ct_memkv *concert;
     ct_memkv *wallet;
     ct_effects *fx;
+    ct_out outcome; /* the payment's outcome, the wallet's, kept by dom_route_saga */
     uint64_t next_rec;
     ct_error err;
 } dom;
@@ -75,5 +76,8 @@ int64_t dom_clock(dom *d, ct_memkv *kv);
  * the last apply to the wallet and the wallet's PaymentSettled back.
  * Returns the concert-side effects of the settlement. */
 const ct_effects *dom_route_saga(dom *d);
+/* The one terminal output of the saga's wallet step (dom_route_saga): the
+ * payment's outcome. The settlement after it has none. */
+const ct_out *dom_saga_outcome(dom *d);
 
 #endif

@@ -212,7 +212,7 @@ Test(codec, golden_encoding_of_a_scenario_is_byte_exact) {
         "{\"id\":\"o-5:0\",\"type\":\"PaymentRequested\",\"v\":1,\"ts\":4000,\"command_id\":\"cmd-5\",\"key\":\"c1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"amount\":70000,\"terminal\":false}}\n"
         "{\"id\":\"o-5:1\",\"type\":\"DebitRequested\",\"v\":1,\"ts\":4000,\"command_id\":\"cmd-5\",\"key\":\"u1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"amount\":70000}}\n"
         "{\"id\":\"w-1:1:0\",\"type\":\"SeatSold\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-5\",\"key\":\"c1\",\"data\":{\"reservation_id\":\"r1\",\"payment_id\":\"p1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":2,\"user_id\":\"u1\",\"amount\":70000,\"terminal\":false}}\n"
-        "{\"id\":\"w-1:1:1\",\"type\":\"ReservationConfirmed\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-5\",\"key\":\"c1\",\"data\":{\"reservation_id\":\"r1\",\"payment_id\":\"p1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":2,\"user_id\":\"u1\",\"token\":\"t1\",\"amount\":70000,\"terminal\":true}}\n"
+        "{\"id\":\"w-1:1:1\",\"type\":\"ReservationConfirmed\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-5\",\"key\":\"c1\",\"data\":{\"reservation_id\":\"r1\",\"payment_id\":\"p1\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":2,\"user_id\":\"u1\",\"token\":\"t1\",\"amount\":70000,\"terminal\":false}}\n"
         "{\"id\":\"w-1:1:2\",\"type\":\"TokenDone\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-2\",\"key\":\"c1\",\"data\":{\"token\":\"t1\",\"user_id\":\"u1\",\"concert_id\":\"c1\",\"seq\":1,\"status\":\"DONE\",\"terminal\":false}}\n"
         "{\"id\":\"w-1:1:3\",\"type\":\"TokenActivated\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-3\",\"key\":\"c1\",\"data\":{\"token\":\"t2\",\"user_id\":\"u2\",\"concert_id\":\"c1\",\"seq\":2,\"status\":\"ACTIVE\",\"active_until\":65000,\"terminal\":false}}\n"
         "{\"id\":\"o-6:0\",\"type\":\"CommandRejected\",\"v\":1,\"ts\":5000,\"command_id\":\"cmd-6\",\"key\":\"c1\",\"data\":{\"command_type\":\"HoldSeat\",\"reason\":\"SEAT_TAKEN\",\"reservation_id\":\"r2\",\"token\":\"t2\",\"user_id\":\"u2\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\",\"seat_no\":2,\"terminal\":true}}\n"
@@ -251,7 +251,7 @@ Test(codec, wallet_outputs_golden_and_round_trip_as_commands) {
     cr_assert_eq(ct_codec_encode_effect(d.fx, 0, buf, sizeof buf, &n, &d.err), 0);
     cr_assert_str_eq(
         buf,
-        "{\"id\":\"r2:0\",\"type\":\"DebitRejected\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"u1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c9\",\"amount\":7,\"balance\":5,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":false}}");
+        "{\"id\":\"r2:0\",\"type\":\"DebitRejected\",\"v\":1,\"ts\":11,\"command_id\":\"c2\",\"key\":\"u1\",\"data\":{\"payment_id\":\"p1\",\"reservation_id\":\"r1\",\"user_id\":\"u1\",\"concert_id\":\"c9\",\"amount\":7,\"balance\":5,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":true}}");
     cr_assert_eq(ct_codec_encode_effect(d.fx, 1, buf, sizeof buf, &n, &d.err), 0);
     cr_assert_str_eq(
         buf,

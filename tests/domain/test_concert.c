@@ -322,15 +322,18 @@ Test(concert, pending_payment_is_exempt_from_expiry_and_success_sells_and_admits
     c.command_id = pay_cmd;
     dom_apply(&D, &c);
     cr_assert_eq(dom_balance(&D, "uA"), 0);
+    const ct_out *t = dom_terminal(&D);
+    cr_assert_eq(t->type, CT_OUT_BALANCE_DEBITED, "the wallet's decision is the payment's outcome");
+    cr_assert(ct_id_eq(&t->command_id, &pay_cmd), "the saga's outcome carries the RequestPayment's command id");
     const ct_out *ps = dom_find(&D, CT_OUT_PAYMENT_SETTLED);
     cr_assert(ps && ps->ok);
     cr_assert_eq(ps->topic, CT_TOPIC_ID_CONCERT_COMMANDS);
     cr_assert_str_eq(ps->key.s, "c1");
     c = dom_settled(&D, T0 + 2 + HOLD_TTL + 10, "c1", "p1", "rA", "uA", PRICE, true, CT_REASON_NONE);
     dom_apply(&D, &c);
-    const ct_out *t = dom_terminal(&D);
-    cr_assert_eq(t->type, CT_OUT_RESERVATION_CONFIRMED);
-    cr_assert(ct_id_eq(&t->command_id, &pay_cmd), "the saga's terminal carries the RequestPayment's command id");
+    t = dom_find(&D, CT_OUT_RESERVATION_CONFIRMED);
+    cr_assert(t && !t->terminal, "confirmed as the wallet said, not a second outcome");
+    cr_assert(ct_id_eq(&t->command_id, &pay_cmd), "the confirmation carries the RequestPayment's command id");
     cr_assert(dom_find(&D, CT_OUT_SEAT_SOLD));
     const ct_out *done = dom_find(&D, CT_OUT_TOKEN_DONE);
     cr_assert(done);
@@ -360,8 +363,10 @@ Test(concert, full_saga_through_the_wallet_with_json_routing) {
     c = dom_pay(&D, T0 + 10, "p1", "rA", "tA", "uA", "c1");
     dom_apply(&D, &c);
     dom_route_saga(&D);
-    cr_assert_eq(dom_terminal(&D)->type, CT_OUT_RESERVATION_CONFIRMED);
-    cr_assert_str_eq(dom_terminal(&D)->command_id.s, c.command_id.s);
+    cr_assert_eq(dom_saga_outcome(&D)->type, CT_OUT_BALANCE_DEBITED);
+    cr_assert_str_eq(dom_saga_outcome(&D)->command_id.s, c.command_id.s);
+    cr_assert_eq(dom_saga_outcome(&D)->balance_won, 1);
+    cr_assert_str_eq(dom_find(&D, CT_OUT_RESERVATION_CONFIRMED)->command_id.s, c.command_id.s);
     cr_assert_eq(dom_balance(&D, "uA"), 1);
 }
 
@@ -370,10 +375,13 @@ Test(concert, failed_payment_returns_the_hold_with_its_original_deadline) {
     ct_cmd c = dom_pay(&D, T0 + 10, "p1", "rA", "tA", "uA", "c1");
     dom_apply(&D, &c);
     dom_route_saga(&D); /* no balance: INSUFFICIENT_BALANCE */
-    const ct_out *t = dom_terminal(&D);
-    cr_assert_eq(t->type, CT_OUT_PAYMENT_FAILED);
+    const ct_out *t = dom_saga_outcome(&D);
+    cr_assert_eq(t->type, CT_OUT_DEBIT_REJECTED);
     cr_assert_eq(t->reason, CT_REASON_INSUFFICIENT_BALANCE);
     cr_assert_str_eq(t->command_id.s, c.command_id.s);
+    t = dom_find(&D, CT_OUT_PAYMENT_FAILED);
+    cr_assert(t && !t->terminal);
+    cr_assert_eq(t->reason, CT_REASON_INSUFFICIENT_BALANCE);
     ct_st_reservation r;
     cr_assert(dom_reservation(&D, "rA", &r));
     cr_assert_eq(r.status, CT_RES_HELD);
@@ -395,7 +403,7 @@ Test(concert, failed_payment_after_the_deadline_expires_the_hold_at_once) {
     dom_apply(&D, &c);
     cr_assert_eq(ct_effects_output_count(D.fx), 2);
     cr_assert_eq(ct_effects_output_at(D.fx, 0)->type, CT_OUT_PAYMENT_FAILED);
-    cr_assert(ct_effects_output_at(D.fx, 0)->terminal);
+    cr_assert_not(ct_effects_output_at(D.fx, 0)->terminal, "the wallet's DebitRejected was the outcome");
     const ct_out *e = ct_effects_output_at(D.fx, 1);
     cr_assert_eq(e->type, CT_OUT_SEAT_HOLD_EXPIRED);
     cr_assert_eq(e->ts_ms, T0 + 2 + HOLD_TTL + 1000, "fires now, never in the past");
@@ -443,7 +451,8 @@ Test(concert, a_settlement_that_cannot_be_honoured_is_refunded_never_dropped) {
     c = dom_pay(&D, T0 + 21, "p2", "rB", "tB", "uB", "c1");
     dom_apply(&D, &c);
     dom_route_saga(&D); /* uB has no money: FAILED */
-    cr_assert_eq(dom_terminal(&D)->type, CT_OUT_PAYMENT_FAILED);
+    cr_assert_eq(dom_saga_outcome(&D)->type, CT_OUT_DEBIT_REJECTED);
+    cr_assert(dom_find(&D, CT_OUT_PAYMENT_FAILED));
     c = dom_settled(&D, T0 + 22, "c1", "p2", "rB", "uB", PRICE, true, CT_REASON_NONE);
     dom_apply(&D, &c);
     cr_assert_eq(dom_find(&D, CT_OUT_SETTLEMENT_REJECTED)->reason, CT_REASON_PAYMENT_NOT_PENDING);
@@ -472,7 +481,8 @@ Test(concert, paying_after_the_token_expired_is_allowed_while_the_hold_lives) {
     cr_assert(dom_find(&D, CT_OUT_TOKEN_EXPIRED));
     cr_assert(dom_find(&D, CT_OUT_DEBIT_REQUESTED));
     dom_route_saga(&D);
-    cr_assert_eq(dom_terminal(&D)->type, CT_OUT_RESERVATION_CONFIRMED);
+    cr_assert_eq(dom_saga_outcome(&D)->type, CT_OUT_BALANCE_DEBITED);
+    cr_assert(dom_find(&D, CT_OUT_RESERVATION_CONFIRMED));
     ct_st_token t;
     cr_assert(dom_token(&D, "tA", &t));
     cr_assert_eq(t.status, CT_TOKEN_DONE);

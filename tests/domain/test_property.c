@@ -492,7 +492,7 @@ static void step(sim *s) {
     } else if (pick < 997) { /* a debit for a payment the concert side never made: refunded */
         int u = (int)rbelow(&s->r, USERS);
         ct_id uid = mkid('u', (uint64_t)u);
-        envelope(s, &c, CT_CMD_DEBIT_REQUESTED, &uid, EXPECT_NONE);
+        envelope(s, &c, CT_CMD_DEBIT_REQUESTED, &uid, EXPECT_TERMINAL); /* a debit's decision is an outcome */
         c.u.debit_requested.payment_id = mkid('y', ++s->n_stray);
         c.u.debit_requested.reservation_id = mkid('r', 1);
         c.u.debit_requested.user_id = uid;

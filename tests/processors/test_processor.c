@@ -61,16 +61,14 @@ static outcome *outcome_of(const char *command_id) {
     return o;
 }
 
-/* Reads events until `terminals` commands of this run have a terminal and
- * token 3 was activated. */
 /* Reads events until `terminals` commands have their outcome, token 3 was
- * activated and the payment's BalanceDebited arrived: it is on
- * wallet.events, so it can come after the ReservationConfirmed it caused
- * (read from concert.events). */
+ * activated and the payment's ReservationConfirmed arrived: the payment's
+ * outcome is the wallet's BalanceDebited, and the settlement's events on
+ * concert.events follow it a hop later. */
 static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
     int64_t deadline = ct_clock_mono_ms() + WAIT_MS;
-    int have = 0, debited = 0;
-    while ((have < terminals || *token_activated_t3 == 0 || debited == 0) && ct_clock_mono_ms() < deadline) {
+    int have = 0, confirmed = 0;
+    while ((have < terminals || *token_activated_t3 == 0 || confirmed == 0) && ct_clock_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
         if (!m) continue;
         if (!m->err) {
@@ -88,7 +86,7 @@ static void collect(rd_kafka_t *c, int terminals, int *token_activated_t3) {
                 outcome *o = outcome_of(cid);
                 o->records++;
                 if (strcmp(type, "TokenActivated") == 0 && strstr(cid, "-issue3")) (*token_activated_t3)++;
-                if (strcmp(type, "BalanceDebited") == 0) debited++;
+                if (strcmp(type, "ReservationConfirmed") == 0) confirmed++;
                 if (json_is_true(json_object_get(data, "terminal"))) {
                     o->terminals++;
                     snprintf(o->type, sizeof o->type, "%s", type);
@@ -200,7 +198,7 @@ Test(processor, commands_in_events_out_one_terminal_each_saga_and_duplicates, .t
     expect("issue3", "TokenIssued", NULL);
     expect("hold1", "SeatHeld", NULL);
     expect("hold2", "CommandRejected", "SEAT_TAKEN");
-    expect("pay", "ReservationConfirmed", NULL);
+    expect("pay", "BalanceDebited", NULL);
     expect("poison-hold", "CommandRejected", "POISON");
     expect("poison-charge", "CommandRejected", "POISON");
     expect("fast-clock", "TokenIssued", NULL);

@@ -159,24 +159,24 @@ static void produce_stream(expect *x, void (*between)(int c)) {
                 snprintf(name, sizeof name, "dr%d-%d", c, u);
                 snprintf(d, sizeof d,
                          "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
-                         "\"amount\":%d,\"balance\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":false}",
+                         "\"amount\":%d,\"balance\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"terminal\":true}",
                          pay, res, user, key, PRICE, PRICE / 2);
-                event(WE, name, "DebitRejected", ts + 3, cmd, user, d), x->events++;
+                event(WE, name, "DebitRejected", ts + 3, cmd, user, d), x->events++, x->terminal++, x->failed++;
                 snprintf(name, sizeof name, "pf%d-%d", c, u);
                 snprintf(d, sizeof d,
                          "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
                          "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":%" PRId64
-                         ",\"terminal\":true}",
+                         ",\"terminal\":false}",
                          pay, res, key, user, PRICE, ts + 1 + 30000);
-                event(CE, name, "PaymentFailed", ts + 4, cmd, key, d), x->events++, x->terminal++, x->failed++;
+                event(CE, name, "PaymentFailed", ts + 4, cmd, key, d), x->events++;
                 continue;
             }
             snprintf(name, sizeof name, "bd%d-%d", c, u);
             snprintf(d, sizeof d,
                      "{\"payment_id\":\"%s\",\"reservation_id\":\"%s\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
-                     "\"amount\":%d,\"balance\":%d,\"terminal\":false}",
+                     "\"amount\":%d,\"balance\":%d,\"terminal\":true}",
                      pay, res, user, key, PRICE, CHARGE - PRICE);
-            event(WE, name, "BalanceDebited", ts + 3, cmd, user, d), x->events++;
+            event(WE, name, "BalanceDebited", ts + 3, cmd, user, d), x->events++, x->terminal++, x->confirmed++;
             snprintf(name, sizeof name, "ss%d-%d", c, u);
             snprintf(d, sizeof d,
                      "{\"reservation_id\":\"%s\",\"payment_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
@@ -186,9 +186,9 @@ static void produce_stream(expect *x, void (*between)(int c)) {
             snprintf(name, sizeof name, "rc%d-%d", c, u);
             snprintf(d, sizeof d,
                      "{\"reservation_id\":\"%s\",\"payment_id\":\"%s\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
-                     "\"seat_no\":%d,\"user_id\":\"%s\",\"token\":\"%s\",\"amount\":%d,\"terminal\":true}",
+                     "\"seat_no\":%d,\"user_id\":\"%s\",\"token\":\"%s\",\"amount\":%d,\"terminal\":false}",
                      res, pay, key, u + 1, user, tok, PRICE);
-            event(CE, name, "ReservationConfirmed", ts + 4, cmd, key, d), x->events++, x->terminal++, x->confirmed++;
+            event(CE, name, "ReservationConfirmed", ts + 4, cmd, key, d), x->events++;
         }
         /* A redelivered hold after its expiry (same id): applied again it
          * would bring the seat back. */
@@ -335,7 +335,7 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     cr_assert_eq(count(db, "SELECT count(*) FROM projected_events"), x.events, "every event once, the duplicate not");
     cr_assert_eq(count(db, "SELECT count(*) FROM commands"), x.terminal);
     cr_assert_eq(count(db, "SELECT count(*) FROM commands WHERE status = 'REJECTED' AND reason = 'INSUFFICIENT_BALANCE'"
-                           " AND type = 'PaymentFailed'"),
+                           " AND type = 'DebitRejected'"),
                  x.failed);
     cr_assert_eq(count(db, "SELECT count(*) FROM concerts"), CONCERTS);
     cr_assert_eq(count(db, "SELECT count(*) FROM schedules WHERE seats = %d AND price = %d", USERS, PRICE), CONCERTS);
@@ -398,6 +398,150 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     free(before), free(after);
     ct_test_inv_check(&inv, "the stream");
     ct_test_inv_fini(&inv);
+    ct_test_pg_drop(db, &cfg, name);
+}
+
+/* A payment's outcome is the wallet's BalanceDebited or DebitRejected, on
+ * wallet.events; the PaymentRequested before it and the settlement's
+ * events after it are on concert.events, another partition the projector
+ * may read later. Wallet first: the read models show the outcome at once
+ * and the late concert events take nothing back. Records written before
+ * the wallet's decision became the outcome (terminal PaymentFailed and
+ * ReservationConfirmed) still give their command's status. */
+Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .init = setup, .fini = teardown,
+     .timeout = 120) {
+    char name[64], group[96], log_path[320], d[1024], url[1024];
+    snprintf(name, sizeof name, "ct_test_projector_o_%s", run);
+    snprintf(group, sizeof group, "ct-test-projector-o-%s", run);
+    snprintf(log_path, sizeof log_path, "%s/projector-o.log", dir);
+    PGconn *db = ct_test_pg_database(&cfg, name);
+    snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
+    long start = ct_test_projector_start_at_ends(&cfg, db), n = 0;
+    const char *CE = CT_TOPIC_CONCERT_EVENTS, *WE = CT_TOPIC_WALLET_EVENTS, *key = "c1";
+    ct_error err = {0};
+    ct_kafka_producer_opts po = {.client_id = "ct-test-projector"};
+    cr_assert(producer = ct_kafka_producer_new(&cfg, &po, &err), "%s", err.msg);
+    char user[64];
+    snprintf(user, sizeof user, "%s-u", run);
+    for (int i = 1; i <= 4; i++) {
+        char ev[16], cmd[16];
+        snprintf(ev, sizeof ev, "sh%d", i), snprintf(cmd, sizeof cmd, "hold%d", i);
+        snprintf(d, sizeof d,
+                 "{\"reservation_id\":\"%s-r%d\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\",\"seat_no\":%d,"
+                 "\"user_id\":\"%s\",\"token\":\"%s-t\",\"hold_until\":99000,\"price\":%d,\"terminal\":true}",
+                 run, i, key, i, user, run, PRICE);
+        event(CE, ev, "SeatHeld", 1000, cmd, key, d), n++;
+    }
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    pid_t pj = start_projector(url, group, log_path);
+    await_position(db, start + n, 60000, log_path);
+    /* the wallet's decisions first: p1 paid, p2 refused */
+    const char *pay =
+        "{\"payment_id\":\"%s-p%d\",\"reservation_id\":\"%s-r%d\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+        "\"amount\":%d,\"balance\":%d%s,\"terminal\":%s}";
+    snprintf(d, sizeof d, pay, run, 1, run, 1, user, key, PRICE, 0, "", "true");
+    event(WE, "bd1", "BalanceDebited", 2000, "pay1", user, d), n++;
+    snprintf(d, sizeof d, pay, run, 2, run, 2, user, key, PRICE, 0, ",\"reason\":\"INSUFFICIENT_BALANCE\"", "true");
+    event(WE, "dr2", "DebitRejected", 2000, "pay2", user, d), n++;
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    await_position(db, start + n, 60000, log_path);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM commands WHERE command_id = '%s-pay1' AND status = 'SUCCEEDED'"
+                       " AND type = 'BalanceDebited'",
+                       run),
+                 1);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM commands WHERE command_id = '%s-pay2' AND status = 'REJECTED'"
+                       " AND reason = 'INSUFFICIENT_BALANCE'",
+                       run),
+                 1);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r1' AND status = 'CONFIRMED'"
+                       " AND payment_id = '%s-p1'",
+                       run, run),
+                 1, "the outcome shows at once");
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE payment_id = '%s-p1' AND status = 'SUCCEEDED'", run),
+                 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE seat_no = 1 AND status = 'SOLD'"), 1);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM payments WHERE payment_id = '%s-p2' AND status = 'FAILED'"
+                       " AND reason = 'INSUFFICIENT_BALANCE'",
+                       run),
+                 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r2' AND status = 'HELD'", run),
+                 1);
+    /* then the concert side's records, late */
+    for (int i = 1; i <= 2; i++) {
+        char ev[16], cmd[16];
+        snprintf(ev, sizeof ev, "pr%d", i), snprintf(cmd, sizeof cmd, "pay%d", i);
+        snprintf(d, sizeof d,
+                 "{\"payment_id\":\"%s-p%d\",\"reservation_id\":\"%s-r%d\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
+                 "\"amount\":%d,\"terminal\":false}",
+                 run, i, run, i, user, key, PRICE);
+        event(CE, ev, "PaymentRequested", 1500, cmd, key, d), n++;
+    }
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    await_position(db, start + n, 60000, log_path);
+    cr_assert_eq(
+        count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r1' AND status = 'CONFIRMED'", run), 1,
+        "a late PaymentRequested takes nothing back");
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE seat_no = 1 AND status = 'SOLD'"), 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE payment_id = '%s-p1' AND status = 'SUCCEEDED'", run),
+                 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE payment_id = '%s-p2' AND status = 'FAILED'", run), 1);
+    snprintf(d, sizeof d,
+             "{\"reservation_id\":\"%s-r1\",\"payment_id\":\"%s-p1\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
+             "\"seat_no\":1,\"user_id\":\"%s\",\"amount\":%d,\"terminal\":false}",
+             run, run, key, user, PRICE);
+    event(CE, "ss1", "SeatSold", 2500, "pay1", key, d), n++;
+    snprintf(d, sizeof d,
+             "{\"reservation_id\":\"%s-r1\",\"payment_id\":\"%s-p1\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
+             "\"seat_no\":1,\"user_id\":\"%s\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":false}",
+             run, run, key, user, run, PRICE);
+    event(CE, "rc1", "ReservationConfirmed", 2500, "pay1", key, d), n++;
+    snprintf(d, sizeof d,
+             "{\"payment_id\":\"%s-p2\",\"reservation_id\":\"%s-r2\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
+             "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":99000,\"terminal\":false}",
+             run, run, key, user, PRICE);
+    event(CE, "pf2", "PaymentFailed", 2500, "pay2", key, d), n++;
+    /* records of the earlier scheme: the settlement's events were the outcome */
+    snprintf(d, sizeof d,
+             "{\"payment_id\":\"%s-p3\",\"reservation_id\":\"%s-r3\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
+             "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":99000,\"terminal\":true}",
+             run, run, key, user, PRICE);
+    event(CE, "pf3", "PaymentFailed", 2600, "pay3", key, d), n++;
+    snprintf(d, sizeof d,
+             "{\"reservation_id\":\"%s-r4\",\"payment_id\":\"%s-p4\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
+             "\"seat_no\":4,\"user_id\":\"%s\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":true}",
+             run, run, key, user, run, PRICE);
+    event(CE, "rc4", "ReservationConfirmed", 2600, "pay4", key, d), n++;
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    rd_kafka_destroy(producer);
+    await_position(db, start + n, 60000, log_path);
+    cr_assert_eq(
+        count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r1' AND status = 'CONFIRMED'", run), 1,
+        "the settlement repeats the outcome");
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE payment_id = '%s-p1' AND status = 'SUCCEEDED'", run),
+                 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM seats WHERE seat_no = 1 AND status = 'SOLD'"), 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r2' AND status = 'HELD'", run),
+                 1, "the failed payment gives the hold back");
+    cr_assert_eq(count(db, "SELECT count(*) FROM payments WHERE payment_id = '%s-p2' AND status = 'FAILED'", run), 1);
+    cr_assert_eq(count(db, "SELECT count(*) FROM commands WHERE command_id LIKE '%s-pay%%'", run), 4,
+                 "one outcome per payment, the first");
+    cr_assert_eq(
+        count(db, "SELECT count(*) FROM commands WHERE command_id = '%s-pay1' AND type = 'BalanceDebited'", run), 1);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM commands WHERE command_id = '%s-pay3' AND status = 'REJECTED'"
+                       " AND reason = 'INSUFFICIENT_BALANCE' AND type = 'PaymentFailed'",
+                       run),
+                 1);
+    cr_assert_eq(count(db,
+                       "SELECT count(*) FROM commands WHERE command_id = '%s-pay4' AND status = 'SUCCEEDED'"
+                       " AND type = 'ReservationConfirmed'",
+                       run),
+                 1);
+    ct_test_stop_clean(pj, "projector", log_path);
     ct_test_pg_drop(db, &cfg, name);
 }
 
