@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_alert.h"
 #include "ct_pg.h"
 
 /* ---- the ingress's writes ---------------------------------------------- */
@@ -62,7 +63,11 @@ const ct_pg_statement ct_outbox_write_statements[CT_OUTBOX_WRITE_STMTS] = {
  * test nothing else: the rows are PENDING, since only the leader changes a
  * PENDING row and a leader that lost its session cannot record. A status
  * test there would let stale statistics (most rows SENT at the last
- * analyze: "no PENDING row") plan a scan of the whole outbox per id. */
+ * analyze: "no PENDING row") plan a scan of the whole outbox per id.
+ *
+ * A row that reaches the attempt limit becomes FAILED and gets its alert
+ * (ct_alert) in the same statement; the statement returns one row per
+ * alert written, which the relay counts. */
 #define CLAIM_HELD(o)                                                                                       \
     "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key" \
     " AND b.first < " o ".id)"
@@ -89,8 +94,8 @@ const ct_pg_statement ct_outbox_relay_statements[CT_OUTBOX_RELAY_STMTS] = {
          "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
          " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
          " WHERE o.id = u.id"},
-    [CT_OUTBOX_STMT_FAILED] =
-        {"ct_relay_failed",
+    /* clang-format off */
+    [CT_OUTBOX_STMT_FAILED] = {"ct_relay_failed",
          "WITH f AS ("
          "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
          "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
@@ -100,11 +105,12 @@ const ct_pg_statement ct_outbox_relay_statements[CT_OUTBOX_RELAY_STMTS] = {
          "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
          "  WHERE o.id = u.id"
          "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
-         " INSERT INTO slack_notifications (kind, text)"
-         " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
-         "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
-         "   id, type, command_id, topic, attempts, last_error, id, id)"
-         " FROM f WHERE status = 'FAILED' RETURNING id"},
+         " SELECT a.id FROM (SELECT " CT_ALERT_ENQUEUE_SQL("'outbox_failed'",
+             "format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
+             "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+             "   id, type, command_id, topic, attempts, last_error, id, id)", "NULL")
+         " AS id FROM f WHERE status = 'FAILED') a WHERE a.id IS NOT NULL"},
+    /* clang-format on */
     [CT_OUTBOX_STMT_PARK] = {"ct_relay_park",
                              "UPDATE outbox SET retry_at = now() WHERE id = ANY($1::bigint[]) AND status = 'PENDING'"
                              " AND retry_at IS NULL"},
