@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "ct_alert.h"
 #include "ct_auth.h"
 #include "ct_kafka.h"
 #include "ct_localkafka.h"
@@ -200,15 +201,8 @@ static void crashloop_alert(const char *name, int restarts, const char *last_exi
              "Component %s of concert up on %s is crash-looping: %d restarts within %d s (last: %s). See its log"
              " lines (prefixed with its name).",
              name, host, restarts, CT_SUPERVISOR_CRASHLOOP_WINDOW_MS / 1000, last_exit);
-    const char *v[1] = {text};
-    PGresult *res = PQexecParams(pg, "INSERT INTO slack_notifications (kind, text) VALUES ('crash_loop', $1)", 1, NULL,
-                                 v, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        ct_pg_result_error(pg, res, "store crash-loop alert", &err);
+    if (ct_alert_enqueue(pg, "crash_loop", text, NULL, &err) != 0)
         CT_LOG_WARN("up", "crash-loop alert not stored component=%s: %s", name, err.msg);
-    } else {
-        PQclear(res);
-    }
     PQfinish(pg);
 }
 

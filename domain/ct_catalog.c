@@ -14,7 +14,7 @@ typedef struct cmd_row {
 
 #define CT_FIELD_REQ true
 #define CT_FIELD_OPT false
-#define FIELD_ROW(m, kind, json, member, req, lo, hi, dflt) \
+#define FIELD_ROW(m, kind, json, member, req, lo, hi, dflt, in) \
     {#json, CT_FIELD_##kind, offsetof(ct_cmd, u.m.member), CT_FIELD_##req, lo, hi, dflt},
 #define FIELD_END \
     { NULL, CT_FIELD_ID, 0, false, 0, 0, 0 }

@@ -5,16 +5,17 @@
  * enums and their name tables (ct_record), each command's role and
  * partition key, who may send it, the decoder's field tables (ct_codec, both
  * decoders) and the validation of a typed command (ct_cmd_validate), the
- * fields a CommandRejected repeats, and the projector's dispatch by event
- * type. tests/domain/test_catalog.c checks the JSON Schemas in schemas/
- * against it.
+ * fields a CommandRejected repeats, the projector's dispatch by event type
+ * and the ingress's checks of a request body. tests/domain/
+ * test_catalog.c checks the JSON Schemas in schemas/ against it.
  *
  * Adding a command (docs/decisions.md, "One catalogue of record types"):
  * its CT_COMMANDS row and CT_FIELDS_<TYPE> list, its payload struct in the
  * ct_cmd union (ct_record.h), its handler in the core (the switch over
  * ct_cmd_type has no default, so -Wswitch-enum names every place that must
- * say what to do with it), the ingress route if clients send it, its
- * projection, its schema, tests.
+ * say what to do with it), the ingress route and its case in
+ * ct_api_build_command if clients send it (the body's checks come from the
+ * IN column), its projection, its schema, tests.
  */
 #ifndef CT_CATALOG_H
 #define CT_CATALOG_H
@@ -38,56 +39,64 @@
     X(REFUND_REQUESTED, refund_requested, "RefundRequested", WALLET, "user_id", PROCESSOR)
 
 /* A command's data fields, in the order they are checked and repeated.
- *   F(m, KIND, json_name, member, REQ|OPT, lo, hi, default)
+ *   F(m, KIND, json_name, member, REQ|OPT, lo, hi, default, IN)
  * m: the payload (passed through); KIND: ID (an id of [A-Za-z0-9_-]), I64,
  * U32 (integers in lo..hi, an OPT one takes default when absent), BOOL,
- * REASON (a rejection reason's name), TITLE, SCHEDULES (CreateConcert's). */
-#define CT_FIELDS_CREATE_CONCERT(F, m)                                                                   \
-    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0)                                                       \
-    F(m, TITLE, title, title, REQ, 0, 0, 0)                                                              \
-    F(m, SCHEDULES, schedules, schedules, REQ, 0, 0, 0)                                                  \
-    F(m, U32, max_active, max_active, OPT, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX, CT_MAX_ACTIVE_DEFAULT)  \
-    F(m, I64, active_ttl_ms, active_ttl_ms, OPT, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_ACTIVE_TTL_MS_DEFAULT) \
-    F(m, I64, hold_ttl_ms, hold_ttl_ms, OPT, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_HOLD_TTL_MS_DEFAULT)
-#define CT_FIELDS_ISSUE_TOKEN(F, m)          \
-    F(m, ID, token, token, REQ, 0, 0, 0)     \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0) \
-    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0)
-#define CT_FIELDS_HOLD_SEAT(F, m)                          \
-    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0) \
-    F(m, ID, token, token, REQ, 0, 0, 0)                   \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0)               \
-    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0)         \
-    F(m, ID, schedule_id, schedule_id, REQ, 0, 0, 0)       \
-    F(m, U32, seat_no, seat_no, REQ, 1, CT_SEATS_PER_SCHEDULE_MAX, 0)
-#define CT_FIELDS_REQUEST_PAYMENT(F, m)                    \
-    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0)         \
-    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0) \
-    F(m, ID, token, token, REQ, 0, 0, 0)                   \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0)               \
-    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0)
-#define CT_FIELDS_PAYMENT_SETTLED(F, m)                        \
-    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0)             \
-    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0)     \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0)                   \
-    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0) \
-    F(m, BOOL, ok, ok, REQ, 0, 0, 0)                           \
-    F(m, REASON, reason, reason, OPT, 0, 0, 0)
+ * REASON (a rejection reason's name), TITLE, SCHEDULES (CreateConcert's).
+ * IN: where a client's HTTP request carries it (ingress/ct_api makes its
+ * body checks from these rows): BODY (in the JSON body, checked as KIND,
+ * REQ/OPT and range say), CONCERT_ID or RESERVATION_ID (in the body, in the
+ * form the ingress gives those ids: 24 lowercase hex characters, and
+ * <concert id>_<token>), USER (the bearer token's user: optional in the
+ * body, and then it must be that user; checked before the other body
+ * fields), PATH, HEADER (X-Queue-Token), MADE (the ingress makes it: a new
+ * id, or derived from another field), NONE (not a client's command). */
+#define CT_FIELDS_CREATE_CONCERT(F, m)                                                                         \
+    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0, MADE)                                                       \
+    F(m, TITLE, title, title, REQ, 0, 0, 0, BODY)                                                              \
+    F(m, SCHEDULES, schedules, schedules, REQ, 0, 0, 0, BODY)                                                  \
+    F(m, U32, max_active, max_active, OPT, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX, CT_MAX_ACTIVE_DEFAULT, BODY)  \
+    F(m, I64, active_ttl_ms, active_ttl_ms, OPT, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_ACTIVE_TTL_MS_DEFAULT, BODY) \
+    F(m, I64, hold_ttl_ms, hold_ttl_ms, OPT, CT_TTL_MS_MIN, CT_TTL_MS_MAX, CT_HOLD_TTL_MS_DEFAULT, BODY)
+#define CT_FIELDS_ISSUE_TOKEN(F, m)                \
+    F(m, ID, token, token, REQ, 0, 0, 0, MADE)     \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, USER) \
+    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0, CONCERT_ID)
+#define CT_FIELDS_HOLD_SEAT(F, m)                                \
+    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0, MADE) \
+    F(m, ID, token, token, REQ, 0, 0, 0, HEADER)                 \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, USER)               \
+    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0, CONCERT_ID)   \
+    F(m, ID, schedule_id, schedule_id, REQ, 0, 0, 0, BODY)       \
+    F(m, U32, seat_no, seat_no, REQ, 1, CT_SEATS_PER_SCHEDULE_MAX, 0, BODY)
+#define CT_FIELDS_REQUEST_PAYMENT(F, m)                                    \
+    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0, MADE)                   \
+    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0, RESERVATION_ID) \
+    F(m, ID, token, token, REQ, 0, 0, 0, HEADER)                           \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, USER)                         \
+    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0, MADE)
+#define CT_FIELDS_PAYMENT_SETTLED(F, m)                              \
+    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0, NONE)             \
+    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0, NONE)     \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, NONE)                   \
+    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0, NONE) \
+    F(m, BOOL, ok, ok, REQ, 0, 0, 0, NONE)                           \
+    F(m, REASON, reason, reason, OPT, 0, 0, 0, NONE)
 #define CT_FIELDS_TICK(F, m)
-#define CT_FIELDS_CHARGE_BALANCE(F, m)       \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0) \
-    F(m, I64, amount, amount_won, REQ, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX, 0)
-#define CT_FIELDS_DEBIT_REQUESTED(F, m)                    \
-    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0)         \
-    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0) \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0)               \
-    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0)         \
-    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0)
-#define CT_FIELDS_REFUND_REQUESTED(F, m)                       \
-    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0)             \
-    F(m, ID, user_id, user_id, REQ, 0, 0, 0)                   \
-    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0) \
-    F(m, REASON, reason, reason, REQ, 0, 0, 0)
+#define CT_FIELDS_CHARGE_BALANCE(F, m)             \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, PATH) \
+    F(m, I64, amount, amount_won, REQ, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX, 0, BODY)
+#define CT_FIELDS_DEBIT_REQUESTED(F, m)                          \
+    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0, NONE)         \
+    F(m, ID, reservation_id, reservation_id, REQ, 0, 0, 0, NONE) \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, NONE)               \
+    F(m, ID, concert_id, concert_id, REQ, 0, 0, 0, NONE)         \
+    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0, NONE)
+#define CT_FIELDS_REFUND_REQUESTED(F, m)                             \
+    F(m, ID, payment_id, payment_id, REQ, 0, 0, 0, NONE)             \
+    F(m, ID, user_id, user_id, REQ, 0, 0, 0, NONE)                   \
+    F(m, I64, amount, amount_won, REQ, 0, CT_PRICE_WON_MAX, 0, NONE) \
+    F(m, REASON, reason, reason, REQ, 0, 0, 0, NONE)
 
 /* Outputs: events for the projector, and the commands one processor sends
  * the other.

@@ -1,12 +1,12 @@
 /*
  * ct_memkv: see ct_memkv.h.
  *
- * A hash index (open addressing, linear probing, the hash kept in the slot)
- * serves point reads and writes. Order is kept per first key byte (the
- * state layout's tag: 'D' deadlines, 'T' tokens, ...) in a skip list that
- * exists only for tags that have been seeked: the first seek within a tag
- * links that tag's keys, and from then on puts and deletes keep its list
- * up to date. The core seeks only the deadline index, so the large tags
+ * A hash index (runtime/ct_hidx: open addressing, the hash kept in the
+ * slot, kept at most half full) serves point reads and writes. Order is
+ * kept per first key byte (the state layout's tag: 'D' deadlines, 'T'
+ * tokens, ...) in a skip list that exists only for tags that have been
+ * seeked: the first seek within a tag links that tag's keys, and from then
+ * on puts and deletes keep its list up to date. The core seeks only the deadline index, so the large tags
  * (tokens, reservations, seats) never pay for order; a full ordered walk
  * (foreach, equal) sorts a snapshot instead.
  *
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ct_domain_limits.h"
+#include "ct_hidx.h"
 
 #define LEVELS 24
 #define TAGS 256
@@ -32,43 +33,16 @@ typedef struct node {
     struct node *next[]; /* level links, then the key bytes, then inline value room */
 } node;
 
-/* A hash slot: the hash beside the pointer, so a probe touches a node only
- * when the hashes match. */
-typedef struct slot {
-    uint64_t hash;
-    node *n; /* NULL = empty */
-} slot;
-
 typedef struct order {
     node *head; /* sentinel with LEVELS links; NULL while the tag is unordered */
     int level;
 } order;
 
 struct ct_memkv {
-    slot *tab;
-    size_t tab_cap, count;
+    ct_hidx ix; /* of nodes */
     uint64_t rng;
     order ord[TAGS];
 };
-
-/* Eight bytes at a time (keys are 10..200 bytes), then a final mix. */
-static uint64_t hash_key(const uint8_t *k, size_t n) {
-    uint64_t h = 0x243f6a8885a308d3ull ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, k + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    uint64_t w = 0;
-    memcpy(&w, k + i, n - i);
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-}
 
 static int cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
     size_t n = an < bn ? an : bn;
@@ -80,9 +54,7 @@ static int cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
 ct_memkv *ct_memkv_new(void) {
     ct_memkv *kv = calloc(1, sizeof *kv);
     if (!kv) return NULL;
-    kv->tab_cap = 1024;
-    kv->tab = calloc(kv->tab_cap, sizeof *kv->tab);
-    if (!kv->tab) {
+    if (ct_hidx_init(&kv->ix, 1024) != 0) {
         free(kv);
         return NULL;
     }
@@ -97,65 +69,27 @@ static void free_node(node *e) {
 
 void ct_memkv_destroy(ct_memkv *kv) {
     if (!kv) return;
-    for (size_t i = 0; i < kv->tab_cap; i++)
-        if (kv->tab[i].n) free_node(kv->tab[i].n);
+    for (size_t i = 0; i < kv->ix.cap; i++)
+        if (kv->ix.slots[i].item) free_node(kv->ix.slots[i].item);
     for (int t = 0; t < TAGS; t++) free(kv->ord[t].head);
-    free(kv->tab);
+    ct_hidx_fini(&kv->ix);
     free(kv);
 }
 
-size_t ct_memkv_count(const ct_memkv *kv) { return kv->count; }
+size_t ct_memkv_count(const ct_memkv *kv) { return kv->ix.count; }
 
 /* ---- hash index ------------------------------------------------------ */
 
+static bool node_has_key(const void *item, const void *k, size_t n) {
+    const node *e = item;
+    return e->key_len == n && memcmp(e->key, k, n) == 0;
+}
+
+/* The node of key k (hash h) or NULL; *at gets its slot, or the empty slot
+ * where it would go. */
 static node *tab_find(const ct_memkv *kv, const uint8_t *k, size_t n, uint64_t h, size_t *at) {
-    size_t mask = kv->tab_cap - 1, i = h & mask;
-    for (;;) {
-        const slot *sl = &kv->tab[i];
-        if (!sl->n) {
-            *at = i;
-            return NULL;
-        }
-        if (sl->hash == h && sl->n->key_len == n && memcmp(sl->n->key, k, n) == 0) {
-            *at = i;
-            return sl->n;
-        }
-        i = (i + 1) & mask;
-    }
-}
-
-static int tab_grow(ct_memkv *kv) {
-    size_t cap = kv->tab_cap * 2;
-    slot *t = calloc(cap, sizeof *t);
-    if (!t) return -1;
-    for (size_t i = 0; i < kv->tab_cap; i++) {
-        if (!kv->tab[i].n) continue;
-        size_t j = kv->tab[i].hash & (cap - 1);
-        while (t[j].n) j = (j + 1) & (cap - 1);
-        t[j] = kv->tab[i];
-    }
-    free(kv->tab);
-    kv->tab = t;
-    kv->tab_cap = cap;
-    return 0;
-}
-
-/* Backward-shift deletion keeps probe chains intact without tombstones. */
-static void tab_remove(ct_memkv *kv, size_t i) {
-    size_t mask = kv->tab_cap - 1, j = i;
-    kv->tab[i].n = NULL;
-    for (;;) {
-        j = (j + 1) & mask;
-        if (!kv->tab[j].n) return;
-        size_t home = kv->tab[j].hash & mask;
-        /* move the entry to i if i lies cyclically in [home, j) */
-        bool move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
-        if (move) {
-            kv->tab[i] = kv->tab[j];
-            kv->tab[j].n = NULL;
-            i = j;
-        }
-    }
+    *at = ct_hidx_find(&kv->ix, h, node_has_key, k, n);
+    return kv->ix.slots[*at].item;
 }
 
 /* ---- per-tag skip lists ------------------------------------------------ */
@@ -212,8 +146,8 @@ static int order_tag(ct_memkv *kv, uint8_t tag) {
     if (!o->head) return -1;
     o->head->level = LEVELS;
     o->level = 1;
-    for (size_t i = 0; i < kv->tab_cap; i++) {
-        node *e = kv->tab[i].n;
+    for (size_t i = 0; i < kv->ix.cap; i++) {
+        node *e = kv->ix.slots[i].item;
         if (e && e->key[0] == tag) sl_link(o, e);
     }
     return 0;
@@ -240,15 +174,15 @@ int ct_memkv_put(ct_memkv *kv, const uint8_t *k, size_t n, const uint8_t *v, siz
         CT_ERR(err, CT_ERR_FATAL, "memkv: key (%zu) or value (%zu) bytes out of range", n, vn);
         return -1;
     }
-    uint64_t h = hash_key(k, n);
+    uint64_t h = ct_hidx_hash(k, n);
     size_t at;
     node *e = tab_find(kv, k, n, h, &at);
     if (e) {
         if (set_val(e, v, vn)) goto oom;
         return 0;
     }
-    if ((kv->count + 1) * 2 > kv->tab_cap) {
-        if (tab_grow(kv)) goto oom;
+    if ((kv->ix.count + 1) * 2 > kv->ix.cap) {
+        if (ct_hidx_grow(&kv->ix)) goto oom;
         tab_find(kv, k, n, h, &at);
     }
     int lvl = random_level(kv);
@@ -263,8 +197,7 @@ int ct_memkv_put(ct_memkv *kv, const uint8_t *k, size_t n, const uint8_t *v, siz
     e->val_heap = false;
     e->level = (uint8_t)lvl;
     set_val(e, v, vn); /* fits: cannot fail */
-    kv->tab[at] = (slot){.hash = h, .n = e};
-    kv->count++;
+    ct_hidx_set(&kv->ix, at, h, e);
     if (kv->ord[k[0]].head) sl_link(&kv->ord[k[0]], e);
     return 0;
 oom:
@@ -275,12 +208,11 @@ oom:
 void ct_memkv_del(ct_memkv *kv, const uint8_t *k, size_t n) {
     if (n == 0) return;
     size_t at;
-    node *e = tab_find(kv, k, n, hash_key(k, n), &at);
+    node *e = tab_find(kv, k, n, ct_hidx_hash(k, n), &at);
     if (!e) return;
-    tab_remove(kv, at);
+    ct_hidx_remove(&kv->ix, at);
     if (kv->ord[k[0]].head) sl_unlink(&kv->ord[k[0]], e);
     free_node(e);
-    kv->count--;
 }
 
 int ct_memkv_apply(ct_memkv *kv, const ct_effects *fx, ct_error *err) {
@@ -311,7 +243,7 @@ static int copy_out(const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size
 static int port_get(void *ud, const uint8_t *k, size_t n, uint8_t *v, size_t cap, size_t *vn, ct_error *err) {
     ct_memkv *kv = ud;
     size_t at;
-    node *e = tab_find(kv, k, n, hash_key(k, n), &at);
+    node *e = tab_find(kv, k, n, ct_hidx_hash(k, n), &at);
     if (!e) return 0;
     return copy_out(e->val, e->val_len, v, cap, vn, err) ? -1 : 1;
 }
@@ -345,11 +277,12 @@ static int node_cmp(const void *a, const void *b) {
 
 /* A sorted array of all nodes (caller frees), or NULL on OOM / empty. */
 static node **snapshot(const ct_memkv *kv) {
-    node **all = malloc((kv->count ? kv->count : 1) * sizeof *all);
+    size_t count = kv->ix.count;
+    node **all = malloc((count ? count : 1) * sizeof *all);
     if (!all) return NULL;
     size_t n = 0;
-    for (size_t i = 0; i < kv->tab_cap; i++)
-        if (kv->tab[i].n) all[n++] = kv->tab[i].n;
+    for (size_t i = 0; i < kv->ix.cap; i++)
+        if (kv->ix.slots[i].item) all[n++] = kv->ix.slots[i].item;
     qsort(all, n, sizeof *all, node_cmp);
     return all;
 }
@@ -358,7 +291,8 @@ int ct_memkv_foreach(const ct_memkv *kv, ct_memkv_visit_fn fn, void *ud) {
     node **all = snapshot(kv);
     if (!all) return -1;
     int r = 0;
-    for (size_t i = 0; i < kv->count && !r; i++) r = fn(ud, all[i]->key, all[i]->key_len, all[i]->val, all[i]->val_len);
+    for (size_t i = 0; i < kv->ix.count && !r; i++)
+        r = fn(ud, all[i]->key, all[i]->key_len, all[i]->val, all[i]->val_len);
     free(all);
     return r;
 }
@@ -368,10 +302,10 @@ bool ct_memkv_equal(const ct_memkv *a, const ct_memkv *b, bool (*skip)(const uin
     bool eq = x && y;
     size_t i = 0, j = 0;
     while (eq) {
-        while (i < a->count && skip && skip(x[i]->key, x[i]->key_len)) i++;
-        while (j < b->count && skip && skip(y[j]->key, y[j]->key_len)) j++;
-        if (i == a->count || j == b->count) {
-            eq = i == a->count && j == b->count;
+        while (i < a->ix.count && skip && skip(x[i]->key, x[i]->key_len)) i++;
+        while (j < b->ix.count && skip && skip(y[j]->key, y[j]->key_len)) j++;
+        if (i == a->ix.count || j == b->ix.count) {
+            eq = i == a->ix.count && j == b->ix.count;
             break;
         }
         eq = cmp(x[i]->key, x[i]->key_len, y[j]->key, y[j]->key_len) == 0 &&

@@ -30,36 +30,37 @@ typedef struct route_spec {
     const char *method;
     const char *pattern;
     ct_api_route route;
+    ct_cmd_type cmd; /* what a write route's request becomes (its body's checks come from its catalogue row) */
 } route_spec;
 
 static const route_spec routes[] = {
-    {"GET", "/healthz", CT_ROUTE_HEALTHZ},
-    {"GET", "/readyz", CT_ROUTE_READYZ},
-    {"GET", "/metrics", CT_ROUTE_METRICS},
-    {"GET", "/openapi.json", CT_ROUTE_OPENAPI},
-    {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN},
-    {"GET", "/v1/queue/tokens/{}", CT_ROUTE_TOKEN_STATUS},
-    {"GET", "/v1/queue/tokens/{}/events", CT_ROUTE_TOKEN_EVENTS},
-    {"POST", "/v1/reservations", CT_ROUTE_HOLD_SEAT},
-    {"GET", "/v1/reservations/{}", CT_ROUTE_RESERVATION},
-    {"POST", "/v1/payments", CT_ROUTE_REQUEST_PAYMENT},
-    {"POST", "/v1/users/{}/balance/charge", CT_ROUTE_CHARGE_BALANCE},
-    {"GET", "/v1/users/{}/balance", CT_ROUTE_BALANCE},
-    {"GET", "/v1/users/{}/reservations", CT_ROUTE_USER_RESERVATIONS},
-    {"POST", "/v1/admin/concerts", CT_ROUTE_CREATE_CONCERT},
-    {"GET", "/v1/concerts", CT_ROUTE_CONCERTS},
-    {"GET", "/v1/concerts/{}/schedules", CT_ROUTE_SCHEDULES},
-    {"GET", "/v1/concerts/{}/schedules/{}/seats", CT_ROUTE_SEATS},
-    {"GET", "/v1/commands/{}", CT_ROUTE_COMMAND_STATUS},
-    {"GET", "/v1/admin/outbox", CT_ROUTE_OUTBOX_LIST},
-    {"POST", "/v1/admin/outbox/{}/retry", CT_ROUTE_OUTBOX_RETRY},
-    {"POST", "/v1/admin/outbox/retry", CT_ROUTE_OUTBOX_RETRY_FAILED},
-    {"GET", "/v1/admin/topics", CT_ROUTE_ADMIN_TOPICS},
-    {"GET", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_RECORDS},
-    {"POST", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_PRODUCE},
-    {"GET", "/v1/admin/consumers", CT_ROUTE_ADMIN_CONSUMERS},
-    {"GET", "/v1/admin/queues", CT_ROUTE_ADMIN_QUEUES},
-    {"GET", "/v1/admin/slack", CT_ROUTE_ADMIN_SLACK},
+    {"GET", "/healthz", CT_ROUTE_HEALTHZ, CT_CMD_NONE},
+    {"GET", "/readyz", CT_ROUTE_READYZ, CT_CMD_NONE},
+    {"GET", "/metrics", CT_ROUTE_METRICS, CT_CMD_NONE},
+    {"GET", "/openapi.json", CT_ROUTE_OPENAPI, CT_CMD_NONE},
+    {"POST", "/v1/queue/tokens", CT_ROUTE_ISSUE_TOKEN, CT_CMD_ISSUE_TOKEN},
+    {"GET", "/v1/queue/tokens/{}", CT_ROUTE_TOKEN_STATUS, CT_CMD_NONE},
+    {"GET", "/v1/queue/tokens/{}/events", CT_ROUTE_TOKEN_EVENTS, CT_CMD_NONE},
+    {"POST", "/v1/reservations", CT_ROUTE_HOLD_SEAT, CT_CMD_HOLD_SEAT},
+    {"GET", "/v1/reservations/{}", CT_ROUTE_RESERVATION, CT_CMD_NONE},
+    {"POST", "/v1/payments", CT_ROUTE_REQUEST_PAYMENT, CT_CMD_REQUEST_PAYMENT},
+    {"POST", "/v1/users/{}/balance/charge", CT_ROUTE_CHARGE_BALANCE, CT_CMD_CHARGE_BALANCE},
+    {"GET", "/v1/users/{}/balance", CT_ROUTE_BALANCE, CT_CMD_NONE},
+    {"GET", "/v1/users/{}/reservations", CT_ROUTE_USER_RESERVATIONS, CT_CMD_NONE},
+    {"POST", "/v1/admin/concerts", CT_ROUTE_CREATE_CONCERT, CT_CMD_CREATE_CONCERT},
+    {"GET", "/v1/concerts", CT_ROUTE_CONCERTS, CT_CMD_NONE},
+    {"GET", "/v1/concerts/{}/schedules", CT_ROUTE_SCHEDULES, CT_CMD_NONE},
+    {"GET", "/v1/concerts/{}/schedules/{}/seats", CT_ROUTE_SEATS, CT_CMD_NONE},
+    {"GET", "/v1/commands/{}", CT_ROUTE_COMMAND_STATUS, CT_CMD_NONE},
+    {"GET", "/v1/admin/outbox", CT_ROUTE_OUTBOX_LIST, CT_CMD_NONE},
+    {"POST", "/v1/admin/outbox/{}/retry", CT_ROUTE_OUTBOX_RETRY, CT_CMD_NONE},
+    {"POST", "/v1/admin/outbox/retry", CT_ROUTE_OUTBOX_RETRY_FAILED, CT_CMD_NONE},
+    {"GET", "/v1/admin/topics", CT_ROUTE_ADMIN_TOPICS, CT_CMD_NONE},
+    {"GET", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_RECORDS, CT_CMD_NONE},
+    {"POST", "/v1/admin/topics/{}/records", CT_ROUTE_ADMIN_PRODUCE, CT_CMD_NONE},
+    {"GET", "/v1/admin/consumers", CT_ROUTE_ADMIN_CONSUMERS, CT_CMD_NONE},
+    {"GET", "/v1/admin/queues", CT_ROUTE_ADMIN_QUEUES, CT_CMD_NONE},
+    {"GET", "/v1/admin/slack", CT_ROUTE_ADMIN_SLACK, CT_CMD_NONE},
 };
 
 bool ct_api_route_at(size_t i, const char **method, const char **pattern) {
@@ -121,6 +122,14 @@ bool ct_api_route_is_console(ct_api_route r) {
 bool ct_api_route_is_admin(ct_api_route r) {
     return r == CT_ROUTE_CREATE_CONCERT || r == CT_ROUTE_OUTBOX_LIST || r == CT_ROUTE_OUTBOX_RETRY ||
            ct_api_route_is_console(r);
+}
+
+/* The command a write route's request becomes; CT_CMD_NONE for any other
+ * route. */
+static ct_cmd_type route_command(ct_api_route r) {
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (routes[i].route == r) return routes[i].cmd;
+    return CT_CMD_NONE;
 }
 
 bool ct_api_route_is_write(ct_api_route r) { return r >= CT_ROUTE_ISSUE_TOKEN && r <= CT_ROUTE_CREATE_CONCERT; }
@@ -285,23 +294,51 @@ typedef struct fspec {
 
 #define END_ \
     { NULL, 0, false, 0, 0 }
-/* user_id is the bearer token's user: optional in bodies, and when given it
- * must be that user (ct_api_build_command). */
-static const fspec token_fields[] = {{"user_id", F_ID, false, 0, 0}, {"concert_id", F_CONCERT_ID, true, 0, 0}, END_};
-static const fspec hold_fields[] = {{"user_id", F_ID, false, 0, 0},
-                                    {"concert_id", F_CONCERT_ID, true, 0, 0},
-                                    {"schedule_id", F_ID, true, 0, 0},
-                                    {"seat_no", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
-                                    END_};
-static const fspec pay_fields[] = {
-    {"user_id", F_ID, false, 0, 0}, {"reservation_id", F_RESERVATION_ID, true, 0, 0}, END_};
-static const fspec charge_fields[] = {{"amount", F_INT, true, CT_CHARGE_WON_MIN, CT_CHARGE_WON_MAX}, END_};
-static const fspec concert_fields[] = {{"title", F_TITLE, true, 0, 0},
-                                       {"schedules", F_SCHEDULES, true, 0, 0},
-                                       {"max_active", F_INT, false, CT_MAX_ACTIVE_MIN, CT_MAX_ACTIVE_MAX},
-                                       {"active_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
-                                       {"hold_ttl_ms", F_INT, false, CT_TTL_MS_MIN, CT_TTL_MS_MAX},
-                                       END_};
+
+/* Each command's body fields, from its catalogue rows (domain/ct_catalog.h,
+ * the IN column): the bearer's user first (USER: optional, and when given
+ * it must be that user, ct_api_build_command), then those a client sends
+ * (BODY, CONCERT_ID, RESERVATION_ID) in catalogue order, with the
+ * catalogue's kind, REQ/OPT and range. Fields the ingress makes or takes
+ * from the path or a header are not the body's: sent, they are unknown. A
+ * KIND no body carries (BOOL, REASON) has no F_ type and does not compile. */
+#define BODY_FTYPE_ID F_ID
+#define BODY_FTYPE_I64 F_INT
+#define BODY_FTYPE_U32 F_INT
+#define BODY_FTYPE_TITLE F_TITLE
+#define BODY_FTYPE_SCHEDULES F_SCHEDULES
+#define BODY_REQ true
+#define BODY_OPT false
+#define BODY_USER(m, kind, json, member, req, lo, hi, dflt, in) BODY_USER_##in(json)
+#define BODY_USER_USER(json) {#json, F_ID, false, 0, 0},
+#define BODY_USER_BODY(json)
+#define BODY_USER_CONCERT_ID(json)
+#define BODY_USER_RESERVATION_ID(json)
+#define BODY_USER_PATH(json)
+#define BODY_USER_HEADER(json)
+#define BODY_USER_MADE(json)
+#define BODY_USER_NONE(json)
+#define BODY_SENT(m, kind, json, member, req, lo, hi, dflt, in) BODY_SENT_##in(kind, json, req, lo, hi)
+#define BODY_SENT_BODY(kind, json, req, lo, hi) {#json, BODY_FTYPE_##kind, BODY_##req, lo, hi},
+#define BODY_SENT_CONCERT_ID(kind, json, req, lo, hi) {#json, F_CONCERT_ID, BODY_##req, 0, 0},
+#define BODY_SENT_RESERVATION_ID(kind, json, req, lo, hi) {#json, F_RESERVATION_ID, BODY_##req, 0, 0},
+#define BODY_SENT_USER(kind, json, req, lo, hi)
+#define BODY_SENT_PATH(kind, json, req, lo, hi)
+#define BODY_SENT_HEADER(kind, json, req, lo, hi)
+#define BODY_SENT_MADE(kind, json, req, lo, hi)
+#define BODY_SENT_NONE(kind, json, req, lo, hi)
+#define CT_X(type, member, name, role, key, from) \
+    static const fspec body_##member[] = {CT_FIELDS_##type(BODY_USER, member) CT_FIELDS_##type(BODY_SENT, member) END_};
+CT_COMMANDS(CT_X)
+#undef CT_X
+/* By command type; only client commands have write routes. */
+static const fspec *const body_fields[CT_CMD_TYPE_COUNT_] = {
+#define CT_X(type, member, name, role, key, from) [CT_CMD_##type] = body_##member,
+    CT_COMMANDS(CT_X)
+#undef CT_X
+};
+/* A schedule of CreateConcert's schedules: the catalogue's SCHEDULES kind
+ * is one field, its members are checked here and in ct_codec. */
 static const fspec schedule_fields[] = {{"starts_at", F_TIME, true, 0, CT_TS_MS_MAX},
                                         {"seats", F_INT, true, 1, CT_SEATS_PER_SCHEDULE_MAX},
                                         {"price", F_INT, true, 0, CT_PRICE_WON_MAX},
@@ -455,12 +492,8 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         json_decref(body);
         FAIL(e, 422, "INVALID_FIELD", "body: must be a JSON object");
     }
-    const fspec *spec = rq->route == CT_ROUTE_ISSUE_TOKEN       ? token_fields
-                        : rq->route == CT_ROUTE_HOLD_SEAT       ? hold_fields
-                        : rq->route == CT_ROUTE_REQUEST_PAYMENT ? pay_fields
-                        : rq->route == CT_ROUTE_CHARGE_BALANCE  ? charge_fields
-                        : rq->route == CT_ROUTE_CREATE_CONCERT  ? concert_fields
-                                                                : NULL;
+    ct_cmd_type t = route_command(rq->route);
+    const fspec *spec = t != CT_CMD_NONE ? body_fields[t] : NULL;
     int rc = -1;
     if (!spec) {
         e->status = 404, e->code = "NOT_FOUND";
@@ -500,7 +533,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         random_token(rq, token);
         data = json_pack("{s:s, s:s, s:s}", "token", token, "user_id", rq->user, "concert_id", S("concert_id"));
         json_object_set_new(response, "token", json_string(token));
-        rc = finish(rq, out, CT_CMD_ISSUE_TOKEN, S("concert_id"), data, response, e);
+        rc = finish(rq, out, t, S("concert_id"), data, response, e);
         break;
     }
     case CT_ROUTE_HOLD_SEAT: {
@@ -511,7 +544,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
                          rq->user, "concert_id", S("concert_id"), "schedule_id", S("schedule_id"), "seat_no",
                          json_object_get(body, "seat_no"));
         json_object_set_new(response, "reservation_id", json_string(rid));
-        rc = finish(rq, out, CT_CMD_HOLD_SEAT, S("concert_id"), data, response, e);
+        rc = finish(rq, out, t, S("concert_id"), data, response, e);
         break;
     }
     case CT_ROUTE_REQUEST_PAYMENT: {
@@ -521,7 +554,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         data = json_pack("{s:s, s:s, s:s, s:s, s:s}", "payment_id", pid, "reservation_id", S("reservation_id"), "token",
                          rq->queue_token, "user_id", rq->user, "concert_id", concert);
         json_object_set_new(response, "payment_id", json_string(pid));
-        rc = finish(rq, out, CT_CMD_REQUEST_PAYMENT, concert, data, response, e);
+        rc = finish(rq, out, t, concert, data, response, e);
         break;
     }
     case CT_ROUTE_CHARGE_BALANCE:
@@ -533,7 +566,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
             goto out;
         }
         data = json_pack("{s:s, s:O}", "user_id", rq->param, "amount", json_object_get(body, "amount"));
-        rc = finish(rq, out, CT_CMD_CHARGE_BALANCE, rq->param, data, response, e);
+        rc = finish(rq, out, t, rq->param, data, response, e);
         break;
     case CT_ROUTE_CREATE_CONCERT: {
         uint8_t r[12];
@@ -558,7 +591,7 @@ int ct_api_build_command(const ct_api_request *rq, ct_api_command *out, ct_api_e
         }
         json_object_set_new(response, "concert_id", json_string(cid));
         json_object_set_new(response, "schedule_ids", ids);
-        rc = finish(rq, out, CT_CMD_CREATE_CONCERT, cid, data, response, e);
+        rc = finish(rq, out, t, cid, data, response, e);
         break;
     }
     default: json_decref(response); break;

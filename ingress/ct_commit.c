@@ -11,14 +11,12 @@
 #include <time.h>
 
 #include "ct_log.h"
+#include "ct_outbox.h"
 #include "ct_pg.h"
 #include "ct_pgarray.h"
 
 #define WORKERS_MAX 64
 #define TXN_ATTEMPTS 3
-/* pg_advisory_xact_lock key serialising outbox writers ("outbox" in ASCII). */
-#define CT_COMMIT_OUTBOX_LOCK_KEY "122550254464888"
-
 struct ct_commit {
     const ct_config *cfg;
     pthread_mutex_t mu;
@@ -55,33 +53,10 @@ void ct_commit_set_error(ct_commit_item *it, unsigned status, const char *code, 
 
 typedef enum item_state { OPEN, RESOLVED, DEFERRED } item_state;
 
-/* Prepared on each writer connection when it opens. */
-enum { STMT_LOCK, STMT_OUTBOX, STMT_IDEM, STMT_REPLAYS };
-static const ct_pg_statement statements[] = {
-    [STMT_LOCK] = {"ct_commit_lock", "SELECT pg_advisory_xact_lock(" CT_COMMIT_OUTBOX_LOCK_KEY ")"},
-    /* A hold is refused (not written; ct_commit answers 402) when the read
-     * models know its schedule and the user's balance is below its price:
-     * a seat is held only by a fan who can pay for it (a schedule not yet
-     * projected goes on: the processor decides). RETURNING names the rows
-     * written. */
-    [STMT_OUTBOX] = {"ct_commit_outbox",
-                     "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
-                     " SELECT u.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])"
-                     "  AS u(command_id, topic, partition_key, type, payload)"
-                     " WHERE u.type <> 'HoldSeat' OR NOT EXISTS (SELECT 1 FROM schedules s"
-                     "  LEFT JOIN balances b ON b.user_id = u.payload->'data'->>'user_id'"
-                     "  WHERE s.concert_id = u.payload->'data'->>'concert_id'"
-                     "   AND s.schedule_id = u.payload->'data'->>'schedule_id' AND coalesce(b.balance, 0) < s.price)"
-                     " RETURNING command_id::text"},
-    /* No ON CONFLICT: a key taken by a concurrent batch aborts this one.
-     * Only the keys of commands written (a refused hold records none). */
-    [STMT_IDEM] = {"ct_commit_idem", "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
-                                     " SELECT k.* FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
-                                     "  AS k(key, command_id, fingerprint, response)"
-                                     " WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = k.command_id)"},
-    [STMT_REPLAYS] = {"ct_commit_replays",
-                      "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])"},
-};
+/* Prepared on each writer connection when it opens, beside the outbox's
+ * write statements (ct_outbox_write_statements). */
+static const ct_pg_statement replays_stmt = {
+    "ct_commit_replays", "SELECT key, fingerprint, response FROM idempotency_keys WHERE key = ANY($1::text[])"};
 
 /* Items whose Idempotency-Key is recorded already are resolved here: the
  * first response again, or 422 when the key came with another request.
@@ -95,7 +70,7 @@ static int resolve_replays(ct_commit *c, PGconn *pg, ct_commit_item **items, ite
         if (st[i] == OPEN && items[i]->idem_key) ct_pgarray_add(&keys, items[i]->idem_key), nkeys++;
     if (nkeys == 0) return 0;
     const char *p[1] = {ct_pgarray_text(&keys)};
-    PGresult *r = PQexecPrepared(pg, statements[STMT_REPLAYS].name, 1, p, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(pg, replays_stmt.name, 1, p, NULL, NULL, 0);
     ct_pgarray_free(&keys);
     if (ct_pg_check(pg, r, PGRES_TUPLES_OK, "idempotency lookup", err) != 0) return -1;
     for (int row = 0; row < PQntuples(r); row++) {
@@ -154,7 +129,7 @@ static void pipe_clear(pipeline *pl) {
 
 static void pipe_send(pipeline *pl, int stmt, int nparams, const char *const *params) {
     if (pl->send_failed) return;
-    if (PQsendQueryPrepared(pl->pg, statements[stmt].name, nparams, params, NULL, NULL, 0))
+    if (PQsendQueryPrepared(pl->pg, ct_outbox_write_statements[stmt].name, nparams, params, NULL, NULL, 0))
         pl->sent++;
     else
         pl->send_failed = true;
@@ -193,9 +168,9 @@ static int pipe_send_txn(pipeline *pl, PGconn *pg, ct_commit_item **items, const
                                  ct_pgarray_text(&types), ct_pgarray_text(&payloads)};
             const char *ip[4] = {ct_pgarray_text(&ikeys), ct_pgarray_text(&icmds), ct_pgarray_text(&ifps),
                                  ct_pgarray_text(&iresp)};
-            pipe_send(pl, STMT_LOCK, 0, NULL);
-            pipe_send(pl, STMT_OUTBOX, 5, op);
-            if (irows > 0) pipe_send(pl, STMT_IDEM, 4, ip);
+            pipe_send(pl, CT_OUTBOX_WRITE_LOCK, 0, NULL);
+            pipe_send(pl, CT_OUTBOX_WRITE_ROWS, 5, op);
+            if (irows > 0) pipe_send(pl, CT_OUTBOX_WRITE_KEYS, 4, ip);
             if (!pl->send_failed && !PQpipelineSync(pg)) pl->send_failed = true;
         }
     }
@@ -429,7 +404,8 @@ static void *worker(void *arg) {
         if (!pg && ct_clock_mono_ms() >= next_connect && !stopping) {
             ct_error err = {0};
             pg = ct_pg_connect(c->cfg, NULL, &err);
-            if (pg && ct_pg_prepare(pg, statements, sizeof statements / sizeof *statements, &err) != 0)
+            if (pg && (ct_pg_prepare(pg, ct_outbox_write_statements, CT_OUTBOX_WRITE_STMTS, &err) != 0 ||
+                       ct_pg_prepare(pg, &replays_stmt, 1, &err) != 0))
                 PQfinish(pg), pg = NULL;
             if (!pg) {
                 next_connect = ct_clock_mono_ms() + 500;

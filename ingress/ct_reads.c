@@ -44,15 +44,15 @@ static void query_command_status(PGconn *pg, ct_commit_item *it, const ct_read_r
     const char *p[1] = {r->param};
     /* clang-format off */
     PGresult *res = ct_reads_query(pg, it,
-                               "SELECT o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", "
-                               CT_PG_ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset,"
+                               "SELECT " CT_OUTBOX_STATUS_COLUMNS ","
                                " c.status, c.type, c.reason, c.result::text, " CT_PG_ISO_TS("c.completed_at") ","
-                               " coalesce(o.payload->'data'->>'user_id', c.result->>'user_id')"
+                               " coalesce(" CT_OUTBOX_USER_ID ", c.result->>'user_id')"
                                " FROM (SELECT $1::text AS id) v"
-                               " LEFT JOIN outbox o ON o.command_id = v.id::uuid"
+                               CT_OUTBOX_COMMAND_JOIN("v.id")
                                " LEFT JOIN commands c ON c.command_id = v.id",
                                1, p);
     /* clang-format on */
+    _Static_assert(CT_OUTBOX_STATUS_NCOLUMNS == 8, "the columns below are numbered after the outbox's eight");
     if (!res) return;
     bool outbox = !PQgetisnull(res, 0, 0), outcome = !PQgetisnull(res, 0, 8);
     if (!outbox && !outcome) {

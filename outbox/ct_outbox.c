@@ -6,7 +6,120 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ct_alert.h"
 #include "ct_pg.h"
+
+/* ---- the ingress's writes ---------------------------------------------- */
+
+/* pg_advisory_xact_lock key serialising outbox writers ("outbox" in ASCII). */
+#define WRITER_LOCK_KEY "122550254464888"
+
+/* The names stay those the ingress gave them when they lived there
+ * (ct_commit_*): they show in pg_stat_statements and the server's logs. */
+const ct_pg_statement ct_outbox_write_statements[CT_OUTBOX_WRITE_STMTS] = {
+    [CT_OUTBOX_WRITE_LOCK] = {"ct_commit_lock", "SELECT pg_advisory_xact_lock(" WRITER_LOCK_KEY ")"},
+    /* A hold is refused (not written; ct_commit answers 402) when the read
+     * models know its schedule and the user's balance is below its price:
+     * a seat is held only by a fan who can pay for it (a schedule not yet
+     * projected goes on: the processor decides). RETURNING names the rows
+     * written. */
+    [CT_OUTBOX_WRITE_ROWS] =
+        {"ct_commit_outbox",
+         "INSERT INTO outbox (command_id, topic, partition_key, type, payload)"
+         " SELECT u.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])"
+         "  AS u(command_id, topic, partition_key, type, payload)"
+         " WHERE u.type <> 'HoldSeat' OR NOT EXISTS (SELECT 1 FROM schedules s"
+         "  LEFT JOIN balances b ON b.user_id = u.payload->'data'->>'user_id'"
+         "  WHERE s.concert_id = u.payload->'data'->>'concert_id'"
+         "   AND s.schedule_id = u.payload->'data'->>'schedule_id' AND coalesce(b.balance, 0) < s.price)"
+         " RETURNING command_id::text"},
+    /* No ON CONFLICT: a key taken by a concurrent batch aborts this one.
+     * Only the keys of commands written (a refused hold records none). */
+    [CT_OUTBOX_WRITE_KEYS] = {"ct_commit_idem",
+                              "INSERT INTO idempotency_keys (key, command_id, fingerprint, response)"
+                              " SELECT k.* FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[])"
+                              "  AS k(key, command_id, fingerprint, response)"
+                              " WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = k.command_id)"},
+};
+
+/* ---- the relay's round ---------------------------------------------------- */
+
+/* The claim reads new rows from the frontier on (every row below it is
+ * SENT, FAILED or has retry_at set; migration 0006) through the primary
+ * key, and rows awaiting a retry through retry_at's index: no index
+ * mentions status, so marking a row SENT is a HOT update, and no claim
+ * walks the rows sent before. A row committed later has a larger id, since
+ * outbox writers commit in id order (ct_commit's lock), so the frontier
+ * only moves past rows the claim has seen: to the largest new id it
+ * returned, plus one, once the round is recorded.
+ *
+ * Per-key order: a key whose earliest waiting row is still in its backoff
+ * holds its later rows back. A held new row is parked (retry_at = now(),
+ * attempts unchanged) so the frontier can pass it; parked and failed rows
+ * go out in id order once nothing earlier of their key waits. FAILED rows
+ * ('infinity') hold nothing back.
+ *
+ * The SENT and failure updates join the batch's ids to the primary key and
+ * test nothing else: the rows are PENDING, since only the leader changes a
+ * PENDING row and a leader that lost its session cannot record. A status
+ * test there would let stale statistics (most rows SENT at the last
+ * analyze: "no PENDING row") plan a scan of the whole outbox per id.
+ *
+ * A row that reaches the attempt limit becomes FAILED and gets its alert
+ * (ct_alert) in the same statement; the statement returns one row per
+ * alert written, which the relay counts. */
+#define CLAIM_HELD(o)                                                                                       \
+    "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key" \
+    " AND b.first < " o ".id)"
+const ct_pg_statement ct_outbox_relay_statements[CT_OUTBOX_RELAY_STMTS] = {
+    /* clang-format off */
+    [CT_OUTBOX_STMT_CLAIM] = {"ct_relay_claim",
+                    "WITH blocked AS ("
+                    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
+                    "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
+                    " fresh AS ("
+                    "  SELECT id, true AS fresh FROM outbox"
+                    "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
+                    " due AS ("
+                    "  SELECT o.id, false AS fresh FROM outbox o"
+                    "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD("o")
+                    "  ORDER BY o.id LIMIT $1::int),"
+                    " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
+                    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
+                    "  p.fresh, p.fresh AND " CLAIM_HELD("o")
+                    " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
+    /* clang-format on */
+    [CT_OUTBOX_STMT_SENT] =
+        {"ct_relay_sent",
+         "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
+         " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
+         " WHERE o.id = u.id"},
+    /* clang-format off */
+    [CT_OUTBOX_STMT_FAILED] = {"ct_relay_failed",
+         "WITH f AS ("
+         "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
+         "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
+         "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond',"
+         "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
+         "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
+         "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
+         "  WHERE o.id = u.id"
+         "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
+         " SELECT a.id FROM (SELECT " CT_ALERT_ENQUEUE_SQL("'outbox_failed'",
+             "format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
+             "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
+             "   id, type, command_id, topic, attempts, last_error, id, id)", "NULL")
+         " AS id FROM f WHERE status = 'FAILED') a WHERE a.id IS NOT NULL"},
+    /* clang-format on */
+    [CT_OUTBOX_STMT_PARK] = {"ct_relay_park",
+                             "UPDATE outbox SET retry_at = now() WHERE id = ANY($1::bigint[]) AND status = 'PENDING'"
+                             " AND retry_at IS NULL"},
+    [CT_OUTBOX_STMT_FRONTIER_GET] = {"ct_relay_frontier_get", "SELECT next_id FROM outbox_frontier"},
+    [CT_OUTBOX_STMT_FRONTIER_SET] = {"ct_relay_frontier_set",
+                                     "UPDATE outbox_frontier SET next_id = $1::bigint WHERE next_id < $1::bigint"},
+};
+
+/* ---- shared operations ------------------------------------------------------ */
 
 static const char *const status_names[] = {"PENDING", "SENT", "FAILED"};
 

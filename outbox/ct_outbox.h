@@ -1,7 +1,16 @@
 /*
- * ct_outbox: every operation on the outbox table (DESIGN.md section 7)
- * except the ingress's inserts, shared by the relay, `concert outbox` and the
- * admin HTTP endpoints so each SQL statement exists once.
+ * ct_outbox: every statement on the outbox and outbox_frontier tables
+ * (DESIGN.md section 7), so each exists once: the ingress's group-commit
+ * insert, the relay's claim, marks and frontier, the command-status read's
+ * join, and the operations shared by the relay, `concert outbox` and the
+ * admin HTTP endpoints (retry, list, backlog, retention).
+ *
+ * The ingress's and the relay's hot-path statements are exported as tables
+ * of prepared statements, not wrapped in functions: their callers pipeline
+ * them (the ingress sends the lock, the rows and the keys with one Sync) or
+ * run them inside a transaction of their own (the relay's round), and that
+ * sequencing is theirs. Each table is prepared once per connection with
+ * ct_pg_prepare.
  *
  * Row states: PENDING -> SENT, PENDING -> FAILED (attempt limit), FAILED ->
  * PENDING (admin retry). No other transition is valid.
@@ -14,6 +23,7 @@
 #include <stdio.h>
 
 #include "ct_error.h"
+#include "ct_pg.h"
 
 typedef enum ct_outbox_status { CT_OUTBOX_PENDING, CT_OUTBOX_SENT, CT_OUTBOX_FAILED } ct_outbox_status;
 
@@ -59,5 +69,65 @@ int ct_outbox_list_json(PGconn *conn, const ct_outbox_status *status_filter, int
  * are never deleted. window 1..100000, retention_s >= 1. */
 int ct_outbox_prune_slice(PGconn *conn, int64_t from, int window, int retention_s, int64_t *deleted, int64_t *next_from,
                           ct_error *err);
+
+/* ---- the ingress's writes (ingress/ct_commit) ---------------------------
+ *
+ * One group-commit transaction: CT_OUTBOX_WRITE_LOCK, CT_OUTBOX_WRITE_ROWS,
+ * then CT_OUTBOX_WRITE_KEYS when some item has an Idempotency-Key, up to one
+ * Sync. The lock serialises outbox writers to their commit, so commit order
+ * is id order (the relay's frontier relies on it).
+ *   LOCK: no parameters.
+ *   ROWS: $1 uuid[] command ids, $2 text[] topics, $3 text[] partition
+ *         keys, $4 text[] types, $5 jsonb[] payloads; returns the command
+ *         ids of the rows written (a HoldSeat the user's balance does not
+ *         cover is not written).
+ *   KEYS: $1 text[] keys, $2 uuid[] command ids, $3 text[] fingerprints,
+ *         $4 text[] stored responses; only for commands written. */
+enum { CT_OUTBOX_WRITE_LOCK, CT_OUTBOX_WRITE_ROWS, CT_OUTBOX_WRITE_KEYS, CT_OUTBOX_WRITE_STMTS };
+extern const ct_pg_statement ct_outbox_write_statements[CT_OUTBOX_WRITE_STMTS];
+
+/* ---- the relay's round (relay/ct_relay) ---------------------------------
+ *
+ *   CLAIM: $1 int batch size, $2 bigint frontier; rows id, command_id,
+ *          topic, partition_key, type, payload, attempts, fresh (t: a new
+ *          row from the frontier on), held (t: a new row whose key waits
+ *          behind an earlier row in backoff: to be parked).
+ *   SENT:  $1 bigint[] ids, $2 int[] partitions, $3 bigint[] offsets.
+ *   FAILED: $1 bigint[] ids, $2 text[] errors, $3 bigint[] backoff delays
+ *          (ms), $4 int attempt limit; one row per alert written (a row
+ *          that reached the limit is FAILED, with its alert, in the same
+ *          statement).
+ *   PARK:  $1 bigint[] ids of held new rows.
+ *   FRONTIER_GET: one row, next_id. FRONTIER_SET: $1 bigint, moves it
+ *          forward only.
+ * The marks test nothing but the id: only the leader changes a PENDING
+ * row, inside its round's transaction. */
+enum {
+    CT_OUTBOX_STMT_CLAIM,
+    CT_OUTBOX_STMT_SENT,
+    CT_OUTBOX_STMT_FAILED,
+    CT_OUTBOX_STMT_PARK,
+    CT_OUTBOX_STMT_FRONTIER_GET,
+    CT_OUTBOX_STMT_FRONTIER_SET,
+    CT_OUTBOX_RELAY_STMTS
+};
+extern const ct_pg_statement ct_outbox_relay_statements[CT_OUTBOX_RELAY_STMTS];
+
+/* ---- the command-status read (ingress/ct_reads) -------------------------
+ *
+ * CT_OUTBOX_STATUS_COLUMNS, CT_OUTBOX_STATUS_NCOLUMNS columns of the outbox
+ * row o: status, type, attempts, last_error, created_at and sent_at (RFC
+ * 3339 text), kafka_partition, kafka_offset; CT_OUTBOX_COMMAND_JOIN(id)
+ * joins o, the row of the command whose id is the text expression id (all
+ * NULL when there is none). */
+/* clang-format off */
+#define CT_OUTBOX_STATUS_COLUMNS                                                        \
+    "o.status, o.type, o.attempts, o.last_error, " CT_PG_ISO_TS("o.created_at") ", "    \
+    CT_PG_ISO_TS("o.sent_at") ", o.kafka_partition, o.kafka_offset"
+/* clang-format on */
+#define CT_OUTBOX_STATUS_NCOLUMNS 8
+#define CT_OUTBOX_COMMAND_JOIN(id) " LEFT JOIN outbox o ON o.command_id = " id "::uuid"
+/* The user the command in o names (its data's user_id), NULL for none. */
+#define CT_OUTBOX_USER_ID "o.payload->'data'->>'user_id'"
 
 #endif

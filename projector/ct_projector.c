@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ct_alert.h"
 #include "ct_backoff.h"
 #include "ct_hash.h"
 #include "ct_kafka.h"
@@ -135,8 +136,7 @@ static const char *const query_sql[Q_COUNT] = {
                     " updated_ts = GREATEST(updated_ts, $3::bigint) WHERE reservation_id = $1),"
                     " p AS (UPDATE payments SET status = 'SUCCEEDED', reason = NULL,"
                     " updated_ts = GREATEST(updated_ts, $3::bigint) WHERE payment_id = $2)"
-                    " INSERT INTO slack_notifications (kind, text, dedup_key)"
-                    " VALUES ('reservation_confirmed', $4, $5) ON CONFLICT (dedup_key) DO NOTHING",
+                    " SELECT " CT_ALERT_ENQUEUE_SQL("'reservation_confirmed'", "$4", "$5"),
     /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts, $8 hold_until */
     [Q_PAYMENT_FAILED] =
         "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
@@ -200,8 +200,7 @@ static const char *const query_sql[Q_COUNT] = {
                  " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
                  " WHERE o.next_offset = $4::bigint",
     [Q_NOTIFY] = "SELECT pg_notify('command_done', $1)",
-    [Q_SLACK] = "INSERT INTO slack_notifications (kind, text, dedup_key) VALUES ($1, $2, $3)"
-                " ON CONFLICT (dedup_key) DO NOTHING",
+    [Q_SLACK] = "SELECT " CT_ALERT_ENQUEUE_SQL("$1", "$2", "$3"),
 };
 
 /* Records the batch's event ids and returns those not recorded before (an

@@ -175,83 +175,15 @@ static int ensure_publisher(ct_relay *r, ct_error *err) {
     return r->pub ? 0 : -1;
 }
 
-/* The claim reads new rows from the frontier on (every row below it is
- * SENT, FAILED or has retry_at set; migration 0006) through the primary
- * key, and rows awaiting a retry through retry_at's index: no index
- * mentions status, so marking a row SENT is a HOT update, and no claim
- * walks the rows sent before. A row committed later has a larger id, since
- * outbox writers commit in id order (ct_commit's lock), so the frontier
- * only moves past rows the claim has seen: to the largest new id it
- * returned, plus one, once the round is recorded.
- *
- * Per-key order: a key whose earliest waiting row is still in its backoff
- * holds its later rows back. A held new row is parked (retry_at = now(),
- * attempts unchanged) so the frontier can pass it; parked and failed rows
- * go out in id order once nothing earlier of their key waits. FAILED rows
- * ('infinity') hold nothing back.
- *
- * The SENT and failure updates join the batch's ids to the primary key and
- * test nothing else: the rows are PENDING, since only the leader changes a
- * PENDING row and a leader that lost its session cannot record. A status
- * test there would let stale statistics (most rows SENT at the last
- * analyze: "no PENDING row") plan a scan of the whole outbox per id. */
-enum { STMT_CLAIM, STMT_SENT, STMT_FAILED, STMT_PARK, STMT_FRONTIER_GET, STMT_FRONTIER_SET };
-#define CLAIM_HELD(o)                                                                                       \
-    "EXISTS (SELECT 1 FROM blocked b WHERE b.topic = " o ".topic AND b.partition_key = " o ".partition_key" \
-    " AND b.first < " o ".id)"
-static const ct_pg_statement statements[] = {
-    /* clang-format off */
-    [STMT_CLAIM] = {"ct_relay_claim",
-                    "WITH blocked AS ("
-                    "  SELECT topic, partition_key, min(id) AS first FROM outbox"
-                    "  WHERE retry_at > now() AND retry_at < 'infinity' GROUP BY topic, partition_key),"
-                    " fresh AS ("
-                    "  SELECT id, true AS fresh FROM outbox"
-                    "  WHERE id >= $2::bigint AND retry_at IS NULL AND status = 'PENDING' ORDER BY id LIMIT $1::int),"
-                    " due AS ("
-                    "  SELECT o.id, false AS fresh FROM outbox o"
-                    "  WHERE o.retry_at <= now() AND o.status = 'PENDING' AND NOT " CLAIM_HELD("o")
-                    "  ORDER BY o.id LIMIT $1::int),"
-                    " picked AS (SELECT * FROM fresh UNION ALL SELECT * FROM due ORDER BY id LIMIT $1::int)"
-                    " SELECT o.id, o.command_id, o.topic, o.partition_key, o.type, o.payload::text, o.attempts,"
-                    "  p.fresh, p.fresh AND " CLAIM_HELD("o")
-                    " FROM picked p JOIN outbox o ON o.id = p.id ORDER BY o.id"},
-    /* clang-format on */
-    [STMT_SENT] =
-        {"ct_relay_sent",
-         "UPDATE outbox o SET status = 'SENT', sent_at = now(), kafka_partition = u.p, kafka_offset = u.o,"
-         " last_error = NULL, retry_at = NULL FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS u(id, p, o)"
-         " WHERE o.id = u.id"},
-    [STMT_FAILED] =
-        {"ct_relay_failed",
-         "WITH f AS ("
-         "  UPDATE outbox o SET attempts = o.attempts + 1, last_error = u.err,"
-         "   status = CASE WHEN o.attempts + 1 >= $4::int THEN 'FAILED' ELSE 'PENDING' END,"
-         "   next_attempt_at = now() + u.delay_ms * interval '1 millisecond',"
-         "   retry_at = CASE WHEN o.attempts + 1 >= $4::int THEN 'infinity'"
-         "    ELSE now() + u.delay_ms * interval '1 millisecond' END"
-         "  FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS u(id, err, delay_ms)"
-         "  WHERE o.id = u.id"
-         "  RETURNING o.id, o.command_id, o.topic, o.type, o.status, o.attempts, o.last_error)"
-         " INSERT INTO slack_notifications (kind, text)"
-         " SELECT 'outbox_failed', format('Outbox row %s (%s, command %s, topic %s) FAILED after %s attempts: %s.'"
-         "   || ' Re-drive it with POST /v1/admin/outbox/%s/retry or concert outbox retry %s.',"
-         "   id, type, command_id, topic, attempts, last_error, id, id)"
-         " FROM f WHERE status = 'FAILED' RETURNING id"},
-    [STMT_PARK] = {"ct_relay_park",
-                   "UPDATE outbox SET retry_at = now() WHERE id = ANY($1::bigint[]) AND status = 'PENDING'"
-                   " AND retry_at IS NULL"},
-    [STMT_FRONTIER_GET] = {"ct_relay_frontier_get", "SELECT next_id FROM outbox_frontier"},
-    [STMT_FRONTIER_SET] = {"ct_relay_frontier_set",
-                           "UPDATE outbox_frontier SET next_id = $1::bigint WHERE next_id < $1::bigint"},
-};
-
+/* The round's statements are the outbox's (ct_outbox_relay_statements:
+ * why the claim reads what it reads, and why the marks test only the id);
+ * the relay decides when each runs and what goes in one transaction. */
 static int prepare_statements(PGconn *pg, ct_error *err) {
-    return ct_pg_prepare(pg, statements, sizeof statements / sizeof *statements, err);
+    return ct_pg_prepare(pg, ct_outbox_relay_statements, CT_OUTBOX_RELAY_STMTS, err);
 }
 
 static PGresult *exec_stmt(ct_relay *r, int stmt, int nparams, const char *const *params) {
-    return PQexecPrepared(r->pg, statements[stmt].name, nparams, params, NULL, NULL, 0);
+    return PQexecPrepared(r->pg, ct_outbox_relay_statements[stmt].name, nparams, params, NULL, NULL, 0);
 }
 
 /* Runs a prepared statement that returns no rows. */
@@ -287,26 +219,26 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
     int rc = ct_pg_exec(r->pg, "BEGIN", err);
     if (rc == 0 && nsent > 0) {
         const char *p[3] = {ct_pgarray_text(&sid), ct_pgarray_text(&spart), ct_pgarray_text(&soff)};
-        rc = exec_command(r, STMT_SENT, 3, p, "mark SENT", err);
+        rc = exec_command(r, CT_OUTBOX_STMT_SENT, 3, p, "mark SENT", err);
     }
     int newly_failed = 0;
     if (rc == 0 && nfail > 0) {
         char max[16];
         snprintf(max, sizeof max, "%d", r->cfg->outbox_max_attempts);
         const char *p[4] = {ct_pgarray_text(&fid), ct_pgarray_text(&ferr), ct_pgarray_text(&fdelay), max};
-        PGresult *res = exec_stmt(r, STMT_FAILED, 4, p);
+        PGresult *res = exec_stmt(r, CT_OUTBOX_STMT_FAILED, 4, p);
         rc = ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "record failures", err);
         if (rc == 0) newly_failed = PQntuples(res), PQclear(res);
     }
     if (rc == 0 && npark > 0) {
         const char *p[1] = {ct_pgarray_text(&pid)};
-        rc = exec_command(r, STMT_PARK, 1, p, "park held rows", err);
+        rc = exec_command(r, CT_OUTBOX_STMT_PARK, 1, p, "park held rows", err);
     }
     if (rc == 0 && next_frontier > r->frontier) {
         char f[32];
         snprintf(f, sizeof f, "%" PRId64, next_frontier);
         const char *p[1] = {f};
-        rc = exec_command(r, STMT_FRONTIER_SET, 1, p, "move the frontier", err);
+        rc = exec_command(r, CT_OUTBOX_STMT_FRONTIER_SET, 1, p, "move the frontier", err);
     }
     if (rc == 0)
         rc = ct_pg_exec(r->pg, "COMMIT", err);
@@ -329,7 +261,7 @@ static int record_outcome(ct_relay *r, int n, int npark, int64_t next_frontier, 
 }
 
 static int load_frontier(ct_relay *r, ct_error *err) {
-    PGresult *res = exec_stmt(r, STMT_FRONTIER_GET, 0, NULL);
+    PGresult *res = exec_stmt(r, CT_OUTBOX_STMT_FRONTIER_GET, 0, NULL);
     if (ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "read the outbox frontier", err) != 0) return -1;
     if (PQntuples(res) != 1) {
         PQclear(res);
@@ -349,7 +281,7 @@ static int publish_round(ct_relay *r, ct_error *err) {
     snprintf(frontier, sizeof frontier, "%" PRId64, r->frontier);
     const char *p[2] = {limit, frontier};
     int64_t t0 = ct_clock_mono_ms();
-    PGresult *res = exec_stmt(r, STMT_CLAIM, 2, p);
+    PGresult *res = exec_stmt(r, CT_OUTBOX_STMT_CLAIM, 2, p);
     int64_t t1 = ct_clock_mono_ms();
     r->claim_ms += t1 - t0;
     if (ct_pg_check(r->pg, res, PGRES_TUPLES_OK, "read the outbox", err) != 0) return -1;
