@@ -13,7 +13,7 @@
 
 #include "ct_alert.h"
 #include "ct_backoff.h"
-#include "ct_hash.h"
+#include "ct_hidx.h"
 #include "ct_kafka.h"
 #include "ct_log.h"
 #include "ct_metrics.h"
@@ -741,25 +741,27 @@ static int collect(pipe_state *ps, ct_error *err) {
     return rc;
 }
 
-/* Small open-addressing sets of the batch's event ids: adds id unless
- * present (add) or only looks (!add); true when it was absent. */
-static bool seen_add_or_find(const char **set, size_t cap, const char *id, bool add) {
-    uint64_t h = ct_hash64_str(id);
-    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        if (!set[i]) {
-            if (add) set[i] = id;
-            return true;
-        }
-        if (strcmp(set[i], id) == 0) return false;
-    }
+static bool id_eq(const void *item, const void *key, size_t key_len) {
+    return strncmp(item, key, key_len) == 0 && ((const char *)item)[key_len] == 0;
+}
+
+/* Sets of the batch's event ids (ct_hidx, sized under half full for the
+ * batch's ids): adds id unless present (add) or only looks (!add); true
+ * when it was absent. */
+static bool seen_add_or_find(ct_hidx *set, const char *id, bool add) {
+    size_t n = strlen(id);
+    uint64_t h = ct_hidx_hash(id, n);
+    size_t i = ct_hidx_find(set, h, id_eq, id, n);
+    if (set->slots[i].item) return false;
+    if (add) ct_hidx_set(set, i, h, (void *)id);
+    return true;
 }
 
 /* One batch on its way into Postgres. */
 typedef struct batch {
     event *evs;
     int n;
-    size_t cap; /* of fresh_ids and taken: each holds at most the batch's ids, kept under half full */
-    const char **fresh_ids, **taken;
+    ct_hidx fresh_ids, taken;        /* each holds at most the batch's ids, kept under half full */
     int64_t (*next)[PARTITIONS_MAX]; /* per topic and partition: the offset after the batch's last, -1: none */
     ct_pgarray ids;                  /* of the events to apply */
     uint64_t applied, dups, skipped, dead;
@@ -768,13 +770,11 @@ typedef struct batch {
 static int batch_init(batch *b, rd_kafka_message_t **msgs, int n, ct_error *err) {
     memset(b, 0, sizeof *b);
     b->n = n;
-    b->cap = 16;
-    while (b->cap < (size_t)n * 2) b->cap <<= 1;
+    size_t cap = 16;
+    while (cap < (size_t)n * 2) cap <<= 1;
     b->evs = calloc((size_t)n, sizeof *b->evs);
-    b->fresh_ids = calloc(b->cap, sizeof *b->fresh_ids);
-    b->taken = calloc(b->cap, sizeof *b->taken);
     b->next = calloc(TOPICS, sizeof *b->next);
-    if (!b->evs || !b->fresh_ids || !b->taken || !b->next) {
+    if (!b->evs || !b->next || ct_hidx_init(&b->fresh_ids, cap) != 0 || ct_hidx_init(&b->taken, cap) != 0) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");
         return -1;
     }
@@ -787,7 +787,8 @@ static int batch_init(batch *b, rd_kafka_message_t **msgs, int n, ct_error *err)
 static void batch_free(batch *b) {
     for (int i = 0; b->evs && i < b->n; i++) json_decref(b->evs[i].root);
     ct_pgarray_free(&b->ids);
-    free(b->evs), free(b->fresh_ids), free(b->taken), free(b->next);
+    ct_hidx_fini(&b->fresh_ids), ct_hidx_fini(&b->taken);
+    free(b->evs), free(b->next);
 }
 
 /* Phase 1: each record parsed, the offsets the batch reaches. */
@@ -821,12 +822,11 @@ static int batch_mark_duplicates(ct_projector *p, batch *b, ct_error *err) {
         return -1;
     }
     /* fresh_ids points into res, so it is used before res is cleared. */
-    for (int r = 0; r < PQntuples(res); r++) seen_add_or_find(b->fresh_ids, b->cap, PQgetvalue(res, r, 0), true);
+    for (int r = 0; r < PQntuples(res); r++) seen_add_or_find(&b->fresh_ids, PQgetvalue(res, r, 0), true);
     for (int i = 0; i < b->n; i++) {
         event *ev = &b->evs[i];
         if (ev->topic >= T_CONCERT_DLQ || ev->bad) continue;
-        ev->dup =
-            seen_add_or_find(b->fresh_ids, b->cap, ev->id, false) || !seen_add_or_find(b->taken, b->cap, ev->id, true);
+        ev->dup = seen_add_or_find(&b->fresh_ids, ev->id, false) || !seen_add_or_find(&b->taken, ev->id, true);
     }
     PQclear(res);
     return 0;

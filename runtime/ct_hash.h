@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 uint64_t ct_hash64(const void *data, size_t n);
+/* The hash of earlier bytes h (ct_hash64's value for them) continued over
+ * data: ct_hash64_more(ct_hash64(a, an), b, bn) == ct_hash64(a ++ b). */
+uint64_t ct_hash64_more(uint64_t h, const void *data, size_t n);
 /* The same over a NUL-terminated string. */
 uint64_t ct_hash64_str(const char *s);
 

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "ct_codec.h"
+#include "ct_hash.h"
 #include "ct_domain.h"
 #include "ct_memkv.h"
 #include "ct_state.h"
@@ -164,7 +165,7 @@ static void sim_init(sim *s, uint64_t seed, long target, bool ticks) {
     s->term = calloc(n, 1);
     s->expect = calloc(n, 1);
     s->gen_ms = T_START;
-    s->hash = 1469598103934665603ull;
+    s->hash = ct_hash64(NULL, 0);
     cr_assert(s->ckv && s->wkv && s->fx && s->tok_status && s->term && s->expect && s->res_token);
 }
 
@@ -217,8 +218,7 @@ static void on_output(sim *s, const ct_out *o) {
     char buf[CT_OUTPUT_RECORD_BYTES_MAX];
     size_t n;
     CHECK(s, ct_codec_encode_effect(s->fx, o->index, buf, sizeof buf, &n, &s->err) == 0, "encode: %s", s->err.msg);
-    for (size_t i = 0; i < n; i++) s->hash = (s->hash ^ (uint8_t)buf[i]) * 1099511628211ull;
-    s->hash = (s->hash ^ '\n') * 1099511628211ull;
+    s->hash = ct_hash64_more(ct_hash64_more(s->hash, buf, n), "\n", 1);
     s->outputs++;
     s->count[o->type]++;
     if (o->type == CT_OUT_COMMAND_REJECTED) s->reasons[o->reason]++;
