@@ -308,6 +308,19 @@ static int config_finalize(ct_config *cfg, ct_error *err) {
         CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_HTTP_ADDR: '%s' is not an IPv4 or IPv6 address literal", cfg->http_addr);
         return -1;
     }
+    /* Each word goes to java as an argument of its own, before the main
+     * class: anything but a flag would be taken for the class to run. */
+    for (const char *w = cfg->kafka_jvm_opts; *w;) {
+        while (*w == ' ') w++;
+        if (!*w) break;
+        int len = (int)strcspn(w, " ");
+        if (w[0] != '-') {
+            CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_JVM_OPTS: '%.*s' is not a JVM flag (flags start with -)",
+                   len > 64 ? 64 : len, w);
+            return -1;
+        }
+        w += len;
+    }
     if (cfg->kafka_min_isr > cfg->kafka_replication) {
         CT_ERR(err, CT_ERR_PERMANENT, "CONCERT_KAFKA_MIN_ISR: %d exceeds CONCERT_KAFKA_REPLICATION (%d)",
                cfg->kafka_min_isr, cfg->kafka_replication);

@@ -5,12 +5,15 @@
  * group). Needs the cluster scripts/test starts (or CONCERT_KAFKA_BROKERS). */
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../support/ct_test_kafka.h"
+#include "ct_localkafka.h"
 #include "ct_proc.h"
 
 #define WAIT_MS 60000
@@ -231,4 +234,34 @@ Test(kafka_cluster, offsets_sent_through_a_transaction_are_visible_to_the_group,
     rd_kafka_consumer_group_metadata_destroy(gm);
     rd_kafka_destroy(p);
     ct_test_consumer_close(c);
+}
+
+/* CONCERT_KAFKA_JVM_OPTS reaches java one word per argument, after the
+ * heap and before the main class, in place of the default's flags. */
+Test(kafka_cluster, the_jvm_options_are_the_brokers_arguments) {
+    char opts[] = "CONCERT_KAFKA_JVM_OPTS=  -XX:+UseSerialGC   -Xss512k ", *env[] = {opts, NULL}, *none[] = {NULL};
+    ct_config c;
+    ct_error err = {0};
+    cr_assert_eq(ct_config_load(&c, env, &err), 0, "%s", err.msg);
+    char **argv = NULL;
+    cr_assert_eq(ct_localkafka_node_argv(&c, 1, &argv, &err), 0, "%s", err.msg);
+    int n = 0, gc = -1, ss = -1, heap = -1, main_class = -1;
+    for (; argv[n]; n++) {
+        if (strcmp(argv[n], "-XX:+UseSerialGC") == 0) gc = n;
+        if (strcmp(argv[n], "-Xss512k") == 0) ss = n;
+        if (strncmp(argv[n], "-Xmx", 4) == 0) heap = n;
+        if (strcmp(argv[n], "kafka.Kafka") == 0) main_class = n;
+        cr_assert_neq(argv[n][0], '\0', "an empty argument at %d", n);
+        cr_assert_null(strstr(argv[n], "G1"), "the default's collector is still there: %s", argv[n]);
+    }
+    cr_assert(heap >= 0 && gc == heap + 1 && ss == gc + 1 && main_class > ss, "heap %d gc %d ss %d main %d", heap, gc,
+              ss, main_class);
+    cr_assert_str_eq(argv[n - 1] + strlen(argv[n - 1]) - strlen("server.properties"), "server.properties");
+    ct_localkafka_argv_free(argv);
+    cr_assert_eq(ct_config_load(&c, none, &err), 0, "%s", err.msg);
+    cr_assert_eq(ct_localkafka_node_argv(&c, 1, &argv, &err), 0, "%s", err.msg);
+    bool g1 = false;
+    for (char **a = argv; *a; a++) g1 |= strcmp(*a, "-XX:+UseG1GC") == 0;
+    cr_assert(g1, "the default is G1 (CT_KAFKA_JVM_OPTS_DEFAULT)");
+    ct_localkafka_argv_free(argv);
 }

@@ -401,6 +401,12 @@ Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, 
     ct_test_pg_drop(db, &cfg, name);
 }
 
+/* Sends what was produced and waits until the projector has read it. */
+static void flush_and_await(PGconn *db, long target, const char *log_path) {
+    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    await_position(db, target, 60000, log_path);
+}
+
 /* A payment's outcome is the wallet's BalanceDebited or DebitRejected, on
  * wallet.events; the PaymentRequested before it and the settlement's
  * events after it are on concert.events, another partition the projector
@@ -432,9 +438,8 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
                  run, i, key, i, user, run, PRICE);
         event(CE, ev, "SeatHeld", 1000, cmd, key, d), n++;
     }
-    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
     pid_t pj = start_projector(url, group, log_path);
-    await_position(db, start + n, 60000, log_path);
+    flush_and_await(db, start + n, log_path);
     /* the wallet's decisions first: p1 paid, p2 refused */
     const char *pay =
         "{\"payment_id\":\"%s-p%d\",\"reservation_id\":\"%s-r%d\",\"user_id\":\"%s\",\"concert_id\":\"%s\","
@@ -443,8 +448,7 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
     event(WE, "bd1", "BalanceDebited", 2000, "pay1", user, d), n++;
     snprintf(d, sizeof d, pay, run, 2, run, 2, user, key, PRICE, 0, ",\"reason\":\"INSUFFICIENT_BALANCE\"", "true");
     event(WE, "dr2", "DebitRejected", 2000, "pay2", user, d), n++;
-    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
-    await_position(db, start + n, 60000, log_path);
+    flush_and_await(db, start + n, log_path);
     cr_assert_eq(count(db,
                        "SELECT count(*) FROM commands WHERE command_id = '%s-pay1' AND status = 'SUCCEEDED'"
                        " AND type = 'BalanceDebited'",
@@ -480,8 +484,7 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
                  run, i, run, i, user, key, PRICE);
         event(CE, ev, "PaymentRequested", 1500, cmd, key, d), n++;
     }
-    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
-    await_position(db, start + n, 60000, log_path);
+    flush_and_await(db, start + n, log_path);
     cr_assert_eq(
         count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r1' AND status = 'CONFIRMED'", run), 1,
         "a late PaymentRequested takes nothing back");
@@ -515,9 +518,8 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
              "\"seat_no\":4,\"user_id\":\"%s\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":true}",
              run, run, key, user, run, PRICE);
     event(CE, "rc4", "ReservationConfirmed", 2600, "pay4", key, d), n++;
-    cr_assert_eq(rd_kafka_flush(producer, 30000), 0, "flush");
+    flush_and_await(db, start + n, log_path);
     rd_kafka_destroy(producer);
-    await_position(db, start + n, 60000, log_path);
     cr_assert_eq(
         count(db, "SELECT count(*) FROM reservations WHERE reservation_id = '%s-r1' AND status = 'CONFIRMED'", run), 1,
         "the settlement repeats the outcome");

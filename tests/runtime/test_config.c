@@ -99,6 +99,7 @@ static const bad_case bad_cases[] = {
     {"CONCERT_KAFKA_BASE_PORT=99999999999999999999", NULL, "CONCERT_KAFKA_BASE_PORT", "not an integer"},
     {"CONCERT_KAFKA_BASE_PORT=80", NULL, "CONCERT_KAFKA_BASE_PORT", "out of range"},
     {"CONCERT_KAFKA_HEAP_MB=64", NULL, "CONCERT_KAFKA_HEAP_MB", "out of range"},
+    {"CONCERT_KAFKA_JVM_OPTS=-XX:+UseSerialGC kafka.Kafka", NULL, "CONCERT_KAFKA_JVM_OPTS", "not a JVM flag"},
     {"CONCERT_KAFKA_PARTITIONS=0", NULL, "CONCERT_KAFKA_PARTITIONS", "out of range"},
     {"CONCERT_KAFKA_REPLICATION=0", NULL, "CONCERT_KAFKA_REPLICATION", "out of range"},
     {"CONCERT_KAFKA_REPLICATION=4", NULL, "CONCERT_KAFKA_REPLICATION", "3 brokers of the local cluster"},
