@@ -8,7 +8,9 @@ for the sampled commands, orders each command's hops by time, groups the
 commands by the path they took (a charge crosses the wallet processor once,
 a payment the concert processor twice and the wallet once), and prints for
 each path how long each step took from the previous one: n, p50, p99, p999
-and mean in ms, and the whole path from ingress.accept to its last hop.
+and mean in ms, and the whole path from ingress.accept to the answer. A
+processor's hops after the projector read the outcome (a payment's
+settlement) are listed after the answer, which did not wait for them.
 A hop seen twice in one command is numbered (concert.consume#2)."""
 import collections
 import signal
@@ -41,13 +43,17 @@ def main():
         # Pipeline order first (NOTIFY reaches the ingress before the
         # projector's COMMIT returns), then time: a command crosses the
         # processors in time order.
-        hops.sort(key=lambda h: (RANK.get(h[1], 4), h[0]))
+        # A processor's hop after the projector read the outcome is work
+        # the answer did not wait for (a payment's settlement, which
+        # follows the wallet's decision): after the answer.
+        seen_at = min((us for us, hop in hops if hop == "projector.consume"), default=None)
+        hops.sort(key=lambda h: (RANK.get(h[1], 9 if seen_at is not None and h[0] > seen_at else 4), h[0]))
         seen = collections.Counter()
         named = []
         for us, hop in hops:
             seen[hop] += 1
             named.append((us, hop if seen[hop] == 1 else "%s#%d" % (hop, seen[hop])))
-        if named[0][1] != "ingress.accept" or named[-1][1] != "ingress.answer":
+        if named[0][1] != "ingress.accept" or "ingress.answer" not in (h for _, h in named):
             continue  # not whole: a write without Prefer: wait, or cut by the log's ends
         paths[tuple(h for _, h in named)].append(named)
     if not paths:
@@ -57,7 +63,8 @@ def main():
         print("path (%d commands): %s" % (len(samples), " > ".join(path)))
         print("  %-44s %7s %9s %9s %9s %9s" % ("step", "n", "p50 ms", "p99 ms", "p999 ms", "mean ms"))
         rows = [("%s -> %s" % (path[i - 1], path[i]), i - 1, i) for i in range(1, len(path))]
-        rows.append(("whole: %s -> %s" % (path[0], path[-1]), 0, len(path) - 1))
+        answer = path.index("ingress.answer")
+        rows.append(("whole: %s -> %s" % (path[0], path[answer]), 0, answer))
         for name, a, b in rows:
             d = sorted((s[b][0] - s[a][0]) / 1000.0 for s in samples)
             print("  %-44s %7d %9.1f %9.1f %9.1f %9.1f" % (name, len(d), pct(d, 0.50), pct(d, 0.99),
