@@ -407,6 +407,26 @@ static void flush_and_await(PGconn *db, long target, const char *log_path) {
     await_position(db, target, 60000, log_path);
 }
 
+/* Payment i's settlement on concert.events (reservation r<i>, seat i, user
+ * <run>-u, concert c1): its ReservationConfirmed or PaymentFailed, with
+ * the terminal flag given. */
+static void settlement(int i, bool ok, bool terminal, int64_t ts) {
+    char d[1024], name[16], cmd[16];
+    snprintf(name, sizeof name, "%s%d", ok ? "rc" : "pf", i), snprintf(cmd, sizeof cmd, "pay%d", i);
+    if (ok)
+        snprintf(
+            d, sizeof d,
+            "{\"reservation_id\":\"%s-r%d\",\"payment_id\":\"%s-p%d\",\"concert_id\":\"c1\",\"schedule_id\":\"s1\","
+            "\"seat_no\":%d,\"user_id\":\"%s-u\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":%s}",
+            run, i, run, i, i, run, run, PRICE, terminal ? "true" : "false");
+    else
+        snprintf(d, sizeof d,
+                 "{\"payment_id\":\"%s-p%d\",\"reservation_id\":\"%s-r%d\",\"concert_id\":\"c1\",\"user_id\":\"%s-u\","
+                 "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":99000,\"terminal\":%s}",
+                 run, i, run, i, run, PRICE, terminal ? "true" : "false");
+    event(CT_TOPIC_CONCERT_EVENTS, name, ok ? "ReservationConfirmed" : "PaymentFailed", ts, cmd, "c1", d);
+}
+
 /* A payment's outcome is the wallet's BalanceDebited or DebitRejected, on
  * wallet.events; the PaymentRequested before it and the settlement's
  * events after it are on concert.events, another partition the projector
@@ -497,27 +517,11 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
              "\"seat_no\":1,\"user_id\":\"%s\",\"amount\":%d,\"terminal\":false}",
              run, run, key, user, PRICE);
     event(CE, "ss1", "SeatSold", 2500, "pay1", key, d), n++;
-    snprintf(d, sizeof d,
-             "{\"reservation_id\":\"%s-r1\",\"payment_id\":\"%s-p1\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
-             "\"seat_no\":1,\"user_id\":\"%s\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":false}",
-             run, run, key, user, run, PRICE);
-    event(CE, "rc1", "ReservationConfirmed", 2500, "pay1", key, d), n++;
-    snprintf(d, sizeof d,
-             "{\"payment_id\":\"%s-p2\",\"reservation_id\":\"%s-r2\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
-             "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":99000,\"terminal\":false}",
-             run, run, key, user, PRICE);
-    event(CE, "pf2", "PaymentFailed", 2500, "pay2", key, d), n++;
+    settlement(1, true, false, 2500), n++;
+    settlement(2, false, false, 2500), n++;
     /* records of the earlier scheme: the settlement's events were the outcome */
-    snprintf(d, sizeof d,
-             "{\"payment_id\":\"%s-p3\",\"reservation_id\":\"%s-r3\",\"concert_id\":\"%s\",\"user_id\":\"%s\","
-             "\"amount\":%d,\"reason\":\"INSUFFICIENT_BALANCE\",\"hold_until\":99000,\"terminal\":true}",
-             run, run, key, user, PRICE);
-    event(CE, "pf3", "PaymentFailed", 2600, "pay3", key, d), n++;
-    snprintf(d, sizeof d,
-             "{\"reservation_id\":\"%s-r4\",\"payment_id\":\"%s-p4\",\"concert_id\":\"%s\",\"schedule_id\":\"s1\","
-             "\"seat_no\":4,\"user_id\":\"%s\",\"token\":\"%s-t\",\"amount\":%d,\"terminal\":true}",
-             run, run, key, user, run, PRICE);
-    event(CE, "rc4", "ReservationConfirmed", 2600, "pay4", key, d), n++;
+    settlement(3, false, true, 2600), n++;
+    settlement(4, true, true, 2600), n++;
     flush_and_await(db, start + n, log_path);
     rd_kafka_destroy(producer);
     cr_assert_eq(
