@@ -225,13 +225,7 @@ int ct_localkafka_node_argv(const ct_config *cfg, int node, char ***argv_out, ct
      * argument per space-separated word. */
     char opts[sizeof cfg->kafka_jvm_opts];
     snprintf(opts, sizeof opts, "%s", cfg->kafka_jvm_opts);
-    size_t nopts = 0;
-    for (char *p = opts; *p;) {
-        while (*p == ' ') p++;
-        if (!*p) break;
-        nopts++;
-        while (*p && *p != ' ') p++;
-    }
+    size_t nopts = strlen(opts) / 2 + 1; /* at most: each word is a character and a space */
     char **argv = calloc(nhead + nopts + ntail + 1, sizeof *argv);
     if (!argv) {
         CT_ERR(err, CT_ERR_FATAL, "out of memory");

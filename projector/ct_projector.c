@@ -62,7 +62,6 @@ enum {
     Q_CONFIRMED,
     Q_PAYMENT_FAILED,
     Q_DEBITED,
-    Q_DEBIT_REJECTED,
     Q_BALANCE,
     Q_COMMAND,
     Q_OFFSET,
@@ -137,17 +136,21 @@ static const char *const query_sql[Q_COUNT] = {
                     " p AS (UPDATE payments SET status = 'SUCCEEDED', reason = NULL,"
                     " updated_ts = GREATEST(updated_ts, $3::bigint) WHERE payment_id = $2)"
                     " SELECT " CT_ALERT_ENQUEUE_SQL("'reservation_confirmed'", "$4", "$5"),
-    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts, $8 hold_until */
+    /* The wallet's DebitRejected (the outcome, $8 NULL: it does not carry
+     * the hold's time) and the settlement's PaymentFailed after it (the
+     * hold's original time, which the reservation kept meanwhile).
+     * $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts, $8 hold_until or NULL */
     [Q_PAYMENT_FAILED] =
         "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
         " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
         " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
         " updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
-        " r AS (UPDATE reservations SET status = CASE WHEN status = 'PAYMENT_PENDING' THEN 'HELD'"
-        " ELSE status END, hold_until = CASE WHEN status = 'PAYMENT_PENDING' THEN $8::bigint"
-        " ELSE hold_until END, updated_ts = GREATEST(updated_ts, $7::bigint) WHERE reservation_id = $2"
+        " r AS (UPDATE reservations SET status = CASE WHEN status = 'PAYMENT_PENDING' AND payment_id = $1"
+        " THEN 'HELD' ELSE status END, hold_until = CASE WHEN status = 'PAYMENT_PENDING' AND payment_id = $1"
+        " THEN COALESCE($8::bigint, hold_until) ELSE hold_until END,"
+        " updated_ts = GREATEST(updated_ts, $7::bigint) WHERE reservation_id = $2"
         " RETURNING status, concert_id, schedule_id, seat_no)"
-        " UPDATE seats s SET status = 'HELD', hold_until = $8::bigint FROM r"
+        " UPDATE seats s SET status = 'HELD', hold_until = COALESCE($8::bigint, s.hold_until) FROM r"
         " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
         " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'HELD'",
     /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 ts */
@@ -163,20 +166,6 @@ static const char *const query_sql[Q_COUNT] = {
         " UPDATE seats s SET status = 'SOLD', hold_until = NULL FROM r"
         " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
         " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'CONFIRMED'",
-    /* $1 payment, $2 reservation, $3 user, $4 concert, $5 amount, $6 reason, $7 ts */
-    [Q_DEBIT_REJECTED] =
-        "WITH p AS (INSERT INTO payments AS x (payment_id, reservation_id, user_id, concert_id, amount,"
-        " status, reason, updated_ts) VALUES ($1, $2, $3, $4, $5, 'FAILED', $6, $7::bigint)"
-        " ON CONFLICT (payment_id) DO UPDATE SET status = 'FAILED', reason = EXCLUDED.reason,"
-        " updated_ts = GREATEST(x.updated_ts, EXCLUDED.updated_ts)),"
-        " r AS (UPDATE reservations SET status = CASE WHEN status = 'PAYMENT_PENDING'"
-        " AND payment_id = $1 THEN 'HELD' ELSE status END,"
-        " updated_ts = GREATEST(updated_ts, $7::bigint) WHERE reservation_id = $2"
-        " RETURNING status, concert_id, schedule_id, seat_no)"
-        " UPDATE seats s SET status = 'HELD' FROM r"
-        " WHERE s.concert_id = r.concert_id AND s.schedule_id = r.schedule_id"
-        " AND s.seat_no = r.seat_no AND s.reservation_id = $2 AND r.status = 'HELD'"
-        " AND s.status = 'PAYMENT_PENDING'",
     /* The batch's balances in one statement: each event carries the
      * user's whole balance, so the batch's last one per user is the
      * balance (DISTINCT ON keeps it), and no other statement reads or
@@ -554,27 +543,26 @@ static int event_statement(event *ev, args *a, args *bal, char text[512], char d
         a_lit(a, text), a_lit(a, dedup);
         break;
     }
-    case CT_OUT_PAYMENT_FAILED:
+    case CT_OUT_DEBIT_REJECTED:
+    case CT_OUT_PAYMENT_FAILED: {
+        /* A DUPLICATE is a second request for a payment decided before:
+         * that decision stands. */
+        const char *why = json_string_value(json_object_get(d, "reason"));
+        if (ev->otype == CT_OUT_DEBIT_REJECTED && why && strcmp(why, "DUPLICATE") == 0) break;
         q = Q_PAYMENT_FAILED;
         a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
         a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
-        a_int(a, d, "hold_until", 0, I64);
+        if (ev->otype == CT_OUT_PAYMENT_FAILED)
+            a_int(a, d, "hold_until", 0, I64);
+        else
+            a_lit(a, NULL);
         break;
+    }
     case CT_OUT_BALANCE_DEBITED:
         q = Q_DEBITED;
         a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
         a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_i64(a, ev->ts);
         break;
-    case CT_OUT_DEBIT_REJECTED: {
-        /* A DUPLICATE is a second request for a payment decided before:
-         * that decision stands. */
-        const char *why = json_string_value(json_object_get(d, "reason"));
-        if (why && strcmp(why, "DUPLICATE") == 0) break;
-        q = Q_DEBIT_REJECTED;
-        a_str(a, d, "payment_id"), a_str(a, d, "reservation_id"), a_str(a, d, "user_id");
-        a_str(a, d, "concert_id"), a_int(a, d, "amount", 0, I64), a_str(a, d, "reason"), a_i64(a, ev->ts);
-        break;
-    }
     case CT_OUT_BALANCE_CHARGED:
     case CT_OUT_BALANCE_REFUNDED:
     case CT_OUT_REFUND_REJECTED: break;

@@ -55,7 +55,7 @@ static const setting settings[] = {
      "Local cluster: JVM heap of each broker, in MiB."},
     {"CONCERT_KAFKA_JVM_OPTS", STR(kafka_jvm_opts), CT_KAFKA_JVM_OPTS_DEFAULT, 0,
      "Local cluster: each broker's JVM flags besides its heap and log settings, separated by spaces (the"
-     " garbage collector, the JIT). The default is sized for a small machine: docs/decisions.md."},
+     " garbage collector, the JIT). docs/decisions.md has the collectors measured on a 2-core machine."},
     {"CONCERT_KAFKA_PARTITIONS", INT(kafka_partitions, 1, 1024), "6", 0,
      "Partitions of each topic the system creates."},
     {"CONCERT_KAFKA_REPLICATION", INT(kafka_replication, 1, 32), "3", 0,
