@@ -126,5 +126,5 @@ if [ "$peer" = 1 ]; then
   [ "$prc" = 0 ] || echo "the synchronous peer failed (exit $prc): its output is above"
   prate=$(printf '%s\n' "$pout" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p' | tail -1)
   echo "at 64 users: pipeline ${ours64:-?} journeys/s, synchronous peer ${prate:-?} journeys/s (its last run)," \
-       "ratio $(awk -v a="${ours64:-0}" -v b="${prate:-0}" 'BEGIN{printf "%.2f", b>0?a/b:0}')"
+       "ratio $(awk -v a="${ours64:-0}" -v b="${prate:-0}" 'BEGIN{printf "%.2f", (b>0 ? a/b : 0)}')"
 fi
