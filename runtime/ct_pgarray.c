@@ -24,6 +24,10 @@ static void put(ct_pgarray *a, const char *s, size_t n) {
 }
 
 void ct_pgarray_add(ct_pgarray *a, const char *s) {
+    if (!s) {
+        put(a, a->count++ == 0 ? "{NULL" : ",NULL", 5);
+        return;
+    }
     put(a, a->count++ == 0 ? "{\"" : ",\"", 2);
     for (const char *p = s; *p; p++) {
         const char *run = p;

@@ -24,6 +24,7 @@ typedef struct ct_pgarray {
     size_t count;
 } ct_pgarray;
 
+/* s NULL adds a NULL element (a quoted "NULL" is the text NULL). */
 void ct_pgarray_add(ct_pgarray *a, const char *s);
 void ct_pgarray_add_int(ct_pgarray *a, int64_t v);
 /* The finished literal (valid until ct_pgarray_free), NULL when out of

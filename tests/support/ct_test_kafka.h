@@ -147,17 +147,26 @@ static inline void ct_test_print_log_tail(const char *log_path, int lines) {
     for (int i = n > lines ? n - lines : 0; i < n; i++) cr_log_warn("%s", ring[i % lines]);
 }
 
+/* The first line of a child's log that holds one of marks[0..n), copied
+ * into found (empty when none, or no log). */
+static inline void ct_test_log_find(const char *log_path, const char *const *marks, size_t n, char *found,
+                                    size_t found_len) {
+    FILE *f = log_path ? fopen(log_path, "r") : NULL;
+    char line[1024];
+    found[0] = 0;
+    while (f && !found[0] && fgets(line, sizeof line, f))
+        for (size_t i = 0; i < n && !found[0]; i++)
+            if (strstr(line, marks[i])) snprintf(found, found_len, "%s", line);
+    if (f) fclose(f);
+}
+
 /* A sanitizer build's children report to their logs, not to the test's
  * output that ctest checks: a finding there (a restarted child's too) must
  * fail the test all the same. */
 static inline void ct_test_assert_no_sanitizer_finding(const char *what, const char *log_path) {
     static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "};
-    FILE *f = log_path ? fopen(log_path, "r") : NULL;
-    char line[1024], found[1024] = "";
-    while (f && !found[0] && fgets(line, sizeof line, f))
-        for (size_t i = 0; i < sizeof marks / sizeof marks[0] && !found[0]; i++)
-            if (strstr(line, marks[i])) snprintf(found, sizeof found, "%s", line);
-    if (f) fclose(f);
+    char found[1024];
+    ct_test_log_find(log_path, marks, sizeof marks / sizeof marks[0], found, sizeof found);
     if (found[0]) ct_test_print_log_tail(log_path, 60);
     cr_assert(!found[0], "sanitizer finding in %s's log %s: %s", what, log_path, found);
 }
