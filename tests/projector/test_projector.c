@@ -307,15 +307,23 @@ static void invariants_init(ct_test_inv *inv, PGconn *db) {
 }
 static void teardown(void) { ct_test_cleanup_run(dir); }
 
-Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, .timeout = 240) {
-    char name[64], group[96], log_path[320];
-    snprintf(name, sizeof name, "ct_test_projector_a_%s", run);
-    snprintf(group, sizeof group, "ct-test-projector-a-%s", run);
-    snprintf(log_path, sizeof log_path, "%s/projector-a.log", dir);
+/* A case's own database, consumer group and log, told apart by tag: the
+ * database, with url the server's and *start where the projector will
+ * begin (the topics' ends). */
+static PGconn *case_open(char tag, char name[64], char group[96], char log_path[320], char url[1024], long *start) {
+    snprintf(name, 64, "ct_test_projector_%c_%s", tag, run);
+    snprintf(group, 96, "ct-test-projector-%c-%s", tag, run);
+    snprintf(log_path, 320, "%s/projector-%c.log", dir, tag);
     PGconn *db = ct_test_pg_database(&cfg, name);
-    char url[1024];
-    snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
-    long start = ct_test_projector_start_at_ends(&cfg, db);
+    snprintf(url, 1024, "%s", getenv("CONCERT_PG_URL"));
+    *start = ct_test_projector_start_at_ends(&cfg, db);
+    return db;
+}
+
+Test(projector, read_models_follow_the_events, .init = setup, .fini = teardown, .timeout = 240) {
+    char name[64], group[96], log_path[320], url[1024];
+    long start;
+    PGconn *db = case_open('a', name, group, log_path, url, &start);
     ct_test_inv inv;
     invariants_init(&inv, db);
     /* The ingress's way of hearing outcomes. */
@@ -437,12 +445,8 @@ static void settlement(int i, bool ok, bool terminal, int64_t ts) {
 Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .init = setup, .fini = teardown,
      .timeout = 120) {
     char name[64], group[96], log_path[320], d[1024], url[1024];
-    snprintf(name, sizeof name, "ct_test_projector_o_%s", run);
-    snprintf(group, sizeof group, "ct-test-projector-o-%s", run);
-    snprintf(log_path, sizeof log_path, "%s/projector-o.log", dir);
-    PGconn *db = ct_test_pg_database(&cfg, name);
-    snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
-    long start = ct_test_projector_start_at_ends(&cfg, db), n = 0;
+    long start, n = 0;
+    PGconn *db = case_open('o', name, group, log_path, url, &start);
     const char *CE = CT_TOPIC_CONCERT_EVENTS, *WE = CT_TOPIC_WALLET_EVENTS, *key = "c1";
     ct_error err = {0};
     ct_kafka_producer_opts po = {.client_id = "ct-test-projector"};
@@ -558,12 +562,8 @@ Test(projector, a_payment_decided_before_its_request_is_read_stays_decided, .ini
  * path meant for events the database refuses. */
 Test(projector, a_batch_writing_a_row_again_applies_it_in_order, .init = setup, .fini = teardown, .timeout = 120) {
     char name[64], group[96], log_path[320], d[1024], url[1024];
-    snprintf(name, sizeof name, "ct_test_projector_l_%s", run);
-    snprintf(group, sizeof group, "ct-test-projector-l-%s", run);
-    snprintf(log_path, sizeof log_path, "%s/projector-l.log", dir);
-    PGconn *db = ct_test_pg_database(&cfg, name);
-    snprintf(url, sizeof url, "%s", getenv("CONCERT_PG_URL"));
-    long start = ct_test_projector_start_at_ends(&cfg, db), n = 0;
+    long start, n = 0;
+    PGconn *db = case_open('l', name, group, log_path, url, &start);
     ct_error err = {0};
     ct_kafka_producer_opts po = {.client_id = "ct-test-projector"};
     cr_assert(producer = ct_kafka_producer_new(&cfg, &po, &err), "%s", err.msg);
