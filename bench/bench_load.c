@@ -377,6 +377,7 @@ static int create_concert(int seats) {
  * once the brokers are warm (docs/decisions.md): a figure taken while it
  * is high is not the brokers' steady state. */
 #define COMPONENTS 9
+#define KAFKA 5
 #define KAFKA_JIT 8
 static const char *const component_names[COMPONENTS] = {"ingress", "relay", "processor",     "projector", "postgres",
                                                         "kafka",   "bench", "other concert", "kafka jit"};
@@ -439,7 +440,7 @@ static void cpu_ticks(long long out[COMPONENTS]) {
         else if (strstr(cmd, "postgres"))
             c = 4;
         else if (strstr(cmd, "java") && strstr(cmd, "kafka"))
-            c = 5;
+            c = KAFKA;
         else if (strstr(cmd, "concert ingress"))
             c = 0;
         else if (strstr(cmd, "concert relay"))
@@ -453,7 +454,7 @@ static void cpu_ticks(long long out[COMPONENTS]) {
         if (c < 0) continue;
         snprintf(p, sizeof p, "/proc/%s/stat", e->d_name);
         out[c] += stat_ticks(p);
-        if (c == 5) out[KAFKA_JIT] += jit_ticks(e->d_name);
+        if (c == KAFKA) out[KAFKA_JIT] += jit_ticks(e->d_name);
     }
     if (d) closedir(d);
 }
@@ -466,7 +467,8 @@ static void print_cpu(const long long before[COMPONENTS], double secs) {
     for (int c = 0; c < KAFKA_JIT; c++) {
         if (after[c] - before[c] <= 0) continue;
         printf(" %s=%.0f", component_names[c], 100.0 * (double)(after[c] - before[c]) / (double)hz / secs);
-        if (c == 5) printf(" (jit %.0f)", 100.0 * (double)(after[KAFKA_JIT] - before[KAFKA_JIT]) / (double)hz / secs);
+        if (c == KAFKA)
+            printf(" (jit %.0f)", 100.0 * (double)(after[KAFKA_JIT] - before[KAFKA_JIT]) / (double)hz / secs);
     }
     printf("\n");
 }

@@ -71,11 +71,11 @@ enum {
 };
 
 static const char *const query_sql[Q_COUNT] = {
-    /* The read-model statements take a layer of events at a time: one array
- * per parameter, unnested server side (batch_send_events explains the
- * layers). Rows of one layer never share a key, so each statement sees
- * each row at most once and the statements of a layer may run in any
- * order. */
+    /* The read-model statements take a layer of events at a time: one
+     * array per parameter, unnested server side (batch_send_events
+     * explains the layers). Rows of one layer never share a key, so each
+     * statement sees each row at most once and the statements of a layer
+     * may run in any order. */
     /* clang-format off */
     [Q_CONCERT] = "INSERT INTO concerts (concert_id, title, max_active, active_ttl_ms, hold_ttl_ms, schedule_count,"
                   " created_ts) SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[],"
@@ -512,7 +512,6 @@ typedef struct pipe_state {
      * of the same hash count as one row, which at worst starts a layer
      * early. */
     ct_hidx written;
-    uint64_t layers;
     /* Columns of the batch's balances and outcomes, sent as one statement
      * each after its events (Q_BALANCE, Q_COMMAND): at ~4 outcomes and 2
      * balances per fan's journey, one statement per event was most of the
@@ -665,7 +664,6 @@ const char *ct_projector_check_event(const void *payload, size_t len) {
  * next. */
 static int send_layer(pipe_state *ps, ct_error *err) {
     int rc = 0;
-    bool any = false;
     for (int q = 0; q < Q_ROWS; q++) {
         if (ps->nargs[q] == 0) continue;
         const char *v[ROW_ARGS_MAX];
@@ -674,10 +672,8 @@ static int send_layer(pipe_state *ps, ct_error *err) {
         if (rc == 0) rc = send_q(ps, q, ps->nargs[q], v, err); /* libpq copies the values */
         for (int i = 0; i < ps->nargs[q]; i++) ct_pgarray_free(&ps->rows[q][i]);
         ps->nargs[q] = 0;
-        any = true;
     }
     ct_hidx_clear(&ps->written);
-    if (any) ps->layers++;
     return rc;
 }
 
