@@ -5,17 +5,21 @@
 
 #include "ct_pg.h"
 
-/* Each table's oldest rows through its time index, deleted by primary key:
- * the search stops at the cutoff, so a slice costs what it deletes. */
-#define OLDEST(table, key, at)                                                                 \
-    "DELETE FROM " table " WHERE " key " = ANY (ARRAY(SELECT " key " FROM " table " WHERE " at \
+/* Each table's oldest rows through its time index (`cond` names the
+ * index's partial condition), deleted by primary key: the search stops at
+ * the cutoff, so a slice costs what it deletes. */
+#define OLDEST(table, key, cond, at)                                                                \
+    "DELETE FROM " table " WHERE " key " = ANY (ARRAY(SELECT " key " FROM " table " WHERE " cond at \
     " < now() - make_interval(secs => $1::int) ORDER BY " at " LIMIT $2::int)) RETURNING 1"
 
+/* Undelivered notifications by their next attempt (ct_retention.h says why). */
 /* clang-format off */
-static const char prune_sql[] = "WITH e AS (" OLDEST("projected_events", "id", "applied_at") "),"
-                                " c AS (" OLDEST("commands", "command_id", "completed_at") "),"
-                                " s AS (" OLDEST("slack_notifications", "id", "sent_at") ")"
-                                " SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c), (SELECT count(*) FROM s)";
+static const char prune_sql[] = "WITH e AS (" OLDEST("projected_events", "id", "", "applied_at") "),"
+                                " c AS (" OLDEST("commands", "command_id", "", "completed_at") "),"
+                                " s AS (" OLDEST("slack_notifications", "id", "sent_at IS NOT NULL AND ", "sent_at") "),"
+                                " u AS (" OLDEST("slack_notifications", "id", "sent_at IS NULL AND ", "next_attempt_at") ")"
+                                " SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM c),"
+                                " (SELECT count(*) FROM s), (SELECT count(*) FROM u)";
 /* clang-format on */
 
 int ct_retention_prune_slice(PGconn *conn, int retention_s, int limit, ct_retention_counts *deleted, bool *more,
@@ -33,9 +37,9 @@ int ct_retention_prune_slice(PGconn *conn, int retention_s, int limit, ct_retent
     PGresult *res = PQexecParams(conn, prune_sql, 2, NULL, params, NULL, NULL, 0);
     if (ct_pg_check(conn, res, PGRES_TUPLES_OK, "read model retention", err) != 0) return -1;
     int64_t e = strtoll(PQgetvalue(res, 0, 0), NULL, 10), c = strtoll(PQgetvalue(res, 0, 1), NULL, 10),
-            s = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+            s = strtoll(PQgetvalue(res, 0, 2), NULL, 10), u = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     PQclear(res);
-    deleted->events += e, deleted->commands += c, deleted->notifications += s;
-    *more = e == limit || c == limit || s == limit;
+    deleted->events += e, deleted->commands += c, deleted->notifications += s + u;
+    *more = e == limit || c == limit || s == limit || u == limit;
     return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * ct_alert: the one way into slack_notifications. Every alert goes through
- * the SQL function concert_alert_enqueue(kind, text, dedup_key) (migration
- * 0011), which inserts the row unless its dedup_key is taken; projector/
+ * the SQL function concert_alerts_enqueue(kind, texts[], dedup_keys[])
+ * (migration 0012), which inserts each row unless its dedup_key is taken;
+ * concert_alert_enqueue(kind, text, dedup_key) is a set of one. projector/
  * ct_slack delivers the rows.
  *
  * Alerts that record a cause in the same statement (a confirmed
@@ -30,6 +31,12 @@
  * when dedup_key was taken. */
 #define CT_ALERT_ENQUEUE_SQL(kind, text, dedup_key) \
     CT_ALERT_ENQUEUE_FN "((" kind ")::text, (" text ")::text, (" dedup_key ")::text)"
+/* Many alerts of one kind in one INSERT: a set-returning call (the new
+ * rows' ids) for a FROM clause; texts and dedup_keys are text[] of one
+ * length, a dedup_keys element may be NULL. */
+#define CT_ALERTS_ENQUEUE_FN "concert_alerts_enqueue"
+#define CT_ALERTS_ENQUEUE_SQL(kind, texts, dedup_keys) \
+    CT_ALERTS_ENQUEUE_FN "((" kind ")::text, (" texts ")::text[], (" dedup_keys ")::text[])"
 
 /* Enqueues one alert in a statement of its own (committed at once unless
  * pg is inside a transaction). dedup_key may be NULL (never a duplicate);

@@ -125,8 +125,8 @@ static const setting settings[] = {
      "Relay: SENT outbox rows (and the Idempotency-Keys naming them) are deleted this long after they were"
      " sent, in s (default 7 days, the local topics' retention; 0: kept forever). PENDING and FAILED rows stay."},
     {"CONCERT_PROJECTOR_RETENTION_S", INT(projector_retention_s, 0, 315360000), "1209600", 0,
-     "Projector: applied event ids, command outcomes and delivered Slack notifications are deleted this long"
-     " after they were written, in s (default 14 days, twice the local topics' retention: an event id must"
+     "Projector: applied event ids, command outcomes and Slack notifications (delivered, or undelivered and"
+     " untried) are deleted this long after they were written or due, in s (default 14 days, twice the local topics' retention: an event id must"
      " outlive every copy of the event in Kafka; 0: kept forever). At least CONCERT_OUTBOX_RETENTION_S."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
@@ -159,7 +159,7 @@ static const setting settings[] = {
      " applying what there is (smaller batches take what has arrived and go), in ms."},
     {"CONCERT_SLACK_WEBHOOK_URL", STR(slack_webhook_url), "", SET_SECRET,
      "Slack incoming-webhook URL (http:// or https://) the projector posts notifications to. Empty: notifications"
-     " are kept unsent in slack_notifications."},
+     " are kept unsent in slack_notifications for CONCERT_PROJECTOR_RETENTION_S."},
     {"CONCERT_SLACK_POLL_MS", INT(slack_poll_ms, 10, 60000), "1000", 0,
      "Slack sender: interval between looks for due notifications, in ms."},
     {"CONCERT_SLACK_BACKOFF_BASE_MS", INT(slack_backoff_base_ms, 1, 600000), "1000", 0,

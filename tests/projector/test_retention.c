@@ -1,8 +1,9 @@
 /* Retention of what the projector keeps (ct_retention) against the real
  * Postgres, in a database of the test's own: only event ids, outcomes and
- * delivered notifications older than the retention go, oldest first, at most
- * a slice's rows per table; undelivered notifications stay; bad arguments
- * change nothing; `concert projector` runs a pass when it starts. */
+ * notifications delivered or last due longer ago than the retention go,
+ * oldest first, at most a slice's rows per table; undelivered notifications
+ * a sender still retries stay; bad arguments change nothing; `concert
+ * projector` runs a pass when it starts. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static void exec(const char *sql) { ct_test_pg_exec(db, sql); }
 static long count(const char *sql) { return ct_test_pg_count(db, sql); }
 
 /* n rows of each table written age_s ago, named `what`-i; notifications
- * delivered then too unless `unsent`. */
+ * delivered then too unless `unsent` (then due since, never tried). */
 static void rows(int n, const char *what, int age_s, bool unsent) {
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -50,10 +51,10 @@ static void rows(int n, const char *what, int age_s, bool unsent) {
              what, what, age_s, n);
     exec(sql);
     snprintf(sql, sizeof sql,
-             "INSERT INTO slack_notifications (kind, text, created_at, sent_at)"
-             " SELECT 'test', '%s-' || g, now() - make_interval(secs => %d),"
+             "INSERT INTO slack_notifications (kind, text, created_at, next_attempt_at, sent_at)"
+             " SELECT 'test', '%s-' || g, now() - make_interval(secs => %d), now() - make_interval(secs => %d),"
              "  CASE WHEN %d = 0 THEN now() - make_interval(secs => %d) END FROM generate_series(1, %d) g",
-             what, age_s, unsent ? 1 : 0, age_s, n);
+             what, age_s, age_s, unsent ? 1 : 0, age_s, n);
     exec(sql);
 }
 
@@ -73,21 +74,28 @@ static void slice(int limit, ct_retention_counts *d, bool *more) {
     cr_assert_eq(ct_retention_prune_slice(db, 3600, limit, d, more, &err), 0, "%s %s", err.msg, err.detail);
 }
 
-Test(retention, only_rows_older_than_the_retention_go_and_undelivered_notifications_stay, .init = setup,
-     .fini = teardown) {
+Test(retention, only_rows_older_than_the_retention_go_and_retried_notifications_stay, .init = setup, .fini = teardown) {
     rows(12, "old", 7200, false);
     rows(5, "young", 60, false);
     rows(4, "unsent", 7200, true);
+    rows(3, "waiting", 60, true);
+    /* written as long ago, but a sender retries them (next try ahead) */
+    exec("INSERT INTO slack_notifications (kind, text, created_at, attempts, next_attempt_at)"
+         " SELECT 'test', 'retried-' || g, now() - interval '2 hours', 9, now() + interval '1 minute'"
+         " FROM generate_series(1, 2) g");
     ct_retention_counts d = {0};
     bool more = true;
     slice(1000, &d, &more);
     cr_expect_eq(d.events, 12 + 4);
     cr_expect_eq(d.commands, 12 + 4);
-    cr_expect_eq(d.notifications, 12, "only delivered notifications go");
+    cr_expect_eq(d.notifications, 12 + 4, "delivered and never-tried notifications past the retention go");
     cr_expect(!more);
     cr_expect_eq(left("old"), 0);
+    cr_expect_eq(left("unsent"), 0);
     cr_expect_eq(left("young"), 3 * 5);
-    cr_expect_eq(count("SELECT count(*) FROM slack_notifications WHERE text LIKE 'unsent-%' AND sent_at IS NULL"), 4);
+    cr_expect_eq(left("waiting"), 3 * 3);
+    cr_expect_eq(count("SELECT count(*) FROM slack_notifications WHERE text LIKE 'retried-%' AND sent_at IS NULL"), 2,
+                 "a notification its sender still retries stays");
     d = (ct_retention_counts){0};
     slice(1000, &d, &more);
     cr_expect_eq(d.events + d.commands + d.notifications, 0, "a second slice found more");

@@ -13,7 +13,12 @@
  *     - the webhook URL's secret path is in no log and no stored error.
  *   without_a_url_rows_stay_unsent
  *     - no CONCERT_SLACK_WEBHOOK_URL: a row stays visible, unsent,
- *       unattempted. */
+ *       unattempted.
+ *   alerts_in_a_set_write_each_dedup_key_once
+ *     - concert_alerts_enqueue (the projector's confirmations) and its
+ *       set of one, concert_alert_enqueue: a key taken earlier in the set
+ *       or by an earlier row is not written again; NULL keys never
+ *       conflict. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -308,4 +313,23 @@ Test(slack, without_a_url_rows_stay_unsent, .init = setup, .fini = teardown, .ti
                           text),
                  1);
     ct_test_stop_clean(projector, "projector", log_p);
+}
+
+Test(slack, alerts_in_a_set_write_each_dedup_key_once, .init = setup, .fini = teardown) {
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM concert_alerts_enqueue('set', ARRAY['a', 'b', 'c', 'd'],"
+                                      " ARRAY['k1', 'k1', NULL, NULL])"),
+                 3, "the second k1 and only it is a duplicate");
+    cr_assert_eq(
+        ct_test_pg_count(db, "SELECT count(*) FROM concert_alerts_enqueue('set', ARRAY['e', 'f'], ARRAY['k1', 'k2'])"),
+        1, "k1 was taken by the set before");
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM (SELECT concert_alert_enqueue('set', 'g', 'k2') AS id) x"
+                                      " WHERE id IS NULL"),
+                 1, "one alert: a taken key gives NULL");
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM (SELECT concert_alert_enqueue('set', 'h', 'k3') AS id) x"
+                                      " WHERE id IS NOT NULL"),
+                 1);
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'set'"
+                                      " AND text = ANY (ARRAY['a', 'c', 'd', 'f', 'h'])"),
+                 5);
+    cr_assert_eq(ct_test_pg_count(db, "SELECT count(*) FROM slack_notifications WHERE kind = 'set'"), 5);
 }
