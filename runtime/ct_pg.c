@@ -155,6 +155,7 @@ static int lazy_index(const char *sql) {
  * one connection at a time, so one entry suffices. */
 static _Thread_local struct {
     PGconn *conn;
+    bool custom; /* plan_cache_mode set on it */
     uint64_t prepared;
 } lazy_tl;
 
@@ -167,7 +168,18 @@ PGresult *ct_pg_exec_lazy(PGconn *conn, const char *sql, int n, const char *cons
     _Static_assert(CT_PG_LAZY_MAX <= 64, "one bit a statement");
     int i = lazy_index(sql);
     if (i < 0) return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (lazy_tl.conn != conn) lazy_tl.conn = conn, lazy_tl.prepared = 0;
+    if (lazy_tl.conn != conn) lazy_tl.conn = conn, lazy_tl.custom = false, lazy_tl.prepared = 0;
+    /* Plans stay per execution: after five runs Postgres may keep a generic
+     * plan, and one made while a table was empty (a fresh system's first
+     * seconds) kept scanning it whole as it grew, until an analyze: the
+     * waiters' look-ups fell 30 s behind under a cold start's load. What
+     * preparing saves is the parse. */
+    if (!lazy_tl.custom) {
+        PGresult *res = PQexec(conn, "SET plan_cache_mode = force_custom_plan");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
+        PQclear(res);
+        lazy_tl.custom = true;
+    }
     char name[32];
     snprintf(name, sizeof name, "ct_lazy_%d", i);
     uint64_t bit = UINT64_C(1) << i;
@@ -186,5 +198,11 @@ PGresult *ct_pg_exec_lazy(PGconn *conn, const char *sql, int n, const char *cons
         if (attempt > 0 || !sqlstate_is(res, "26000")) return res;
         PQclear(res);
         lazy_tl.prepared &= ~bit;
+        if (PQstatus(conn) == CONNECTION_OK) { /* a reset lost the session's setting too */
+            res = PQexec(conn, "SET plan_cache_mode = force_custom_plan");
+            bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+            if (!ok) return res;
+            PQclear(res);
+        }
     }
 }

@@ -2,7 +2,9 @@
  * scripts/test starts, or CONCERT_PG_URL): each SQL runs as a statement
  * prepared on its connection, different SQL never shares one, and a
  * connection that lost its statements (DEALLOCATE, reset) or that another
- * thread prepared already still answers. */
+ * thread prepared already still answers, and every run gets a plan of its
+ * own (a generic plan kept from an empty table scanned it whole as it
+ * grew). */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -78,4 +80,28 @@ Test(pg_lazy, another_thread_on_the_same_connection_uses_its_statement, .init = 
     pthread_join(t, &got);
     cr_expect_eq((long)got, 100, "a thread that did not prepare it finds it prepared");
     cr_expect_eq(prepared_here(twice_sql), 1);
+}
+
+/* The statement's plans so far, of the kind `which` (generic_plans or
+ * custom_plans). */
+static long plans(const char *which, const char *sql) {
+    char q[160];
+    snprintf(q, sizeof q, "SELECT %s FROM pg_prepared_statements WHERE statement = $1", which);
+    const char *p[1] = {sql};
+    PGresult *r = PQexecParams(conn, q, 1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1, "not prepared");
+    long n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
+Test(pg_lazy, every_run_is_planned_for_the_tables_as_they_are, .init = setup, .fini = teardown) {
+    for (int i = 0; i < 8; i++) cr_expect_eq(run(conn, thrice_sql, "1"), 3);
+    cr_expect_eq(plans("generic_plans", thrice_sql), 0, "a generic plan outlives the table it was made for");
+    cr_expect_eq(plans("custom_plans", thrice_sql), 8);
+    PQreset(conn);
+    cr_assert_eq(PQstatus(conn), CONNECTION_OK);
+    for (int i = 0; i < 8; i++) cr_expect_eq(run(conn, thrice_sql, "2"), 6);
+    cr_expect_eq(plans("generic_plans", thrice_sql), 0, "after a reset as well");
 }
