@@ -11,7 +11,7 @@
 #include "ct_pg.h"
 
 PGresult *ct_reads_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
-    PGresult *res = ct_pg_exec_lazy(pg, sql, n, params);
+    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) return res;
     CT_LOG_RATELIMITED(CT_LOG_WARN, "read", 5000, "read failed: %s", PQerrorMessage(pg));
     PQclear(res);

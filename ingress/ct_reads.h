@@ -57,9 +57,7 @@ typedef struct ct_read_request {
 int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted);
 
 /* Runs a read for item it: its rows, or NULL with it set to 503
- * STORE_UNAVAILABLE (logged) when the database did not answer. `sql` is a
- * string literal, prepared on the connection when first run there
- * (ct_pg_exec_lazy). */
+ * STORE_UNAVAILABLE (logged) when the database did not answer. */
 PGresult *ct_reads_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params);
 
 /* Answers rq into it (status and body). */

@@ -114,7 +114,7 @@ static void resolve_rows(ct_wait *wt, PGresult *res) {
 static int lookup(ct_wait *wt, PGconn *pg, ct_pgarray *ids) {
     const char *p[1] = {ct_pgarray_text(ids)};
     if (!p[0]) return -1;
-    PGresult *res = ct_pg_exec_lazy(pg, outcome_sql, 1, p);
+    PGresult *res = PQexecParams(pg, outcome_sql, 1, NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         resolve_rows(wt, res);
@@ -164,10 +164,10 @@ static int check_fresh(ct_wait *wt, PGconn *pg) {
     int rc = cmds.count > 0 ? lookup(wt, pg, &cmds) : 0;
     if (rc == 0 && tokens.count > 0) {
         const char *p[1] = {ct_pgarray_text(&tokens)};
-        PGresult *res = p[0] ? ct_pg_exec_lazy(pg,
-                                               "SELECT token FROM queue_tokens WHERE token = ANY($1::text[])"
-                                               " AND status <> 'WAITING'",
-                                               1, p)
+        PGresult *res = p[0] ? PQexecParams(pg,
+                                            "SELECT token FROM queue_tokens WHERE token = ANY($1::text[])"
+                                            " AND status <> 'WAITING'",
+                                            1, NULL, p, NULL, NULL, 0)
                              : NULL;
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             for (int i = 0; i < PQntuples(res); i++) wake_tokens(wt, PQgetvalue(res, i, 0));

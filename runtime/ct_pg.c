@@ -1,9 +1,6 @@
 /* ct_pg: see ct_pg.h. */
 #include "ct_pg.h"
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,82 +124,4 @@ int ct_pg_create_database(const ct_config *cfg, const char *name, ct_error *err)
 
 int ct_pg_drop_database(const ct_config *cfg, const char *name, ct_error *err) {
     return database_ddl(cfg, name, 0, err);
-}
-
-/* ---- lazily prepared statements ------------------------------------------ */
-
-/* The process's statements by address; a statement's name is its index. */
-static pthread_mutex_t lazy_mu = PTHREAD_MUTEX_INITIALIZER;
-static const char *lazy_sql[CT_PG_LAZY_MAX];
-static int lazy_n;
-
-/* The index of sql, registered on first sight; -1 when the table is full. */
-static int lazy_index(const char *sql) {
-    pthread_mutex_lock(&lazy_mu);
-    int i = 0;
-    while (i < lazy_n && lazy_sql[i] != sql) i++;
-    if (i == lazy_n) {
-        if (lazy_n < CT_PG_LAZY_MAX)
-            lazy_sql[lazy_n++] = sql;
-        else
-            i = -1;
-    }
-    pthread_mutex_unlock(&lazy_mu);
-    return i;
-}
-
-/* What this thread prepared on the connection it last used: a thread uses
- * one connection at a time, so one entry suffices. */
-static _Thread_local struct {
-    PGconn *conn;
-    bool custom; /* plan_cache_mode set on it */
-    uint64_t prepared;
-} lazy_tl;
-
-static bool sqlstate_is(PGresult *res, const char *state) {
-    const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    return s && strcmp(s, state) == 0;
-}
-
-PGresult *ct_pg_exec_lazy(PGconn *conn, const char *sql, int n, const char *const *params) {
-    _Static_assert(CT_PG_LAZY_MAX <= 64, "one bit a statement");
-    int i = lazy_index(sql);
-    if (i < 0) return PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-    if (lazy_tl.conn != conn) lazy_tl.conn = conn, lazy_tl.custom = false, lazy_tl.prepared = 0;
-    /* Plans stay per execution: after five runs Postgres may keep a generic
-     * plan, and one made while a table was empty (a fresh system's first
-     * seconds) kept scanning it whole as it grew, until an analyze: the
-     * waiters' look-ups fell 30 s behind under a cold start's load. What
-     * preparing saves is the parse. */
-    if (!lazy_tl.custom) {
-        PGresult *res = PQexec(conn, "SET plan_cache_mode = force_custom_plan");
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) return res;
-        PQclear(res);
-        lazy_tl.custom = true;
-    }
-    char name[32];
-    snprintf(name, sizeof name, "ct_lazy_%d", i);
-    uint64_t bit = UINT64_C(1) << i;
-    for (int attempt = 0;; attempt++) {
-        if (!(lazy_tl.prepared & bit)) {
-            PGresult *res = PQprepare(conn, name, sql, 0, NULL);
-            /* 42P05: prepared on this connection before the thread knew it
-             * (another thread's turn on the same connection) */
-            if (PQresultStatus(res) != PGRES_COMMAND_OK && !sqlstate_is(res, "42P05")) return res;
-            PQclear(res);
-            lazy_tl.prepared |= bit;
-        }
-        PGresult *res = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
-        /* 26000: the connection does not have it (reset, or a new connection
-         * at a closed one's address): prepare it again, once */
-        if (attempt > 0 || !sqlstate_is(res, "26000")) return res;
-        PQclear(res);
-        lazy_tl.prepared &= ~bit;
-        if (PQstatus(conn) == CONNECTION_OK) { /* a reset lost the session's setting too */
-            res = PQexec(conn, "SET plan_cache_mode = force_custom_plan");
-            bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-            if (!ok) return res;
-            PQclear(res);
-        }
-    }
 }

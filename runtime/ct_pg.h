@@ -38,18 +38,6 @@ typedef struct ct_pg_statement {
  * SQL's casts). */
 int ct_pg_prepare(PGconn *conn, const ct_pg_statement *stmts, size_t n, ct_error *err);
 
-/* Runs `sql` with its parameters as a statement prepared on conn the first
- * time it runs there, like PQexecParams otherwise: reads that run the same
- * SQL for every request skip the server's parse. `sql` must be a string literal or
- * otherwise live for the process: it is known by its address, and at most
- * CT_PG_LAZY_MAX distinct ones are prepared (more run unprepared). A
- * connection that lost its statements (reset, or a new one at a freed one's
- * address) prepares them again. Sets plan_cache_mode = force_custom_plan on
- * the connection: each run is planned for the tables as they are. Any
- * thread; one thread per conn at a time. */
-#define CT_PG_LAZY_MAX 64
-PGresult *ct_pg_exec_lazy(PGconn *conn, const char *sql, int n, const char *const *params);
-
 /* 0 when res has status want (res stays the caller's to clear), else -1
  * with err (res cleared, as by ct_pg_result_error). */
 int ct_pg_check(PGconn *conn, PGresult *res, ExecStatusType want, const char *what, ct_error *err);
