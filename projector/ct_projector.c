@@ -149,8 +149,7 @@ static const char *const query_sql[Q_COUNT] = {
                     " ON CONFLICT (concert_id, schedule_id, seat_no) DO UPDATE SET status = 'SOLD',"
                     " reservation_id = EXCLUDED.reservation_id, user_id = EXCLUDED.user_id, hold_until = NULL",
     /* reservation, payment, ts, Slack text, dedup key */
-    [Q_CONFIRMED] = "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])"
-                    " AS i(r, p, ts, tx, dk)),"
+    [Q_CONFIRMED] = "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(r, p, ts)),"
                     " upd AS (UPDATE reservations re SET status = 'CONFIRMED', payment_id = i.p,"
                     " updated_ts = GREATEST(re.updated_ts, i.ts) FROM i WHERE re.reservation_id = i.r),"
                     " pay AS (UPDATE payments y SET status = 'SUCCEEDED', reason = NULL,"
@@ -1344,13 +1343,13 @@ static bool replay_done(ct_projector *p) {
     return done;
 }
 
+/* The metrics count undelivered Slack notifications up to this many. */
+#define PENDING_ALERTS_COUNTED "10000"
+
 /* projector-<instance>.prom (runtime/ct_metrics): events applied, batch
  * latency, each assigned partition's lag (the high watermark librdkafka
  * last fetched minus the offset stored with the read models) and the Slack
  * notifications not delivered yet. */
-/* The metrics count undelivered Slack notifications up to this many. */
-#define PENDING_ALERTS_COUNTED "10000"
-
 static void publish_metrics(ct_projector *p) {
     p->metrics_ms = ct_clock_mono_ms();
     if (p->replay) return;
