@@ -143,7 +143,7 @@ static void consumers(ct_admin *a, PGconn *pg, ct_commit_item *it) {
 
 /* Per concert, newest first: its queue (waiting, active, admitted in the
  * minute up to the queue's latest time, found as the token reads find it:
- * seqs, since admission is FIFO) and each schedule's seats. */
+ * migration 0014's functions) and each schedule's seats. */
 static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     long long limit;
     if (!int_param(rq->limit, 1, CT_API_PAGE_MAX, CT_API_PAGE_DEFAULT, &limit)) {
@@ -152,7 +152,7 @@ static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
     }
     char lim[24];
     snprintf(lim, sizeof lim, "%lld", limit);
-    const char *p[1] = {lim};
+    const char *p[2] = {lim, CT_READS_STR(CT_READS_ADMISSION_WINDOW_MS)};
     PGresult *res = ct_reads_query(
         pg, it,
         "SELECT coalesce(json_agg(q ORDER BY q.created_ts DESC), '[]')::text FROM ("
@@ -162,7 +162,7 @@ static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
         "    AND t.status = 'ACTIVE') AS active,"
         "  (SELECT count(*) FROM queue_tokens t WHERE t.concert_id = c.concert_id AND t.activated_ts IS NOT NULL"
         "    AND t.status = 'DONE') AS done,"
-        "  " CT_READS_ADMITTED_SQL " AS admitted_last_minute,"
+        "  concert_queue_admitted(c.concert_id, concert_queue_now(c.concert_id), $2::bigint) AS admitted_last_minute,"
         "  (SELECT coalesce(json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at,"
         "     'seats', s.seats, 'price', s.price, 'sold', x.sold, 'held', x.held,"
         "     'seats_left', s.seats - x.sold - x.held, 'revenue', x.sold * s.price)"
@@ -171,12 +171,8 @@ static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
         "     count(*) FILTER (WHERE z.status <> 'SOLD') AS held FROM seats z"
         "     WHERE z.concert_id = s.concert_id AND z.schedule_id = s.schedule_id) x"
         "   WHERE s.concert_id = c.concert_id) AS schedules"
-        " FROM (SELECT * FROM concerts ORDER BY created_ts DESC, concert_id LIMIT $1::int) c"
-        /* The queue's "now": its latest activation or newest waiting token. */
-        CT_READS_ADMISSIONS_JOIN("c.concert_id", "greatest(hi.activated_ts, (SELECT w.issued_ts FROM queue_tokens w"
-                                                 " WHERE w.concert_id = c.concert_id AND w.status = 'WAITING'"
-                                                 " ORDER BY w.seq DESC LIMIT 1))") ") q",
-        1, p);
+        " FROM (SELECT * FROM concerts ORDER BY created_ts DESC, concert_id LIMIT $1::int) c) q",
+        2, p);
     if (!res) return;
     json_t *rows = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
     PQclear(res);

@@ -102,35 +102,12 @@ int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted) {
     return admitted > 0 ? (ahead * CT_READS_ADMISSION_WINDOW_MS + admitted - 1) / admitted : -1;
 }
 
-/* Logical "now" of a concert's queue: the latest time its tokens show (the
- * newest activation, the newest waiting token's issue, this token's issue),
- * each found through an index. The ingress has no clock of the partition.
- * Every part of the answer is an index lookup or a bounded index range:
- * the position is the token's seq minus the queue head's, plus one
- * (admission is FIFO by seq, so the WAITING tokens are the seqs after the
- * last admitted one), and for the same reason the activations in the
- * window are the seqs after the last one activated before it, up to the
- * last one activated in it (migration 0009): two probes, where counting
- * the activations of a hot concert's minute one by one cost ~2 ms. */
+/* A token, its position and the queue's admission rate, all found through
+ * indexes (migration 0014, concert_token_read): a function, so that each
+ * connection plans its probes once. */
 static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
-    const char *p[1] = {r->param};
-    PGresult *res = ct_reads_query(
-        pg, it,
-        "WITH t AS (SELECT * FROM queue_tokens WHERE token = $1),"
-        " clk AS (SELECT greatest(t.issued_ts,"
-        "   (SELECT max(a.activated_ts) FROM queue_tokens a"
-        "     WHERE a.concert_id = t.concert_id AND a.activated_ts IS NOT NULL),"
-        "   (SELECT w.issued_ts FROM queue_tokens w WHERE w.concert_id = t.concert_id AND w.status = 'WAITING'"
-        "     ORDER BY w.seq DESC LIMIT 1)) AS now FROM t)"
-        " SELECT t.status, t.concert_id, t.user_id, t.seq, t.issued_ts, t.activated_ts, t.active_until,"
-        "  CASE WHEN t.status = 'WAITING' THEN t.seq - (SELECT min(w.seq) FROM queue_tokens w"
-        "   WHERE w.concert_id = t.concert_id AND w.status = 'WAITING') + 1 END,"
-        "  " CT_READS_ADMITTED_SQL ", clk.now"
-        " FROM t CROSS JOIN clk"
-        /* clk.now is at least the latest activation: the last one in the
-         * window is the latest of all, found without clk's look-ups again. */
-        CT_READS_ADMISSIONS_JOIN("t.concert_id", "clk.now"),
-        1, p);
+    const char *p[2] = {r->param, CT_READS_STR(CT_READS_ADMISSION_WINDOW_MS)};
+    PGresult *res = ct_reads_query(pg, it, "SELECT * FROM concert_token_read($1, $2::bigint)", 2, p);
     if (!res) return;
     if (PQntuples(res) == 0) {
         ct_commit_set_error(it, 404, "NOT_FOUND", "no queue token %s", r->param);

@@ -30,27 +30,12 @@ typedef struct ct_read_request {
     const char *status, *after_id, *limit; /* the outbox list's query string (NULL: absent) */
 } ct_read_request;
 
-/* A concert queue's admissions in the window before its logical "now",
- * shared by the token read and the console's queue view. Admission is
- * FIFO by seq and every seq is admitted once, so they are the seqs after
- * the last one admitted before the window, up to the latest admitted: two
- * index probes (migration 0009), not a count.
- * CT_READS_ADMISSIONS_JOIN(concert, now) adds the lateral joins hi (the
- * latest activation: seq, activated_ts), lo and first for the SQL
- * expressions `concert` (its id) and `now` (which may use hi);
- * CT_READS_ADMITTED_SQL is the number of admissions they give. */
+/* The window in which a concert queue's admissions are counted, its
+ * observed rate (the token read and the console's queue view, through
+ * migration 0014's concert_queue_admitted). */
 #define CT_READS_ADMISSION_WINDOW_MS 60000
 #define CT_READS_STR_(x) #x
 #define CT_READS_STR(x) CT_READS_STR_(x)
-#define CT_READS_ADMISSIONS_JOIN(concert, now)                                                                             \
-    " LEFT JOIN LATERAL (SELECT a.seq, a.activated_ts FROM queue_tokens a WHERE a.concert_id = " concert                   \
-    "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) hi ON true"                       \
-    " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = " concert                                   \
-    "   AND a.activated_ts IS NOT NULL AND a.activated_ts <= " now " - " CT_READS_STR(                                     \
-        CT_READS_ADMISSION_WINDOW_MS) " ORDER BY a.activated_ts DESC, a.seq DESC LIMIT 1) lo ON true"                      \
-                                      " LEFT JOIN LATERAL (SELECT a.seq FROM queue_tokens a WHERE a.concert_id = " concert \
-                                      "   AND a.activated_ts IS NOT NULL ORDER BY a.activated_ts, a.seq LIMIT 1) first ON true"
-#define CT_READS_ADMITTED_SQL "coalesce(hi.seq - coalesce(lo.seq, first.seq - 1), 0)"
 
 /* How long `ahead` fans take to be admitted at `admitted` a window (the
  * observed rate), rounded up; -1 when nobody was admitted (no rate). */

@@ -166,6 +166,46 @@ Test(read_api, a_hot_queue_counts_every_admission_of_the_minute, .init = setup, 
     json_decref(j);
 }
 
+/* The value of `column` of queue_tokens in this session's statistics not
+ * yet reported (this transaction's and maybe some before it). */
+static long token_scans(const char *column) {
+    char q[160];
+    snprintf(q, sizeof q, "SELECT coalesce(sum(%s), 0) FROM pg_stat_xact_user_tables WHERE relname = 'queue_tokens'",
+             column);
+    return ct_test_pg_count(db, q);
+}
+
+Test(read_api, a_token_read_planned_on_an_empty_queue_still_probes_indexes_once_it_fills, .init = setup,
+     .fini = teardown) {
+    /* A session keeps the token read's plans (migration 0014). They are
+     * made here while the statistics say the table is empty, and no
+     * analyze may replan them once it fills. */
+    sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
+    sql("ANALYZE queue_tokens");
+    ct_test_pg_exec(db, "SELECT * FROM concert_token_read('nobody', 60000)");
+    /* 30,000 admitted a second apart, then 30,000 waiting, issued with the
+     * last admission. */
+    sql("INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts, active_until)"
+        " SELECT 'P' || lpad(g::text, 21, '0'), '0000000000000000000000c3', 'u' || g, g,"
+        "  CASE WHEN g <= 30000 THEN 'DONE' ELSE 'WAITING' END, least(g, 30000) * 1000,"
+        "  CASE WHEN g <= 30000 THEN g * 1000 END, CASE WHEN g <= 30000 THEN g * 1000 + 600000 END"
+        " FROM generate_series(1, 60000) g");
+    sql("BEGIN");
+    long seq_before = token_scans("seq_scan"), idx_before = token_scans("idx_scan");
+    PGresult *r = PQexec(db, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read("
+                             "'P000000000000000030002', 60000)");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1);
+    cr_expect_eq(atol(PQgetvalue(r, 0, 0)), 2, "second in line");
+    cr_expect_eq(atol(PQgetvalue(r, 0, 1)), 60, "one admission a second");
+    cr_expect_eq(atol(PQgetvalue(r, 0, 2)), 30000000, "the latest activation");
+    PQclear(r);
+    long seq_scans = token_scans("seq_scan") - seq_before, idx_scans = token_scans("idx_scan") - idx_before;
+    sql("COMMIT");
+    cr_expect_eq(seq_scans, 0, "the kept plans scan the table whole");
+    cr_expect_geq(idx_scans, 5, "the token and the queue's ends are index probes");
+}
+
 Test(read_api, catalog_schedules_and_seat_maps_page_through_the_read_models, .init = setup, .fini = teardown) {
     seed();
     json_t *j = get_json("/v1/concerts?limit=2", 200);
