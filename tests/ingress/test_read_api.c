@@ -2,13 +2,15 @@
  * `concert ingress` runs as a child on a database of the test's own; the
  * test writes read-model rows and `commands` outcomes as the projector
  * would (and NOTIFYs command_done), then checks every GET endpoint's JSON,
- * pages, 404s and 400s, the queue position and estimated wait, and that a
- * waiting write is answered with its outcome's status as soon as the
- * outcome is committed: through the NOTIFY, through the check made when the
- * wait begins (outcome already there), after a listener reconnect, or with
- * 202 when N runs out; and that a token read with Prefer: wait is held
- * while the token waits and answered when it is admitted (the NOTIFY
- * carries the token), when the admission came first, or when N runs out. */
+ * pages, 404s and 400s, the queue position and estimated wait (and that
+ * the token read's kept plans, made on an empty queue, still probe indexes
+ * once it is full), and that a waiting write is answered with its
+ * outcome's status as soon as the outcome is committed: through the
+ * NOTIFY, through the check made when the wait begins (outcome already
+ * there), after a listener reconnect, or with 202 when N runs out; and that
+ * a token read with Prefer: wait is held while the token waits and answered
+ * when it is admitted (the NOTIFY carries the token), when the admission
+ * came first, or when N runs out. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
