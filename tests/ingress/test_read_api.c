@@ -80,12 +80,7 @@ static bool metrics_show(const char *text) {
     return shown;
 }
 
-static void sql(const char *q) {
-    PGresult *r = PQexec(db, q);
-    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", q,
-              PQresultErrorMessage(r));
-    PQclear(r);
-}
+static void sql(const char *q) { ct_test_pg_exec(db, q); }
 
 static void sqlp(const char *q, int n, const char *const *p) {
     PGresult *r = PQexecParams(db, q, n, NULL, p, NULL, NULL, 0);
@@ -184,7 +179,7 @@ Test(read_api, a_token_read_planned_on_an_empty_queue_still_probes_indexes_once_
      * analyze may replan them once it fills. */
     sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
     sql("ANALYZE queue_tokens");
-    ct_test_pg_exec(db, "SELECT * FROM concert_token_read('nobody', 60000)");
+    sql("SELECT * FROM concert_token_read('nobody', 60000)");
     /* 30,000 admitted a second apart, then 30,000 waiting, issued with the
      * last admission. */
     sql("INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts, active_until)"
