@@ -162,7 +162,7 @@ static void queues(PGconn *pg, ct_commit_item *it, const ct_admin_request *rq) {
         "    AND t.status = 'ACTIVE') AS active,"
         "  (SELECT count(*) FROM queue_tokens t WHERE t.concert_id = c.concert_id AND t.activated_ts IS NOT NULL"
         "    AND t.status = 'DONE') AS done,"
-        "  concert_queue_admitted(c.concert_id, concert_queue_now(c.concert_id), $2::bigint) AS admitted_last_minute,"
+        "  (SELECT k.admitted FROM concert_queue_clock(c.concert_id, NULL, $2::bigint) k) AS admitted_last_minute,"
         "  (SELECT coalesce(json_agg(json_build_object('schedule_id', s.schedule_id, 'starts_at', s.starts_at,"
         "     'seats', s.seats, 'price', s.price, 'sold', x.sold, 'held', x.held,"
         "     'seats_left', s.seats - x.sold - x.held, 'revenue', x.sold * s.price)"

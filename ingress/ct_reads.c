@@ -103,8 +103,8 @@ int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted) {
 }
 
 /* A token, its position and the queue's admission rate, all found through
- * indexes (migration 0014, concert_token_read): a function, so that each
- * connection plans its probes once. */
+ * indexes (migrations 0014 and 0015, concert_token_read): a function, so
+ * that each connection plans its probes once. */
 static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
     const char *p[2] = {r->param, CT_READS_STR(CT_READS_ADMISSION_WINDOW_MS)};
     PGresult *res = ct_reads_query(pg, it, "SELECT * FROM concert_token_read($1, $2::bigint)", 2, p);

@@ -172,21 +172,60 @@ static long token_scans(const char *column) {
     return ct_test_pg_count(db, q);
 }
 
+/* Seqs from..to of a queue whose first 30,000 were admitted a second
+ * apart and the next 30,000 wait, issued with the last admission. */
+static void fill_queue(int from, int to) {
+    char q[1024];
+    snprintf(q, sizeof q,
+             "INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts, active_until)"
+             " SELECT 'P' || lpad(g::text, 21, '0'), '0000000000000000000000c3', 'u' || g, g,"
+             "  CASE WHEN g <= 30000 THEN 'DONE' ELSE 'WAITING' END, least(g, 30000) * 1000,"
+             "  CASE WHEN g <= 30000 THEN g * 1000 END, CASE WHEN g <= 30000 THEN g * 1000 + 600000 END"
+             " FROM generate_series(%d, %d) g",
+             from, to);
+    sql(q);
+}
+
+/* Entries of the waiting index read by this session's statements so far
+ * (Postgres 15 keeps no per-transaction index counters: the session's are
+ * flushed, then read in a transaction of their own). */
+static long waiting_entries_read(void) {
+    sql("SELECT pg_stat_force_next_flush()");
+    return ct_test_pg_count(db, "SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes"
+                                " WHERE indexrelname = 'queue_tokens_waiting'");
+}
+
+Test(read_api, a_token_read_probes_the_head_of_the_queue_instead_of_walking_it, .init = setup, .fini = teardown) {
+    /* The session plans the head's probe while the statistics show a short
+     * queue (as when a hot concert opens); then 30,000 fans queue up. */
+    sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
+    fill_queue(1, 30001);
+    sql("ANALYZE queue_tokens");
+    sql("SELECT * FROM concert_token_read('P000000000000000030001', 60000)");
+    fill_queue(30002, 60000);
+    long before = waiting_entries_read();
+    PGresult *r = PQexec(db, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read("
+                             "'P000000000000000060000', 60000)");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1);
+    cr_expect_eq(atol(PQgetvalue(r, 0, 0)), 30000, "last in line");
+    cr_expect_eq(atol(PQgetvalue(r, 0, 1)), 60, "one admission a second");
+    cr_expect_eq(atol(PQgetvalue(r, 0, 2)), 30000000, "the latest activation");
+    PQclear(r);
+    long read = waiting_entries_read() - before;
+    /* the head, the tail, and nothing in between */
+    cr_expect_leq(read, 10, "the read walked %ld waiting entries of 30,000", read);
+}
+
 Test(read_api, a_token_read_planned_on_an_empty_queue_still_probes_indexes_once_it_fills, .init = setup,
      .fini = teardown) {
-    /* A session keeps the token read's plans (migration 0014). They are
+    /* A session keeps the token read's plans (migrations 0014, 0015). They are
      * made here while the statistics say the table is empty, and no
      * analyze may replan them once it fills. */
     sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
     sql("ANALYZE queue_tokens");
     sql("SELECT * FROM concert_token_read('nobody', 60000)");
-    /* 30,000 admitted a second apart, then 30,000 waiting, issued with the
-     * last admission. */
-    sql("INSERT INTO queue_tokens (token, concert_id, user_id, seq, status, issued_ts, activated_ts, active_until)"
-        " SELECT 'P' || lpad(g::text, 21, '0'), '0000000000000000000000c3', 'u' || g, g,"
-        "  CASE WHEN g <= 30000 THEN 'DONE' ELSE 'WAITING' END, least(g, 30000) * 1000,"
-        "  CASE WHEN g <= 30000 THEN g * 1000 END, CASE WHEN g <= 30000 THEN g * 1000 + 600000 END"
-        " FROM generate_series(1, 60000) g");
+    fill_queue(1, 60000);
     sql("BEGIN");
     long seq_before = token_scans("seq_scan"), idx_before = token_scans("idx_scan");
     PGresult *r = PQexec(db, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read("
