@@ -147,8 +147,19 @@ static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
                        "group.initial.rebalance.delay.ms=0\n"
                        "unclean.leader.election.enable=false\n"
                        "broker.session.timeout.ms=6000\n"
-                       "log.retention.hours=168\n",
-                       node, c, c + 1, c + 2, b + node - 1, c + node - 1, b + node - 1, data, cfg->kafka_partitions);
+                       "log.retention.hours=168\n"
+                       /* Three brokers share one machine: Kafka's 3 network, 8 request
+         * handler and 10 background threads each are sized for a machine of
+         * its own (docs/decisions.md, the eighth round). */
+                       "num.network.threads=%d\n"
+                       "num.io.threads=%d\n"
+                       "background.threads=2\n",
+                       node, c, c + 1, c + 2, b + node - 1, c + node - 1, b + node - 1, data, cfg->kafka_partitions,
+                       cfg->kafka_network_threads, cfg->kafka_io_threads);
+    if (len < 0 || (size_t)len >= sizeof body) {
+        CT_ERR(err, CT_ERR_PERMANENT, "server.properties of node %d does not fit %zu bytes", node, sizeof body);
+        return -1;
+    }
     return ct_fs_write_file(path, body, (size_t)len, err);
 }
 

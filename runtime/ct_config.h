@@ -40,6 +40,8 @@ typedef struct ct_config {
     int kafka_base_port;
     int kafka_heap_mb;
     char kafka_jvm_opts[CT_CONFIG_PATH_MAX]; /* the brokers' JVM flags besides heap and logs, space-separated */
+    int kafka_network_threads;               /* the local brokers' num.network.threads */
+    int kafka_io_threads;                    /* the local brokers' num.io.threads */
     int kafka_partitions;
     int kafka_replication;
     int kafka_min_isr;

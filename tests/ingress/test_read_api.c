@@ -195,6 +195,20 @@ static long waiting_entries_read(void) {
                                 " WHERE indexrelname = 'queue_tokens_waiting'");
 }
 
+/* Reads a waiting token of fill_queue's queue: its position, the minute's
+ * 60 admissions, "now" at the latest activation. */
+static void expect_queue_read(const char *token, long position) {
+    char q[256];
+    snprintf(q, sizeof q, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read('%s', 60000)", token);
+    PGresult *r = PQexec(db, q);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1);
+    cr_expect_eq(atol(PQgetvalue(r, 0, 0)), position, "%s's place in line", token);
+    cr_expect_eq(atol(PQgetvalue(r, 0, 1)), 60, "one admission a second");
+    cr_expect_eq(atol(PQgetvalue(r, 0, 2)), 30000000, "the latest activation");
+    PQclear(r);
+}
+
 Test(read_api, a_token_read_probes_the_head_of_the_queue_instead_of_walking_it, .init = setup, .fini = teardown) {
     /* The session plans the head's probe while the statistics show a short
      * queue (as when a hot concert opens); then 30,000 fans queue up. */
@@ -204,14 +218,7 @@ Test(read_api, a_token_read_probes_the_head_of_the_queue_instead_of_walking_it, 
     sql("SELECT * FROM concert_token_read('P000000000000000030001', 60000)");
     fill_queue(30002, 60000);
     long before = waiting_entries_read();
-    PGresult *r = PQexec(db, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read("
-                             "'P000000000000000060000', 60000)");
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
-    cr_assert_eq(PQntuples(r), 1);
-    cr_expect_eq(atol(PQgetvalue(r, 0, 0)), 30000, "last in line");
-    cr_expect_eq(atol(PQgetvalue(r, 0, 1)), 60, "one admission a second");
-    cr_expect_eq(atol(PQgetvalue(r, 0, 2)), 30000000, "the latest activation");
-    PQclear(r);
+    expect_queue_read("P000000000000000060000", 30000);
     long read = waiting_entries_read() - before;
     /* the head, the tail, and nothing in between */
     cr_expect_leq(read, 10, "the read walked %ld waiting entries of 30,000", read);
@@ -228,14 +235,7 @@ Test(read_api, a_token_read_planned_on_an_empty_queue_still_probes_indexes_once_
     fill_queue(1, 60000);
     sql("BEGIN");
     long seq_before = token_scans("seq_scan"), idx_before = token_scans("idx_scan");
-    PGresult *r = PQexec(db, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read("
-                             "'P000000000000000030002', 60000)");
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
-    cr_assert_eq(PQntuples(r), 1);
-    cr_expect_eq(atol(PQgetvalue(r, 0, 0)), 2, "second in line");
-    cr_expect_eq(atol(PQgetvalue(r, 0, 1)), 60, "one admission a second");
-    cr_expect_eq(atol(PQgetvalue(r, 0, 2)), 30000000, "the latest activation");
-    PQclear(r);
+    expect_queue_read("P000000000000000030002", 2);
     long seq_scans = token_scans("seq_scan") - seq_before, idx_scans = token_scans("idx_scan") - idx_before;
     sql("COMMIT");
     cr_expect_eq(seq_scans, 0, "the kept plans scan the table whole");

@@ -265,3 +265,40 @@ Test(kafka_cluster, the_jvm_options_are_the_brokers_arguments) {
     cr_assert(g1, "the default is G1 (CT_KAFKA_JVM_OPTS_DEFAULT)");
     ct_localkafka_argv_free(argv);
 }
+
+/* The brokers run with the thread counts the configuration sizes them to
+ * (CONCERT_KAFKA_NETWORK_THREADS, CONCERT_KAFKA_IO_THREADS), as each one
+ * reports them. */
+Test(kafka_cluster, the_brokers_run_the_configured_threads, .init = setup, .timeout = 120) {
+    if (cfg.kafka_brokers[0]) cr_skip_test("an existing cluster sizes its own threads");
+    ct_error err = {0};
+    rd_kafka_t *rk = ct_kafka_admin_new(&cfg, "test-broker-threads", &err);
+    cr_assert_not_null(rk, "%s", err.msg);
+    for (int node = 1; node <= CT_LOCALKAFKA_NODES; node++) {
+        char id[8];
+        snprintf(id, sizeof id, "%d", node);
+        rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
+        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+        rd_kafka_DescribeConfigs(rk, &res, 1, NULL, q);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, WAIT_MS);
+        cr_assert_not_null(ev, "broker %d did not describe its configuration", node);
+        cr_assert_eq(rd_kafka_event_error(ev), RD_KAFKA_RESP_ERR_NO_ERROR, "%s", rd_kafka_event_error_string(ev));
+        size_t nres = 0, nent = 0;
+        const rd_kafka_ConfigResource_t **got =
+            rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
+        cr_assert_eq(nres, 1);
+        const rd_kafka_ConfigEntry_t **ents = rd_kafka_ConfigResource_configs(got[0], &nent);
+        int network = -1, io = -1;
+        for (size_t i = 0; i < nent; i++) {
+            const char *name = rd_kafka_ConfigEntry_name(ents[i]), *value = rd_kafka_ConfigEntry_value(ents[i]);
+            if (value && strcmp(name, "num.network.threads") == 0) network = atoi(value);
+            if (value && strcmp(name, "num.io.threads") == 0) io = atoi(value);
+        }
+        cr_expect_eq(network, cfg.kafka_network_threads, "broker %d: num.network.threads %d", node, network);
+        cr_expect_eq(io, cfg.kafka_io_threads, "broker %d: num.io.threads %d", node, io);
+        rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_ConfigResource_destroy(res);
+    }
+    rd_kafka_destroy(rk);
+}

@@ -32,6 +32,8 @@ Test(config, defaults_apply_when_nothing_is_set) {
     cr_assert_eq(cfg.kafka_replication, 3);
     cr_assert_eq(cfg.kafka_min_isr, 2);
     cr_assert_eq(cfg.kafka_heap_mb, 512);
+    cr_assert_eq(cfg.kafka_network_threads, 1);
+    cr_assert_eq(cfg.kafka_io_threads, 2);
     cr_assert_eq(cfg.pg_port, 15432);
     cr_assert_eq(cfg.http_port, 8080);
     cr_assert_str_eq(cfg.http_addr, "127.0.0.1");
@@ -100,6 +102,8 @@ static const bad_case bad_cases[] = {
     {"CONCERT_KAFKA_BASE_PORT=80", NULL, "CONCERT_KAFKA_BASE_PORT", "out of range"},
     {"CONCERT_KAFKA_HEAP_MB=64", NULL, "CONCERT_KAFKA_HEAP_MB", "out of range"},
     {"CONCERT_KAFKA_JVM_OPTS=-XX:+UseSerialGC kafka.Kafka", NULL, "CONCERT_KAFKA_JVM_OPTS", "not a JVM flag"},
+    {"CONCERT_KAFKA_NETWORK_THREADS=0", NULL, "CONCERT_KAFKA_NETWORK_THREADS", "out of range"},
+    {"CONCERT_KAFKA_IO_THREADS=257", NULL, "CONCERT_KAFKA_IO_THREADS", "out of range"},
     {"CONCERT_KAFKA_PARTITIONS=0", NULL, "CONCERT_KAFKA_PARTITIONS", "out of range"},
     {"CONCERT_KAFKA_REPLICATION=0", NULL, "CONCERT_KAFKA_REPLICATION", "out of range"},
     {"CONCERT_KAFKA_REPLICATION=4", NULL, "CONCERT_KAFKA_REPLICATION", "3 brokers of the local cluster"},
