@@ -58,7 +58,7 @@ static const setting settings[] = {
      " garbage collector, the JIT). docs/decisions.md has the collectors measured on a 2-core machine."},
     {"CONCERT_KAFKA_NETWORK_THREADS", INT(kafka_network_threads, 1, 64), "1", 0,
      "Local cluster: each broker's network threads (num.network.threads; Kafka's default is 3). Three brokers"
-     " share the machine: docs/decisions.md has 1 and 2 I/O threads measured against 3 and 8 on 2 cores."},
+     " share the machine: docs/decisions.md has 1 network and 2 I/O threads measured against 3 and 8 on 2 cores."},
     {"CONCERT_KAFKA_IO_THREADS", INT(kafka_io_threads, 1, 256), "2", 0,
      "Local cluster: each broker's request handler threads (num.io.threads; Kafka's default is 8)."},
     {"CONCERT_KAFKA_PARTITIONS", INT(kafka_partitions, 1, 1024), "6", 0,

@@ -3,8 +3,8 @@
  * test writes read-model rows and `commands` outcomes as the projector
  * would (and NOTIFYs command_done), then checks every GET endpoint's JSON,
  * pages, 404s and 400s, the queue position and estimated wait (and that
- * the token read's kept plans, made on an empty queue, still probe indexes
- * once it is full), and that a waiting write is answered with its
+ * the token read's kept plans, made on an empty or short queue, still probe
+ * indexes, and only the queue's ends, once it is full), and that a waiting write is answered with its
  * outcome's status as soon as the outcome is committed: through the
  * NOTIFY, through the check made when the wait begins (outcome already
  * there), after a listener reconnect, or with 202 when N runs out; and that
