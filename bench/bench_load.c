@@ -8,8 +8,9 @@
  * --scenario journey (needs CONCERT_ADMIN_KEY and the whole pipeline, e.g.
  * `concert up`): creates a concert admitting --max-active users at once
  * (default twice the connections), then each connection plays one user
- * after another: charge, token, wait for admission (a token read with
- * Prefer: wait, answered when the token is admitted), hold a seat, pay,
+ * after another: charge, token, wait for admission (unless the token's
+ * issue already answered ACTIVE, a token read with Prefer: wait, answered
+ * when the token is admitted), hold a seat, pay,
  * each write with `Prefer: wait=30`. With --rate R users arrive R per
  * second whatever the answers do (open loop; a user who finds every
  * connection busy starts late and the wait counts against the charge's
@@ -318,7 +319,12 @@ static void *journey_worker(void *arg) {
         sample(STEP_TOKEN, t0);
         t0 = now_ns();
         snprintf(path, sizeof path, "/v1/queue/tokens/%s", token);
+        /* The issue's outcome already says whether the token is ACTIVE
+         * (admitted at once: nobody waits and a slot is free), as a fan's
+         * client reads it; only a token still WAITING is read again. */
         char status[32] = "";
+        const char *result = strstr(rb, "\"result\":{");
+        if (!result || !json_field(result, "status", status, sizeof status)) status[0] = 0;
         /* A fan waits for admission with a long poll (Prefer: wait): the
          * ingress answers when the token is admitted. A server that answers
          * WAITING at once (no long poll) is polled every 20 ms. */
