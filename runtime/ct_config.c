@@ -152,7 +152,7 @@ static const setting settings[] = {
     {"CONCERT_PROCESSOR_BATCH_MAX", INT(processor_batch_max, 1, 100000), "5000", 0,
      "Processors: most records per Kafka transaction (a commit costs tens of ms: bigger transactions, more"
      " records/s)."},
-    {"CONCERT_PROCESSOR_BATCH_MS", INT(processor_batch_ms, 1, 60000), "20", 0,
+    {"CONCERT_PROCESSOR_BATCH_MS", INT(processor_batch_ms, 1, 60000), "40", 0,
      "Processors: longest wait to fill a transaction before committing what there is, in ms."},
     {"CONCERT_PROJECTOR_GROUP", STR(projector_group), "concert-projector", 0,
      "Projector: Kafka consumer group (letters, digits, '.', '_', '-'). Its positions live in Postgres"
