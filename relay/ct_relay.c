@@ -23,7 +23,8 @@
 #define CONNECT_RETRY_MS 1000
 #define STATS_EVERY_MS 10000
 /* Rounds this large on average (a moving average over about the last 8)
- * are load: the relay lingers before the next (CONCERT_RELAY_LINGER_MS). */
+ * are load: the relay lingers before the next (CONCERT_RELAY_LINGER_MS,
+ * when set). */
 #define LINGER_MIN_ROWS 16
 #define TICK_BYTES 160
 /* Retention: a pass over the outbox every PRUNE_EVERY_MS, in slices of

@@ -135,10 +135,10 @@ static const setting settings[] = {
      " outlive every copy of the event in Kafka; 0: kept forever). At least CONCERT_OUTBOX_RETENTION_S."},
     {"CONCERT_RELAY_BATCH_MAX", INT(relay_batch_max, 1, 100000), "2000", 0,
      "Relay: most outbox rows claimed and published per round."},
-    {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "20", 0,
+    {"CONCERT_RELAY_LINGER_MS", INT(relay_linger_ms, 0, 1000), "0", 0,
      "Relay: when rounds average at least 16 rows, after one that did not fill CONCERT_RELAY_BATCH_MAX, wait"
-     " this long for more rows before the next (fewer, larger produce requests: the brokers' cost is per"
-     " request; smaller rounds go on at once; 0: no wait), in ms."},
+     " this long for more rows before the next (fewer, larger produce requests; smaller rounds go on at"
+     " once), in ms. 0 (the default): no wait, since the processors' window already batches downstream."},
     {"CONCERT_RELAY_POLL_MS", INT(relay_poll_ms, 10, 60000), "1000", 0,
      "Relay: polling interval when no NOTIFY arrives (also the standby's leadership retry), in ms."},
     {"CONCERT_RELAY_PUBLISH_TIMEOUT_MS", INT(relay_publish_timeout_ms, 1000, 600000), "30000", 0,
