@@ -159,7 +159,7 @@ static const setting settings[] = {
      " (projector_offsets), not in Kafka: a new group on a fresh database rebuilds the read models."},
     {"CONCERT_PROJECTOR_BATCH_MAX", INT(projector_batch_max, 1, 100000), "2000", 0,
      "Projector: most events applied in one Postgres transaction."},
-    {"CONCERT_PROJECTOR_BATCH_MS", INT(projector_batch_ms, 1, 60000), "20", 0,
+    {"CONCERT_PROJECTOR_BATCH_MS", INT(projector_batch_ms, 1, 60000), "1", 0,
      "Projector: when batches average at least 64 events, longest wait to fill the next transaction before"
      " applying what there is (smaller batches take what has arrived and go), in ms."},
     {"CONCERT_SLACK_WEBHOOK_URL", STR(slack_webhook_url), "", SET_SECRET,
