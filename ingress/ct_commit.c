@@ -371,10 +371,55 @@ static void land_oldest(ct_commit *c, flights *fl) {
     if (fl->n == 0) atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - fl->busy_since));
 }
 
+/* Takes the next round's items out of the queue (c->mu held): up to max
+ * in order, or, when the first has a query_batch, it and the queued items
+ * with the same one, up to CT_COMMIT_QUERY_BATCH_MAX, the others keeping
+ * their order. */
+static int take_locked(ct_commit *c, ct_commit_item **batch, int max) {
+    int n = 0;
+    if (c->head && c->head->query_batch) {
+        void (*kind)(PGconn *, ct_commit_item *const *, int) = c->head->query_batch;
+        ct_commit_item **pp = &c->head, *last = NULL;
+        /* The scan is bounded too: the lock is the HTTP threads' as well. */
+        for (int seen = 0; *pp && n < CT_COMMIT_QUERY_BATCH_MAX && seen < 4 * CT_COMMIT_QUERY_BATCH_MAX; seen++) {
+            ct_commit_item *it = *pp;
+            if (it->query_batch == kind) {
+                *pp = it->next;
+                batch[n++] = it;
+            } else {
+                last = it;
+                pp = &it->next;
+            }
+        }
+        if (!*pp) c->tail = last; /* the last one kept (NULL: none) */
+    } else {
+        while (c->head && n < max) {
+            batch[n++] = c->head;
+            c->head = c->head->next;
+        }
+        if (!c->head) c->tail = NULL;
+    }
+    c->queued -= n;
+    return n;
+}
+
+/* Runs queries (items without a command) on pg, or answers them 503
+ * without one. */
+static void run_query_batch(PGconn *pg, ct_commit_item *const *items, int n) {
+    for (int i = 0; i < n; i++)
+        if (!pg) ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the database is not reachable");
+    if (!pg) return;
+    if (items[0]->query_batch)
+        items[0]->query_batch(pg, items, n);
+    else
+        items[0]->query(pg, items[0]);
+}
+
 static void *worker(void *arg) {
     ct_commit *c = arg;
     int max = c->batch_max;
-    ct_commit_item **batch = calloc((size_t)max, sizeof *batch);
+    ct_commit_item **batch =
+        calloc((size_t)(max > CT_COMMIT_QUERY_BATCH_MAX ? max : CT_COMMIT_QUERY_BATCH_MAX), sizeof *batch);
     flights fl = {0};
     bool oom = !batch;
     for (int i = 0; i < PIPELINE_DEPTH; i++) oom |= !(fl.f[i].items = calloc((size_t)max, sizeof *batch));
@@ -384,14 +429,7 @@ static void *worker(void *arg) {
         pthread_mutex_lock(&c->mu);
         while (!c->head && !c->stopping && fl.n == 0) pthread_cond_wait(&c->cv, &c->mu);
         int n = 0;
-        if (fl.n < PIPELINE_DEPTH) {
-            while (c->head && n < max) {
-                batch[n++] = c->head;
-                c->head = c->head->next;
-            }
-            if (!c->head) c->tail = NULL;
-            c->queued -= n;
-        }
+        if (fl.n < PIPELINE_DEPTH) n = take_locked(c, batch, max);
         bool stopping = c->stopping;
         pthread_mutex_unlock(&c->mu);
 
@@ -440,15 +478,16 @@ static void *worker(void *arg) {
             write_batch(c, &pg, writes, nw);
             atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - t0));
         }
-        for (int i = 0; i < n; i++) {
-            ct_commit_item *it = batch[i];
-            if (it->cmd) continue;
-            if (pg)
-                it->query(pg, it);
-            else
-                ct_commit_set_error(it, 503, "STORE_UNAVAILABLE", "the database is not reachable");
-            if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
+        if (n > 1 && batch[0]->query_batch) {
+            run_query_batch(pg, batch, n);
+        } else {
+            for (int i = 0; i < n; i++) {
+                if (batch[i]->cmd) continue;
+                run_query_batch(pg, &batch[i], 1);
+                if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
+            }
         }
+        if (pg && PQstatus(pg) != CONNECTION_OK) PQfinish(pg), pg = NULL;
         for (int i = 0; i < n; i++) batch[i]->done(batch[i]);
     }
     if (oom) CT_LOG_ERROR("commit", "writer cannot start: out of memory");

@@ -33,6 +33,9 @@
 typedef struct ct_commit ct_commit;
 typedef struct ct_commit_item ct_commit_item;
 
+/* The most items one query_batch call answers. */
+#define CT_COMMIT_QUERY_BATCH_MAX 64
+
 struct ct_commit_item {
     /* A write: the command, and its Idempotency-Key (NULL: none). */
     const ct_api_command *cmd;
@@ -40,6 +43,11 @@ struct ct_commit_item {
     char fingerprint[CT_API_FINGERPRINT_CHARS + 1];
     /* Or a query: run by a worker with its connection; sets status, body. */
     void (*query)(PGconn *pg, ct_commit_item *it);
+    /* Or a query that shares one statement with the others of its kind: a
+     * worker that takes one also takes the queued items with the same
+     * query_batch (up to CT_COMMIT_QUERY_BATCH_MAX, wherever they wait) and
+     * runs them at once; each gets its own status and body. */
+    void (*query_batch)(PGconn *pg, ct_commit_item *const *items, int n);
     void *query_ctx;
     /* Result: HTTP status and JSON body (malloc'd, the submitter frees). */
     unsigned status;
@@ -55,7 +63,8 @@ struct ct_commit_item {
 ct_commit *ct_commit_start(const ct_config *cfg, ct_error *err);
 /* A pool of `workers` connections taking up to batch_max items per round.
  * The ingress's read pool is one of these with batch_max 1: only queries,
- * each worker takes one, so one slow query does not hold others back. */
+ * each worker takes one (or one set of query_batch items), so one slow
+ * query does not hold others back. */
 ct_commit *ct_commit_start_pool(const ct_config *cfg, int workers, int batch_max, ct_error *err);
 /* Queues an item. -1 when CONCERT_INGRESS_QUEUE_MAX items wait already or
  * the pool is stopping (the caller answers 503 itself; done is not called). */

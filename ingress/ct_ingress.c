@@ -240,6 +240,13 @@ static void query_read(PGconn *pg, ct_commit_item *it) {
     ct_reads_run(pg, it, &r->read);
 }
 
+/* Token reads, in sets: fans admitted together read their tokens at once. */
+static void query_tokens(PGconn *pg, ct_commit_item *const *items, int n) {
+    const ct_read_request *rqs[CT_COMMIT_QUERY_BATCH_MAX];
+    for (int i = 0; i < n; i++) rqs[i] = &((req *)items[i]->query_ctx)->read;
+    ct_reads_run_tokens(pg, items, rqs, n);
+}
+
 /* The console's views (ct_admin), in the admin pool's one worker. */
 static void query_admin(PGconn *pg, ct_commit_item *it) {
     req *r = it->query_ctx;
@@ -533,6 +540,7 @@ static enum MHD_Result on_complete(ct_ingress *in, req *r) {
     case CT_ROUTE_BALANCE:
         r->read = read_request(r);
         r->item.query = query_read;
+        if (r->route == CT_ROUTE_TOKEN_STATUS || r->route == CT_ROUTE_TOKEN_EVENTS) r->item.query_batch = query_tokens;
         r->item.query_ctx = r;
         return submit_to(in, in->reads, r);
     case CT_ROUTE_OUTBOX_RETRY_FAILED:

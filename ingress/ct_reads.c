@@ -9,6 +9,7 @@
 #include "ct_log.h"
 #include "ct_outbox.h"
 #include "ct_pg.h"
+#include "ct_pgarray.h"
 
 PGresult *ct_reads_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params) {
     PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
@@ -102,27 +103,16 @@ int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted) {
     return admitted > 0 ? (ahead * CT_READS_ADMISSION_WINDOW_MS + admitted - 1) / admitted : -1;
 }
 
-/* A token, its position and the queue's admission rate, all found through
- * indexes (migrations 0014 and 0015, concert_token_read): a function, so
- * that each connection plans its probes once. */
-static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r) {
-    const char *p[2] = {r->param, CT_READS_STR(CT_READS_ADMISSION_WINDOW_MS)};
-    PGresult *res = ct_reads_query(pg, it, "SELECT * FROM concert_token_read($1, $2::bigint)", 2, p);
-    if (!res) return;
-    if (PQntuples(res) == 0) {
-        ct_commit_set_error(it, 404, "NOT_FOUND", "no queue token %s", r->param);
-        PQclear(res);
-        return;
-    }
-    if (!readable_by(r, it, PQgetvalue(res, 0, 2), "queue token")) {
-        PQclear(res);
-        return;
-    }
-    const char *status = PQgetvalue(res, 0, 0);
-    long long admitted = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+/* Answers one token read from row `row` of a concert_token_read_many
+ * result (columns: token, status, concert_id, user_id, seq, issued_ts,
+ * activated_ts, active_until, queue_position, admitted, as_of_ts). */
+static void answer_token(ct_commit_item *it, const ct_read_request *r, PGresult *res, int row) {
+    if (!readable_by(r, it, PQgetvalue(res, row, 3), "queue token")) return;
+    const char *status = PQgetvalue(res, row, 1);
+    long long admitted = strtoll(PQgetvalue(res, row, 9), NULL, 10);
     json_t *position = json_null(), *wait = json_null();
     if (strcmp(status, "WAITING") == 0) {
-        long long pos = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+        long long pos = strtoll(PQgetvalue(res, row, 8), NULL, 10);
         json_decref(position);
         position = json_integer(pos);
         int64_t ms = ct_reads_wait_ms(pos, admitted);
@@ -136,12 +126,41 @@ static void query_token(PGconn *pg, ct_commit_item *it, const ct_read_request *r
     }
     json_t *j =
         json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "token", r->param, "status", status,
-                  "concert_id", PQgetvalue(res, 0, 1), "user_id", PQgetvalue(res, 0, 2), "position", position,
-                  "estimated_wait_ms", wait, "active_until", cell_int(res, 0, 6), "seq", cell_int(res, 0, 3),
-                  "issued_ts", cell_int(res, 0, 4), "activated_ts", cell_int(res, 0, 5), "admitted_last_minute",
-                  (json_int_t)admitted, "as_of_ts", (json_int_t)strtoll(PQgetvalue(res, 0, 9), NULL, 10));
-    PQclear(res);
+                  "concert_id", PQgetvalue(res, row, 2), "user_id", PQgetvalue(res, row, 3), "position", position,
+                  "estimated_wait_ms", wait, "active_until", cell_int(res, row, 7), "seq", cell_int(res, row, 4),
+                  "issued_ts", cell_int(res, row, 5), "activated_ts", cell_int(res, row, 6), "admitted_last_minute",
+                  (json_int_t)admitted, "as_of_ts", (json_int_t)strtoll(PQgetvalue(res, row, 10), NULL, 10));
     ct_commit_set_json(it, 200, j);
+}
+
+/* Tokens, their positions and their queues' admission rates, all found
+ * through indexes, in one statement for the n reads (migration 0016,
+ * concert_token_read_many: a function, so that each connection plans its
+ * probes once, and the figures of one concert are looked up once). */
+void ct_reads_run_tokens(PGconn *pg, ct_commit_item *const *items, const ct_read_request *const *rqs, int n) {
+    ct_pgarray tokens = {0};
+    for (int i = 0; i < n; i++) ct_pgarray_add(&tokens, rqs[i]->param);
+    const char *p[2] = {ct_pgarray_text(&tokens), CT_READS_STR(CT_READS_ADMISSION_WINDOW_MS)};
+    PGresult *res = p[0] ? PQexecParams(pg, "SELECT * FROM concert_token_read_many($1::text[], $2::bigint)", 2, NULL, p,
+                                        NULL, NULL, 0)
+                         : NULL;
+    ct_pgarray_free(&tokens);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        CT_LOG_RATELIMITED(CT_LOG_WARN, "read", 5000, "token read failed: %s",
+                           res ? PQerrorMessage(pg) : "out of memory");
+        for (int i = 0; i < n; i++) ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "cannot read; retry");
+        PQclear(res);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int row = PQntuples(res) - 1;
+        while (row >= 0 && strcmp(PQgetvalue(res, row, 0), rqs[i]->param) != 0) row--;
+        if (row < 0)
+            ct_commit_set_error(items[i], 404, "NOT_FOUND", "no queue token %s", rqs[i]->param);
+        else
+            answer_token(items[i], rqs[i], res, row);
+    }
+    PQclear(res);
 }
 
 /* Rows of column 0 (JSON) into an array; `limit + 1` rows were asked for, so
@@ -335,7 +354,7 @@ void ct_reads_run(PGconn *pg, ct_commit_item *it, const ct_read_request *rq) {
     switch (rq->route) {
     case CT_ROUTE_COMMAND_STATUS: query_command_status(pg, it, rq); return;
     case CT_ROUTE_TOKEN_STATUS:
-    case CT_ROUTE_TOKEN_EVENTS: query_token(pg, it, rq); return;
+    case CT_ROUTE_TOKEN_EVENTS: ct_reads_run_tokens(pg, &it, &rq, 1); return;
     case CT_ROUTE_CONCERTS: query_concerts(pg, it, rq); return;
     case CT_ROUTE_SCHEDULES: query_schedules(pg, it, rq); return;
     case CT_ROUTE_SEATS: query_seats(pg, it, rq); return;

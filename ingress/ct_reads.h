@@ -32,7 +32,7 @@ typedef struct ct_read_request {
 
 /* The window in which a concert queue's admissions are counted, its
  * observed rate (the token read and the console's queue view, through
- * migration 0014's concert_queue_admitted). */
+ * migration 0015's concert_queue_clock). */
 #define CT_READS_ADMISSION_WINDOW_MS 60000
 #define CT_READS_STR_(x) #x
 #define CT_READS_STR(x) CT_READS_STR_(x)
@@ -45,6 +45,10 @@ int64_t ct_reads_wait_ms(int64_t ahead, int64_t admitted);
  * STORE_UNAVAILABLE (logged) when the database did not answer. */
 PGresult *ct_reads_query(PGconn *pg, ct_commit_item *it, const char *sql, int n, const char *const *params);
 
+/* Answers the token reads rqs[0..n) (CT_ROUTE_TOKEN_STATUS, _EVENTS) into
+ * items[0..n) in one statement: reads that wait at the same moment (fans
+ * admitted together) share the look-ups of their queue. */
+void ct_reads_run_tokens(PGconn *pg, ct_commit_item *const *items, const ct_read_request *const *rqs, int n);
 /* Answers rq into it (status and body). */
 void ct_reads_run(PGconn *pg, ct_commit_item *it, const ct_read_request *rq);
 

@@ -4,13 +4,15 @@
  * would (and NOTIFYs command_done), then checks every GET endpoint's JSON,
  * pages, 404s and 400s, the queue position and estimated wait (and that
  * the token read's kept plans, made on an empty or short queue, still probe
- * indexes, and only the queue's ends, once it is full), and that a waiting write is answered with its
+ * indexes, and only the queue's ends, once it is full; and that tokens read
+ * in one set answer as each read alone), and that a waiting write is answered with its
  * outcome's status as soon as the outcome is committed: through the
  * NOTIFY, through the check made when the wait begins (outcome already
  * there), after a listener reconnect, or with 202 when N runs out; and that
  * a token read with Prefer: wait is held while the token waits and answered
- * when it is admitted (the NOTIFY carries the token), when the admission
- * came first, or when N runs out. */
+ * when it is admitted (the NOTIFY carries the token; fans admitted together
+ * each get their own token back), when the admission came first, or when N
+ * runs out. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -199,7 +201,8 @@ static long waiting_entries_read(void) {
  * 60 admissions, "now" at the latest activation. */
 static void expect_queue_read(const char *token, long position) {
     char q[256];
-    snprintf(q, sizeof q, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read('%s', 60000)", token);
+    snprintf(q, sizeof q, "SELECT queue_position, admitted, as_of_ts FROM concert_token_read_many(ARRAY['%s'], 60000)",
+             token);
     PGresult *r = PQexec(db, q);
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
     cr_assert_eq(PQntuples(r), 1);
@@ -215,7 +218,7 @@ Test(read_api, a_token_read_probes_the_head_of_the_queue_instead_of_walking_it, 
     sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
     fill_queue(1, 30001);
     sql("ANALYZE queue_tokens");
-    sql("SELECT * FROM concert_token_read('P000000000000000030001', 60000)");
+    sql("SELECT * FROM concert_token_read_many(ARRAY['P000000000000000030001'], 60000)");
     fill_queue(30002, 60000);
     long before = waiting_entries_read();
     expect_queue_read("P000000000000000060000", 30000);
@@ -231,7 +234,7 @@ Test(read_api, a_token_read_planned_on_an_empty_queue_still_probes_indexes_once_
      * analyze may replan them once it fills. */
     sql("ALTER TABLE queue_tokens SET (autovacuum_enabled = false)");
     sql("ANALYZE queue_tokens");
-    sql("SELECT * FROM concert_token_read('nobody', 60000)");
+    sql("SELECT * FROM concert_token_read_many(ARRAY['nobody'], 60000)");
     fill_queue(1, 60000);
     sql("BEGIN");
     long seq_before = token_scans("seq_scan"), idx_before = token_scans("idx_scan");
@@ -397,6 +400,62 @@ Test(read_api, queue_position_and_wait_follow_the_observed_admission_rate, .init
     json_decref(j);
     expect_error("/v1/queue/tokens/" TK("9"), 404, "NOT_FOUND");
     expect_error("/v1/queue/tokens/short", 400, "INVALID_ID");
+}
+
+/* One token's row of concert_token_read_many over `tokens` (an array
+ * literal), as text, or "" when it has none. */
+static void token_row(const char *tokens, const char *token, char *out, size_t n) {
+    const char *p[2] = {tokens, token};
+    PGresult *r = PQexecParams(db,
+                               "SELECT row(status, concert_id, user_id, seq, issued_ts, activated_ts, active_until,"
+                               " queue_position, admitted, as_of_ts)::text"
+                               " FROM concert_token_read_many($1::text[], 60000) WHERE token = $2",
+                               2, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_assert_leq(PQntuples(r), 1, "one row per token");
+    snprintf(out, n, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+}
+
+Test(read_api, tokens_read_together_answer_as_each_read_alone, .init = setup, .fini = teardown) {
+    seed();
+    /* A concert whose queue is empty, with a token issued after its last
+     * admission (its "now" is that token's issue), and one whose queue has
+     * nothing at all. */
+    sql("INSERT INTO queue_tokens VALUES"
+        " ('" TK(
+            "a") "', '" C3 "', 'ivan', 1, 'DONE', 1000, 2000, 602000, 3000),"
+                 " ('" TK(
+                     "b") "', '" C3 "', 'judy', 2, 'EXPIRED', 150000, NULL, NULL, 160000),"
+                          " ('" TK(
+                              "c") "', '0000000000000000000000c4', 'mallory', 1, 'EXPIRED', 7000, NULL, NULL, 9000)");
+    static const char *const tokens[] = {TK("0"), TK("1"), TK("2"), TK("3"), TK("5"), TK("6"),
+                                         TK("7"), TK("8"), TK("a"), TK("b"), TK("c")};
+    const char *all = "{" TK("7") "," TK("0") "," TK("1") "," TK("2") "," TK("3") "," TK("5") "," TK("6") "," TK(
+        "8") "," TK("a") "," TK("b") "," TK("c") "," TK("7") ",nobody}";
+    cr_expect_eq(ct_test_pg_count(db, "SELECT count(*) FROM concert_token_read_many('{" TK("7") "," TK("5") "," TK(
+                                          "7") ",nobody}', 60000)"),
+                 2, "one row per token found, duplicates once");
+    for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
+        char alone_arr[64], alone[256], together[256];
+        snprintf(alone_arr, sizeof alone_arr, "{%s}", tokens[i]);
+        token_row(alone_arr, tokens[i], alone, sizeof alone);
+        token_row(all, tokens[i], together, sizeof together);
+        cr_expect_neq(alone[0], '\0', "%s is found", tokens[i]);
+        cr_expect_str_eq(together, alone, "%s read with ten others", tokens[i]);
+    }
+    /* What they share is each concert's own. */
+    char row[256];
+    token_row(all, TK("7"), row, sizeof row);
+    cr_expect_str_eq(row, "(WAITING," C1 ",grace,6,99000,,,3,3,100000)");
+    token_row(all, TK("8"), row, sizeof row);
+    cr_expect_str_eq(row, "(WAITING," C2 ",heidi,1,99000,,,1,0,99000)");
+    token_row(all, TK("a"), row, sizeof row);
+    cr_expect_str_eq(row, "(DONE," C3 ",ivan,1,1000,2000,602000,,1,2000)");
+    token_row(all, TK("b"), row, sizeof row);
+    cr_expect_str_eq(row, "(EXPIRED," C3 ",judy,2,150000,,,,0,150000)", "its own issue is its queue's now");
+    token_row(all, TK("c"), row, sizeof row);
+    cr_expect_str_eq(row, "(EXPIRED,0000000000000000000000c4,mallory,1,7000,,,,0,7000)");
 }
 
 /* ---- command status and Prefer: wait -------------------------------------- */
@@ -648,6 +707,54 @@ Test(read_api, a_waiting_token_read_is_answered_when_the_token_is_admitted, .ini
     const char *h[] = {"Prefer: wait=31", NULL};
     cr_expect_eq(ct_http_do(curl, "GET", url, h, NULL, &r), 400, "%s", r.body);
     ct_http_free(&r);
+}
+
+Test(read_api, fans_admitted_together_each_get_their_own_token, .init = setup, .fini = teardown) {
+    /* 24 fans wait on concert 3; one transaction admits them all and one
+     * NOTIFY names them all, so their second reads queue together and are
+     * read in sets: each answer must still be its own token's. */
+    enum { FANS = 24 };
+    char tok[FANS][32], user[FANS][16];
+    poster p[FANS];
+    pthread_t t[FANS];
+    for (int i = 0; i < FANS; i++) {
+        snprintf(tok[i], sizeof tok[i], "FAN%02dAAAAAAAAAAAAAAAAA", i);
+        snprintf(user[i], sizeof user[i], "fan%02d", i);
+        char seq[16], issued[16];
+        snprintf(seq, sizeof seq, "%d", i + 1);
+        snprintf(issued, sizeof issued, "%d", 1000 + i);
+        const char *v[4] = {tok[i], user[i], seq, issued};
+        sqlp("INSERT INTO queue_tokens VALUES ($1, '" C3 "', $2, $3::bigint, 'WAITING', $4::bigint, NULL, NULL, NULL)",
+             4, v);
+        p[i] = token_read(tok[i], "Prefer: wait=10");
+        pthread_create(&t[i], NULL, post_thread, &p[i]);
+    }
+    usleep(600 * 1000); /* past the first reads and the checks made when the waits begin */
+    sql("BEGIN");
+    sql("UPDATE queue_tokens SET status = 'ACTIVE', activated_ts = 5000 + seq, active_until = 700000 + seq"
+        " WHERE concert_id = '" C3 "'");
+    char payload[FANS * 24 + 8] = "";
+    for (int i = 0; i < FANS; i++) {
+        strcat(payload, i ? "," : "");
+        strcat(payload, tok[i]);
+    }
+    const char *np[1] = {payload};
+    sqlp("SELECT pg_notify('command_done', $1)", 1, np);
+    sql("COMMIT");
+    for (int i = 0; i < FANS; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(p[i].status, 200, "%s", p[i].resp);
+        cr_expect_lt(p[i].seconds, 5.0, "fan %d answered after %.2f s: at the NOTIFY", i, p[i].seconds);
+        json_t *j = json_loads(p[i].resp, 0, NULL);
+        cr_assert_not_null(j, "%s", p[i].resp);
+        cr_expect_str_eq(JS(j, "token"), tok[i]);
+        cr_expect_str_eq(JS(j, "user_id"), user[i]);
+        cr_expect_str_eq(JS(j, "status"), "ACTIVE", "%s", p[i].resp);
+        cr_expect_eq(JI(j, "active_until"), 700000 + i + 1, "%s", p[i].resp);
+        cr_expect_eq(JI(j, "admitted_last_minute"), FANS, "%s", p[i].resp);
+        json_decref(j);
+        free(p[i].resp);
+    }
 }
 
 Test(read_api, a_wait_that_runs_out_answers_202, .init = setup, .fini = teardown) {
