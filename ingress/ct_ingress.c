@@ -51,11 +51,12 @@ struct ct_ingress {
     _Atomic uint64_t responses[6]; /* by status class 1xx..5xx */
     _Atomic uint64_t accepted;
     ct_histogram write_latency, read_latency;
-    _Atomic int64_t open_requests;     /* from their headers until MHD reports them completed */
-    _Atomic uint64_t rate_limited;     /* writes answered 429 by a rate limit */
-    ct_ratelimit *rate_user, *rate_ip; /* NULL: no limit */
-    ct_ratelimit *rate_login;          /* console logins per address */
-    unsigned conn_max;                 /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
+    _Atomic int64_t open_requests;                 /* from their headers until MHD reports them completed */
+    _Atomic uint64_t rate_limited;                 /* writes answered 429 by a rate limit */
+    _Atomic uint64_t token_reads, token_read_sets; /* token reads, and the statements that answered them */
+    ct_ratelimit *rate_user, *rate_ip;             /* NULL: no limit */
+    ct_ratelimit *rate_login;                      /* console logins per address */
+    unsigned conn_max;                             /* CONCERT_HTTP_CONNECTIONS_MAX, lowered to fit RLIMIT_NOFILE */
 };
 
 typedef enum req_state { R_HEADERS, R_BODY, R_QUEUED, R_DONE } req_state;
@@ -211,6 +212,10 @@ static enum MHD_Result respond_metrics(ct_ingress *in, struct MHD_Connection *co
          "Writes answered 202 at once: CONCERT_INGRESS_WAITERS_MAX reached.", (double)ws.refused},
         {"concert_ingress_listener_reconnects_total", "counter", "Reconnections of the command_done listener.",
          (double)ws.reconnects},
+        {"concert_ingress_token_reads_total", "counter", "Queue token reads answered from Postgres.",
+         (double)atomic_load(&in->token_reads)},
+        {"concert_ingress_token_read_sets_total", "counter",
+         "Statements that answered them (reads queued together share one).", (double)atomic_load(&in->token_read_sets)},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         ct_metrics_one(&t, rows[i].name, rows[i].type, rows[i].help, "", rows[i].v);
@@ -245,6 +250,9 @@ static void query_tokens(PGconn *pg, ct_commit_item *const *items, int n) {
     const ct_read_request *rqs[CT_COMMIT_QUERY_BATCH_MAX];
     for (int i = 0; i < n; i++) rqs[i] = &((req *)items[i]->query_ctx)->read;
     ct_reads_run_tokens(pg, items, rqs, n);
+    ct_ingress *in = ((req *)items[0]->query_ctx)->in;
+    atomic_fetch_add(&in->token_reads, (uint64_t)n);
+    atomic_fetch_add(&in->token_read_sets, 1);
 }
 
 /* The console's views (ct_admin), in the admin pool's one worker. */

@@ -755,6 +755,16 @@ Test(read_api, fans_admitted_together_each_get_their_own_token, .init = setup, .
         json_decref(j);
         free(p[i].resp);
     }
+    /* Each fan read twice (WAITING, then ACTIVE); how many statements that
+     * took depends on how the reads met in the queue, never more. */
+    ct_http_resp r;
+    cr_assert_eq(get("/metrics", &r), 200);
+    cr_expect(strstr(r.body, "concert_ingress_token_reads_total 48\n"), "%s", r.body);
+    const char *sets = strstr(r.body, "\nconcert_ingress_token_read_sets_total "); /* the sample, not its HELP */
+    cr_assert_not_null(sets, "%s", r.body);
+    long n_sets = atol(sets + strlen("\nconcert_ingress_token_read_sets_total "));
+    cr_expect(n_sets >= 2 && n_sets <= 48, "%ld statements for 48 reads", n_sets);
+    ct_http_free(&r);
 }
 
 Test(read_api, a_wait_that_runs_out_answers_202, .init = setup, .fini = teardown) {
