@@ -406,9 +406,11 @@ static int take_locked(ct_commit *c, ct_commit_item **batch, int max) {
 /* Runs queries (items without a command) on pg, or answers them 503
  * without one. */
 static void run_query_batch(PGconn *pg, ct_commit_item *const *items, int n) {
-    for (int i = 0; i < n; i++)
-        if (!pg) ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the database is not reachable");
-    if (!pg) return;
+    if (!pg) {
+        for (int i = 0; i < n; i++)
+            ct_commit_set_error(items[i], 503, "STORE_UNAVAILABLE", "the database is not reachable");
+        return;
+    }
     if (items[0]->query_batch)
         items[0]->query_batch(pg, items, n);
     else
@@ -478,7 +480,7 @@ static void *worker(void *arg) {
             write_batch(c, &pg, writes, nw);
             atomic_fetch_add(&c->write_us, (uint64_t)(ct_clock_mono_us() - t0));
         }
-        if (n > 1 && batch[0]->query_batch) {
+        if (batch[0]->query_batch) { /* one set: take_locked took only items of its kind */
             run_query_batch(pg, batch, n);
         } else {
             for (int i = 0; i < n; i++) {
