@@ -116,12 +116,11 @@ static int ensure_cluster_id(const ct_config *cfg, char *id, size_t n, ct_error 
     return ct_fs_write_file(path, line, (size_t)len, err);
 }
 
-static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
-    char path[CT_CONFIG_PATH_MAX + 64], data[CT_CONFIG_PATH_MAX + 64], body[4096];
-    node_dir(cfg, node, "server.properties", path, sizeof path);
+int ct_localkafka_node_config(const ct_config *cfg, int node, char *body, size_t body_bytes, ct_error *err) {
+    char data[CT_CONFIG_PATH_MAX + 64];
     node_dir(cfg, node, "data", data, sizeof data);
     int b = cfg->kafka_base_port, c = cfg->kafka_base_port + 10;
-    int len = snprintf(body, sizeof body,
+    int len = snprintf(body, body_bytes,
                        "# Written by `concert kafka` at every start; edit the CONCERT_* settings instead.\n"
                        "process.roles=broker,controller\n"
                        "node.id=%d\n"
@@ -156,11 +155,23 @@ static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
                        "background.threads=2\n",
                        node, c, c + 1, c + 2, b + node - 1, c + node - 1, b + node - 1, data, cfg->kafka_partitions,
                        cfg->kafka_network_threads, cfg->kafka_io_threads);
-    if (len < 0 || (size_t)len >= sizeof body) {
-        CT_ERR(err, CT_ERR_PERMANENT, "server.properties of node %d does not fit %zu bytes", node, sizeof body);
+    /* CONCERT_KAFKA_BROKER_CONF_*: after Kafka's own lines, so they win
+     * where both name a property (ct_config refuses the layout's). */
+    for (int i = 0; i < cfg->broker_conf_count && len >= 0 && (size_t)len < body_bytes; i++)
+        len += snprintf(body + len, body_bytes - (size_t)len, "%s=%s\n", cfg->broker_conf[i].name,
+                        cfg->broker_conf[i].value);
+    if (len < 0 || (size_t)len >= body_bytes) {
+        CT_ERR(err, CT_ERR_PERMANENT, "server.properties of node %d does not fit %zu bytes", node, body_bytes);
         return -1;
     }
-    return ct_fs_write_file(path, body, (size_t)len, err);
+    return len;
+}
+
+static int write_node_config(const ct_config *cfg, int node, ct_error *err) {
+    char path[CT_CONFIG_PATH_MAX + 64], body[CT_LOCALKAFKA_NODE_CONFIG_BYTES];
+    node_dir(cfg, node, "server.properties", path, sizeof path);
+    int len = ct_localkafka_node_config(cfg, node, body, sizeof body, err);
+    return len < 0 ? -1 : ct_fs_write_file(path, body, (size_t)len, err);
 }
 
 static void classpath(const ct_config *cfg, char *out, size_t n) {

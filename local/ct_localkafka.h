@@ -28,6 +28,12 @@
 /* Fetches the jars if missing, writes every node's configuration and
  * formats storage the first time. Idempotent. */
 int ct_localkafka_prepare(const ct_config *cfg, ct_error *err);
+/* Node N's server.properties, as `concert kafka` writes it at every start:
+ * the cluster's layout, the CONCERT_KAFKA_* sizing, then each
+ * CONCERT_KAFKA_BROKER_CONF_* property. Returns its length, -1 when it
+ * does not fit. */
+#define CT_LOCALKAFKA_NODE_CONFIG_BYTES 24576
+int ct_localkafka_node_config(const ct_config *cfg, int node, char *out, size_t out_bytes, ct_error *err);
 
 /* The command line that runs node `node` (1..3) in the foreground;
  * *argv_out is NULL-terminated, free it with ct_localkafka_argv_free(). */

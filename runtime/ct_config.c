@@ -178,6 +178,28 @@ static const setting settings[] = {
 };
 #define SETTINGS_COUNT (sizeof settings / sizeof settings[0])
 #define PASSTHROUGH_PREFIX "CONCERT_KAFKA_CONF_"
+#define BROKER_PASSTHROUGH_PREFIX "CONCERT_KAFKA_BROKER_CONF_"
+
+/* What the local cluster's server.properties says itself: its layout
+ * (roles, ids, listeners, directories) and what CONCERT_KAFKA_* settings
+ * size. A later line would win over these, so none may be passed. */
+static const char *const broker_owned[] = {"process.roles",
+                                           "node.id",
+                                           "controller.quorum.voters",
+                                           "listeners",
+                                           "advertised.listeners",
+                                           "controller.listener.names",
+                                           "inter.broker.listener.name",
+                                           "listener.security.protocol.map",
+                                           "log.dirs",
+                                           "num.partitions",
+                                           "default.replication.factor",
+                                           "min.insync.replicas",
+                                           "offsets.topic.replication.factor",
+                                           "transaction.state.log.replication.factor",
+                                           "transaction.state.log.min.isr",
+                                           "num.network.threads",
+                                           "num.io.threads"};
 
 static int set_value(ct_config *cfg, const setting *s, const char *value, ct_error *err) {
     char *field = (char *)cfg + s->offset;
@@ -231,20 +253,63 @@ static const setting *find_setting(const char *name, size_t name_len) {
     return NULL;
 }
 
-static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value, ct_error *err) {
-    if (cfg->kafka_conf_count >= CT_CONFIG_PASSTHROUGH_MAX) {
-        CT_ERR(err, CT_ERR_PERMANENT, "%s: more than %d Kafka pass-through properties", var, CT_CONFIG_PASSTHROUGH_MAX);
-        return -1;
+/* The next free entry of a pass-through list, its name (VAR's suffix
+ * upper-cased with '.' as '_') and value filled in; committed by the
+ * caller (++*count) once it has checked them. NULL when it does not fit. */
+static ct_config_kv *next_kv(ct_config_kv *list, int count, const char *what, const char *var, const char *suffix,
+                             const char *value, ct_error *err) {
+    if (count >= CT_CONFIG_PASSTHROUGH_MAX) {
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: more than %d %s pass-through properties", var, CT_CONFIG_PASSTHROUGH_MAX,
+               what);
+        return NULL;
     }
-    ct_config_kv *kv = &cfg->kafka_conf[cfg->kafka_conf_count];
+    ct_config_kv *kv = &list[count];
     size_t n = strlen(suffix);
     if (n == 0 || n >= sizeof kv->name || strlen(value) >= sizeof kv->value) {
         CT_ERR(err, CT_ERR_PERMANENT, "%s: property name or value is empty or too long", var);
-        return -1;
+        return NULL;
     }
     for (size_t i = 0; i <= n; i++) kv->name[i] = suffix[i] == '_' ? '.' : (char)tolower((unsigned char)suffix[i]);
     snprintf(kv->value, sizeof kv->value, "%s", value);
-    kv->secret = ct_log_secret_name(kv->name, strlen(kv->name));
+    kv->secret = ct_log_secret_name(kv->name, n);
+    return kv;
+}
+
+/* A broker property for the local cluster: the name is [a-z0-9.], the
+ * value one line (it is written into server.properties as it is). */
+static int add_broker_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value,
+                                  ct_error *err) {
+    ct_config_kv *kv = next_kv(cfg->broker_conf, cfg->broker_conf_count, "broker", var, suffix, value, err);
+    if (!kv) return -1;
+    size_t n = strlen(kv->name);
+    bool ok = kv->name[0] != '.' && kv->name[n - 1] != '.';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (kv->name[i] >= 'a' && kv->name[i] <= 'z') || isdigit((unsigned char)kv->name[i]) || kv->name[i] == '.';
+    if (!ok) {
+        CT_ERR(err, CT_ERR_PERMANENT, "%s: '%s' is not a broker property name", var, kv->name);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof broker_owned / sizeof broker_owned[0]; i++) {
+        if (strcmp(kv->name, broker_owned[i]) == 0) {
+            CT_ERR(err, CT_ERR_PERMANENT,
+                   "%s: %s is written by `concert kafka` itself (the cluster's layout, or a CONCERT_KAFKA_* setting)",
+                   var, kv->name);
+            return -1;
+        }
+    }
+    for (const char *c = value; *c; c++) {
+        if (iscntrl((unsigned char)*c)) {
+            CT_ERR(err, CT_ERR_PERMANENT, "%s: value contains a control character", var);
+            return -1;
+        }
+    }
+    cfg->broker_conf_count++;
+    return 0;
+}
+
+static int add_passthrough(ct_config *cfg, const char *var, const char *suffix, const char *value, ct_error *err) {
+    ct_config_kv *kv = next_kv(cfg->kafka_conf, cfg->kafka_conf_count, "Kafka", var, suffix, value, err);
+    if (!kv) return -1;
     /* Validate against librdkafka now, so a typo is a startup error. */
     char errstr[256];
     rd_kafka_conf_t *probe = rd_kafka_conf_new();
@@ -415,11 +480,12 @@ int ct_config_load(ct_config *cfg, char *const *env, ct_error *err) {
         if (!eq || strncmp(*e, "CONCERT_", 8) != 0) continue;
         size_t name_len = (size_t)(eq - *e);
         const char *value = eq + 1;
-        if (strncmp(*e, PASSTHROUGH_PREFIX, strlen(PASSTHROUGH_PREFIX)) == 0) {
-            char var[160], suffix[160];
+        bool client = strncmp(*e, PASSTHROUGH_PREFIX, strlen(PASSTHROUGH_PREFIX)) == 0;
+        if (client || strncmp(*e, BROKER_PASSTHROUGH_PREFIX, strlen(BROKER_PASSTHROUGH_PREFIX)) == 0) {
+            char var[160];
             snprintf(var, sizeof var, "%.*s", (int)name_len, *e);
-            snprintf(suffix, sizeof suffix, "%s", var + strlen(PASSTHROUGH_PREFIX));
-            if (add_passthrough(cfg, var, suffix, value, err) != 0) return -1;
+            const char *suffix = var + strlen(client ? PASSTHROUGH_PREFIX : BROKER_PASSTHROUGH_PREFIX);
+            if ((client ? add_passthrough : add_broker_passthrough)(cfg, var, suffix, value, err) != 0) return -1;
             continue;
         }
         const setting *s = find_setting(*e, name_len);
@@ -443,6 +509,10 @@ void ct_config_print_help(FILE *out) {
     fprintf(out, "  %-34s\n      %s\n", PASSTHROUGH_PREFIX "<NAME>",
             "Any librdkafka property, NAME upper-cased with '.' as '_' (e.g. CONCERT_KAFKA_CONF_SECURITY_PROTOCOL). "
             "Properties named like password/secret/key/token are never logged.");
+    fprintf(out, "  %-34s\n      %s\n", BROKER_PASSTHROUGH_PREFIX "<NAME>",
+            "Any Kafka broker property for the local cluster's server.properties, NAME upper-cased with '.' as '_' "
+            "(e.g. CONCERT_KAFKA_BROKER_CONF_REPLICA_FETCH_WAIT_MAX_MS); not the cluster's layout or what a "
+            "CONCERT_KAFKA_* setting sizes. Unused with CONCERT_KAFKA_BROKERS, like the heap and thread settings.");
 }
 
 void ct_config_log_effective(const ct_config *cfg) {
@@ -465,6 +535,9 @@ void ct_config_log_effective(const ct_config *cfg) {
     for (int i = 0; i < cfg->kafka_conf_count; i++)
         CT_LOG_DEBUG("config", "kafka.%s=%s", cfg->kafka_conf[i].name,
                      cfg->kafka_conf[i].secret ? "***" : cfg->kafka_conf[i].value);
+    for (int i = 0; i < cfg->broker_conf_count; i++)
+        CT_LOG_DEBUG("config", "broker.%s=%s", cfg->broker_conf[i].name,
+                     cfg->broker_conf[i].secret ? "***" : cfg->broker_conf[i].value);
 }
 
 const char *ct_config_path(const ct_config *cfg, const char *relative, char *out, size_t out_bytes) {

@@ -26,7 +26,7 @@
 #define CT_KAFKA_JVM_OPTS_DEFAULT "-XX:+UseG1GC -XX:MaxGCPauseMillis=20"
 
 typedef struct ct_config_kv {
-    char name[128]; /* librdkafka property name */
+    char name[128]; /* librdkafka (or, for broker_conf, Kafka broker) property name */
     char value[512];
     int secret; /* never logged */
 } ct_config_kv;
@@ -52,6 +52,10 @@ typedef struct ct_config {
     char maven[CT_CONFIG_PATH_MAX];
     ct_config_kv kafka_conf[CT_CONFIG_PASSTHROUGH_MAX];
     int kafka_conf_count;
+    /* CONCERT_KAFKA_BROKER_CONF_<NAME>: lines the local cluster's
+     * server.properties adds after its own (the local cluster only) */
+    ct_config_kv broker_conf[CT_CONFIG_PASSTHROUGH_MAX];
+    int broker_conf_count;
 
     char pg_url[CT_CONFIG_URL_MAX]; /* empty: the local cluster */
     int pg_port;

@@ -267,10 +267,14 @@ Test(kafka_cluster, the_jvm_options_are_the_brokers_arguments) {
 }
 
 /* The brokers run with the thread counts the configuration sizes them to
- * (CONCERT_KAFKA_NETWORK_THREADS, CONCERT_KAFKA_IO_THREADS), as each one
- * reports them. */
-Test(kafka_cluster, the_brokers_run_the_configured_threads, .init = setup, .timeout = 120) {
+ * (CONCERT_KAFKA_NETWORK_THREADS, CONCERT_KAFKA_IO_THREADS) and with every
+ * CONCERT_KAFKA_BROKER_CONF_* property, read from their server.properties
+ * (scripts/test passes one, Kafka's default value, so the tests' cluster
+ * behaves as any other), as each one reports them. */
+Test(kafka_cluster, the_brokers_run_the_configured_threads_and_properties, .init = setup, .timeout = 120) {
     if (cfg.kafka_brokers[0]) cr_skip_test("an existing cluster sizes its own threads");
+    cr_assert_gt(cfg.broker_conf_count, 0,
+                 "scripts/test starts the cluster with a CONCERT_KAFKA_BROKER_CONF_* property");
     ct_error err = {0};
     rd_kafka_t *rk = ct_kafka_admin_new(&cfg, "test-broker-threads", &err);
     cr_assert_not_null(rk, "%s", err.msg);
@@ -288,14 +292,24 @@ Test(kafka_cluster, the_brokers_run_the_configured_threads, .init = setup, .time
             rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &nres);
         cr_assert_eq(nres, 1);
         const rd_kafka_ConfigEntry_t **ents = rd_kafka_ConfigResource_configs(got[0], &nent);
-        int network = -1, io = -1;
+        int network = -1, io = -1, passed = 0;
         for (size_t i = 0; i < nent; i++) {
             const char *name = rd_kafka_ConfigEntry_name(ents[i]), *value = rd_kafka_ConfigEntry_value(ents[i]);
             if (value && strcmp(name, "num.network.threads") == 0) network = atoi(value);
             if (value && strcmp(name, "num.io.threads") == 0) io = atoi(value);
+            for (int k = 0; k < cfg.broker_conf_count; k++) {
+                if (strcmp(name, cfg.broker_conf[k].name) != 0) continue;
+                cr_expect_str_eq(value ? value : "(none)", cfg.broker_conf[k].value, "broker %d: %s", node, name);
+                cr_expect_eq(rd_kafka_ConfigEntry_source(ents[i]), RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG,
+                             "broker %d: %s is not from its server.properties (source %s)", node, name,
+                             rd_kafka_ConfigSource_name(rd_kafka_ConfigEntry_source(ents[i])));
+                passed++;
+            }
         }
         cr_expect_eq(network, cfg.kafka_network_threads, "broker %d: num.network.threads %d", node, network);
         cr_expect_eq(io, cfg.kafka_io_threads, "broker %d: num.io.threads %d", node, io);
+        cr_expect_eq(passed, cfg.broker_conf_count, "broker %d reports %d of the %d passed properties", node, passed,
+                     cfg.broker_conf_count);
         rd_kafka_event_destroy(ev);
         rd_kafka_queue_destroy(q);
         rd_kafka_ConfigResource_destroy(res);

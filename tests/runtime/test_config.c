@@ -87,6 +87,21 @@ Test(config, kafka_properties_pass_through) {
     cr_assert_eq(cfg.kafka_conf[1].secret, 1, "passwords are never logged");
 }
 
+Test(config, broker_properties_pass_through) {
+    ct_config cfg;
+    ct_error err = {0};
+    cr_assert_eq(load(&cfg, &err, "CONCERT_KAFKA_BROKER_CONF_REPLICA_FETCH_WAIT_MAX_MS=5",
+                      "CONCERT_KAFKA_BROKER_CONF_SSL_KEYSTORE_PASSWORD=pw"),
+                 0, "%s", err.msg);
+    cr_assert_eq(cfg.kafka_conf_count, 0, "not a client property");
+    cr_assert_eq(cfg.broker_conf_count, 2);
+    cr_assert_str_eq(cfg.broker_conf[0].name, "replica.fetch.wait.max.ms");
+    cr_assert_str_eq(cfg.broker_conf[0].value, "5");
+    cr_assert_eq(cfg.broker_conf[0].secret, 0);
+    cr_assert_str_eq(cfg.broker_conf[1].name, "ssl.keystore.password");
+    cr_assert_eq(cfg.broker_conf[1].secret, 1, "passwords are never logged");
+}
+
 typedef struct bad_case {
     const char *a, *b;
     const char *var;     /* the message must name it */
@@ -193,6 +208,16 @@ static const bad_case bad_cases[] = {
     {"CONCERT_UP_RESTART_BACKOFF_MAX_MS=600001", NULL, "CONCERT_UP_RESTART_BACKOFF_MAX_MS", "out of range"},
     {"CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY=1", NULL, "CONCERT_KAFKA_CONF_NO_SUCH_PROPERTY", "librdkafka rejects"},
     {"CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS=soon", NULL, "CONCERT_KAFKA_CONF_SOCKET_TIMEOUT_MS", "librdkafka rejects"},
+    /* server.properties is written line by line: a newline would add one */
+    {"CONCERT_KAFKA_BROKER_CONF_LOG_RETENTION_MS=1\nnode.id=9", NULL, "CONCERT_KAFKA_BROKER_CONF_LOG_RETENTION_MS",
+     "control character"},
+    {"CONCERT_KAFKA_BROKER_CONF_NODE_ID=9", NULL, "CONCERT_KAFKA_BROKER_CONF_NODE_ID", "written by `concert kafka`"},
+    {"CONCERT_KAFKA_BROKER_CONF_NUM_PARTITIONS=3", NULL, "CONCERT_KAFKA_BROKER_CONF_NUM_PARTITIONS",
+     "written by `concert kafka`"},
+    {"CONCERT_KAFKA_BROKER_CONF_LOG-DIRS=/x", NULL, "CONCERT_KAFKA_BROKER_CONF_LOG-DIRS", "not a broker property name"},
+    {"CONCERT_KAFKA_BROKER_CONF__LOG_DIRS=/x", NULL, "CONCERT_KAFKA_BROKER_CONF__LOG_DIRS",
+     "not a broker property name"},
+    {"CONCERT_KAFKA_BROKER_CONF_=1", NULL, "CONCERT_KAFKA_BROKER_CONF_", "empty"},
 };
 
 Test(config, every_invalid_value_is_rejected_naming_the_variable) {
@@ -291,9 +316,9 @@ Test(config, overlong_path_is_rejected) {
 
 Test(config, help_lists_every_variable_with_its_default) {
     char *buf = help_text();
-    const char *names[] = {"CONCERT_DATA_DIR",   "CONCERT_KAFKA_BROKERS",   "CONCERT_PG_URL",
-                           "CONCERT_HTTP_PORT",  "CONCERT_KAFKA_BASE_PORT", "CONCERT_LOG_LEVEL",
-                           "CONCERT_KAFKA_CONF_"};
+    const char *names[] = {"CONCERT_DATA_DIR",    "CONCERT_KAFKA_BROKERS",     "CONCERT_PG_URL",
+                           "CONCERT_HTTP_PORT",   "CONCERT_KAFKA_BASE_PORT",   "CONCERT_LOG_LEVEL",
+                           "CONCERT_KAFKA_CONF_", "CONCERT_KAFKA_BROKER_CONF_"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         cr_assert(strstr(buf, names[i]) != NULL, "%s missing from help", names[i]);
     cr_assert(strstr(buf, "default: 19092") != NULL);
