@@ -253,9 +253,9 @@ static const setting *find_setting(const char *name, size_t name_len) {
     return NULL;
 }
 
-/* The next free entry of a pass-through list, its name (VAR's suffix
- * upper-cased with '.' as '_') and value filled in; committed by the
- * caller (++*count) once it has checked them. NULL when it does not fit. */
+/* The next free entry of a pass-through list, with its name (VAR's
+ * suffix lower-cased, each '_' read as '.') and value filled in; the
+ * caller counts it once it has checked them. NULL when it does not fit. */
 static ct_config_kv *next_kv(ct_config_kv *list, int count, const char *what, const char *var, const char *suffix,
                              const char *value, ct_error *err) {
     if (count >= CT_CONFIG_PASSTHROUGH_MAX) {
