@@ -92,6 +92,8 @@ done
 grep -q '^ready:' "$logs/up.log" || { ct_log "concert up did not become ready"; tail -20 "$logs/up.log"; exit 1; }
 [ -d "$jars" ] || cp -r "$CONCERT_DATA_DIR/kafka/libs" "$jars"
 
+# The journeys/s figures in ct_bench_load's output, one a line.
+rates() { sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p'; }
 load() { "$B/bench/ct_bench_load" --url "$url" --scenario journey --max-active "$max_active" "$@" 2>&1 | grep -v '^journey of'; }
 # The hops of one run alone (its most common path): the report over all
 # runs at the end mixes 64 users' latencies with 2,048's.
@@ -116,7 +118,7 @@ for u in $users; do
   out=$(load --connections "$u" --duration "$duration")
   echo "$out"
   run_hops "$run_mark"
-  js=$(printf '%s\n' "$out" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p')
+  js=$(printf '%s\n' "$out" | rates)
   if [ -n "$js" ] && awk -v a="$js" -v b="$best" 'BEGIN{exit !(a>b)}'; then best=$js best_users=$u; fi
   ours[$u]=${js:-0}
 done
@@ -140,8 +142,8 @@ if [ "$peer" = 1 ]; then
       ../shared/peers/syncpeer/run.sh "$u" "$duration" 2>&1) || prc=$?
     echo "$pout"
     [ "$prc" = 0 ] || echo "the synchronous peer failed (exit $prc): its output is above"
-    pruns=$(printf '%s\n' "$pout" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p' | paste -sd/ -)
-    pbest=$(printf '%s\n' "$pout" | sed -n 's/.*journeys\/s=\([0-9.]*\).*/\1/p' | sort -g | tail -1)
+    pruns=$(printf '%s\n' "$pout" | rates | paste -sd/ -)
+    pbest=$(printf '%s\n' "$pout" | rates | sort -g | tail -1)
     summary+=("$(printf '%6s users: pipeline %7s journeys/s, synchronous peer %s, ratio to its better run %s' "$u" \
       "${ours[$u]:-?}" "${pruns:-?}" "$(awk -v a="${ours[$u]:-0}" -v b="${pbest:-0}" 'BEGIN{printf "%.2f", (b>0 ? a/b : 0)}')")")
   done

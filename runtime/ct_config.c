@@ -515,6 +515,11 @@ void ct_config_print_help(FILE *out) {
             "CONCERT_KAFKA_* setting sizes. Unused with CONCERT_KAFKA_BROKERS, like the heap and thread settings.");
 }
 
+static void log_passthrough(const char *what, const ct_config_kv *list, int n) {
+    for (int i = 0; i < n; i++)
+        CT_LOG_DEBUG("config", "%s.%s=%s", what, list[i].name, list[i].secret ? "***" : list[i].value);
+}
+
 void ct_config_log_effective(const ct_config *cfg) {
     char line[1536];
     for (size_t i = 0; i < SETTINGS_COUNT; i++) {
@@ -532,12 +537,8 @@ void ct_config_log_effective(const ct_config *cfg) {
         }
         CT_LOG_DEBUG("config", "%s=%s", s->name, line);
     }
-    for (int i = 0; i < cfg->kafka_conf_count; i++)
-        CT_LOG_DEBUG("config", "kafka.%s=%s", cfg->kafka_conf[i].name,
-                     cfg->kafka_conf[i].secret ? "***" : cfg->kafka_conf[i].value);
-    for (int i = 0; i < cfg->broker_conf_count; i++)
-        CT_LOG_DEBUG("config", "broker.%s=%s", cfg->broker_conf[i].name,
-                     cfg->broker_conf[i].secret ? "***" : cfg->broker_conf[i].value);
+    log_passthrough("kafka", cfg->kafka_conf, cfg->kafka_conf_count);
+    log_passthrough("broker", cfg->broker_conf, cfg->broker_conf_count);
 }
 
 const char *ct_config_path(const ct_config *cfg, const char *relative, char *out, size_t out_bytes) {

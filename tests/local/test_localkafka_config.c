@@ -11,16 +11,22 @@ static void load(ct_config *cfg, char **env) {
     cr_assert_eq(ct_config_load(cfg, env, &err), 0, "%s", err.msg);
 }
 
+/* Node N's file under the configuration ENV, into body; its length. */
+static int render(char **env, int node, char *body) {
+    ct_config cfg;
+    load(&cfg, env);
+    ct_error err = {0};
+    int len = ct_localkafka_node_config(&cfg, node, body, CT_LOCALKAFKA_NODE_CONFIG_BYTES, &err);
+    cr_assert_gt(len, 0, "%s", err.msg);
+    cr_assert_eq((size_t)len, strlen(body));
+    return len;
+}
+
 Test(localkafka_config, broker_properties_follow_the_clusters_own_lines) {
     char *env[] = {"CONCERT_DATA_DIR=/tmp/ct-node-config", "CONCERT_KAFKA_BROKER_CONF_REPLICA_FETCH_WAIT_MAX_MS=5",
                    "CONCERT_KAFKA_BROKER_CONF_BACKGROUND_THREADS=4", NULL};
-    ct_config cfg;
-    load(&cfg, env);
     static char body[CT_LOCALKAFKA_NODE_CONFIG_BYTES];
-    ct_error err = {0};
-    int len = ct_localkafka_node_config(&cfg, 2, body, sizeof body, &err);
-    cr_assert_gt(len, 0, "%s", err.msg);
-    cr_assert_eq((size_t)len, strlen(body));
+    int len = render(env, 2, body);
     cr_assert_not_null(strstr(body, "\nnode.id=2\n"));
     cr_assert_not_null(strstr(body, "\nlog.dirs=/tmp/ct-node-config/kafka/node-2/data\n"), "%s", body);
     const char *own = strstr(body, "\nbackground.threads=2\n");
@@ -33,12 +39,8 @@ Test(localkafka_config, broker_properties_follow_the_clusters_own_lines) {
 
 Test(localkafka_config, without_broker_properties_nothing_is_added) {
     char *env[] = {"CONCERT_DATA_DIR=/tmp/ct-node-config", NULL};
-    ct_config cfg;
-    load(&cfg, env);
     static char body[CT_LOCALKAFKA_NODE_CONFIG_BYTES];
-    ct_error err = {0};
-    int len = ct_localkafka_node_config(&cfg, 1, body, sizeof body, &err);
-    cr_assert_gt(len, 0, "%s", err.msg);
+    int len = render(env, 1, body);
     cr_assert_null(strstr(body, "replica.fetch"));
     const char *last = strstr(body, "background.threads=2\n");
     cr_assert_not_null(last);
